@@ -1,0 +1,66 @@
+// The YAML configuration, read once into an immutable snapshot (config/mcp-host.yaml is the
+// documented default). Unknown keys and wrong types are errors that name the line.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "result.hpp"
+
+namespace mcph::config {
+
+struct ToolFilter {
+  std::vector<std::string> allow;  // empty = all tools
+  std::vector<std::string> deny;
+};
+
+struct PluginConfig {
+  std::string name;     // instance name, unique
+  std::string library;  // bare name searched in plugin paths, or a file path
+  bool enabled = true;
+  std::string tool_prefix;
+  ToolFilter tools;
+  std::map<std::string, std::string> credentials;  // interpolated; secrets
+  nlohmann::json settings = nlohmann::json::object();
+  int line = 0;  // where the entry starts in the YAML file (1-based), for messages
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace | debug | info | warn | error | off
+  std::string format = "text";  // text | json
+};
+
+struct ServerConfig {
+  std::string transport = "stdio";  // stdio | http
+  int page_size = 100;              // tools/list page size
+  int max_concurrent_calls = 64;    // tool calls running at once (worker threads)
+  int call_timeout_ms = 300000;     // a tool call is cancelled after this long
+  int shutdown_grace_ms = 5000;     // on EOF/SIGTERM: wait this long for calls, then cancel
+};
+
+struct Config {
+  std::string source;  // file path, or "<string>"
+  std::string state_dir = "~/.local/state/mcp-host";  // after ~ expansion when loaded
+  LogConfig log;
+  std::vector<std::string> plugin_paths;  // relative paths resolved against the file's folder
+  ServerConfig server;
+  std::vector<PluginConfig> plugins;
+};
+
+// Reads and validates a YAML file. Relative plugin paths and ${file:...} references are
+// resolved against the file's directory.
+Result<std::shared_ptr<const Config>> load_file(const std::string& path);
+
+// Same for YAML text (base_dir resolves relative paths). Used by tests.
+Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const std::string& base_dir,
+                                                  const std::string& source_name = "<string>");
+
+// ${VAR}, ${VAR:-default}, ${file:PATH} (trailing newline stripped). $$ is a literal $.
+// An unset ${VAR} without default is an error naming the variable.
+Result<std::string> interpolate(const std::string& text, const std::string& base_dir);
+
+}  // namespace mcph::config

@@ -1,0 +1,259 @@
+// mcp-host command line: serve (default), tools, call, check-config. Wiring only; every
+// piece it wires lives in its own room (config/, plugins/, protocol/, transport/, services/).
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "config/config.hpp"
+#include "plugins/registry.hpp"
+#include "protocol/engine.hpp"
+#include "services/http_client.hpp"
+#include "services/logging.hpp"
+#include "services/state_store.hpp"
+#include "transport/stdio.hpp"
+#include "version.hpp"
+
+namespace {
+
+using namespace mcph;
+using nlohmann::json;
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "mcp-host: %s\n", message.c_str());
+  return 1;
+}
+
+// Everything a command needs, built in dependency order and torn down in reverse.
+struct Host {
+  std::shared_ptr<const config::Config> config;
+  std::unique_ptr<services::StateStore> state;
+  std::unique_ptr<services::HttpClient> http;
+  std::unique_ptr<plugins::Registry> registry;
+  std::unique_ptr<protocol::Engine> engine;
+
+  ~Host() {
+    engine.reset();  // waits for calls still running
+    registry.reset();
+  }
+};
+
+std::string find_config(const std::string& given) {
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("MCP_HOST_CONFIG"); env != nullptr && *env != '\0') return env;
+  if (std::filesystem::exists("mcp-host.yaml")) return "mcp-host.yaml";
+  return "";
+}
+
+Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::string& log_level) {
+  const std::string path = find_config(config_arg);
+  if (path.empty()) {
+    return Error{"no configuration: pass --config FILE, set MCP_HOST_CONFIG, or put mcp-host.yaml in the "
+                 "current folder (config/mcp-host.yaml in the source tree is the documented default)"};
+  }
+  auto cfg = config::load_file(path);
+  if (!cfg) return Error{cfg.error()};
+  auto host = std::make_unique<Host>();
+  host->config = *cfg;
+  const auto& c = *host->config;
+  if (auto st = services::setup_logging(log_level.empty() ? c.log.level : log_level, c.log.format); !st) {
+    return Error{st.error()};
+  }
+  auto state = services::StateStore::open(c.state_dir);
+  if (!state) return Error{"state_dir: " + state.error()};
+  host->state = std::move(*state);
+  host->http = std::make_unique<services::HttpClient>();
+  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get()});
+  if (!registry) return Error{registry.error()};
+  host->registry = std::move(*registry);
+  protocol::EngineOptions opts;
+  opts.page_size = static_cast<size_t>(c.server.page_size);
+  opts.call_timeout = std::chrono::milliseconds(c.server.call_timeout_ms);
+  opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
+  host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
+  return host;
+}
+
+// Blocks SIGTERM/SIGINT/SIGHUP in every thread (call before starting any) and hands them
+// to `on_signal` on a dedicated thread.
+class SignalWatcher {
+ public:
+  template <class F>
+  explicit SignalWatcher(F on_signal) {
+    thread_ = std::thread([this, on_signal] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (sig == SIGUSR1) return;  // our own wake-up at exit
+        spdlog::info("received {}; shutting down", strsignal(sig));
+        on_signal();
+      }
+    });
+  }
+  static void block() {
+    sigset_t s = signals();
+    pthread_sigmask(SIG_BLOCK, &s, nullptr);
+    signal(SIGPIPE, SIG_IGN);  // a client that goes away must not kill the host
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  static sigset_t signals() {
+    sigset_t s;
+    sigemptyset(&s);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&s, sig);
+    return s;
+  }
+  sigset_t set_ = signals();
+  std::thread thread_;
+};
+
+int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg) {
+  SignalWatcher::block();
+  auto host = start(config_arg, log_level);
+  if (!host) return fail(host.error());
+  const auto& c = *(*host)->config;
+  const std::string transport = transport_arg.empty() ? c.server.transport : transport_arg;
+  if (transport != "stdio") return fail("transport '" + transport + "' is not available in this version (use stdio)");
+
+  transport::StdioTransport stdio(*(*host)->engine);
+  SignalWatcher signals([&] { stdio.stop(); });
+  spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion,
+               (*host)->registry->tools().size(), (*host)->registry->instances().size());
+  stdio.run();
+
+  // Input ended or a signal came: give running calls the grace period, then cancel them.
+  std::mutex m;
+  std::condition_variable cv;
+  bool drained = false;
+  std::thread grace([&] {
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, std::chrono::milliseconds(c.server.shutdown_grace_ms), [&] { return drained; })) {
+      spdlog::warn("calls still running after {} ms; cancelling them", c.server.shutdown_grace_ms);
+      (*host)->registry->begin_shutdown();
+    }
+  });
+  (*host)->engine.reset();  // waits for every call; their answers are written first
+  {
+    std::lock_guard lock(m);
+    drained = true;
+  }
+  cv.notify_all();
+  grace.join();
+  host->reset();
+  return 0;
+}
+
+int list_tools(const std::string& config_arg, const std::string& log_level) {
+  auto host = start(config_arg, log_level);
+  if (!host) return fail(host.error());
+  const auto& tools = (*host)->registry->tools();
+  size_t w = 4;
+  for (const auto& t : tools) w = std::max(w, t.public_name.size());
+  std::printf("%-*s  %-16s  %s\n", static_cast<int>(w), "TOOL", "INSTANCE", "DESCRIPTION");
+  for (const auto& t : tools) {
+    std::string d = t.tool->description.substr(0, t.tool->description.find('\n'));
+    if (d.size() > 70) d = d.substr(0, 67) + "...";
+    std::printf("%-*s  %-16s  %s\n", static_cast<int>(w), t.public_name.c_str(), t.instance->name().c_str(), d.c_str());
+  }
+  std::printf("%zu tools from %zu plugin instances\n", tools.size(), (*host)->registry->instances().size());
+  return 0;
+}
+
+// Prints progress and log notifications of a `call` to stderr.
+class TerminalChannel final : public protocol::ReplyChannel {
+ public:
+  void send(const json& message) override {
+    const auto& p = message.value("params", json::object());
+    if (message.value("method", "") == "notifications/progress") {
+      std::fprintf(stderr, "progress %s%s %s\n", p.value("progress", json()).dump().c_str(),
+                   p.contains("total") ? ("/" + p["total"].dump()).c_str() : "",
+                   p.value("message", "").c_str());
+    } else if (message.value("method", "") == "notifications/message") {
+      std::fprintf(stderr, "%s: %s\n", p.value("level", "").c_str(), p.value("data", json()).dump().c_str());
+    }
+  }
+};
+
+int call_tool(const std::string& config_arg, const std::string& log_level, const std::string& tool,
+              const std::string& args_text) {
+  json args = json::parse(args_text, nullptr, false);
+  if (args.is_discarded() || !args.is_object()) return fail("--args must be a JSON object, e.g. '{\"text\":\"hi\"}'");
+  SignalWatcher::block();
+  auto host = start(config_arg, log_level);
+  if (!host) return fail(host.error());
+  auto& engine = *(*host)->engine;
+  auto channel = std::make_shared<TerminalChannel>();
+  protocol::Session session;
+  SignalWatcher signals([&] { (*host)->registry->begin_shutdown(); });
+  engine.handle(json{{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+                     {"params", {{"protocolVersion", protocol::kLegacyVersions.front()}, {"capabilities", json::object()},
+                                 {"clientInfo", {{"name", "mcp-host call"}, {"version", kVersion}}}}}},
+                session, channel);
+  json reply = engine.handle(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+                                  {"params", {{"name", tool}, {"arguments", args}, {"_meta", {{"progressToken", 1}}}}}},
+                             session, channel);
+  if (reply.contains("error")) return fail(reply["error"].value("message", "error"));
+  const json& result = reply["result"];
+  std::printf("%s\n", result.dump(2).c_str());
+  return result.value("isError", false) ? 1 : 0;
+}
+
+int check_config(const std::string& config_arg, const std::string& log_level) {
+  auto host = start(config_arg, log_level);
+  if (!host) return fail(host.error());
+  const auto& reg = *(*host)->registry;
+  for (const auto& inst : reg.instances()) {
+    std::printf("ok  %-16s %s %s (%zu tools) from %s\n", inst->name().c_str(), inst->library().name().c_str(),
+                inst->library().version().c_str(), inst->tools().size(), inst->library().path().c_str());
+  }
+  std::printf("configuration OK: %zu plugin instances, %zu tools\n", reg.instances().size(), reg.tools().size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mcp-host: a small, fast Model Context Protocol host for plugin-provided tools"};
+  app.set_version_flag("--version", std::string("mcp-host ") + mcph::kVersion);
+  app.require_subcommand(0, 1);
+  std::string config_path, log_level, transport, tool, args = "{}";
+  auto add_common = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", config_path, "YAML configuration file (default: $MCP_HOST_CONFIG, ./mcp-host.yaml)");
+    cmd->add_option("--log-level", log_level, "override log.level: trace|debug|info|warn|error|off");
+  };
+  add_common(&app);
+  app.add_option("--transport", transport, "override server.transport (stdio)");
+  auto* serve_cmd = app.add_subcommand("serve", "serve MCP (the default command)");
+  add_common(serve_cmd);
+  serve_cmd->add_option("--transport", transport, "override server.transport (stdio)");
+  auto* tools_cmd = app.add_subcommand("tools", "list the tools and the plugin instances that own them");
+  add_common(tools_cmd);
+  auto* call_cmd = app.add_subcommand("call", "call one tool and print its result (exit 1 if it is an error)");
+  add_common(call_cmd);
+  call_cmd->add_option("tool", tool, "tool name as clients see it")->required();
+  call_cmd->add_option("-a,--args", args, "arguments as a JSON object")->capture_default_str();
+  auto* check_cmd = app.add_subcommand("check-config", "validate the configuration and load every plugin");
+  add_common(check_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*tools_cmd) return list_tools(config_path, log_level);
+  if (*call_cmd) return call_tool(config_path, log_level, tool, args);
+  if (*check_cmd) return check_config(config_path, log_level);
+  return serve(config_path, log_level, transport);
+}

@@ -1,0 +1,301 @@
+// The host services table (mcph_host_api) that every plugin receives. Each function checks
+// its arguments, never throws (no exception may cross the C boundary), and copies what
+// the plugin hands over before returning.
+#include <regex>
+
+#include <spdlog/spdlog.h>
+
+#include "plugins/instance.hpp"
+#include "services/http_client.hpp"
+#include "services/state_store.hpp"
+#include "version.hpp"
+
+namespace mcph::plugins {
+namespace {
+
+using nlohmann::json;
+
+std::string_view view(mcph_str s) { return s.data ? std::string_view(s.data, s.len) : std::string_view(); }
+void give(mcph_sink sink, void* user, std::string_view data) {
+  if (sink != nullptr) sink(user, mcph_str{data.data(), data.size()});
+}
+
+// MCP tool names: 1-128 characters of [A-Za-z0-9_.-] (spec 2025-11-25 tool-name guidance).
+bool valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
+  }
+  return true;
+}
+
+spdlog::level::level_enum spd_level(mcph_log_level level) {
+  if (level <= MCPH_LOG_DEBUG) return spdlog::level::debug;
+  if (level <= MCPH_LOG_NOTICE) return spdlog::level::info;
+  if (level == MCPH_LOG_WARNING) return spdlog::level::warn;
+  if (level == MCPH_LOG_ERROR) return spdlog::level::err;
+  return spdlog::level::critical;
+}
+
+void fail_registration(mcph_host_instance* hi, const std::string& why) {
+  if (hi->create_error.empty()) hi->create_error = why;
+  spdlog::error("[{}] {}", hi->name, why);
+}
+
+// Parses an optional JSON text field of a tool definition.
+bool parse_field(mcph_host_instance* hi, std::string_view tool, const char* field, mcph_str text,
+                 json& out) {
+  if (text.len == 0) return true;
+  out = json::parse(view(text), nullptr, false);
+  if (out.is_discarded() || !out.is_object()) {
+    fail_registration(hi, "tool '" + std::string(tool) + "': " + field + " is not a JSON object");
+    return false;
+  }
+  return true;
+}
+
+mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
+  if (hi == nullptr || def == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!hi->registering) {
+    spdlog::error("[{}] register_tool called outside create(); ignored", hi->name);
+    return MCPH_ERR_FAILED_PRECONDITION;
+  }
+  mcph_tool_def d{};
+  std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+  std::string name(view(d.name));
+  if (!valid_tool_name(name)) {
+    fail_registration(hi, "invalid tool name '" + name + "' (use 1-128 of A-Z a-z 0-9 _ . -)");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  if (d.handler == nullptr) {
+    fail_registration(hi, "tool '" + name + "' has no handler");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  for (const auto& t : hi->tools) {
+    if (t.name == name) {
+      fail_registration(hi, "tool '" + name + "' is registered twice");
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+  }
+  Tool tool;
+  tool.name = name;
+  tool.title = view(d.title);
+  tool.description = view(d.description);
+  tool.input_schema = json{{"type", "object"}, {"additionalProperties", false}};
+  if (!parse_field(hi, name, "input_schema", d.input_schema, tool.input_schema) ||
+      !parse_field(hi, name, "output_schema", d.output_schema, tool.output_schema) ||
+      !parse_field(hi, name, "annotations", d.annotations, tool.annotations)) {
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  if (tool.input_schema.value("type", json()) != "object") {
+    fail_registration(hi, "tool '" + name + "': input_schema must have \"type\": \"object\"");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  tool.handler = d.handler;
+  tool.user = d.user;
+  hi->tools.push_back(std::move(tool));
+  return MCPH_OK;
+}
+
+void set_create_error(mcph_host_instance* hi, mcph_str message) {
+  if (hi != nullptr) hi->create_error = view(message);
+}
+
+void log(mcph_host_instance* hi, mcph_log_level level, mcph_str message) {
+  if (hi == nullptr) return;
+  auto lvl = spd_level(level);
+  if (!spdlog::should_log(lvl)) return;
+  std::string text(view(message));
+  hi->redact(text);
+  spdlog::log(lvl, "[{}] {}", hi->name, text);
+}
+
+mcph_status call_result(mcph_call* call, mcph_str result_json) {
+  if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  // Checked here so a malformed result is the plugin author's error at the source.
+  json parsed = json::parse(view(result_json), nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+  call->has_outcome = true;
+  call->is_error = false;
+  call->result_json.assign(view(result_json));
+  return MCPH_OK;
+}
+
+mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
+  if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  call->has_outcome = true;
+  call->is_error = true;
+  call->result_json.assign(view(message));
+  if (call->result_json.empty()) call->result_json = status_name(status);
+  return MCPH_OK;
+}
+
+void call_progress(mcph_call* call, double progress, double total, mcph_str message) {
+  if (call != nullptr && call->events != nullptr) call->events->progress(progress, total, view(message));
+}
+
+void call_log(mcph_call* call, mcph_log_level level, mcph_str logger, mcph_str data_json) {
+  if (call == nullptr || call->events == nullptr) return;
+  json data = json::parse(view(data_json), nullptr, false);
+  if (data.is_discarded()) data = std::string(view(data_json));  // plain text is fine too
+  call->events->log(level, view(logger), data);
+}
+
+bool call_cancelled(mcph_call* call) { return call == nullptr || call->is_cancelled(); }
+
+mcph_status credential(mcph_host_instance* hi, mcph_call* /*call: per-user later*/, mcph_str key,
+                       mcph_sink sink, void* user) {
+  if (hi == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  auto it = hi->credentials.find(std::string(view(key)));
+  if (it == hi->credentials.end() || it->second.empty()) return MCPH_ERR_NOT_FOUND;
+  give(sink, user, it->second);
+  return MCPH_OK;
+}
+
+void call_principal(mcph_call* call, mcph_sink sink, void* user) {
+  if (call != nullptr) give(sink, user, call->principal);
+}
+
+mcph_status state_get(mcph_host_instance* hi, mcph_str key, mcph_sink sink, void* user) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  auto r = hi->services.state->get(hi->name, view(key));
+  if (!r) {
+    spdlog::error("[{}] state_get: {}", hi->name, r.error());
+    return MCPH_ERR_UNAVAILABLE;
+  }
+  if (!r->has_value()) return MCPH_ERR_NOT_FOUND;
+  give(sink, user, **r);
+  return MCPH_OK;
+}
+
+mcph_status state_put(mcph_host_instance* hi, mcph_str key, mcph_str value) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  auto r = hi->services.state->put(hi->name, view(key), view(value));
+  if (!r) spdlog::error("[{}] state_put: {}", hi->name, r.error());
+  return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
+}
+
+mcph_status state_delete(mcph_host_instance* hi, mcph_str key) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  auto r = hi->services.state->erase(hi->name, view(key));
+  if (!r) spdlog::error("[{}] state_delete: {}", hi->name, r.error());
+  return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
+}
+
+mcph_status state_list(mcph_host_instance* hi, mcph_str prefix,
+                       bool (*each)(void*, mcph_str, mcph_str), void* user) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  if (each == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  auto r = hi->services.state->list(hi->name, view(prefix), [&](std::string_view k, std::string_view v) {
+    return each(user, mcph_str{k.data(), k.size()}, mcph_str{v.data(), v.size()});
+  });
+  if (!r) spdlog::error("[{}] state_list: {}", hi->name, r.error());
+  return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
+}
+
+std::vector<mcph_http_header> to_abi(const services::Headers& headers) {
+  std::vector<mcph_http_header> out;
+  out.reserve(headers.size());
+  for (const auto& [k, v] : headers) out.push_back({{k.c_str(), k.size()}, {v.c_str(), v.size()}});
+  return out;
+}
+
+mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* request,
+                         void (*on_response)(void*, const mcph_http_response*), void* user) {
+  if (hi == nullptr || request == nullptr || hi->services.http == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  mcph_http_request r{};
+  std::memcpy(&r, request, std::min<size_t>(request->struct_size, sizeof r));
+
+  services::HttpRequest req;
+  req.method = view(r.method);
+  req.url = view(r.url);
+  for (size_t i = 0; i < r.header_count; ++i) {
+    req.headers.emplace_back(view(r.headers[i].name), view(r.headers[i].value));
+  }
+  req.body = view(r.body);
+  if (r.timeout_ms > 0) req.timeout = std::chrono::milliseconds(r.timeout_ms);
+  if (r.connect_timeout_ms > 0) req.connect_timeout = std::chrono::milliseconds(r.connect_timeout_ms);
+  mcph_call* call = r.call;
+  req.cancelled = [hi, call] { return hi->shutting_down.load() || (call != nullptr && call->is_cancelled()); };
+  if (r.on_head != nullptr) {
+    req.on_head = [&r](int status, const services::Headers& headers) {
+      auto abi_headers = to_abi(headers);
+      mcph_http_response head{sizeof(mcph_http_response), status, abi_headers.data(), abi_headers.size(), {}, {}};
+      return r.on_head(r.user, &head);
+    };
+  }
+  if (r.on_body != nullptr) {
+    req.on_body = [&r](const char* data, size_t len) { return r.on_body(r.user, mcph_str{data, len}); };
+  }
+
+  services::HttpResponse res = hi->services.http->send(req);
+  hi->redact(res.error);
+  if (on_response != nullptr) {
+    auto abi_headers = to_abi(res.headers);
+    mcph_http_response out{sizeof(mcph_http_response), res.status, abi_headers.data(), abi_headers.size(),
+                           {res.body.data(), res.body.size()}, {res.error.data(), res.error.size()}};
+    on_response(user, &out);
+  }
+  switch (res.outcome) {
+    case services::HttpResponse::Outcome::Ok: return MCPH_OK;
+    case services::HttpResponse::Outcome::Cancelled: return MCPH_ERR_CANCELLED;
+    case services::HttpResponse::Outcome::Timeout: return MCPH_ERR_DEADLINE_EXCEEDED;
+    case services::HttpResponse::Outcome::Network: return MCPH_ERR_UNAVAILABLE;
+    case services::HttpResponse::Outcome::InvalidRequest: return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  return MCPH_ERR_INTERNAL;
+}
+
+// Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
+mcph_status find(mcph_str json_text, mcph_str pointer, json& out) {
+  json doc = json::parse(view(json_text), nullptr, false);
+  if (doc.is_discarded()) return MCPH_ERR_INVALID_ARGUMENT;
+  std::string p(view(pointer));
+  if (!p.empty() && p[0] != '/') return MCPH_ERR_INVALID_ARGUMENT;
+  try {
+    json::json_pointer jp(p);
+    if (!doc.contains(jp)) return MCPH_ERR_NOT_FOUND;
+    out = doc.at(jp);
+  } catch (const json::exception&) {
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  return MCPH_OK;
+}
+
+mcph_status json_get(mcph_str json_text, mcph_str pointer, mcph_sink sink, void* user) {
+  json value;
+  mcph_status st = find(json_text, pointer, value);
+  if (st == MCPH_OK) give(sink, user, value.dump());
+  return st;
+}
+
+mcph_status json_string(mcph_str json_text, mcph_str pointer, mcph_sink sink, void* user) {
+  json value;
+  mcph_status st = find(json_text, pointer, value);
+  if (st != MCPH_OK) return st;
+  if (!value.is_string()) return MCPH_ERR_INVALID_ARGUMENT;
+  give(sink, user, value.get_ref<const std::string&>());
+  return MCPH_OK;
+}
+
+void json_quote(mcph_str text, mcph_sink sink, void* user) {
+  // Invalid UTF-8 becomes U+FFFD rather than an exception.
+  give(sink, user, json(std::string(view(text))).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
+
+const mcph_host_api& host_api() {
+  static const mcph_host_api api = {
+      sizeof(mcph_host_api), MCPH_ABI_MAJOR, MCPH_ABI_MINOR,
+      {kVersion, std::char_traits<char>::length(kVersion)},
+      register_tool, set_create_error, log,
+      call_result, call_error, call_progress, call_log, call_cancelled, credential, call_principal,
+      state_get, state_put, state_delete, state_list,
+      http_request,
+      json_get, json_string, json_quote,
+  };
+  return api;
+}
+
+}  // namespace mcph::plugins

@@ -1,0 +1,111 @@
+#include "plugins/library.hpp"
+
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+
+namespace mcph::plugins {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string str(mcph_str s) { return s.data ? std::string(s.data, s.len) : std::string(); }
+
+bool looks_like_path(const std::string& spec) {
+  return spec.find('/') != std::string::npos ||
+         (spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".so") == 0);
+}
+
+std::string version_text(unsigned major, unsigned minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+
+// Libraries are shared between instances of the same file (two Codesphere teams load the
+// library once). Loading happens on the main thread only (Boost.DLL: concurrent dlopen is
+// not safe everywhere), the mutex just keeps the cache honest.
+std::mutex g_cache_mutex;
+std::unordered_map<std::string, std::weak_ptr<Library>> g_cache;
+
+}  // namespace
+
+std::string Library::name() const { return str(descriptor_.name); }
+std::string Library::version() const { return str(descriptor_.version); }
+
+std::vector<std::string> default_search_dirs(const std::vector<std::string>& configured) {
+  std::vector<std::string> dirs = configured;
+  std::error_code ec;
+  fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  if (!ec) {
+    dirs.push_back((exe_dir / "plugins").string());
+    dirs.push_back((exe_dir.parent_path() / "lib" / "mcp-host" / "plugins").lexically_normal().string());
+  }
+  return dirs;
+}
+
+Result<std::shared_ptr<Library>> Library::load(const std::string& spec,
+                                               const std::vector<std::string>& search_dirs) {
+  std::vector<std::string> candidates;
+  if (looks_like_path(spec)) {
+    candidates.push_back(spec);
+  } else {
+    for (const auto& dir : search_dirs) {
+      candidates.push_back((fs::path(dir) / ("lib" + spec + ".so")).string());
+      candidates.push_back((fs::path(dir) / (spec + ".so")).string());
+    }
+  }
+  std::string found;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) {
+      found = fs::canonical(c, ec).string();
+      break;
+    }
+  }
+  if (found.empty()) {
+    std::string tried;
+    for (const auto& c : candidates) tried += "\n    " + c;
+    if (candidates.empty()) tried = " (no search folders)";
+    return Error{"plugin library '" + spec + "' not found; tried:" + tried};
+  }
+
+  std::lock_guard lock(g_cache_mutex);
+  if (auto cached = g_cache[found].lock()) return cached;
+
+  std::shared_ptr<Library> lib(new Library());
+  lib->path_ = found;
+  boost::dll::fs::error_code ec;
+  lib->lib_.load(found, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  if (ec) return Error{"cannot load plugin library " + found + ": " + ec.message()};
+  if (!lib->lib_.has(MCPH_ENTRY_SYMBOL)) {
+    return Error{found + " is not an mcp-host plugin: it exports no '" MCPH_ENTRY_SYMBOL
+                 "' function (define it with MCPH_PLUGIN_EXPORT)"};
+  }
+  auto entry = lib->lib_.get<const mcph_plugin_descriptor*(uint16_t, uint16_t)>(MCPH_ENTRY_SYMBOL);
+  const mcph_plugin_descriptor* d = entry(MCPH_ABI_MAJOR, MCPH_ABI_MINOR);
+  const std::string host_version = version_text(MCPH_ABI_MAJOR, MCPH_ABI_MINOR);
+  if (d == nullptr) {
+    return Error{found + " refused to load: its entry returned no descriptor for host ABI " +
+                 host_version + " (the plugin may need a newer host)"};
+  }
+  if (d->struct_size < offsetof(mcph_plugin_descriptor, abi_minor) + sizeof(d->abi_minor)) {
+    return Error{found + " returned a malformed descriptor (struct_size " +
+                 std::to_string(d->struct_size) + ")"};
+  }
+  if (d->abi_major != MCPH_ABI_MAJOR) {
+    return Error{found + " was built for plugin ABI " + version_text(d->abi_major, d->abi_minor) +
+                 ", but this host speaks ABI " + host_version +
+                 "; rebuild the plugin against this host's headers"};
+  }
+  // ABI rule 3: copy min(size, ours) into a zeroed struct; unknown fields read as absent.
+  std::memcpy(&lib->descriptor_, d, std::min<size_t>(d->struct_size, sizeof(mcph_plugin_descriptor)));
+  if (lib->descriptor_.create == nullptr || lib->descriptor_.destroy == nullptr) {
+    return Error{found + ": the descriptor has no create or destroy function"};
+  }
+  g_cache[found] = lib;
+  return lib;
+}
+
+}  // namespace mcph::plugins

@@ -1,0 +1,79 @@
+#include "plugins/registry.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace mcph::plugins {
+namespace {
+
+bool listed(const std::vector<std::string>& list, const std::string& name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+std::string owner(const Instance& inst) {
+  return "instance '" + inst.name() + "' (library " + inst.library().path() + ")";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Registry>> Registry::load(const config::Config& config, Services services) {
+  std::vector<std::unique_ptr<Instance>> instances;
+  const auto dirs = default_search_dirs(config.plugin_paths);
+  for (const auto& entry : config.plugins) {
+    if (!entry.enabled) continue;
+    auto lib = Library::load(entry.library, dirs);
+    if (!lib) return Error{"plugin '" + entry.name + "' (line " + std::to_string(entry.line) + "): " + lib.error()};
+    auto inst = Instance::create(entry, *lib, services);
+    if (!inst) return Error{inst.error()};
+    spdlog::debug("loaded plugin instance '{}' from {} ({} {}, {} tools)", entry.name, (*lib)->path(),
+                  (*lib)->name(), (*lib)->version(), (*inst)->tools().size());
+    instances.push_back(std::move(*inst));
+  }
+  return build(std::move(instances));
+}
+
+Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<Instance>> instances) {
+  std::unique_ptr<Registry> reg(new Registry());
+  reg->instances_ = std::move(instances);
+  for (const auto& inst : reg->instances_) {
+    const auto& filter = inst->config().tools;
+    for (const auto& name : filter.allow) {
+      if (std::none_of(inst->tools().begin(), inst->tools().end(), [&](const Tool& t) { return t.name == name; })) {
+        return Error{"instance '" + inst->name() + "': tools.allow names '" + name + "', which the plugin does not offer"};
+      }
+    }
+    for (const auto& tool : inst->tools()) {
+      if (!filter.allow.empty() && !listed(filter.allow, tool.name)) continue;
+      if (listed(filter.deny, tool.name)) continue;
+      reg->tools_.push_back(Entry{inst->config().tool_prefix + tool.name, inst.get(), &tool});
+    }
+  }
+  reg->by_name_.reserve(reg->tools_.size());
+  for (size_t i = 0; i < reg->tools_.size(); ++i) {
+    const auto& e = reg->tools_[i];
+    auto [it, inserted] = reg->by_name_.emplace(e.public_name, i);
+    if (!inserted) {
+      const auto& first = reg->tools_[it->second];
+      return Error{"tool name '" + e.public_name + "' is registered by both " + owner(*first.instance) +
+                   " and " + owner(*e.instance) + "; give one of them a tool_prefix or deny the tool"};
+    }
+  }
+  return reg;
+}
+
+Registry::~Registry() {
+  begin_shutdown();
+  while (!instances_.empty()) instances_.pop_back();
+}
+
+const Registry::Entry* Registry::find(std::string_view public_name) const {
+  auto it = by_name_.find(public_name);
+  return it == by_name_.end() ? nullptr : &tools_[it->second];
+}
+
+void Registry::begin_shutdown() {
+  for (auto& inst : instances_) inst->begin_shutdown();
+}
+
+}  // namespace mcph::plugins

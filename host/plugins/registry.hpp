@@ -1,0 +1,48 @@
+// The tools every enabled plugin instance registered, under their public names
+// (tool_prefix + name), filtered by each instance's allow/deny lists. Owns the instances.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "plugins/instance.hpp"
+#include "result.hpp"
+
+namespace mcph::plugins {
+
+class Registry {
+ public:
+  struct Entry {
+    std::string public_name;
+    const Instance* instance;
+    const Tool* tool;
+  };
+
+  // Loads the library and creates the instance of every enabled plugin entry, in file
+  // order. Any failure (library, ABI, create, name collision) is an error naming the
+  // instance; instances created before it are destroyed again.
+  static Result<std::unique_ptr<Registry>> load(const config::Config& config, Services services);
+  // For tests: build from instances that already exist.
+  static Result<std::unique_ptr<Registry>> build(std::vector<std::unique_ptr<Instance>> instances);
+
+  ~Registry();  // destroys instances in reverse order of creation
+
+  const Entry* find(std::string_view public_name) const;
+  // In file order, then registration order: deterministic, as tools/list SHOULD be.
+  const std::vector<Entry>& tools() const { return tools_; }
+  const std::vector<std::unique_ptr<Instance>>& instances() const { return instances_; }
+  // Every call_cancelled() turns true, so long calls end.
+  void begin_shutdown();
+
+ private:
+  Registry() = default;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<Entry> tools_;
+  std::unordered_map<std::string_view, size_t> by_name_;  // views into tools_[i].public_name
+};
+
+}  // namespace mcph::plugins

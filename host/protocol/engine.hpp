@@ -1,0 +1,108 @@
+// The MCP protocol engine, transport-agnostic: JSON-RPC validation, era selection
+// (legacy 2024-11-05 ... 2025-11-25 with initialize and sessions; modern 2026-07-28,
+// stateless with per-request _meta), and the methods. Transports hand it parsed messages
+// with a ReplyChannel and write what it returns.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "plugins/registry.hpp"
+#include "protocol/jsonrpc.hpp"
+#include "protocol/schema.hpp"
+#include "protocol/worker_pool.hpp"
+
+namespace mcph::protocol {
+
+inline constexpr const char* kModernVersion = "2026-07-28";
+// Newest first; the first is what a legacy client asking for something else gets.
+inline const std::vector<std::string> kLegacyVersions = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                                         "2024-11-05"};
+
+// Where notifications about a request go (stdout, or that POST's SSE stream), and for
+// transports using Engine::submit, the response too. Thread-safe.
+class ReplyChannel {
+ public:
+  virtual ~ReplyChannel() = default;
+  virtual void send(const json& message) = 0;
+};
+
+// Legacy-era state: one per stdio process or per HTTP Mcp-Session-Id. Also tracks the
+// requests in flight on it, so notifications/cancelled can find them.
+class Session {
+ public:
+  bool initialized() const;
+  std::string version() const;  // negotiated legacy version, empty before initialize
+
+ private:
+  friend class Engine;
+  struct InFlight;
+  mutable std::mutex mutex_;
+  bool initialized_ = false;                 // guarded by mutex_
+  std::string version_;                      // guarded by mutex_
+  std::atomic<int> log_level_{1};            // MCPH_LOG_INFO until logging/setLevel
+  std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mutex_
+};
+
+struct EngineOptions {
+  size_t page_size = 100;
+  std::chrono::milliseconds call_timeout{300000};
+  size_t max_concurrent_calls = 64;
+};
+
+class Engine {
+ public:
+  Engine(const plugins::Registry& registry, EngineOptions options);
+  ~Engine();  // waits for submitted calls (cancel them first: Registry::begin_shutdown)
+
+  // Handles one message (object or, for 2025-03-26 sessions, a batch array) on the
+  // calling thread. Returns the response, or null when there is none (notifications,
+  // responses, calls the client cancelled).
+  json handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+
+  // Like handle(), but the response goes to channel->send(). Quick methods are answered
+  // on the calling thread; tools/call is registered here (so a cancel read right after it
+  // finds it) and then runs on the engine's worker pool.
+  void submit(const json& message, const std::shared_ptr<Session>& session,
+              const std::shared_ptr<ReplyChannel>& channel);
+
+  // Calls that are running now, in every session.
+  int running() const { return running_.load(); }
+
+ private:
+  struct Request;
+  struct Prepared;
+
+  Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  json execute(Prepared& prepared, Session& session);
+  json handle_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  void on_notification(const json& message, Session& session);
+
+  std::optional<RpcError> select_era(Request& req, Session& session) const;
+  json dispatch(Request& req, Session& session);
+  json initialize(Request& req, Session& session);
+  json discover() const;
+  std::optional<RpcError> list_tools(const Request& req, json& result) const;
+  std::optional<RpcError> begin_call(Request& req, Session& session, Prepared& prepared);
+  json shape_result(json result, const std::string& version) const;
+  void finish_result(json& result, const Request& req) const;
+  json capabilities() const;
+  json server_info(const std::string& version) const;
+
+  const plugins::Registry& registry_;
+  const EngineOptions options_;
+  std::vector<std::shared_ptr<const Schema>> validators_;  // parallel to registry_.tools()
+  std::atomic<int> running_{0};
+  WorkerPool pool_;
+};
+
+}  // namespace mcph::protocol

@@ -1,0 +1,38 @@
+// JSON-RPC 2.0 messages as MCP uses them: error codes, and the one place responses,
+// errors and notifications are built.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace mcph::protocol {
+
+using nlohmann::json;
+
+// JSON-RPC and MCP error codes (mcp-spec §2.3).
+namespace code {
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+inline constexpr int kHeaderMismatch = -32020;           // 2026-07-28
+inline constexpr int kMissingClientCapability = -32021;  // 2026-07-28
+inline constexpr int kUnsupportedVersion = -32022;       // 2026-07-28
+}  // namespace code
+
+struct RpcError {
+  int code;
+  std::string message;
+  json data;  // null when absent
+};
+
+json make_result(const json& id, json result);
+json make_error(const json& id, const RpcError& error);
+json make_notification(const char* method, json params);
+
+// A request id must be a string or an integer (MCP: never null, never fractional).
+bool valid_id(const json& id);
+
+}  // namespace mcph::protocol

@@ -1,0 +1,55 @@
+// Outbound HTTP for plugins, on cpp-httplib with OpenSSL: http and https, connect and
+// whole-request timeouts, streaming bodies, and prompt cancellation (a watcher thread
+// stops the socket of a request whose cancel check turns true or whose deadline passes).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mcph::services {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;  // absolute http:// or https://
+  Headers headers;
+  std::string body;
+  std::chrono::milliseconds timeout{30000};
+  std::chrono::milliseconds connect_timeout{10000};
+  std::function<bool()> cancelled;  // optional; polled by the watcher
+  // Optional streaming: on_head sees status+headers first; on_body gets chunks instead of
+  // collecting them. Returning false stops reading (the outcome stays Ok).
+  std::function<bool(int status, const Headers& headers)> on_head;
+  std::function<bool(const char* data, size_t len)> on_body;
+};
+
+struct HttpResponse {
+  enum class Outcome { Ok, Cancelled, Timeout, Network, InvalidRequest };
+  Outcome outcome = Outcome::Ok;
+  int status = 0;  // 0 when no response arrived
+  Headers headers;
+  std::string body;   // empty when streamed
+  std::string error;  // set unless outcome is Ok
+};
+
+class HttpClient {
+ public:
+  HttpClient();
+  ~HttpClient();  // stops the watcher; no request may be running
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Thread-safe; blocks until the request ends.
+  HttpResponse send(const HttpRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mcph::services

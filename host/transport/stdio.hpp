@@ -1,0 +1,28 @@
+// stdio transport: one JSON-RPC message per line on stdin, answers and notifications one
+// per line on stdout (nothing else ever goes there; logs go to stderr). Calls run
+// concurrently on the engine's workers, so progress and cancellation work.
+#pragma once
+
+#include <memory>
+
+#include "protocol/engine.hpp"
+
+namespace mcph::transport {
+
+class StdioTransport {
+ public:
+  explicit StdioTransport(protocol::Engine& engine, int in_fd = 0, int out_fd = 1);
+  ~StdioTransport();
+
+  // Reads until end of input or stop(). Calls still running keep their reply channel and
+  // answer when they finish, so destroy the engine (which waits for them) before this.
+  void run();
+  // Makes run() return soon. Thread-safe (called from the signal thread).
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mcph::transport

@@ -1,0 +1,384 @@
+// mcp_plugin/sdk.hpp — an optional, header-only C++17 layer over abi.h.
+//
+//   class Hello : public mcph::sdk::Plugin {
+//    public:
+//     Hello(mcph::sdk::Host& host, const nlohmann::json& settings) : Plugin(host) {
+//       tool(mcph::sdk::ToolSpec("hello").description("Say hello")
+//                .input({{"type", "object"}, {"properties", {{"who", {{"type", "string"}}}}}}),
+//            [](mcph::sdk::Call& call, const nlohmann::json& args) {
+//              return mcph::sdk::text("Hello, " + args.value("who", "world") + "!");
+//            });
+//     }
+//   };
+//   MCPH_SDK_PLUGIN(Hello, "hello", "1.0.0", "Says hello")
+//
+// What it does for you: tools as lambdas over nlohmann::json; typed access to the host
+// services; every exception becomes a tool error (or a create error) so none crosses the
+// C boundary; one macro exports the entry point.
+//
+// Handler return values: a JSON object with a "content" array is passed through as the
+// MCP CallToolResult; anything else becomes structuredContent plus a text copy of it.
+// Throw mcph::sdk::ToolError(status, message) for a failure the model should read.
+#ifndef MCP_PLUGIN_SDK_HPP
+#define MCP_PLUGIN_SDK_HPP
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mcp_plugin/abi.h"
+
+namespace mcph::sdk {
+
+using json = nlohmann::json;
+
+inline mcph_str str(std::string_view s) { return mcph_str{s.data(), s.size()}; }
+inline std::string_view view(mcph_str s) { return s.data ? std::string_view(s.data, s.len) : std::string_view(); }
+
+// A tool failure with a status; its message becomes the isError result's text.
+class ToolError : public std::runtime_error {
+ public:
+  explicit ToolError(const std::string& message, mcph_status status = MCPH_ERR_INVALID_ARGUMENT)
+      : std::runtime_error(message), status_(status) {}
+  mcph_status status() const { return status_; }
+
+ private:
+  mcph_status status_;
+};
+
+// A CallToolResult with one text block.
+inline json text(const std::string& t, bool is_error = false) {
+  json r{{"content", json::array({json{{"type", "text"}, {"text", t}}})}};
+  if (is_error) r["isError"] = true;
+  return r;
+}
+
+// A CallToolResult with structuredContent and a short readable text.
+inline json structured(json value, const std::string& summary) {
+  json r = text(summary);
+  r["structuredContent"] = std::move(value);
+  return r;
+}
+
+namespace detail {
+inline void to_string_sink(void* user, mcph_str data) { static_cast<std::string*>(user)->assign(view(data)); }
+}  // namespace detail
+
+struct HttpResponse {
+  mcph_status status = MCPH_OK;  // MCPH_OK when a response arrived (any HTTP status)
+  int code = 0;                  // HTTP status code, 0 when none
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string error;  // transport error text
+
+  // Case-insensitive header lookup.
+  std::optional<std::string> header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+        return v;
+      }
+    }
+    return std::nullopt;
+  }
+};
+
+struct HttpRequest {
+  HttpRequest() = default;
+  HttpRequest(std::string m, std::string u) : method(std::move(m)), url(std::move(u)) {}
+
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  uint32_t timeout_ms = 0;          // 0: host default
+  uint32_t connect_timeout_ms = 0;  // 0: host default
+  // Optional streaming: return false to stop reading.
+  std::function<bool(int code, const std::vector<std::pair<std::string, std::string>>& headers)> on_head;
+  std::function<bool(std::string_view chunk)> on_body;
+};
+
+class Call;
+
+// The host services for one plugin instance. [Thread-safe unless noted.]
+class Host {
+ public:
+  Host(const mcph_host_api* api, mcph_host_instance* hi) : api_(api), hi_(hi) {}
+
+  const mcph_host_api& api() const { return *api_; }
+  mcph_host_instance* handle() const { return hi_; }
+
+  void log(mcph_log_level level, std::string_view message) const { api_->log(hi_, level, str(message)); }
+  void debug(std::string_view m) const { log(MCPH_LOG_DEBUG, m); }
+  void info(std::string_view m) const { log(MCPH_LOG_INFO, m); }
+  void warn(std::string_view m) const { log(MCPH_LOG_WARNING, m); }
+  void error(std::string_view m) const { log(MCPH_LOG_ERROR, m); }
+
+  // The instance's own credential (YAML); use Call::credential inside a handler.
+  std::optional<std::string> credential(std::string_view key) const { return credential_for(nullptr, key); }
+
+  std::optional<std::string> state_get(std::string_view key) const {
+    std::string out;
+    return api_->state_get(hi_, str(key), detail::to_string_sink, &out) == MCPH_OK ? std::optional(out) : std::nullopt;
+  }
+  bool state_put(std::string_view key, std::string_view value) const {
+    return api_->state_put(hi_, str(key), str(value)) == MCPH_OK;
+  }
+  bool state_delete(std::string_view key) const { return api_->state_delete(hi_, str(key)) == MCPH_OK; }
+  // Every (key, value) whose key starts with prefix, in key order.
+  std::vector<std::pair<std::string, std::string>> state_list(std::string_view prefix) const {
+    std::vector<std::pair<std::string, std::string>> out;
+    api_->state_list(hi_, str(prefix), [](void* u, mcph_str k, mcph_str v) {
+      static_cast<decltype(out)*>(u)->emplace_back(view(k), view(v));
+      return true;
+    }, &out);
+    return out;
+  }
+
+  // Outbound HTTP; `call` (optional) makes the request end when that call is cancelled.
+  HttpResponse http(const HttpRequest& req, const Call* call = nullptr) const;
+
+  std::optional<std::string> credential_for(mcph_call* call, std::string_view key) const {
+    std::string out;
+    return api_->credential(hi_, call, str(key), detail::to_string_sink, &out) == MCPH_OK ? std::optional(out)
+                                                                                        : std::nullopt;
+  }
+
+ private:
+  const mcph_host_api* api_;
+  mcph_host_instance* hi_;
+};
+
+// One tool call in progress. Valid only while the handler runs.
+class Call {
+ public:
+  Call(Host& host, mcph_call* call) : host_(host), call_(call) {}
+
+  Host& host() const { return host_; }
+  mcph_call* handle() const { return call_; }
+  bool cancelled() const { return host_.api().call_cancelled(call_); }
+  // Throws ToolError(CANCELLED) when the call was cancelled: a one-line check between steps.
+  void check_cancelled() const {
+    if (cancelled()) throw ToolError("cancelled", MCPH_ERR_CANCELLED);
+  }
+  void progress(double progress, double total = 0, std::string_view message = {}) const {
+    host_.api().call_progress(call_, progress, total, str(message));
+  }
+  // A notifications/message to the client (if its level lets it through).
+  void log(mcph_log_level level, const json& data, std::string_view logger = {}) const {
+    const std::string d = data.dump();
+    host_.api().call_log(call_, level, str(logger), str(d));
+  }
+  // The caller's credential (per user when the transport knows users).
+  std::optional<std::string> credential(std::string_view key) const { return host_.credential_for(call_, key); }
+  std::string principal() const {
+    std::string out;
+    host_.api().call_principal(call_, detail::to_string_sink, &out);
+    return out;
+  }
+  HttpResponse http(const HttpRequest& req) const { return host_.http(req, this); }
+
+ private:
+  Host& host_;
+  mcph_call* call_;
+};
+
+inline HttpResponse Host::http(const HttpRequest& req, const Call* call) const {
+  std::vector<mcph_http_header> headers;
+  headers.reserve(req.headers.size());
+  for (const auto& [k, v] : req.headers) headers.push_back({str(k), str(v)});
+  struct Ctx {
+    const HttpRequest* req;
+    HttpResponse* res;
+  };
+  HttpResponse res;
+  Ctx ctx{&req, &res};
+  mcph_http_request r{};
+  r.struct_size = sizeof r;
+  r.method = str(req.method);
+  r.url = str(req.url);
+  r.headers = headers.data();
+  r.header_count = headers.size();
+  r.body = str(req.body);
+  r.timeout_ms = req.timeout_ms;
+  r.connect_timeout_ms = req.connect_timeout_ms;
+  r.call = call ? call->handle() : nullptr;
+  r.user = &ctx;
+  if (req.on_head) {
+    r.on_head = [](void* u, const mcph_http_response* head) noexcept {
+      auto* c = static_cast<Ctx*>(u);
+      std::vector<std::pair<std::string, std::string>> h;
+      for (size_t i = 0; i < head->header_count; ++i) h.emplace_back(view(head->headers[i].name), view(head->headers[i].value));
+      try {
+        return c->req->on_head(head->status, h);
+      } catch (...) {
+        return false;
+      }
+    };
+  }
+  if (req.on_body) {
+    r.on_body = [](void* u, mcph_str chunk) noexcept {
+      try {
+        return static_cast<Ctx*>(u)->req->on_body(view(chunk));
+      } catch (...) {
+        return false;
+      }
+    };
+  }
+  res.status = api_->http_request(hi_, &r, [](void* u, const mcph_http_response* out) {
+    auto* c = static_cast<Ctx*>(u);
+    c->res->code = out->status;
+    for (size_t i = 0; i < out->header_count; ++i) c->res->headers.emplace_back(view(out->headers[i].name), view(out->headers[i].value));
+    c->res->body.assign(view(out->body));
+    c->res->error.assign(view(out->error));
+  }, &ctx);
+  return res;
+}
+
+// A tool's description, built fluently:
+//   ToolSpec("add").title("Add").description("a + b").input(schema).output(schema)
+class ToolSpec {
+ public:
+  explicit ToolSpec(std::string name) : name_(std::move(name)) {}
+  ToolSpec& title(std::string t) { title_ = std::move(t); return *this; }
+  ToolSpec& description(std::string d) { description_ = std::move(d); return *this; }
+  ToolSpec& input(json schema) { input_ = std::move(schema); return *this; }          // default: no arguments
+  ToolSpec& output(json schema) { output_ = std::move(schema); return *this; }        // structuredContent schema
+  ToolSpec& annotations(json a) { annotations_ = std::move(a); return *this; }        // MCP ToolAnnotations
+
+ private:
+  friend class Plugin;
+  std::string name_, title_, description_;
+  json input_ = json{{"type", "object"}, {"additionalProperties", false}};
+  json output_, annotations_;  // null: none
+};
+
+using Handler = std::function<json(Call& call, const json& args)>;
+
+// Base class of a plugin instance. Register tools from the constructor.
+class Plugin {
+ public:
+  explicit Plugin(Host& host) : host_(host) {}
+  virtual ~Plugin() = default;
+  Plugin(const Plugin&) = delete;
+  Plugin& operator=(const Plugin&) = delete;
+
+  Host& host() const { return host_; }
+
+ protected:
+  // [constructor only] Registers a tool. Throws std::runtime_error if the host refuses it.
+  void tool(const ToolSpec& spec, Handler handler) {
+    tools_.push_back(std::make_unique<Entry>(Entry{this, std::move(handler)}));
+    const std::string in = spec.input_.dump();
+    const std::string out = spec.output_.is_null() ? std::string() : spec.output_.dump();
+    const std::string ann = spec.annotations_.is_null() ? std::string() : spec.annotations_.dump();
+    mcph_tool_def def{};
+    def.struct_size = sizeof def;
+    def.name = str(spec.name_);
+    def.title = str(spec.title_);
+    def.description = str(spec.description_);
+    def.input_schema = str(in);
+    def.output_schema = str(out);
+    def.annotations = str(ann);
+    def.handler = &Plugin::dispatch;
+    def.user = tools_.back().get();
+    if (host_.api().register_tool(host_.handle(), &def) != MCPH_OK) {
+      throw std::runtime_error("the host refused tool '" + spec.name_ + "' (see the host log)");
+    }
+  }
+
+ private:
+  struct Entry {
+    Plugin* self;
+    Handler handler;
+  };
+
+  static mcph_status dispatch(void*, void* tool_user, mcph_call* c, mcph_str arguments) noexcept {
+    auto* entry = static_cast<Entry*>(tool_user);
+    const mcph_host_api& api = entry->self->host_.api();
+    try {
+      Call call(entry->self->host_, c);
+      json args = json::parse(view(arguments));
+      json result = entry->handler(call, args);
+      if (!(result.is_object() && result.contains("content") && result["content"].is_array())) {
+        result = structured(result, result.dump());
+      }
+      const std::string text = result.dump(-1, ' ', false, json::error_handler_t::replace);
+      return api.call_result(c, str(text));
+    } catch (const ToolError& e) {
+      api.call_error(c, e.status(), str(e.what()));
+    } catch (const std::exception& e) {
+      api.call_error(c, MCPH_ERR_INTERNAL, str(std::string("internal error: ") + e.what()));
+    } catch (...) {
+      api.call_error(c, MCPH_ERR_INTERNAL, MCPH_LIT("internal error: unknown exception"));
+    }
+    return MCPH_OK;
+  }
+
+  Host& host_;
+  std::vector<std::unique_ptr<Entry>> tools_;
+};
+
+namespace detail {
+
+// Owns the Host wrapper and the plugin object of one instance.
+template <class P>
+struct Instance {
+  Host host;
+  std::unique_ptr<P> plugin;
+};
+
+template <class P>
+mcph_status create(const mcph_host_api* api, mcph_host_instance* hi, mcph_str settings, void** out) noexcept {
+  auto inst = std::make_unique<Instance<P>>(Instance<P>{Host(api, hi), nullptr});
+  try {
+    json s = settings.len ? json::parse(view(settings)) : json::object();
+    inst->plugin = std::make_unique<P>(inst->host, s);
+  } catch (const std::exception& e) {
+    api->set_create_error(hi, str(e.what()));
+    return MCPH_ERR_INVALID_ARGUMENT;
+  } catch (...) {
+    api->set_create_error(hi, MCPH_LIT("unknown exception in create"));
+    return MCPH_ERR_INTERNAL;
+  }
+  *out = inst.release();
+  return MCPH_OK;
+}
+
+template <class P>
+void destroy(void* instance) noexcept {
+  try {
+    delete static_cast<Instance<P>*>(instance);
+  } catch (...) {
+  }
+}
+
+}  // namespace detail
+}  // namespace mcph::sdk
+
+// Exports the entry point for plugin class P (constructor P(mcph::sdk::Host&, const json&)).
+#define MCPH_SDK_PLUGIN(P, NAME, VERSION, DESCRIPTION)                                              \
+  extern "C" MCPH_PLUGIN_EXPORT const mcph_plugin_descriptor* mcph_plugin_entry(uint16_t host_major, \
+                                                                                 uint16_t) {        \
+    static const mcph_plugin_descriptor d = {sizeof(mcph_plugin_descriptor),                         \
+                                             MCPH_ABI_MAJOR,                                         \
+                                             MCPH_ABI_MINOR,                                         \
+                                             MCPH_LIT(NAME),                                         \
+                                             MCPH_LIT(VERSION),                                      \
+                                             MCPH_LIT(DESCRIPTION),                                  \
+                                             &mcph::sdk::detail::create<P>,                          \
+                                             &mcph::sdk::detail::destroy<P>};                        \
+    return host_major == MCPH_ABI_MAJOR ? &d : nullptr;                                              \
+  }
+
+#endif  // MCP_PLUGIN_SDK_HPP

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mcp-host needs to build and test. Idempotent: quiet and
+# fast when nothing is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libboost-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libcpp-httplib-dev
+  libssl-dev libsqlite3-dev libcli11-dev libgtest-dev json-schema-test-suite
+)
+# Node.js runs the official MCP client tests; any recent node on PATH will do.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the normal build (build/), then
+# the unit and integration tests again under AddressSanitizer + UBSan (build-asan/).
+# Exit status is the result.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+
+status=0
+run_suite() {  # name build-dir cmake-args...
+  local name=$1 dir=$2; shift 2
+  echo "=== $name: build ($dir)"
+  BUILD_DIR=$dir "$root/scripts/build.sh" "$@"
+  echo "=== $name: test"
+  (cd "$dir" && ctest --output-on-failure --timeout 300 -j 2) || status=1
+}
+
+run_suite "release" "$root/build"
+run_suite "asan+ubsan" "$root/build-asan" -DMCPH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+exit $status

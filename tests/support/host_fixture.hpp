@@ -1,0 +1,110 @@
+// Test support: a Registry built from YAML with the real plugin libraries of this build,
+// and a ReplyChannel that records what the engine sends.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config/config.hpp"
+#include "plugins/registry.hpp"
+#include "protocol/engine.hpp"
+#include "services/http_client.hpp"
+#include "services/state_store.hpp"
+
+namespace mcph::testing {
+
+using nlohmann::json;
+
+// A fresh folder under the system temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    path_ = std::filesystem::temp_directory_path() /
+            ("mcph-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class RecordingChannel final : public protocol::ReplyChannel {
+ public:
+  void send(const json& message) override {
+    std::lock_guard lock(mutex_);
+    messages_.push_back(message);
+    cv_.notify_all();
+  }
+  std::vector<json> messages() const {
+    std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  // Waits until `pred` holds for some message; returns it (or null json on timeout).
+  json wait_for(const std::function<bool(const json&)>& pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock lock(mutex_);
+    json found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& m : messages_) {
+        if (pred(m)) {
+          found = m;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<json> messages_;
+};
+
+// YAML that loads this build's plugins; `plugins_yaml` is the `plugins:` list body.
+inline std::string config_yaml(const std::string& state_dir, const std::string& plugins_yaml,
+                               const std::string& server_yaml = "") {
+  return "state_dir: " + state_dir + "\nplugin_paths: [" MCPH_PLUGIN_DIR "]\nserver:\n  transport: stdio\n" +
+         server_yaml + "plugins:\n" + plugins_yaml;
+}
+
+// Loads config + plugins the way main.cpp does.
+struct HostFixture {
+  TempDir dir;
+  std::unique_ptr<services::StateStore> state;
+  std::unique_ptr<services::HttpClient> http = std::make_unique<services::HttpClient>();
+  std::unique_ptr<plugins::Registry> registry;
+  std::shared_ptr<const config::Config> config;
+
+  // Returns the load error, or "" when the registry is ready.
+  std::string load(const std::string& plugins_yaml, const std::string& server_yaml = "") {
+    auto cfg = config::load_string(config_yaml(dir.str() + "/state", plugins_yaml, server_yaml), dir.str());
+    if (!cfg) return cfg.error();
+    config = *cfg;
+    auto st = services::StateStore::open(config->state_dir);
+    if (!st) return st.error();
+    state = std::move(*st);
+    auto reg = plugins::Registry::load(*config, plugins::Services{state.get(), http.get()});
+    if (!reg) return reg.error();
+    registry = std::move(*reg);
+    return "";
+  }
+};
+
+}  // namespace mcph::testing
