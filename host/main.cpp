@@ -19,6 +19,7 @@
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
 #include "services/state_store.hpp"
+#include "transport/http.hpp"
 #include "transport/stdio.hpp"
 #include "version.hpp"
 
@@ -53,7 +54,8 @@ std::string find_config(const std::string& given) {
   return "";
 }
 
-Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::string& log_level) {
+Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::string& log_level,
+                                    const std::string& transport = "") {
   const std::string path = find_config(config_arg);
   if (path.empty()) {
     return Error{"no configuration: pass --config FILE, set MCP_HOST_CONFIG, or put mcp-host.yaml in the "
@@ -77,9 +79,37 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   protocol::EngineOptions opts;
   opts.page_size = static_cast<size_t>(c.server.page_size);
   opts.call_timeout = std::chrono::milliseconds(c.server.call_timeout_ms);
+  if ((transport.empty() ? c.server.transport : transport) == "http") {
+    opts.call_timeout = std::min(opts.call_timeout, std::chrono::milliseconds(c.server.http.request_timeout_ms));
+  }
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
   host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
   return host;
+}
+
+// Input ended or a signal came: give running calls the grace period, then cancel them;
+// every call's answer is written before the host goes away.
+int drain(Host& host) {
+  const int grace_ms = host.config->server.shutdown_grace_ms;
+  std::mutex m;
+  std::condition_variable cv;
+  bool drained = false;
+  std::thread grace([&] {
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] { return drained; })) {
+      spdlog::warn("calls still running after {} ms; cancelling them", grace_ms);
+      host.registry->begin_shutdown();
+    }
+  });
+  host.engine.reset();  // waits for every call
+  {
+    std::lock_guard lock(m);
+    drained = true;
+  }
+  cv.notify_all();
+  grace.join();
+  host.registry.reset();
+  return 0;
 }
 
 // Blocks SIGTERM/SIGINT/SIGHUP in every thread (call before starting any) and hands them
@@ -119,40 +149,48 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg) {
+// GET /healthz: the host's version and each plugin instance's state.
+json health(const plugins::Registry& registry) {
+  json instances = json::array();
+  for (const auto& inst : registry.instances()) {
+    instances.push_back({{"name", inst->name()},
+                         {"library", inst->library().name()},
+                         {"version", inst->library().version()},
+                         {"state", inst->shutting_down() ? "stopping" : "running"},
+                         {"tools", inst->tools().size()},
+                         {"calls_in_flight", inst->in_flight()}});
+  }
+  return json{{"status", "ok"}, {"version", kVersion}, {"plugins", std::move(instances)}};
+}
+
+int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg,
+          const std::string& listen) {
   SignalWatcher::block();
-  auto host = start(config_arg, log_level);
+  auto host = start(config_arg, log_level, transport_arg);
   if (!host) return fail(host.error());
   const auto& c = *(*host)->config;
   const std::string transport = transport_arg.empty() ? c.server.transport : transport_arg;
-  if (transport != "stdio") return fail("transport '" + transport + "' is not available in this version (use stdio)");
+  const auto& registry = *(*host)->registry;
 
+  if (transport == "http") {
+    config::HttpConfig http_config = c.server.http;
+    if (!listen.empty()) http_config.listen = listen;
+    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry); });
+    auto url = http.bind();
+    if (!url) return fail(url.error());
+    SignalWatcher signals([&] { http.stop(); });
+    spdlog::info("mcp-host {} serving {} tools from {} plugin instances at {}{}", kVersion, registry.tools().size(),
+                 registry.instances().size(), *url, http_config.path);
+    http.run();
+    return drain(**host);
+  }
+  if (transport != "stdio") return fail("unknown transport '" + transport + "' (stdio or http)");
   transport::StdioTransport stdio(*(*host)->engine);
   SignalWatcher signals([&] { stdio.stop(); });
-  spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion,
-               (*host)->registry->tools().size(), (*host)->registry->instances().size());
+  spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion, registry.tools().size(),
+               registry.instances().size());
   stdio.run();
-
-  // Input ended or a signal came: give running calls the grace period, then cancel them.
-  std::mutex m;
-  std::condition_variable cv;
-  bool drained = false;
-  std::thread grace([&] {
-    std::unique_lock lock(m);
-    if (!cv.wait_for(lock, std::chrono::milliseconds(c.server.shutdown_grace_ms), [&] { return drained; })) {
-      spdlog::warn("calls still running after {} ms; cancelling them", c.server.shutdown_grace_ms);
-      (*host)->registry->begin_shutdown();
-    }
-  });
-  (*host)->engine.reset();  // waits for every call; their answers are written first
-  {
-    std::lock_guard lock(m);
-    drained = true;
-  }
-  cv.notify_all();
-  grace.join();
-  host->reset();
-  return 0;
+  return drain(**host);
 }
 
 int list_tools(const std::string& config_arg, const std::string& log_level) {
@@ -228,16 +266,18 @@ int main(int argc, char** argv) {
   CLI::App app{"mcp-host: a small, fast Model Context Protocol host for plugin-provided tools"};
   app.set_version_flag("--version", std::string("mcp-host ") + mcph::kVersion);
   app.require_subcommand(0, 1);
-  std::string config_path, log_level, transport, tool, args = "{}";
+  std::string config_path, log_level, transport, listen, tool, args = "{}";
   auto add_common = [&](CLI::App* cmd) {
     cmd->add_option("-c,--config", config_path, "YAML configuration file (default: $MCP_HOST_CONFIG, ./mcp-host.yaml)");
     cmd->add_option("--log-level", log_level, "override log.level: trace|debug|info|warn|error|off");
   };
   add_common(&app);
-  app.add_option("--transport", transport, "override server.transport (stdio)");
+  app.add_option("--transport", transport, "override server.transport: stdio | http");
+  app.add_option("--listen", listen, "override server.http.listen, e.g. 127.0.0.1:8080 (port 0: any free port)");
   auto* serve_cmd = app.add_subcommand("serve", "serve MCP (the default command)");
   add_common(serve_cmd);
-  serve_cmd->add_option("--transport", transport, "override server.transport (stdio)");
+  serve_cmd->add_option("--transport", transport, "override server.transport: stdio | http");
+  serve_cmd->add_option("--listen", listen, "override server.http.listen, e.g. 127.0.0.1:8080 (port 0: any free port)");
   auto* tools_cmd = app.add_subcommand("tools", "list the tools and the plugin instances that own them");
   add_common(tools_cmd);
   auto* call_cmd = app.add_subcommand("call", "call one tool and print its result (exit 1 if it is an error)");
@@ -255,5 +295,5 @@ int main(int argc, char** argv) {
   if (*tools_cmd) return list_tools(config_path, log_level);
   if (*call_cmd) return call_tool(config_path, log_level, tool, args);
   if (*check_cmd) return check_config(config_path, log_level);
-  return serve(config_path, log_level, transport);
+  return serve(config_path, log_level, transport, listen);
 }

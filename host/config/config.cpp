@@ -538,6 +538,33 @@ Status string_list_field(const Context& ctx, const Value& v, Owner<member>& out)
   return read_string_list(ctx, v, out.*member);
 }
 
+// Strings may carry secrets (${ENV}, ${file:...}): interpolated, never echoed in messages.
+template <auto member>
+Status string_field(const Context& ctx, const Value& v, Owner<member>& out) {
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  out.*member = std::move(*text);
+  return Ok{};
+}
+
+template <auto member>
+Status interpolated_list_field(const Context& ctx, const Value& v, Owner<member>& out) {
+  return for_each_item(ctx, v, [&](const Value& item) -> Status {
+    auto text = read_interpolated(ctx, item);
+    if (!text) return Error{text.error()};
+    (out.*member).push_back(std::move(*text));
+    return Ok{};
+  });
+}
+
+template <auto member>
+Status path_field(const Context& ctx, const Value& v, Owner<member>& out) {
+  auto path = read_path(ctx, v);
+  if (!path) return Error{path.error()};
+  out.*member = std::move(*path);
+  return Ok{};
+}
+
 template <auto member, const auto& fields>
 Status section_field(const Context& ctx, const Value& v, Owner<member>& out) {
   return read_section(ctx, v, fields, out.*member);
@@ -554,12 +581,61 @@ constexpr Field<LogConfig> kLogFields[] = {
     {"format", enum_field<&LogConfig::format, kLogFormats>},
 };
 
+constexpr Field<TlsConfig> kTlsFields[] = {
+    {"cert", path_field<&TlsConfig::cert>},
+    {"key", path_field<&TlsConfig::key>},
+};
+
+constexpr Field<HttpAuthConfig> kHttpAuthFields[] = {
+    {"bearer_tokens", interpolated_list_field<&HttpAuthConfig::bearer_tokens>},
+};
+
+// listen is host:port with a numeric port; the host may be a name, IPv4 or [IPv6].
+Status read_listen(const Context& ctx, const Value& v, HttpConfig& http) {
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  const size_t colon = text->rfind(':');
+  const std::string port = colon == std::string::npos ? "" : text->substr(colon + 1);
+  if (colon == 0 || port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_ascii_digit) ||
+      std::stoi(port) > 65535) {
+    return ctx.fail(v.line, v.path + " must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+  }
+  http.listen = std::move(*text);
+  return Ok{};
+}
+
+Status read_http_path(const Context& ctx, const Value& v, HttpConfig& http) {
+  auto text = read_scalar_text(ctx, v);
+  if (!text) return Error{text.error()};
+  if (!text->starts_with('/') || text->find_first_of(" ?#") != std::string::npos) {
+    return ctx.fail(v.line, v.path + " must be an absolute URL path such as /mcp (got '" + *text + "')");
+  }
+  http.path = std::move(*text);
+  return Ok{};
+}
+
+constexpr Field<HttpConfig> kHttpFields[] = {
+    {"listen", read_listen},
+    {"path", read_http_path},
+    {"allowed_origins", string_list_field<&HttpConfig::allowed_origins>},
+    {"allowed_hosts", string_list_field<&HttpConfig::allowed_hosts>},
+    {"auth", section_field<&HttpConfig::auth, kHttpAuthFields>},
+    {"max_body_bytes", int_field<&HttpConfig::max_body_bytes, 1024, INT_MAX>},
+    {"request_timeout_ms", int_field<&HttpConfig::request_timeout_ms, 1, INT_MAX>},
+    {"worker_threads", int_field<&HttpConfig::worker_threads, 2, 4096>},
+    {"max_streams", int_field<&HttpConfig::max_streams, 1, 4096>},
+    {"session_idle_timeout_ms", int_field<&HttpConfig::session_idle_timeout_ms, 1000, INT_MAX>},
+    {"max_sessions", int_field<&HttpConfig::max_sessions, 1, 1000000>},
+    {"tls", section_field<&HttpConfig::tls, kTlsFields>},
+};
+
 constexpr Field<ServerConfig> kServerFields[] = {
     {"transport", enum_field<&ServerConfig::transport, kTransports>},
     {"page_size", int_field<&ServerConfig::page_size, 1, 1000>},
     {"max_concurrent_calls", int_field<&ServerConfig::max_concurrent_calls, 1, 4096>},
     {"call_timeout_ms", int_field<&ServerConfig::call_timeout_ms, 1, INT_MAX>},
     {"shutdown_grace_ms", int_field<&ServerConfig::shutdown_grace_ms, 0, INT_MAX>},
+    {"http", section_field<&ServerConfig::http, kHttpFields>},
 };
 
 constexpr Field<ToolFilter> kToolFields[] = {

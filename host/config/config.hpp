@@ -34,12 +34,37 @@ struct LogConfig {
   std::string format = "text";  // text | json
 };
 
+struct TlsConfig {
+  std::string cert;  // PEM file paths; both set = serve https
+  std::string key;
+};
+
+struct HttpAuthConfig {
+  std::vector<std::string> bearer_tokens;  // empty = no authentication; secrets
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8080";  // host:port; [::1]:port for IPv6
+  std::string path = "/mcp";
+  std::vector<std::string> allowed_origins;  // exact origins beyond http(s)://localhost-ish ones
+  std::vector<std::string> allowed_hosts;    // Host names beyond localhost, 127.0.0.1, ::1
+  HttpAuthConfig auth;
+  int max_body_bytes = 4 * 1024 * 1024;
+  int request_timeout_ms = 300000;        // a request still running after this is cancelled
+  int worker_threads = 64;                // connections served at once (one each, keep-alive too)
+  int max_streams = 32;                   // SSE streams open at once
+  int session_idle_timeout_ms = 1800000;  // legacy sessions unused this long expire
+  int max_sessions = 1000;
+  TlsConfig tls;
+};
+
 struct ServerConfig {
   std::string transport = "stdio";  // stdio | http
   int page_size = 100;              // tools/list page size
   int max_concurrent_calls = 64;    // tool calls running at once (worker threads)
   int call_timeout_ms = 300000;     // a tool call is cancelled after this long
   int shutdown_grace_ms = 5000;     // on EOF/SIGTERM: wait this long for calls, then cancel
+  HttpConfig http;
 };
 
 struct Config {

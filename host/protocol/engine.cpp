@@ -78,6 +78,25 @@ RpcError invalid_params(std::string message) { return {code::kInvalidParams, std
 
 }  // namespace
 
+std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
+  const json& v = meta.value(kMetaVersion, json());
+  if (!v.is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
+  if (v != kModernVersion) {
+    return RpcError{code::kUnsupportedVersion, "Unsupported protocol version",
+                    json{{"supported", json::array({kModernVersion})}, {"requested", v}}};
+  }
+  auto caps = meta.find(kMetaCapabilities);
+  if (caps == meta.end() || !caps->is_object()) {
+    return invalid_params("missing required _meta." + std::string(kMetaCapabilities) + " (an object; {} for none)");
+  }
+  if (auto level = meta.find(kMetaLogLevel); level != meta.end()) {
+    const int l = level_index(*level);
+    if (l < 0) return invalid_params("_meta." + std::string(kMetaLogLevel) + " is not a log level");
+    if (log_level != nullptr) *log_level = l;
+  }
+  return std::nullopt;
+}
+
 struct Session::InFlight {
   mcph_call call;  // call.cancelled is set only by the client's notifications/cancelled
 };
@@ -90,6 +109,18 @@ bool Session::initialized() const {
 std::string Session::version() const {
   std::lock_guard lock(mutex_);
   return version_;
+}
+
+void Session::cancel(const json& request_id) {
+  std::lock_guard lock(mutex_);
+  auto it = in_flight_.find(request_id.dump());
+  // Unknown or finished ids MAY be ignored (mcp-spec §2.8).
+  if (it != in_flight_.end()) it->second->call.cancelled = true;
+}
+
+size_t Session::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_.size();
 }
 
 struct Engine::Request {
@@ -148,22 +179,17 @@ json Engine::handle(const json& message, Session& session, const std::shared_ptr
 
 void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
                     const std::shared_ptr<ReplyChannel>& channel) {
+  auto finish = [channel](const json& r) {
+    if (!r.is_null()) channel->send(r);
+    channel->close();
+  };
   if (message.is_array()) {  // 2025-03-26 batches: rare; run whole on a worker
-    pool_.post([this, message, session, channel] {
-      json r = handle_batch(message, *session, channel);
-      if (!r.is_null()) channel->send(r);
-    });
+    pool_.post([this, message, session, channel, finish] { finish(handle_batch(message, *session, channel)); });
     return;
   }
   auto p = std::make_shared<Prepared>(prepare(message, *session, channel));
-  if (!p->call) {
-    if (!p->response.is_null()) channel->send(p->response);
-    return;
-  }
-  pool_.post([this, p, session, channel] {
-    json r = execute(*p, *session);
-    if (!r.is_null()) channel->send(r);
-  });
+  if (!p->call) return finish(p->response);
+  pool_.post([this, p, session, finish] { finish(execute(*p, *session)); });
 }
 
 json Engine::handle_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
@@ -244,31 +270,14 @@ void Engine::on_notification(const json& m, Session& session) {
   if (method != "notifications/cancelled") return;  // initialized, progress, roots: nothing to do
   auto params = m.find("params");
   if (params == m.end() || !params->is_object() || !params->contains("requestId")) return;
-  const std::string key = (*params)["requestId"].dump();
-  std::lock_guard lock(session.mutex_);
-  auto it = session.in_flight_.find(key);
-  // Unknown or finished ids MAY be ignored (mcp-spec §2.8).
-  if (it != session.in_flight_.end()) it->second->call.cancelled = true;
+  session.cancel((*params)["requestId"]);
 }
 
 std::optional<RpcError> Engine::select_era(Request& req, Session& session) const {
   if (req.method == "initialize") return std::nullopt;  // always opens a legacy session
   if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
-    const json& v = req.meta[kMetaVersion];
-    if (!v.is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
-    if (v != kModernVersion) {
-      return RpcError{code::kUnsupportedVersion, "Unsupported protocol version",
-                      json{{"supported", json::array({kModernVersion})}, {"requested", v}}};
-    }
-    auto caps = req.meta.find(kMetaCapabilities);
-    if (caps == req.meta.end() || !caps->is_object()) {
-      return invalid_params("missing required _meta." + std::string(kMetaCapabilities) + " (an object; {} for none)");
-    }
-    if (auto level = req.meta.find(kMetaLogLevel); level != req.meta.end()) {
-      req.log_level = level_index(*level);
-      if (req.log_level < 0) return invalid_params("_meta." + std::string(kMetaLogLevel) + " is not a log level");
-    }
+    if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
     req.modern = true;
     req.version = kModernVersion;
     return std::nullopt;

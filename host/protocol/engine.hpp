@@ -28,12 +28,20 @@ inline constexpr const char* kModernVersion = "2026-07-28";
 inline const std::vector<std::string> kLegacyVersions = {"2025-11-25", "2025-06-18", "2025-03-26",
                                                          "2024-11-05"};
 
+// Validates the per-request _meta of a 2026-07-28 message (protocol version supported,
+// client capabilities present, log level valid). Transports that answer these faults
+// differently (HTTP: status 400) call it before handing the message over.
+std::optional<RpcError> check_modern_meta(const json& meta, int* log_level = nullptr);
+
 // Where notifications about a request go (stdout, or that POST's SSE stream), and for
 // transports using Engine::submit, the response too. Thread-safe.
 class ReplyChannel {
  public:
   virtual ~ReplyChannel() = default;
   virtual void send(const json& message) = 0;
+  // Engine::submit calls this once the request is over: after its response, or when a
+  // cancelled request ends without one.
+  virtual void close() {}
 };
 
 // Legacy-era state: one per stdio process or per HTTP Mcp-Session-Id. Also tracks the
@@ -42,6 +50,11 @@ class Session {
  public:
   bool initialized() const;
   std::string version() const;  // negotiated legacy version, empty before initialize
+  // Cancels a request in flight on this session, as notifications/cancelled does; its
+  // response is then never sent. Unknown or finished ids are ignored.
+  void cancel(const json& request_id);
+  // Tool calls running or queued on this session.
+  size_t in_flight() const;
 
  private:
   friend class Engine;

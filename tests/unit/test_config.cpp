@@ -384,10 +384,10 @@ TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
        "cfg.yaml:3: unknown key 'colour' in log (known: level, format)"},
       {yaml({"server:", "  page_size: 5", "  transprt: stdio"}),
        "cfg.yaml:3: unknown key 'transprt' in server (known: transport, page_size, max_concurrent_calls, "
-       "call_timeout_ms, shutdown_grace_ms)"},
+       "call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"server: { page_size: 5, pagesize: 6 }"}),
        "cfg.yaml:1: unknown key 'pagesize' in server (known: transport, page_size, max_concurrent_calls, "
-       "call_timeout_ms, shutdown_grace_ms)"},
+       "call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "  - name: c", "    library: d",
              "    enable: true"}),
        "cfg.yaml:6: unknown key 'enable' in plugins[1] (known: name, library, enabled, tool_prefix, tools, "
@@ -768,6 +768,82 @@ TEST_F(ConfigTest, RelativeBaseDirBecomesAbsolute) {
   const std::string cwd = fs::current_path().string();
   EXPECT_EQ((*config)->plugin_paths.at(0), (fs::path(cwd) / "some/dir/p").lexically_normal().string());
   EXPECT_EQ((*config)->state_dir, (fs::path(cwd) / "some/dir/s").lexically_normal().string());
+}
+
+}  // namespace
+}  // namespace mcph::config
+
+namespace mcph::config {
+namespace {
+
+class HttpConfigTest : public ConfigTest {};
+
+TEST_F(HttpConfigTest, DefaultsAreLoopbackAndBounded) {
+  auto c = load_ok("");
+  const auto& h = c->server.http;
+  EXPECT_EQ(h.listen, "127.0.0.1:8080");
+  EXPECT_EQ(h.path, "/mcp");
+  EXPECT_TRUE(h.auth.bearer_tokens.empty());
+  EXPECT_GT(h.worker_threads, 0);
+  EXPECT_GT(h.max_streams, 0);
+  EXPECT_TRUE(h.tls.cert.empty());
+}
+
+TEST_F(HttpConfigTest, FullSection) {
+  set_env("MCPH_CFG_BEARER", "tok-from-env");
+  write_file("bearer.txt", "tok-from-file\n");
+  auto c = load_ok(yaml({
+      "server:",
+      "  transport: http",
+      "  http:",
+      "    listen: \"[::1]:9000\"",
+      "    path: /v1/mcp",
+      "    allowed_origins: [\"https://app.example.com\"]",
+      "    allowed_hosts: [mcp.internal]",
+      "    auth: { bearer_tokens: [\"${MCPH_CFG_BEARER}\", \"${file:bearer.txt}\"] }",
+      "    max_body_bytes: 65536",
+      "    request_timeout_ms: 1000",
+      "    worker_threads: 8",
+      "    max_streams: 4",
+      "    session_idle_timeout_ms: 60000",
+      "    max_sessions: 10",
+      "    tls: { cert: certs/cert.pem, key: certs/key.pem }",
+  }));
+  const auto& h = c->server.http;
+  EXPECT_EQ(c->server.transport, "http");
+  EXPECT_EQ(h.listen, "[::1]:9000");
+  EXPECT_EQ(h.path, "/v1/mcp");
+  EXPECT_EQ(h.allowed_origins, std::vector<std::string>{"https://app.example.com"});
+  EXPECT_EQ(h.allowed_hosts, std::vector<std::string>{"mcp.internal"});
+  EXPECT_EQ(h.auth.bearer_tokens, (std::vector<std::string>{"tok-from-env", "tok-from-file"}));
+  EXPECT_EQ(h.max_body_bytes, 65536);
+  EXPECT_EQ(h.request_timeout_ms, 1000);
+  EXPECT_EQ(h.worker_threads, 8);
+  EXPECT_EQ(h.max_streams, 4);
+  EXPECT_EQ(h.session_idle_timeout_ms, 60000);
+  EXPECT_EQ(h.max_sessions, 10);
+  EXPECT_EQ(h.tls.cert, (dir_ / "certs/cert.pem").string());
+  EXPECT_EQ(h.tls.key, (dir_ / "certs/key.pem").string());
+}
+
+TEST_F(HttpConfigTest, ErrorsNameTheLine) {
+  EXPECT_EQ(load_error(yaml({"server:", "  http:", "    listen: 8080"})),
+            "cfg.yaml:3: server.http.listen must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+  EXPECT_EQ(load_error(yaml({"server:", "  http:", "    listen: \"localhost:99999\""})),
+            "cfg.yaml:3: server.http.listen must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+  EXPECT_EQ(load_error(yaml({"server:", "  http:", "    path: mcp"})),
+            "cfg.yaml:3: server.http.path must be an absolute URL path such as /mcp (got 'mcp')");
+  EXPECT_TRUE(contains(load_error(yaml({"server:", "  http:", "    auth: { tokens: [x] }"})),
+                       "cfg.yaml:3: unknown key 'tokens' in server.http.auth"));
+  EXPECT_TRUE(contains(load_error(yaml({"server:", "  http:", "    worker_threads: 0"})), "cfg.yaml:3:"));
+  EXPECT_TRUE(contains(load_error(yaml({"server:", "  http:", "    listn: x"})),
+                       "cfg.yaml:3: unknown key 'listn' in server.http"));
+}
+
+TEST_F(HttpConfigTest, BearerTokenFromUnsetVariableIsAnErrorWithoutTheValue) {
+  const std::string err = load_error(yaml({"server:", "  http:", "    auth:", "      bearer_tokens: [\"${MCPH_CFG_UNSET_TOKEN}\"]"}));
+  EXPECT_TRUE(contains(err, "cfg.yaml:4:")) << err;
+  EXPECT_TRUE(contains(err, "MCPH_CFG_UNSET_TOKEN")) << err;
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The official TypeScript SDK client (@modelcontextprotocol/sdk, pinned) lists and calls the
-# example tools of the real binary over stdio. The SDK is installed once into a cache
-# folder (no global install): $MCPH_CACHE or ~/.cache/mcp-host.
+# example tools of the real binary over stdio or Streamable HTTP. The SDK is installed once
+# into a cache folder (no global install): $MCPH_CACHE or ~/.cache/mcp-host.
+#   run.sh stdio|http BINARY PLUGIN_DIR
 set -euo pipefail
-bin=$1 plugin_dir=$2
+mode=$1 bin=$2 plugin_dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${MCPH_CACHE:-$HOME/.cache/mcp-host}/ts-sdk-1.32.2
 if [ ! -f "$cache/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
@@ -21,4 +22,4 @@ plugins:
   - { name: counter, library: example-counter }
 YAML
 cp "$here/client.mjs" "$cache/client.mjs"
-node "$cache/client.mjs" "$bin" "$work/mcp-host.yaml"
+node "$cache/client.mjs" "$mode" "$bin" "$work/mcp-host.yaml"

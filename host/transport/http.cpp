@@ -1,0 +1,656 @@
+#include "transport/http.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "transport/http_guard.hpp"
+#include "version.hpp"
+
+namespace mcph::transport {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+namespace code = protocol::code;
+
+// SSE comment lines keep proxies from timing a quiet stream out and, for 2026-07-28, are
+// how a vanished client is noticed (the write fails) so its call can be cancelled.
+constexpr auto kKeepAlive = std::chrono::seconds(10);
+// A call that has said nothing for this long is switched to SSE (if the client takes it),
+// so keep-alive comments can flow.
+constexpr auto kUpgradeAfter = std::chrono::seconds(2);
+
+constexpr const char* kMetaVersion = "io.modelcontextprotocol/protocolVersion";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// A 2026-07-28 message names its protocol version in params._meta (mcp-spec §2.1).
+bool is_modern(const json& m) {
+  if (!m.is_object()) return false;
+  auto params = m.find("params");
+  if (params == m.end() || !params->is_object()) return false;
+  auto meta = params->find("_meta");
+  return meta != params->end() && meta->is_object() && meta->contains(kMetaVersion);
+}
+
+bool is_response(const json& m) { return m.contains("id") && (m.contains("result") || m.contains("error")); }
+
+// Messages for one request (notifications, then its response), handed from the worker
+// that runs the call to the HTTP thread that writes them.
+class Mailbox final : public protocol::ReplyChannel {
+ public:
+  void send(const json& message) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return;
+      queue_.push_back(message);
+    }
+    cv_.notify_one();
+  }
+  // The next message, or nullopt after `timeout` or once closed and empty.
+  std::optional<json> pop(Clock::duration timeout) {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; }) || queue_.empty()) return std::nullopt;
+    json m = std::move(queue_.front());
+    queue_.pop_front();
+    return m;
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<json> queue_;  // guarded by mutex_
+  bool closed_ = false;     // guarded by mutex_
+};
+
+// A legacy session: the engine's state plus what HTTP needs to expire and end it.
+struct HttpSession {
+  std::shared_ptr<protocol::Session> session = std::make_shared<protocol::Session>();
+  std::shared_ptr<Mailbox> events = std::make_shared<Mailbox>();  // the GET stream's messages
+  std::atomic<int64_t> last_used_ms{now_ms()};
+  std::atomic<int> requests{0};  // HTTP requests in progress on it
+};
+
+// Session ids: 32 random bytes from OpenSSL's CSPRNG as hex — visible ASCII as required.
+std::string new_session_id() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return "";
+  static const char* kHex = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 15]);
+  }
+  return id;
+}
+
+// cpp-httplib's pool has no bound on waiting connections, so a full host would hang new
+// clients. This one runs at most `workers` connections; beyond that, a connection goes to a
+// single overflow thread that answers 503 (the flag below tells the handler) and closes.
+thread_local bool t_overloaded = false;
+
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  explicit BoundedPool(size_t workers) : workers_(workers) {
+    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { run(queue_, false); });
+    overflow_thread_ = std::thread([this] { run(overflow_, true); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (busy_ + queue_.size() < workers_) {
+        queue_.push_back(std::move(fn));
+      } else {
+        overflow_.push_back(std::move(fn));
+      }
+    }
+    cv_.notify_all();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    overflow_thread_.join();
+  }
+
+ private:
+  void run(std::deque<std::function<void()>>& q, bool overloaded) {
+    t_overloaded = overloaded;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !q.empty(); });
+      if (q.empty()) return;
+      auto fn = std::move(q.front());
+      q.pop_front();
+      if (!overloaded) ++busy_;
+      lock.unlock();
+      fn();
+      lock.lock();
+      if (!overloaded) --busy_;
+    }
+  }
+
+  const size_t workers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_, overflow_;  // guarded by mutex_
+  size_t busy_ = 0;                                     // guarded by mutex_
+  bool stopping_ = false;                               // guarded by mutex_
+  std::vector<std::thread> threads_;
+  std::thread overflow_thread_;
+};
+
+// What the access log line says about a request (set by the handler, same thread).
+struct AccessInfo {
+  Clock::time_point start;
+  std::string mcp_method;
+  std::string tool;
+};
+thread_local AccessInfo t_access;
+
+// Mcp-Name and Mcp-Param-* values that are not plain ASCII arrive as =?base64?...?=
+// (mcp-spec §4.2, 2026-07-28 routing headers).
+std::string decode_header_value(const std::string& v) {
+  if (!(v.size() >= 12 && v.starts_with("=?base64?") && v.ends_with("?="))) return v;
+  const std::string b64 = v.substr(9, v.size() - 11);
+  std::string out(b64.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(b64.data()),
+                          static_cast<int>(b64.size()));
+  if (n < 0) return v;
+  size_t pad = 0;
+  for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) ++pad;
+  out.resize(static_cast<size_t>(n) - std::min<size_t>(pad, static_cast<size_t>(n)));
+  return out;
+}
+
+std::string trimmed(std::string s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string::npos) return "";
+  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+const std::string* header(const httplib::Request& req, const char* name) {
+  auto it = req.headers.find(name);
+  return it == req.headers.end() ? nullptr : &it->second;
+}
+
+// HTTP status for a JSON-RPC error under 2026-07-28 (mcp-spec §4.2 status map). Ordinary
+// method errors (an unknown tool's -32602) stay 200; _meta faults are answered 400 before
+// the engine runs (post_modern).
+int modern_status(int error_code) {
+  switch (error_code) {
+    case code::kMethodNotFound: return 404;
+    case code::kHeaderMismatch:
+    case code::kMissingClientCapability:
+    case code::kUnsupportedVersion:
+    case code::kParseError:
+    case code::kInvalidRequest: return 400;
+    default: return 200;
+  }
+}
+
+int legacy_status(int error_code) {
+  return error_code == code::kParseError || error_code == code::kInvalidRequest ? 400 : 200;
+}
+
+}  // namespace
+
+struct HttpTransport::Impl {
+  protocol::Engine& engine;
+  const config::HttpConfig config;
+  std::function<json()> health;
+  HttpGuard guard{config};
+  std::unique_ptr<httplib::Server> server;
+  std::string url;
+
+  std::mutex sessions_mutex;
+  std::unordered_map<std::string, std::shared_ptr<HttpSession>> sessions;  // guarded by sessions_mutex
+  std::atomic<int> streams{0};
+  std::atomic<bool> stopping{false};
+  std::mutex sweep_mutex;
+  std::condition_variable sweep_cv;
+  std::thread sweeper;
+
+  Impl(protocol::Engine& e, const config::HttpConfig& c, std::function<json()> h)
+      : engine(e), config(c), health(std::move(h)) {}
+
+  // ---- Replies --------------------------------------------------------------------------
+
+  static void reply_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  }
+  static void reply_error(httplib::Response& res, int status, const json& id, int code, const std::string& message) {
+    reply_json(res, status, protocol::make_error(id, {code, message, nullptr}));
+  }
+  static void reply_accepted(httplib::Response& res) { res.status = 202; }
+
+  bool take_stream() {
+    if (streams.fetch_add(1) < config.max_streams) return true;
+    streams.fetch_sub(1);
+    return false;
+  }
+
+  // ---- Sessions -------------------------------------------------------------------------
+
+  std::shared_ptr<HttpSession> find_session(const std::string& id) {
+    std::lock_guard lock(sessions_mutex);
+    auto it = sessions.find(id);
+    if (it == sessions.end()) return nullptr;
+    it->second->last_used_ms = now_ms();
+    return it->second;
+  }
+
+  void end_session(const std::string& id) {
+    std::shared_ptr<HttpSession> s;
+    {
+      std::lock_guard lock(sessions_mutex);
+      auto it = sessions.find(id);
+      if (it == sessions.end()) return;
+      s = it->second;
+      sessions.erase(it);
+    }
+    s->events->close();
+  }
+
+  // Drops sessions idle past the timeout (never one with a request in progress).
+  void sweep() {
+    const int64_t cutoff = now_ms() - config.session_idle_timeout_ms;
+    std::vector<std::shared_ptr<HttpSession>> expired;
+    {
+      std::lock_guard lock(sessions_mutex);
+      for (auto it = sessions.begin(); it != sessions.end();) {
+        if (it->second->last_used_ms < cutoff && it->second->requests == 0) {
+          expired.push_back(it->second);
+          it = sessions.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& s : expired) s->events->close();
+    if (!expired.empty()) spdlog::debug("http: {} idle sessions expired", expired.size());
+  }
+
+  void sweep_loop() {
+    const auto period = std::chrono::milliseconds(std::clamp(config.session_idle_timeout_ms / 4, 100, 5000));
+    std::unique_lock lock(sweep_mutex);
+    while (!sweep_cv.wait_for(lock, period, [&] { return stopping.load(); })) {
+      lock.unlock();
+      sweep();
+      lock.lock();
+    }
+  }
+
+  // ---- One request's answer ---------------------------------------------------------------
+
+  // Runs a request through the engine and answers it: JSON when the response comes first,
+  // an SSE stream once a notification arrives or the call runs long (if the client
+  // accepts SSE and a stream slot is free).
+  void exchange(const httplib::Request& req, httplib::Response& res, const json& msg,
+                const std::shared_ptr<protocol::Session>& session, bool modern, std::shared_ptr<HttpSession> owner) {
+    auto mailbox = std::make_shared<Mailbox>();
+    engine.submit(msg, session, mailbox);
+    const bool sse_ok = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
+    const auto upgrade_at = Clock::now() + kUpgradeAfter;
+    std::deque<json> early;  // notifications seen before deciding
+    for (;;) {
+      auto wait = sse_ok ? upgrade_at - Clock::now() : std::chrono::duration_cast<Clock::duration>(kKeepAlive);
+      auto m = mailbox->pop(std::max<Clock::duration>(wait, Clock::duration::zero()));
+      if (m && is_response(*m)) {
+        const int c = m->contains("error") ? (*m)["error"].value("code", 0) : 0;
+        reply_json(res, c == 0 ? 200 : (modern ? modern_status(c) : legacy_status(c)), *m);
+        return;
+      }
+      if (!m && mailbox->closed()) {  // cancelled by the client: there is no answer to give
+        res.status = 204;
+        return;
+      }
+      if (m) early.push_back(std::move(*m));
+      const bool upgrade = sse_ok && (!early.empty() || Clock::now() >= upgrade_at);
+      if (upgrade && take_stream()) break;
+      if (!sse_ok) early.clear();  // a JSON-only client cannot receive notifications
+    }
+    start_sse(res, mailbox, std::move(early), [session, id = msg["id"], modern] {
+      // 2026-07-28: a closed response stream is the cancellation (mcp-spec §2.8).
+      // Legacy: a disconnect is not a cancellation (TR25N); the call runs on.
+      if (modern) session->cancel(id);
+    }, std::move(owner));
+  }
+
+  void start_sse(httplib::Response& res, std::shared_ptr<Mailbox> mailbox, std::deque<json> early,
+                 std::function<void()> on_disconnect, std::shared_ptr<HttpSession> owner) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    if (owner) owner->requests.fetch_add(1);
+    auto pending = std::make_shared<std::deque<json>>(std::move(early));
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, mailbox, pending, on_disconnect](size_t, httplib::DataSink& sink) {
+          auto write = [&](const std::string& text) {
+            if (sink.write(text.data(), text.size())) return true;
+            on_disconnect();
+            return false;
+          };
+          for (;;) {
+            std::optional<json> m;
+            if (!pending->empty()) {
+              m = std::move(pending->front());
+              pending->pop_front();
+            } else {
+              m = mailbox->pop(kKeepAlive);
+            }
+            if (!m) {
+              if (mailbox->closed()) break;
+              if (!write(": keep-alive\n\n")) return false;
+              continue;
+            }
+            if (!write("event: message\ndata: " + m->dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n")) {
+              return false;
+            }
+            if (is_response(*m)) break;
+          }
+          sink.done();
+          return true;
+        },
+        [this, owner](bool) {
+          streams.fetch_sub(1);
+          if (owner) owner->requests.fetch_sub(1);
+        });
+  }
+
+  // ---- Methods --------------------------------------------------------------------------
+
+  void post(const httplib::Request& req, httplib::Response& res) {
+    json msg = json::parse(req.body, nullptr, false);
+    if (msg.is_discarded()) return reply_error(res, 400, nullptr, code::kParseError, "Parse error: the body is not valid JSON");
+    if (msg.is_object()) {
+      t_access.mcp_method = msg.value("method", "");
+      if (t_access.mcp_method == "tools/call") t_access.tool = msg.value("params", json::object()).value("name", "");
+    }
+    if (is_modern(msg)) return post_modern(req, res, msg);
+    return post_legacy(req, res, msg);
+  }
+
+  // 2026-07-28: stateless; routing headers must agree with the body (mcp-spec §4.2).
+  void post_modern(const httplib::Request& req, httplib::Response& res, const json& msg) {
+    const json id = msg.contains("id") && protocol::valid_id(msg["id"]) ? msg["id"] : json();
+    const bool is_request = msg.contains("id");
+    auto mismatch = [&](const std::string& what) {
+      reply_error(res, 400, id, code::kHeaderMismatch, "Header mismatch: " + what);
+    };
+    const std::string body_version = msg["params"]["_meta"][kMetaVersion].is_string()
+                                         ? msg["params"]["_meta"][kMetaVersion].get<std::string>() : "";
+    const std::string* version = header(req, "MCP-Protocol-Version");
+    if (version == nullptr) return mismatch("the MCP-Protocol-Version header is required");
+    if (trimmed(*version) != body_version) {
+      return mismatch("MCP-Protocol-Version header '" + trimmed(*version) + "' differs from _meta." + kMetaVersion);
+    }
+    const std::string method = msg.value("method", json()).is_string() ? msg["method"].get<std::string>() : "";
+    const std::string* mcp_method = header(req, "Mcp-Method");
+    // Notifications may omit Mcp-Method (Claude Code's cancel does, mcp-spec §11).
+    if (mcp_method == nullptr && is_request) return mismatch("the Mcp-Method header is required");
+    if (mcp_method != nullptr && trimmed(*mcp_method) != method) {
+      return mismatch("Mcp-Method header '" + trimmed(*mcp_method) + "' differs from the body's method");
+    }
+    const char* name_key = method == "tools/call" || method == "prompts/get" ? "name"
+                           : method == "resources/read"                      ? "uri"
+                                                                             : nullptr;
+    if (name_key != nullptr && is_request) {
+      const std::string* mcp_name = header(req, "Mcp-Name");
+      const json& body_name = msg["params"].value(name_key, json());
+      if (mcp_name == nullptr) return mismatch("the Mcp-Name header is required for " + method);
+      if (!body_name.is_string() || decode_header_value(trimmed(*mcp_name)) != body_name.get<std::string>()) {
+        return mismatch("Mcp-Name header differs from params." + std::string(name_key));
+      }
+    }
+    if (is_request) {
+      if (auto err = protocol::check_modern_meta(msg["params"]["_meta"])) {
+        return reply_json(res, 400, protocol::make_error(id, *err));
+      }
+    }
+    auto session = std::make_shared<protocol::Session>();  // stateless: nothing outlives the request
+    if (!is_request) {
+      engine.handle(msg, *session, std::make_shared<Mailbox>());
+      return reply_accepted(res);
+    }
+    exchange(req, res, msg, session, true, nullptr);
+  }
+
+  void post_legacy(const httplib::Request& req, httplib::Response& res, const json& msg) {
+    const json id = msg.is_object() && msg.contains("id") && protocol::valid_id(msg["id"]) ? msg["id"] : json();
+    if (msg.is_object() && msg.value("method", "") == "initialize") return initialize(res, msg);
+
+    const std::string* sid = header(req, "Mcp-Session-Id");
+    if (sid == nullptr) {
+      return reply_error(res, 400, id, code::kInvalidRequest,
+                         "Bad Request: Mcp-Session-Id header is required (send initialize first), or use protocol "
+                         "2026-07-28 with _meta." + std::string(kMetaVersion));
+    }
+    auto s = find_session(*sid);
+    if (!s) return reply_error(res, 404, id, code::kInvalidRequest, "Session not found or expired: initialize again");
+    // MCP-Protocol-Version: absent means 2025-03-26; otherwise it must be the session's.
+    if (const std::string* v = header(req, "MCP-Protocol-Version"); v != nullptr && trimmed(*v) != s->session->version()) {
+      return reply_error(res, 400, id, code::kInvalidRequest,
+                         "Bad Request: MCP-Protocol-Version '" + trimmed(*v) + "' does not match the session's " +
+                             s->session->version());
+    }
+    s->requests.fetch_add(1);
+    struct Done {
+      HttpSession& s;
+      ~Done() {
+        s.last_used_ms = now_ms();
+        s.requests.fetch_sub(1);
+      }
+    } done{*s};
+    const bool request = msg.is_object() && msg.contains("id") && msg.contains("method");
+    if (msg.is_array()) {  // 2025-03-26 batch: answered as one JSON array
+      json r = engine.handle(msg, *s->session, s->events);
+      if (r.is_null()) return reply_accepted(res);
+      return reply_json(res, r.is_object() && r.contains("error") ? legacy_status(r["error"].value("code", 0)) : 200, r);
+    }
+    if (!request) {  // notifications and responses
+      json r = engine.handle(msg, *s->session, s->events);
+      if (r.is_object() && r.contains("error")) return reply_json(res, legacy_status(r["error"].value("code", 0)), r);
+      return reply_accepted(res);
+    }
+    exchange(req, res, msg, s->session, false, s);
+  }
+
+  void initialize(httplib::Response& res, const json& msg) {
+    {
+      std::lock_guard lock(sessions_mutex);
+      if (sessions.size() >= static_cast<size_t>(config.max_sessions)) {
+        res.set_header("Retry-After", "5");
+        return reply_error(res, 503, msg.value("id", json()), code::kInternalError,
+                           "Service Unavailable: too many sessions (server.http.max_sessions)");
+      }
+    }
+    auto s = std::make_shared<HttpSession>();
+    json r = engine.handle(msg, *s->session, s->events);
+    if (r.is_object() && r.contains("result")) {
+      const std::string sid = new_session_id();
+      if (sid.empty()) return reply_error(res, 500, msg["id"], code::kInternalError, "cannot create a session id");
+      {
+        std::lock_guard lock(sessions_mutex);
+        sessions.emplace(sid, s);
+      }
+      res.set_header("Mcp-Session-Id", sid);
+    }
+    const int c = r.is_object() && r.contains("error") ? r["error"].value("code", 0) : 0;
+    reply_json(res, c == 0 ? 200 : legacy_status(c), r);
+  }
+
+  // GET: the legacy session's server-to-client stream; 405 without a session (2026-07-28
+  // has none, mcp-spec §4.2).
+  void get(const httplib::Request& req, httplib::Response& res) {
+    const std::string* sid = header(req, "Mcp-Session-Id");
+    if (sid == nullptr) {
+      res.set_header("Allow", "POST");
+      return reply_error(res, 405, nullptr, -32000, "Method Not Allowed: GET needs an Mcp-Session-Id (legacy sessions)");
+    }
+    auto s = find_session(*sid);
+    if (!s) return reply_error(res, 404, nullptr, code::kInvalidRequest, "Session not found or expired: initialize again");
+    if (req.get_header_value("Accept").find("text/event-stream") == std::string::npos) {
+      return reply_error(res, 406, nullptr, code::kInvalidRequest, "Not Acceptable: GET needs Accept: text/event-stream");
+    }
+    if (!take_stream()) {
+      res.set_header("Retry-After", "5");
+      return reply_error(res, 503, nullptr, code::kInternalError, "Service Unavailable: too many open streams (server.http.max_streams)");
+    }
+    start_sse(res, s->events, {}, [] {}, s);
+  }
+
+  void del(const httplib::Request& req, httplib::Response& res) {
+    const std::string* sid = header(req, "Mcp-Session-Id");
+    if (sid == nullptr) {
+      res.set_header("Allow", "POST");
+      return reply_error(res, 405, nullptr, -32000, "Method Not Allowed: DELETE needs an Mcp-Session-Id (legacy sessions)");
+    }
+    if (!find_session(*sid)) return reply_error(res, 404, nullptr, code::kInvalidRequest, "Session not found or expired");
+    end_session(*sid);
+    res.status = 200;
+  }
+
+  // ---- Wiring ---------------------------------------------------------------------------
+
+  httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
+    t_access = AccessInfo{Clock::now(), "", ""};
+    if (t_overloaded) {
+      res.set_header("Retry-After", "1");
+      res.set_header("Connection", "close");
+      reply_error(res, 503, nullptr, code::kInternalError,
+                  "Service Unavailable: every worker is busy (server.http.worker_threads)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    Denial d = guard.check_origin(req.get_header_value("Host"), header(req, "Origin"));
+    if (d.status == 0 && req.path != "/healthz") d = guard.check_token(header(req, "Authorization"));
+    if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (!d.www_authenticate.empty()) res.set_header("WWW-Authenticate", d.www_authenticate);
+    reply_error(res, d.status, nullptr, -32000, d.message);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+
+  void access_log(const httplib::Request& req, const httplib::Response& res) {
+    if (!spdlog::should_log(spdlog::level::debug)) return;
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t_access.start).count();
+    // Never headers or bodies: they carry tokens and user data.
+    spdlog::debug("http {} {} {} mcp={} tool={} {:.2f}ms", req.method, req.path, res.status,
+                  t_access.mcp_method.empty() ? "-" : t_access.mcp_method, t_access.tool.empty() ? "-" : t_access.tool, ms);
+  }
+
+  void configure() {
+    if (!config.tls.cert.empty()) {
+      server = std::make_unique<httplib::SSLServer>(config.tls.cert.c_str(), config.tls.key.c_str());
+    } else {
+      server = std::make_unique<httplib::Server>();
+    }
+    const size_t workers = static_cast<size_t>(config.worker_threads);
+    server->new_task_queue = [workers] { return new BoundedPool(workers); };
+    // Measured: without TCP_NODELAY every response waits for a delayed ACK (ARCHITECTURE.md).
+    server->set_tcp_nodelay(true);
+    server->set_keep_alive_max_count(100000);
+    server->set_keep_alive_timeout(5);
+    server->set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
+    server->set_pre_routing_handler([this](const auto& req, auto& res) { return pre_route(req, res); });
+    server->set_logger([this](const auto& req, const auto& res) { access_log(req, res); });
+    server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      const std::string what = res.status == 413 ? "Payload Too Large (server.http.max_body_bytes)"
+                               : res.status == 404 ? "Not Found"
+                                                   : "HTTP error " + std::to_string(res.status);
+      reply_error(res, res.status, nullptr, -32000, what);
+    });
+    const std::string& path = config.path;
+    server->Post(path, [this](const auto& req, auto& res) { post(req, res); });
+    server->Get(path, [this](const auto& req, auto& res) { get(req, res); });
+    server->Delete(path, [this](const auto& req, auto& res) { del(req, res); });
+    auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Allow", "GET, POST, DELETE");
+      reply_error(res, 405, nullptr, -32000, "Method Not Allowed");
+    };
+    server->Put(path, not_allowed);
+    server->Patch(path, not_allowed);
+    server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+      json h = health();
+      std::lock_guard lock(sessions_mutex);
+      h["http"] = {{"sessions", sessions.size()}, {"streams", streams.load()}};
+      reply_json(res, 200, h);
+    });
+  }
+};
+
+HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<json()> health)
+    : impl_(std::make_unique<Impl>(engine, config, std::move(health))) {}
+
+HttpTransport::~HttpTransport() {
+  stop();
+  if (impl_->sweeper.joinable()) impl_->sweeper.join();
+}
+
+Result<std::string> HttpTransport::bind() {
+  const auto& c = impl_->config;
+  if (c.tls.cert.empty() != c.tls.key.empty()) return Error{"server.http.tls needs both cert and key"};
+  impl_->configure();
+  if (!impl_->server->is_valid()) return Error{"cannot start the HTTPS server: check server.http.tls cert and key"};
+  const size_t colon = c.listen.rfind(':');
+  std::string host = c.listen.substr(0, colon);
+  const int port = std::stoi(c.listen.substr(colon + 1));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int bound = port == 0 ? impl_->server->bind_to_any_port(host) : (impl_->server->bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) return Error{"cannot listen on " + c.listen + ": " + std::strerror(errno)};
+  const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  impl_->url = (c.tls.cert.empty() ? "http://" : "https://") + shown_host + ":" + std::to_string(bound);
+  if (host != "127.0.0.1" && host != "::1" && host != "localhost") {
+    spdlog::warn("listening beyond loopback on {}{}", c.listen,
+                 impl_->guard.requires_token() ? "" : " WITHOUT authentication (set server.http.auth.bearer_tokens)");
+  }
+  return impl_->url;
+}
+
+void HttpTransport::run() {
+  impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
+  impl_->server->listen_after_bind();
+}
+
+void HttpTransport::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  {
+    std::lock_guard lock(impl_->sweep_mutex);
+  }
+  impl_->sweep_cv.notify_all();
+  if (impl_->server) impl_->server->stop();
+  // Idle GET streams end now; request streams end with their call.
+  std::lock_guard lock(impl_->sessions_mutex);
+  for (auto& [id, s] : impl_->sessions) s->events->close();
+}
+
+}  // namespace mcph::transport

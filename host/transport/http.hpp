@@ -1,0 +1,42 @@
+// Streamable HTTP transport (mcp-spec §4.2) for both eras from one endpoint:
+//  - legacy (2024-11-05 ... 2025-11-25): initialize opens a session (Mcp-Session-Id);
+//    GET opens the session's server-to-client SSE stream; DELETE ends it.
+//  - modern (2026-07-28): stateless POSTs whose Mcp-* headers must match the body; closing
+//    a call's response stream cancels the call.
+// Answers are plain JSON unless the call sends notifications (progress, logs) or runs long,
+// and the client accepts text/event-stream: then that POST's answer becomes an SSE stream.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "protocol/engine.hpp"
+#include "result.hpp"
+
+namespace mcph::transport {
+
+class HttpTransport {
+ public:
+  // `health` produces the body of GET /healthz (no auth).
+  HttpTransport(protocol::Engine& engine, const config::HttpConfig& config,
+                std::function<nlohmann::json()> health);
+  ~HttpTransport();
+
+  // Binds the listen address (port 0 picks a free port); returns the base URL,
+  // e.g. "http://127.0.0.1:41234".
+  Result<std::string> bind();
+  // Serves until stop(). In-flight requests finish before it returns.
+  void run();
+  // Stops accepting and ends idle streams. Thread-safe.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mcph::transport

@@ -1,0 +1,80 @@
+#include "transport/http_guard.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace mcph::transport {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bool is_loopback_name(const std::string& name) {
+  return name == "localhost" || name == "127.0.0.1" || name == "::1";
+}
+
+std::array<unsigned char, 32> sha256(std::string_view s) {
+  std::array<unsigned char, 32> out{};
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
+  return out;
+}
+
+}  // namespace
+
+std::string host_name(std::string_view host) {
+  if (host.starts_with('[')) {
+    size_t close = host.find(']');
+    return lower(host.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+  }
+  size_t colon = host.find(':');
+  // More than one colon without brackets is a bare IPv6 address.
+  if (colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) host = host.substr(0, colon);
+  return lower(host);
+}
+
+HttpGuard::HttpGuard(const config::HttpConfig& config) {
+  for (const auto& h : config.allowed_hosts) hosts_.push_back(host_name(h));
+  for (const auto& o : config.allowed_origins) origins_.push_back(lower(o));
+  for (const auto& t : config.auth.bearer_tokens) {
+    if (!t.empty()) token_hashes_.push_back(sha256(t));
+  }
+}
+
+Denial HttpGuard::check_origin(std::string_view host, const std::string* origin) const {
+  const std::string name = host_name(host);
+  if (!is_loopback_name(name) && std::find(hosts_.begin(), hosts_.end(), name) == hosts_.end()) {
+    return {403, "Forbidden: Host '" + name + "' is not allowed (add it to server.http.allowed_hosts)", {}};
+  }
+  if (origin == nullptr) return {};  // not a browser
+  const std::string o = lower(*origin);
+  if (std::find(origins_.begin(), origins_.end(), o) != origins_.end()) return {};
+  for (const char* scheme : {"http://", "https://"}) {
+    if (o.starts_with(scheme) && is_loopback_name(host_name(std::string_view(o).substr(std::strlen(scheme))))) return {};
+  }
+  return {403, "Forbidden: Origin is not allowed (add it to server.http.allowed_origins)", {}};
+}
+
+Denial HttpGuard::check_token(const std::string* authorization) const {
+  if (token_hashes_.empty()) return {};
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization == nullptr || authorization->size() <= kScheme.size() ||
+      lower(std::string_view(*authorization).substr(0, kScheme.size())) != kScheme) {
+    return {401, "Unauthorized: send Authorization: Bearer <token>", "Bearer realm=\"mcp-host\""};
+  }
+  // Hash first so the comparison time depends on neither the token's length nor content;
+  // compare against every token without stopping early.
+  const auto presented = sha256(std::string_view(*authorization).substr(kScheme.size()));
+  bool match = false;
+  for (const auto& h : token_hashes_) match |= CRYPTO_memcmp(h.data(), presented.data(), h.size()) == 0;
+  if (match) return {};
+  return {401, "Unauthorized: invalid bearer token", "Bearer realm=\"mcp-host\", error=\"invalid_token\""};
+}
+
+}  // namespace mcph::transport
