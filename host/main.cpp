@@ -179,8 +179,9 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     auto url = http.bind();
     if (!url) return fail(url.error());
     SignalWatcher signals([&] { http.stop(); });
-    spdlog::info("mcp-host {} serving {} tools from {} plugin instances at {}{}", kVersion, registry.tools().size(),
-                 registry.instances().size(), *url, http_config.path);
+    // Printed whatever the log level: the URL is what the user needs to connect.
+    std::fprintf(stderr, "mcp-host %s serving %zu tools from %zu plugin instances at %s%s\n", kVersion,
+                 registry.tools().size(), registry.instances().size(), url->c_str(), http_config.path.c_str());
     http.run();
     return drain(**host);
   }

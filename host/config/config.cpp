@@ -557,9 +557,16 @@ Status interpolated_list_field(const Context& ctx, const Value& v, Owner<member>
   });
 }
 
+// An optional path: empty means "not set".
 template <auto member>
 Status path_field(const Context& ctx, const Value& v, Owner<member>& out) {
-  auto path = read_path(ctx, v);
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  if (text->empty()) {
+    (out.*member).clear();
+    return Ok{};
+  }
+  auto path = resolve_path(ctx, v, *text);
   if (!path) return Error{path.error()};
   out.*member = std::move(*path);
   return Ok{};

@@ -274,14 +274,14 @@ void Engine::on_notification(const json& m, Session& session) {
 }
 
 std::optional<RpcError> Engine::select_era(Request& req, Session& session) const {
-  if (req.method == "initialize") return std::nullopt;  // always opens a legacy session
   if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
     if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
     req.modern = true;
     req.version = kModernVersion;
-    return std::nullopt;
+    return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
   }
+  if (req.method == "initialize") return std::nullopt;  // opens a legacy session
   if (session.initialized()) {
     req.version = session.version();
     req.log_level = session.log_level_.load();
@@ -291,17 +291,16 @@ std::optional<RpcError> Engine::select_era(Request& req, Session& session) const
   if (req.method == "server/discover") {
     return invalid_params("server/discover needs _meta." + std::string(kMetaVersion) + " = \"" + kModernVersion + "\"");
   }
-  return RpcError{code::kInvalidRequest,
-                  "Invalid Request: not initialized; send initialize first (protocol 2025-11-25 and earlier) "
-                  "or put _meta." + std::string(kMetaVersion) + " = \"" + kModernVersion + "\" in every request",
-                  nullptr};
+  // Neither a session nor the 2026-07-28 _meta: the required _meta key is missing (§2.1).
+  return invalid_params("missing _meta." + std::string(kMetaVersion) + " = \"" + kModernVersion +
+                        "\" (or send initialize first, for protocol 2025-11-25 and earlier)");
 }
 
 json Engine::dispatch(Request& req, Session& session) {
   json result;
   std::optional<RpcError> err;
   const std::string& m = req.method;
-  if (m == "initialize") {
+  if (m == "initialize" && !req.modern) {
     result = initialize(req, session);
     if (result.is_null()) err = invalid_params("initialize: params.protocolVersion (a string) is required");
   } else if (m == "tools/list") {

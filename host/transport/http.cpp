@@ -396,7 +396,9 @@ struct HttpTransport::Impl {
       t_access.mcp_method = msg.value("method", "");
       if (t_access.mcp_method == "tools/call") t_access.tool = msg.value("params", json::object()).value("name", "");
     }
-    if (is_modern(msg)) return post_modern(req, res, msg);
+    // A modern client may also be told by its version header; its body then lacks _meta.
+    const std::string* v = header(req, "MCP-Protocol-Version");
+    if (is_modern(msg) || (v != nullptr && trimmed(*v) >= protocol::kModernVersion)) return post_modern(req, res, msg);
     return post_legacy(req, res, msg);
   }
 
@@ -407,8 +409,13 @@ struct HttpTransport::Impl {
     auto mismatch = [&](const std::string& what) {
       reply_error(res, 400, id, code::kHeaderMismatch, "Header mismatch: " + what);
     };
-    const std::string body_version = msg["params"]["_meta"][kMetaVersion].is_string()
-                                         ? msg["params"]["_meta"][kMetaVersion].get<std::string>() : "";
+    if (!msg.is_object()) return reply_error(res, 400, nullptr, code::kInvalidRequest, "Invalid Request: expected a JSON-RPC object");
+    if (!is_modern(msg)) {
+      return reply_error(res, 400, id, code::kInvalidParams,
+                         "missing _meta." + std::string(kMetaVersion) + " (required in every 2026-07-28 request)");
+    }
+    const json& meta_version = msg["params"]["_meta"][kMetaVersion];
+    const std::string body_version = meta_version.is_string() ? meta_version.get<std::string>() : "";
     const std::string* version = header(req, "MCP-Protocol-Version");
     if (version == nullptr) return mismatch("the MCP-Protocol-Version header is required");
     if (trimmed(*version) != body_version) {

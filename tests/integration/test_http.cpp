@@ -357,6 +357,48 @@ TEST_F(HttpTest, FullWorkerPoolAnswers503) {
   for (auto& t : busy) t.join();
 }
 
+TEST_F(HttpTest, StreamCapAnswers503) {
+  HttpHost host(kPlugins, "    max_streams: 1\n");
+  auto c = host.client();
+  std::string sid = initialize(*c);
+  // The first GET stream takes the only slot and stays open...
+  std::atomic<bool> opened{false};
+  std::thread holder([&] {
+    httplib::Client sc("127.0.0.1", host.port());
+    sc.set_read_timeout(1, 0);
+    sc.Get("/mcp", httplib::Headers{{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}},
+           [&](const httplib::Response&) { opened = true; return true; }, [](const char*, size_t) { return true; });
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!opened && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(opened);
+  // ...so a second one is refused at once.
+  auto r = c->Get("/mcp", httplib::Headers{{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  // Deleting the session ends its stream.
+  EXPECT_EQ(c->Delete("/mcp", httplib::Headers{{"Mcp-Session-Id", sid}})->status, 200);
+  holder.join();
+}
+
+TEST_F(HttpTest, ServesHttpsWithConfiguredCertificate) {
+  TempDir certs;
+  const std::string key = certs.str() + "/key.pem", cert = certs.str() + "/cert.pem";
+  auto [code, out] = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                                  "-out", cert, "-subj", "/CN=localhost", "-days", "1"});
+  ASSERT_EQ(code, 0) << out;
+  HttpHost host(kPlugins, "    tls: { cert: " + cert + ", key: " + key + " }\n");
+  ASSERT_NE(host.port(), 0);
+  httplib::SSLClient c("127.0.0.1", host.port());
+  c.enable_server_certificate_verification(false);  // self-signed, for this test only
+  auto r = c.Post("/mcp", modern_headers("server/discover"), modern(1, "server/discover").dump(), "application/json");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r)["result"]["resultType"], "complete");
+}
+
 TEST_F(HttpTest, IdleSessionsExpireAndReinitializeWorks) {
   HttpHost host(kPlugins, "    session_idle_timeout_ms: 1000\n");
   auto c = host.client();

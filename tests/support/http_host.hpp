@@ -23,7 +23,7 @@ class HttpHost {
     process_ = std::make_unique<Process>(
         std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg, "--transport", "http", "--log-level", "debug"}, env);
     // The host logs its URL once it listens.
-    const std::regex url_re("at (http://127\\.0\\.0\\.1:([0-9]+))/");
+    const std::regex url_re("at (https?://127\\.0\\.0\\.1:([0-9]+))/");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     std::smatch m;
     while (std::chrono::steady_clock::now() < deadline) {

@@ -848,3 +848,18 @@ TEST_F(HttpConfigTest, BearerTokenFromUnsetVariableIsAnErrorWithoutTheValue) {
 
 }  // namespace
 }  // namespace mcph::config
+
+namespace mcph::config {
+namespace {
+
+// The documented default must stay loadable: it is what scripts/run.sh serves.
+TEST(DefaultConfig, ShippedFileLoads) {
+  auto c = load_file(MCPH_SOURCE_DIR "/config/mcp-host.yaml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ((*c)->server.transport, "stdio");
+  EXPECT_EQ((*c)->server.http.listen, "127.0.0.1:8080");
+  EXPECT_FALSE((*c)->plugins.empty());
+}
+
+}  // namespace
+}  // namespace mcph::config

@@ -92,7 +92,7 @@ TEST_F(EngineTest, PingWorksBeforeInitialize) {
 
 TEST_F(EngineTest, RequestsBeforeInitializeWithoutModernMetaAreRefused) {
   json r = request("tools/list");
-  EXPECT_EQ(r["error"]["code"], code::kInvalidRequest);
+  EXPECT_EQ(r["error"]["code"], code::kInvalidParams);  // the required _meta is missing
   EXPECT_NE(r["error"]["message"].get<std::string>().find("initialize"), std::string::npos);
 }
 
@@ -134,7 +134,7 @@ TEST_F(EngineTest, ModernMetaValidation) {
 }
 
 TEST_F(EngineTest, ModernRemovedAndUnknownMethods) {
-  for (const char* m : {"ping", "logging/setLevel", "resources/subscribe", "no/such/method"}) {
+  for (const char* m : {"initialize", "ping", "logging/setLevel", "resources/subscribe", "no/such/method"}) {
     EXPECT_EQ(request(m, {{"_meta", meta26()}})["error"]["code"], code::kMethodNotFound) << m;
   }
   initialize();

@@ -1,0 +1,20 @@
+// The ceiling: a bare cpp-httplib server answering every POST with a fixed body, tuned as
+// the host's HTTP transport is (TCP_NODELAY, long keep-alive, worker pool). Run by
+// scripts/bench.sh next to the real host. Prints its port, serves until killed.
+#include <cstdio>
+
+#include <httplib.h>
+
+int main(int argc, char** argv) {
+  const int workers = argc > 1 ? std::atoi(argv[1]) : 64;
+  httplib::Server server;
+  server.new_task_queue = [workers] { return new httplib::ThreadPool(static_cast<size_t>(workers)); };
+  server.set_tcp_nodelay(true);
+  server.set_keep_alive_max_count(100000);
+  const std::string body = R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello world"}]}})";
+  server.Post("/mcp", [&](const httplib::Request&, httplib::Response& res) { res.set_content(body, "application/json"); });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::printf("%d\n", port);
+  std::fflush(stdout);
+  server.listen_after_bind();
+}
