@@ -117,7 +117,7 @@ mcph_status call_result(mcph_call* call, mcph_str result_json) {
   if (parsed.is_discarded() || !parsed.is_object()) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = false;
-  call->result_json.assign(view(result_json));
+  call->result = std::move(parsed);
   return MCPH_OK;
 }
 
@@ -125,8 +125,8 @@ mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
   if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = true;
-  call->result_json.assign(view(message));
-  if (call->result_json.empty()) call->result_json = status_name(status);
+  call->error_text.assign(view(message));
+  if (call->error_text.empty()) call->error_text = status_name(status);
   return MCPH_OK;
 }
 

@@ -8,13 +8,15 @@ bool mcph_call::is_cancelled() const {
   return std::chrono::steady_clock::now() >= deadline;
 }
 
-void mcph_host_instance::redact(std::string& text) const {
+bool mcph_host_instance::redact(std::string& text) const {
+  bool changed = false;
   for (const auto& secret : secrets) {
-    for (size_t pos = text.find(secret); pos != std::string::npos;
-         pos = text.find(secret, pos + 10)) {
+    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10)) {
       text.replace(pos, secret.size(), "[REDACTED]");
+      changed = true;
     }
   }
+  return changed;
 }
 
 namespace mcph::plugins {
@@ -98,16 +100,16 @@ json Instance::call(const Tool& tool, const std::string& arguments_json, mcph_ca
     drained_.notify_all();
   }
 
-  std::string text;
   if (call.has_outcome && !call.is_error) {
-    text = std::move(call.result_json);
-    host_.redact(text);
-    // call_result already checked that it parses as an object; redaction keeps it valid
-    // JSON because "[REDACTED]" needs no escaping.
+    if (host_.secrets.empty()) return std::move(call.result);
+    // Redact on the text; "[REDACTED]" needs no escaping, so the JSON stays valid.
+    std::string text = call.result.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (!host_.redact(text)) return std::move(call.result);
     return json::parse(text, nullptr, false);
   }
+  std::string text;
   if (call.has_outcome && call.is_error) {
-    text = std::move(call.result_json);
+    text = std::move(call.error_text);
   } else if (st == MCPH_OK) {
     text = "tool '" + tool.name + "' returned no result";
   } else {

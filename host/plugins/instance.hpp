@@ -69,7 +69,8 @@ struct mcph_call {
   // Outcome, written on the handler thread.
   bool has_outcome = false;
   bool is_error = false;
-  std::string result_json;  // CallToolResult JSON, or the error text when is_error
+  nlohmann::json result;    // the CallToolResult object (when !is_error)
+  std::string error_text;   // the failure's text (when is_error)
 
   bool is_cancelled() const;
 };
@@ -85,8 +86,8 @@ struct mcph_host_instance {
   std::vector<std::string> secrets;  // credential values, redacted from logs and results
   std::atomic<bool> shutting_down{false};
 
-  // Replaces every secret in `text` with "[REDACTED]".
-  void redact(std::string& text) const;
+  // Replaces every secret in `text` with "[REDACTED]"; true if it found one.
+  bool redact(std::string& text) const;
 };
 
 namespace mcph::plugins {
