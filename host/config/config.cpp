@@ -621,6 +621,40 @@ Status read_http_path(const Context& ctx, const Value& v, HttpConfig& http) {
   return Ok{};
 }
 
+Status read_endpoint_path(const Context& ctx, const Value& v, CommandEndpoint& e) {
+  auto text = read_scalar_text(ctx, v);
+  if (!text) return Error{text.error()};
+  if (!text->starts_with('/') || text->find_first_of(" ?#") != std::string::npos) {
+    return ctx.fail(v.line, v.path + " must be an absolute URL path such as /codegen (got '" + *text + "')");
+  }
+  e.path = std::move(*text);
+  return Ok{};
+}
+
+Status read_endpoint_prefix(const Context& ctx, const Value& v, CommandEndpoint& e) {
+  auto text = read_scalar_text(ctx, v);
+  if (!text) return Error{text.error()};
+  if (!is_identifier_text(*text)) return ctx.fail(v.line, v.path + " may contain only letters, digits, '_', '.' and '-'");
+  e.tool_prefix = std::move(*text);
+  return Ok{};
+}
+
+constexpr Field<CommandEndpoint> kCommandEndpointFields[] = {
+    {"path", read_endpoint_path},
+    {"tool_prefix", read_endpoint_prefix},
+};
+
+Status read_command_endpoints(const Context& ctx, const Value& v, HttpConfig& http) {
+  return for_each_item(ctx, v, [&](const Value& item) -> Status {
+    if (!item.node.IsMap()) return ctx.fail(item.line, item.path + " must be a mapping");
+    CommandEndpoint e;
+    if (auto st = read_fields(ctx, item, kCommandEndpointFields, e); !st) return st;
+    if (e.path.empty()) return ctx.fail(item.line, item.path + " is missing required key 'path'");
+    http.command_endpoints.push_back(std::move(e));
+    return Ok{};
+  });
+}
+
 constexpr Field<HttpConfig> kHttpFields[] = {
     {"listen", read_listen},
     {"path", read_http_path},
@@ -634,6 +668,7 @@ constexpr Field<HttpConfig> kHttpFields[] = {
     {"session_idle_timeout_ms", int_field<&HttpConfig::session_idle_timeout_ms, 1000, INT_MAX>},
     {"max_sessions", int_field<&HttpConfig::max_sessions, 1, 1000000>},
     {"tls", section_field<&HttpConfig::tls, kTlsFields>},
+    {"command_endpoints", read_command_endpoints},
 };
 
 constexpr Field<ServerConfig> kServerFields[] = {

@@ -43,6 +43,13 @@ struct HttpAuthConfig {
   std::vector<std::string> bearer_tokens;  // empty = no authentication; secrets
 };
 
+// The Codegen MCP server's old envelope: POST {"command": C, "args": {...}} on `path`
+// calls the tool `tool_prefix` + C and answers with its structured result.
+struct CommandEndpoint {
+  std::string path;
+  std::string tool_prefix;
+};
+
 struct HttpConfig {
   std::string listen = "127.0.0.1:8080";  // host:port; [::1]:port for IPv6
   std::string path = "/mcp";
@@ -56,6 +63,7 @@ struct HttpConfig {
   int session_idle_timeout_ms = 1800000;  // legacy sessions unused this long expire
   int max_sessions = 1000;
   TlsConfig tls;
+  std::vector<CommandEndpoint> command_endpoints;
 };
 
 struct ServerConfig {

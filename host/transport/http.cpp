@@ -568,6 +568,45 @@ struct HttpTransport::Impl {
     res.status = 200;
   }
 
+  // The Codegen MCP server's {"command","args"} envelope (codegen.md §A.1), generic: the
+  // command names a tool by prefix. Well-formed envelopes are answered 200 like the old
+  // server, with the tool's structured result or {"status":"error","error","details"}.
+  void command(const config::CommandEndpoint& endpoint, const httplib::Request& req, httplib::Response& res) {
+    auto fail = [&](int status, const std::string& error, const std::string& details) {
+      reply_json(res, status, json{{"status", "error"}, {"error", error}, {"details", details}});
+    };
+    json env = json::parse(req.body, nullptr, false);
+    if (env.is_discarded() || !env.is_object()) return fail(400, "Invalid JSON", "the body must be a JSON object");
+    const json& command = env.value("command", json());
+    const json args = env.value("args", json::object());
+    if (!command.is_string()) return fail(400, "Invalid request", "\"command\" (a string) is required");
+    if (!args.is_object()) return fail(400, "Invalid request", "\"args\" must be an object");
+    const std::string tool = endpoint.tool_prefix + command.get<std::string>();
+    t_access.mcp_method = "tools/call";
+    t_access.tool = tool;
+    json meta{{kMetaVersion, protocol::kModernVersion}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
+    json call{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+              {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
+    protocol::Session session;
+    json r = engine.handle(call, session, std::make_shared<Mailbox>());
+    if (r.contains("error")) {
+      if (r["error"].value("message", "").starts_with("Unknown tool")) {
+        return fail(200, "Unknown command", "Command '" + command.get<std::string>() + "' is not supported.");
+      }
+      return fail(200, r["error"].value("message", "error"), r["error"].value("data", json()).dump());
+    }
+    const json& result = r["result"];
+    if (result.contains("structuredContent") && result["structuredContent"].is_object()) {
+      return reply_json(res, 200, result["structuredContent"]);
+    }
+    std::string text;
+    for (const auto& block : result.value("content", json::array())) {
+      if (block.value("type", "") == "text") text += block.value("text", "");
+    }
+    if (result.value("isError", false)) return fail(200, text, text);
+    reply_json(res, 200, json{{"status", "success"}, {"result", text}});
+  }
+
   // ---- Wiring ---------------------------------------------------------------------------
 
   httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
@@ -625,6 +664,9 @@ struct HttpTransport::Impl {
       res.set_header("Allow", "GET, POST, DELETE");
       reply_error(res, 405, nullptr, -32000, "Method Not Allowed");
     };
+    for (const auto& endpoint : config.command_endpoints) {
+      server->Post(endpoint.path, [this, &endpoint](const auto& req, auto& res) { command(endpoint, req, res); });
+    }
     server->Put(path, not_allowed);
     server->Patch(path, not_allowed);
     server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {

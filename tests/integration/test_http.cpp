@@ -399,6 +399,33 @@ TEST_F(HttpTest, ServesHttpsWithConfiguredCertificate) {
   EXPECT_EQ(body_json(r)["result"]["resultType"], "complete");
 }
 
+TEST_F(HttpTest, CommandEnvelopeMapsCommandsToTools) {
+  HttpHost host(kPlugins,
+                "    command_endpoints: [{ path: /cmd, tool_prefix: \"\" }]\n"
+                "    auth: { bearer_tokens: [tok-123456] }\n");
+  auto c = host.client();
+  httplib::Headers auth{{"Authorization", "Bearer tok-123456"}};
+  auto r = c->Post("/cmd", auth, R"({"command":"add","args":{"a":1,"b":2}})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r), json({{"sum", 3}}));  // the tool's structured result
+  r = c->Post("/cmd", auth, R"({"command":"echo","args":{"text":"hi"}})", "application/json");
+  EXPECT_EQ(body_json(r), json({{"status", "success"}, {"result", "hi"}}));
+  r = c->Post("/cmd", auth, R"({"command":"nope","args":{}})", "application/json");
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(body_json(r)["error"], "Unknown command");
+  r = c->Post("/cmd", auth, R"({"command":"add","args":{"a":"x","b":2}})", "application/json");
+  EXPECT_EQ(body_json(r)["status"], "error");
+  EXPECT_NE(body_json(r)["error"].get<std::string>().find("/a"), std::string::npos) << r->body;
+  r = c->Post("/cmd", auth, "{oops", "application/json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_json(r)["error"], "Invalid JSON");
+  // Same auth and Origin rules as /mcp.
+  EXPECT_EQ(c->Post("/cmd", R"({"command":"add","args":{"a":1,"b":2}})", "application/json")->status, 401);
+  httplib::Headers evil{{"Authorization", "Bearer tok-123456"}, {"Origin", "http://evil.example"}};
+  EXPECT_EQ(c->Post("/cmd", evil, R"({"command":"add","args":{"a":1,"b":2}})", "application/json")->status, 403);
+}
+
 TEST_F(HttpTest, IdleSessionsExpireAndReinitializeWorks) {
   HttpHost host(kPlugins, "    session_idle_timeout_ms: 1000\n");
   auto c = host.client();
