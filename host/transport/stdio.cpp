@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -19,6 +20,9 @@ using nlohmann::json;
 // Lines longer than this are refused rather than buffered without bound.
 constexpr size_t kMaxLine = 16 * 1024 * 1024;
 
+// Writes whole lines to stdout from any thread. Under load the first writer becomes the
+// flusher and writes everything queued meanwhile in one system call, so 64 calls in flight
+// do not cost 64 writes (measured in scripts/bench.sh).
 class StdoutChannel final : public protocol::ReplyChannel {
  public:
   explicit StdoutChannel(int fd) : fd_(fd) {}
@@ -26,21 +30,41 @@ class StdoutChannel final : public protocol::ReplyChannel {
     // Invalid UTF-8 from a plugin becomes U+FFFD instead of throwing here.
     std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
     line.push_back('\n');
-    std::lock_guard lock(mutex_);
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
+    std::unique_lock lock(mutex_);
+    pending_ += line;
+    if (flushing_) return;  // the flusher will take it
+    flushing_ = true;
+    while (!pending_.empty()) {
+      std::string out;
+      out.swap(pending_);
+      lock.unlock();
+      write_all(out);
+      lock.lock();
+    }
+    flushing_ = false;
+  }
+
+ private:
+  void write_all(const std::string& text) {
+    const char* p = text.data();
+    size_t left = text.size();
+    while (left > 0 && !broken_) {
       ssize_t n = ::write(fd_, p, left);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // the client went away; nothing more to say
+      if (n <= 0) {
+        broken_ = true;  // the client went away; nothing more to say
+        return;
+      }
       p += n;
       left -= static_cast<size_t>(n);
     }
   }
 
- private:
   int fd_;
   std::mutex mutex_;
+  std::string pending_;           // guarded by mutex_
+  bool flushing_ = false;         // guarded by mutex_
+  std::atomic<bool> broken_{false};
 };
 
 }  // namespace

@@ -51,7 +51,7 @@ TEST_F(StdioTest, LegacyHandshakeListAndCall) {
   handshake(*p);
   p->send(req(1, "tools/list"));
   json tools = p->read_response(1)["result"]["tools"];
-  ASSERT_EQ(tools.size(), 8u);
+  ASSERT_EQ(tools.size(), 9u);
   EXPECT_EQ(tools[0]["name"], "echo");
   p->send(req(2, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "over stdio"}}}}));
   EXPECT_EQ(p->read_response(2)["result"]["content"][0]["text"], "over stdio");
@@ -223,7 +223,7 @@ TEST_F(StdioTest, CommandLineTools) {
   auto [code, out] = run_command({MCPH_BINARY, "tools", "--config", config_path}, {"MCPH_TEST_TOKEN=x"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("slow_count"), std::string::npos);
-  EXPECT_NE(out.find("8 tools from 3 plugin instances"), std::string::npos) << out;
+  EXPECT_NE(out.find("9 tools from 3 plugin instances"), std::string::npos) << out;
 
   std::tie(code, out) = run_command({MCPH_BINARY, "call", "add", "--args", R"({"a":1,"b":2})", "--config", config_path},
                                     {"MCPH_TEST_TOKEN=x"});
@@ -237,7 +237,7 @@ TEST_F(StdioTest, CommandLineTools) {
 
   std::tie(code, out) = run_command({MCPH_BINARY, "check-config", "--config", config_path}, {"MCPH_TEST_TOKEN=x"});
   EXPECT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("configuration OK: 3 plugin instances, 8 tools"), std::string::npos) << out;
+  EXPECT_NE(out.find("configuration OK: 3 plugin instances, 9 tools"), std::string::npos) << out;
 
   std::tie(code, out) = run_command({MCPH_BINARY, "--version"});
   EXPECT_EQ(code, 0);

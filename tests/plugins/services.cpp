@@ -51,6 +51,22 @@ class Services : public mcph::sdk::Plugin {
            if (r.status != MCPH_OK) throw mcph::sdk::ToolError("fetch failed: " + r.error, r.status);
            return json{{"code", r.code}, {"body", r.body}};
          });
+    tool(ToolSpec("stream").description("GET a URL as a stream; returns the chunks as they arrived.")
+             .input(schema({{"url", {{"type", "string"}}}, {"max_chunks", {{"type", "integer"}}}}, {"url"})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           json chunks = json::array();
+           int status = 0;
+           const size_t max_chunks = args.value("max_chunks", 1000);
+           mcph::sdk::HttpRequest req("GET", args["url"].get<std::string>());
+           req.on_head = [&](int code, const auto&) { status = code; return true; };
+           req.on_body = [&](std::string_view chunk) {
+             chunks.push_back(std::string(chunk));
+             return chunks.size() < max_chunks;
+           };
+           auto r = call.http(req);
+           if (r.status != MCPH_OK) throw mcph::sdk::ToolError("stream failed: " + r.error, r.status);
+           return json{{"code", status}, {"chunks", chunks}};
+         });
     tool(ToolSpec("whoami").description("Says whether a token is configured (never what it is) and the principal."),
          [](mcph::sdk::Call& call, const json&) -> json {
            return json{{"has_token", call.credential("api_token").has_value()}, {"principal", call.principal()}};

@@ -144,7 +144,7 @@ TEST_F(EngineTest, ModernRemovedAndUnknownMethods) {
 TEST_F(EngineTest, ToolsListPerEra) {
   initialize("2025-03-26");
   json tools = request("tools/list")["result"]["tools"];
-  ASSERT_EQ(tools.size(), 8u);
+  ASSERT_EQ(tools.size(), 9u);
   EXPECT_EQ(tools[0]["name"], "echo");
   EXPECT_FALSE(tools[0].contains("title"));  // titles arrived in 2025-06-18
   EXPECT_TRUE(tools[0].contains("annotations"));
@@ -156,7 +156,7 @@ TEST_F(EngineTest, ToolsListPerEra) {
   EXPECT_EQ(tools[0]["title"], "Echo");
   EXPECT_EQ(tools[1]["outputSchema"]["type"], "object");
   json modern = request("tools/list", {{"_meta", meta26()}})["result"];
-  EXPECT_EQ(modern["tools"].size(), 8u);
+  EXPECT_EQ(modern["tools"].size(), 9u);
   EXPECT_EQ(modern["resultType"], "complete");
   EXPECT_EQ(modern["cacheScope"], "private");
   EXPECT_TRUE(modern.contains("ttlMs"));
@@ -176,7 +176,7 @@ TEST_F(EngineTest, ToolsListPagination) {
     ++pages;
   } while (!cursor.is_null() && pages < 10);
   EXPECT_EQ(pages, 3);
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 9u);
   EXPECT_EQ(names.front(), "echo");
   EXPECT_EQ(names.back(), "log");
   for (json bad : {json("abc"), json("-1"), json("999"), json(3), json("")}) {

@@ -1,0 +1,504 @@
+// mcp_plugin/testing.hpp — a fake host for plugin unit tests (header-only, C++17).
+//
+// Loads a plugin library the way mcp-host does (one entry symbol, ABI check, create with
+// settings), and gives it a host whose services are in memory: credentials you set, a
+// key-value state you can inspect, scripted outbound HTTP (match method and URL, answer
+// with status, headers and body, or a body in chunks for SSE; every request recorded), and
+// captured progress and log messages. No network, no running host. Usable from any test
+// framework: failures are exceptions (std::runtime_error) or values you assert on.
+//
+//   mcph::testing::FakeHost host;
+//   host.credentials["api_token"] = "t0k";
+//   host.http.on("GET", "https://api.example.com/items", {200, {}, R"([1,2])"});
+//   auto plugin = mcph::testing::Plugin::load("build/plugins/libmine.so", host, {{"limit", 5}});
+//   auto r = plugin.call("list_items", {});
+//   assert(!r.is_error() && r.result["structuredContent"]["items"].size() == 2);
+//   assert(host.http.requests().at(0).header("Authorization") == "Bearer t0k");
+#ifndef MCP_PLUGIN_TESTING_HPP
+#define MCP_PLUGIN_TESTING_HPP
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mcp_plugin/abi.h"
+
+namespace mcph::testing {
+
+using json = nlohmann::json;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+inline std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// A scripted answer to one outbound request.
+struct HttpReply {
+  HttpReply(int status_code = 200, Headers response_headers = {}, std::string response_body = {})
+      : status(status_code), headers(std::move(response_headers)), body(std::move(response_body)) {}
+  // A request that gets no response: fails with `status` (e.g. MCPH_ERR_UNAVAILABLE).
+  static HttpReply fail(mcph_status st, std::string text) {
+    HttpReply r(0);
+    r.failure = st;
+    r.failure_text = std::move(text);
+    return r;
+  }
+
+  int status = 200;
+  Headers headers;
+  std::string body;
+  // When set, the body is delivered in these pieces (to a streaming request, one
+  // on_body call each; to a plain one, joined). Models Server-Sent Events.
+  std::vector<std::string> chunks;
+  // When set, no response arrives: the request fails with this status (e.g.
+  // MCPH_ERR_UNAVAILABLE for a refused connection) and this text.
+  mcph_status failure = MCPH_OK;
+  std::string failure_text;
+  // Wait this long before answering (the request still ends early when its call is
+  // cancelled, as with the real host).
+  std::chrono::milliseconds delay{0};
+};
+
+struct RecordedRequest {
+  std::string method;
+  std::string url;
+  Headers headers;
+  std::string body;
+
+  std::optional<std::string> header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (lower(k) == lower(name)) return v;
+    }
+    return std::nullopt;
+  }
+};
+
+// Scripted outbound HTTP. Routes match on method and URL (exact, or a prefix when the
+// pattern ends in '*'). A route answers with its replies in order and repeats the last
+// one. Unmatched requests fail with MCPH_ERR_UNAVAILABLE "no route". Thread-safe.
+class FakeHttp {
+ public:
+  FakeHttp& on(const std::string& method, const std::string& url, HttpReply reply) {
+    std::lock_guard lock(mutex_);
+    for (auto& r : routes_) {
+      if (r.method == method && r.url == url) {
+        r.replies.push_back(std::move(reply));
+        return *this;
+      }
+    }
+    routes_.push_back(Route{method, url, {std::move(reply)}});
+    return *this;
+  }
+  std::vector<RecordedRequest> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    routes_.clear();
+    requests_.clear();
+  }
+
+  // Used by the fake host: records the request and picks the reply.
+  std::optional<HttpReply> answer(RecordedRequest request) {
+    std::lock_guard lock(mutex_);
+    requests_.push_back(request);
+    for (auto& r : routes_) {
+      const bool prefix = !r.url.empty() && r.url.back() == '*';
+      const bool match = prefix ? request.url.compare(0, r.url.size() - 1, r.url, 0, r.url.size() - 1) == 0
+                                : request.url == r.url;
+      if (r.method != request.method || !match) continue;
+      HttpReply reply = r.replies.front();
+      if (r.replies.size() > 1) r.replies.pop_front();
+      return reply;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Route {
+    std::string method;
+    std::string url;
+    std::deque<HttpReply> replies;
+  };
+  mutable std::mutex mutex_;
+  std::vector<Route> routes_;
+  std::vector<RecordedRequest> requests_;
+};
+
+struct LogLine {
+  mcph_log_level level;
+  std::string message;
+};
+
+// The host side. Keep it alive longer than every Plugin loaded with it.
+class FakeHost {
+ public:
+  FakeHost() = default;
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  std::map<std::string, std::string> credentials;  // what credential() finds
+  std::string principal;                            // what call_principal() reports
+  FakeHttp http;
+
+  // The durable state, for inspection and seeding. Thread-safe accessors.
+  std::map<std::string, std::string> state() const {
+    std::lock_guard lock(mutex_);
+    return state_;
+  }
+  void set_state(const std::string& key, const std::string& value) {
+    std::lock_guard lock(mutex_);
+    state_[key] = value;
+  }
+  std::vector<LogLine> logs() const {
+    std::lock_guard lock(mutex_);
+    return logs_;
+  }
+
+  const mcph_host_api* api() const { return &api_; }
+
+ private:
+  friend class Plugin;
+  friend struct CallState;
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::string> state_;
+  std::vector<LogLine> logs_;
+  bool registering_ = false;
+  std::vector<json> tools_;           // registered definitions (for Plugin)
+  std::vector<mcph_tool_def> defs_;   // their handlers and user data
+  std::string create_error_;
+
+  static FakeHost& self(mcph_host_instance* hi) { return *reinterpret_cast<FakeHost*>(hi); }
+  static std::string s(mcph_str v) { return v.data ? std::string(v.data, v.len) : std::string(); }
+  static void give(mcph_sink sink, void* user, const std::string& v) {
+    if (sink) sink(user, mcph_str{v.c_str(), v.size()});
+  }
+  static json parse_or(mcph_str text, json fallback) {
+    if (text.len == 0) return fallback;
+    json j = json::parse(s(text), nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+  static mcph_status find(mcph_str text, mcph_str pointer, json& out) {
+    json doc = json::parse(s(text), nullptr, false);
+    if (doc.is_discarded()) return MCPH_ERR_INVALID_ARGUMENT;
+    try {
+      json::json_pointer p(s(pointer));
+      if (!doc.contains(p)) return MCPH_ERR_NOT_FOUND;
+      out = doc.at(p);
+    } catch (const json::exception&) {
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+    return MCPH_OK;
+  }
+
+  static mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def);
+  static mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* request,
+                                  void (*on_response)(void*, const mcph_http_response*), void* user);
+
+  const mcph_host_api api_ = make_api();
+  static mcph_host_api make_api();
+};
+
+// What one call produced.
+struct CallResult {
+  json result;                  // the CallToolResult the host would send (isError for failures)
+  std::vector<json> progress;   // {"progress", "total", "message"} in order
+  std::vector<json> logs;       // {"level", "logger", "data"} in order
+
+  bool is_error() const { return result.value("isError", false); }
+  // All text blocks, joined.
+  std::string text() const {
+    std::string t;
+    for (const auto& b : result.value("content", json::array())) {
+      if (b.value("type", "") == "text") t += b.value("text", "");
+    }
+    return t;
+  }
+  json structured() const { return result.value("structuredContent", json()); }
+};
+
+// The fake host's side of one call (cast to mcph_call*).
+struct CallState {
+  std::atomic<bool>* cancel = nullptr;
+  std::mutex mutex;
+  CallResult out;
+  bool has_outcome = false;
+  FakeHost* host = nullptr;
+};
+
+struct CallOptions {
+  // Cancel from another thread: set it to true while the call runs.
+  std::atomic<bool>* cancel = nullptr;
+};
+
+// A loaded plugin with one instance. Move-only; unloads on destruction.
+class Plugin {
+ public:
+  // Loads `path`, checks its ABI and creates an instance with `settings`. Throws
+  // std::runtime_error naming what went wrong (missing entry symbol, wrong major,
+  // create failure with the plugin's own message).
+  static Plugin load(const std::string& path, FakeHost& host, const json& settings = json::object()) {
+    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) throw std::runtime_error("cannot load " + path + ": " + dlerror());
+    Plugin p(lib, host);
+    auto entry = reinterpret_cast<mcph_plugin_entry_fn>(dlsym(lib, MCPH_ENTRY_SYMBOL));
+    if (!entry) throw std::runtime_error(path + " has no " MCPH_ENTRY_SYMBOL " function");
+    const mcph_plugin_descriptor* d = entry(MCPH_ABI_MAJOR, MCPH_ABI_MINOR);
+    if (!d) throw std::runtime_error(path + " refused this host's ABI");
+    if (d->abi_major != MCPH_ABI_MAJOR) {
+      throw std::runtime_error(path + " was built for ABI " + std::to_string(d->abi_major) + "." +
+                               std::to_string(d->abi_minor) + ", the harness speaks " +
+                               std::to_string(MCPH_ABI_MAJOR) + "." + std::to_string(MCPH_ABI_MINOR));
+    }
+    std::memcpy(&p.desc_, d, std::min<size_t>(d->struct_size, sizeof p.desc_));
+    const std::string text = settings.dump();
+    host.registering_ = true;
+    host.tools_.clear();
+    host.defs_.clear();
+    host.create_error_.clear();
+    mcph_status st = p.desc_.create(host.api(), reinterpret_cast<mcph_host_instance*>(&host),
+                                    mcph_str{text.c_str(), text.size()}, &p.instance_);
+    host.registering_ = false;
+    if (st != MCPH_OK) throw std::runtime_error("create failed: " + (host.create_error_.empty() ? std::to_string(st) : host.create_error_));
+    p.created_ = true;
+    if (!host.create_error_.empty()) throw std::runtime_error("registration failed: " + host.create_error_);
+    return p;
+  }
+
+  Plugin(Plugin&& o) noexcept : lib_(o.lib_), host_(o.host_), desc_(o.desc_), instance_(o.instance_), created_(o.created_) {
+    o.lib_ = nullptr;
+    o.created_ = false;
+  }
+  Plugin& operator=(Plugin&&) = delete;
+  ~Plugin() {
+    if (created_) desc_.destroy(instance_);
+    if (lib_) dlclose(lib_);
+  }
+
+  const mcph_plugin_descriptor& descriptor() const { return desc_; }
+  // Each tool as MCP lists it: name, title, description, inputSchema, outputSchema, annotations.
+  const std::vector<json>& tools() const { return host_->tools_; }
+
+  // Runs a tool's handler on this thread, as the host would after validating `args`
+  // (the harness does not validate them: test your schema with `mcp-host plugin check`).
+  CallResult call(const std::string& tool, const json& args = json::object(), CallOptions options = {}) {
+    const auto& tools = host_->tools_;
+    auto it = std::find_if(tools.begin(), tools.end(), [&](const json& t) { return t["name"] == tool; });
+    if (it == tools.end()) throw std::runtime_error("no tool named " + tool);
+    const mcph_tool_def& def = host_->defs_[static_cast<size_t>(it - tools.begin())];
+    CallState state;
+    state.cancel = options.cancel;
+    state.host = host_;
+    const std::string text = args.dump();
+    mcph_status st = def.handler(instance_, def.user, reinterpret_cast<mcph_call*>(&state),
+                                 mcph_str{text.c_str(), text.size()});
+    if (!state.has_outcome) {
+      state.out.result = json{{"content", json::array({json{{"type", "text"}, {"text", st == MCPH_OK
+                                                                                         ? "tool returned no result"
+                                                                                         : "tool failed: " + std::to_string(st)}}})},
+                              {"isError", true}};
+    }
+    return std::move(state.out);
+  }
+
+ private:
+  Plugin(void* lib, FakeHost& host) : lib_(lib), host_(&host) {}
+  void* lib_;
+  FakeHost* host_;
+  mcph_plugin_descriptor desc_{};
+  void* instance_ = nullptr;
+  bool created_ = false;
+};
+
+// ---- The fake host's table ----------------------------------------------------------------
+
+inline mcph_status FakeHost::register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
+  FakeHost& h = self(hi);
+  if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+  mcph_tool_def d{};
+  std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+  const std::string name = s(d.name);
+  for (const auto& t : h.tools_) {
+    if (t["name"] == name) {
+      h.create_error_ = "tool '" + name + "' is registered twice";
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+  }
+  if (name.empty() || d.handler == nullptr) {
+    h.create_error_ = "tool without a name or handler";
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  json t{{"name", name}, {"inputSchema", parse_or(d.input_schema, json{{"type", "object"}})}};
+  if (d.title.len) t["title"] = s(d.title);
+  if (d.description.len) t["description"] = s(d.description);
+  if (d.output_schema.len) t["outputSchema"] = parse_or(d.output_schema, json());
+  if (d.annotations.len) t["annotations"] = parse_or(d.annotations, json());
+  h.tools_.push_back(std::move(t));
+  h.defs_.push_back(d);
+  return MCPH_OK;
+}
+
+inline mcph_status FakeHost::http_request(mcph_host_instance* hi, const mcph_http_request* request,
+                                          void (*on_response)(void*, const mcph_http_response*), void* user) {
+  FakeHost& h = self(hi);
+  mcph_http_request r{};
+  std::memcpy(&r, request, std::min<size_t>(request->struct_size, sizeof r));
+  RecordedRequest rec{s(r.method), s(r.url), {}, s(r.body)};
+  for (size_t i = 0; i < r.header_count; ++i) rec.headers.emplace_back(s(r.headers[i].name), s(r.headers[i].value));
+  auto* call = reinterpret_cast<CallState*>(r.call);
+  auto cancelled = [&] { return call && call->cancel && call->cancel->load(); };
+  auto reply = h.http.answer(rec);
+  auto finish = [&](mcph_status st, int status, const Headers& headers, const std::string& body, const std::string& err) {
+    std::vector<mcph_http_header> hs;
+    for (const auto& [k, v] : headers) hs.push_back({{k.c_str(), k.size()}, {v.c_str(), v.size()}});
+    mcph_http_response out{sizeof out, status, hs.data(), hs.size(), {body.c_str(), body.size()}, {err.c_str(), err.size()}};
+    if (on_response) on_response(user, &out);
+    return st;
+  };
+  if (!reply) return finish(MCPH_ERR_UNAVAILABLE, 0, {}, "", "fake http: no route for " + rec.method + " " + rec.url);
+  const auto until = std::chrono::steady_clock::now() + reply->delay;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cancelled()) return finish(MCPH_ERR_CANCELLED, 0, {}, "", "request cancelled");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (reply->failure != MCPH_OK) return finish(reply->failure, 0, {}, "", reply->failure_text);
+  std::string body = reply->body;
+  for (const auto& c : reply->chunks) body += c;
+  if (r.on_body == nullptr) return finish(MCPH_OK, reply->status, reply->headers, body, "");
+  std::vector<mcph_http_header> hs;
+  for (const auto& [k, v] : reply->headers) hs.push_back({{k.c_str(), k.size()}, {v.c_str(), v.size()}});
+  mcph_http_response head{sizeof head, reply->status, hs.data(), hs.size(), {}, {}};
+  if (r.on_head && !r.on_head(r.user, &head)) return finish(MCPH_OK, reply->status, reply->headers, "", "");
+  std::vector<std::string> pieces = reply->chunks;
+  if (pieces.empty() && !reply->body.empty()) pieces.push_back(reply->body);
+  for (const auto& piece : pieces) {
+    if (cancelled()) return finish(MCPH_ERR_CANCELLED, 0, {}, "", "request cancelled");
+    if (!r.on_body(r.user, mcph_str{piece.c_str(), piece.size()})) break;
+  }
+  return finish(MCPH_OK, reply->status, reply->headers, "", "");
+}
+
+inline mcph_host_api FakeHost::make_api() {
+  mcph_host_api a{};
+  a.struct_size = sizeof a;
+  a.abi_major = MCPH_ABI_MAJOR;
+  a.abi_minor = MCPH_ABI_MINOR;
+  a.host_version = MCPH_LIT("fake-host");
+  a.register_tool = &FakeHost::register_tool;
+  a.set_create_error = [](mcph_host_instance* hi, mcph_str m) { self(hi).create_error_ = s(m); };
+  a.log = [](mcph_host_instance* hi, mcph_log_level level, mcph_str m) {
+    std::lock_guard lock(self(hi).mutex_);
+    self(hi).logs_.push_back({level, s(m)});
+  };
+  a.call_result = [](mcph_call* c, mcph_str text) -> mcph_status {
+    json r = json::parse(s(text), nullptr, false);
+    if (r.is_discarded() || !r.is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+    auto* st = reinterpret_cast<CallState*>(c);
+    std::lock_guard lock(st->mutex);
+    st->out.result = std::move(r);
+    st->has_outcome = true;
+    return MCPH_OK;
+  };
+  a.call_error = [](mcph_call* c, mcph_status, mcph_str m) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    std::lock_guard lock(st->mutex);
+    st->out.result = json{{"content", json::array({json{{"type", "text"}, {"text", s(m)}}})}, {"isError", true}};
+    st->has_outcome = true;
+    return MCPH_OK;
+  };
+  a.call_progress = [](mcph_call* c, double p, double total, mcph_str m) {
+    auto* st = reinterpret_cast<CallState*>(c);
+    std::lock_guard lock(st->mutex);
+    json e{{"progress", p}};
+    if (total > 0) e["total"] = total;
+    if (m.len) e["message"] = s(m);
+    st->out.progress.push_back(std::move(e));
+  };
+  a.call_log = [](mcph_call* c, mcph_log_level level, mcph_str logger, mcph_str data) {
+    auto* st = reinterpret_cast<CallState*>(c);
+    std::lock_guard lock(st->mutex);
+    json d = json::parse(s(data), nullptr, false);
+    st->out.logs.push_back(json{{"level", level}, {"logger", s(logger)}, {"data", d.is_discarded() ? json(s(data)) : d}});
+  };
+  a.call_cancelled = [](mcph_call* c) {
+    auto* st = reinterpret_cast<CallState*>(c);
+    return st == nullptr || (st->cancel != nullptr && st->cancel->load());
+  };
+  a.credential = [](mcph_host_instance* hi, mcph_call*, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
+    auto& creds = self(hi).credentials;
+    auto it = creds.find(s(key));
+    if (it == creds.end() || it->second.empty()) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, it->second);
+    return MCPH_OK;
+  };
+  a.call_principal = [](mcph_call* c, mcph_sink sink, void* user) {
+    auto* st = reinterpret_cast<CallState*>(c);
+    if (st && st->host) give(sink, user, st->host->principal);
+  };
+  a.state_get = [](mcph_host_instance* hi, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    auto it = self(hi).state_.find(s(key));
+    if (it == self(hi).state_.end()) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, it->second);
+    return MCPH_OK;
+  };
+  a.state_put = [](mcph_host_instance* hi, mcph_str key, mcph_str value) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    self(hi).state_[s(key)] = s(value);
+    return MCPH_OK;
+  };
+  a.state_delete = [](mcph_host_instance* hi, mcph_str key) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    self(hi).state_.erase(s(key));
+    return MCPH_OK;
+  };
+  a.state_list = [](mcph_host_instance* hi, mcph_str prefix, bool (*each)(void*, mcph_str, mcph_str),
+                    void* user) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    const std::string p = s(prefix);
+    for (auto it = self(hi).state_.lower_bound(p); it != self(hi).state_.end() && it->first.compare(0, p.size(), p) == 0; ++it) {
+      if (!each(user, {it->first.c_str(), it->first.size()}, {it->second.c_str(), it->second.size()})) break;
+    }
+    return MCPH_OK;
+  };
+  a.http_request = &FakeHost::http_request;
+  a.json_get = [](mcph_str text, mcph_str pointer, mcph_sink sink, void* user) -> mcph_status {
+    json v;
+    mcph_status st = find(text, pointer, v);
+    if (st == MCPH_OK) give(sink, user, v.dump());
+    return st;
+  };
+  a.json_string = [](mcph_str text, mcph_str pointer, mcph_sink sink, void* user) -> mcph_status {
+    json v;
+    mcph_status st = find(text, pointer, v);
+    if (st != MCPH_OK) return st;
+    if (!v.is_string()) return MCPH_ERR_INVALID_ARGUMENT;
+    give(sink, user, v.get<std::string>());
+    return MCPH_OK;
+  };
+  a.json_quote = [](mcph_str text, mcph_sink sink, void* user) { give(sink, user, json(s(text)).dump()); };
+  return a;
+}
+
+}  // namespace mcph::testing
+
+#endif  // MCP_PLUGIN_TESTING_HPP

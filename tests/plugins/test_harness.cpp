@@ -1,0 +1,128 @@
+// The plugin test harness (mcp_plugin/testing.hpp) against this build's plugins: loading,
+// tools, calls, scripted HTTP (plain and chunked), progress, cancellation, state, logs.
+// Links neither the host nor its libraries: only the header, as a plugin author would.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "mcp_plugin/testing.hpp"
+
+namespace {
+
+using mcph::testing::FakeHost;
+using mcph::testing::HttpReply;
+using mcph::testing::Plugin;
+using json = nlohmann::json;
+
+std::string lib(const std::string& name) { return std::string(MCPH_PLUGIN_DIR) + "/lib" + name + ".so"; }
+
+TEST(Harness, LoadsAndCallsTheCExample) {
+  FakeHost host;
+  auto p = Plugin::load(lib("example-echo"), host);
+  ASSERT_EQ(p.tools().size(), 2u);
+  EXPECT_EQ(p.tools()[0]["name"], "echo");
+  EXPECT_EQ(p.tools()[1]["outputSchema"]["required"][0], "sum");
+  EXPECT_EQ(p.call("echo", {{"text", "hi \"there\""}}).text(), "hi \"there\"");
+  auto r = p.call("add", {{"a", 2}, {"b", 40}});
+  EXPECT_FALSE(r.is_error());
+  EXPECT_EQ(r.structured()["sum"], 42);
+  EXPECT_THROW(p.call("nope"), std::runtime_error);
+}
+
+TEST(Harness, CapturesProgressAndCancelsFromAnotherThread) {
+  FakeHost host;
+  auto p = Plugin::load(lib("example-counter"), host);
+  auto r = p.call("slow_count", {{"n", 3}, {"delay_ms", 1}});
+  ASSERT_EQ(r.progress.size(), 3u);
+  EXPECT_EQ(r.progress[2]["progress"], 3);
+  EXPECT_EQ(r.progress[2]["total"], 3);
+
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    cancel = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  r = p.call("slow_count", {{"n", 10000}, {"delay_ms", 10}}, {&cancel});
+  canceller.join();
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.text(), "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+}
+
+TEST(Harness, RefusesBrokenPluginsWithTheReason) {
+  FakeHost host;
+  try {
+    Plugin::load(lib("test-bad-major"), host);
+    FAIL() << "loaded a plugin with the wrong major";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("ABI 2.3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Plugin::load(lib("test-no-entry"), host), std::runtime_error);
+  EXPECT_THROW(Plugin::load(lib("test-duplicate-tool"), host), std::runtime_error);
+  try {
+    Plugin::load(lib("test-services"), host, {{"fail_create", true}});
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fail_create"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Harness, ScriptedHttpIsRecordedAndAnswered) {
+  FakeHost host;
+  host.http.on("GET", "https://api.example.com/items", HttpReply{200, {{"X-Test", "1"}}, R"([1,2])"});
+  host.http.on("GET", "https://api.example.com/flaky*", HttpReply{500, {}, "oops"});
+  host.http.on("GET", "https://api.example.com/flaky*", HttpReply{200, {}, "ok"});
+  auto p = Plugin::load(lib("test-services"), host);
+  auto r = p.call("fetch", {{"url", "https://api.example.com/items"}});
+  EXPECT_EQ(r.structured()["code"], 200);
+  EXPECT_EQ(r.structured()["body"], "[1,2]");
+  // Replies of one route come in order; the last repeats.
+  EXPECT_EQ(p.call("fetch", {{"url", "https://api.example.com/flaky/1"}}).structured()["code"], 500);
+  EXPECT_EQ(p.call("fetch", {{"url", "https://api.example.com/flaky/2"}}).structured()["body"], "ok");
+  EXPECT_EQ(p.call("fetch", {{"url", "https://api.example.com/flaky/3"}}).structured()["body"], "ok");
+  // No route: a network failure, as the real host reports a refused connection.
+  r = p.call("fetch", {{"url", "https://elsewhere.example/"}});
+  EXPECT_TRUE(r.is_error());
+  EXPECT_NE(r.text().find("no route"), std::string::npos);
+  auto reqs = host.http.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[3].url, "https://api.example.com/flaky/3");
+}
+
+TEST(Harness, ChunkedBodiesStreamInPieces) {
+  FakeHost host;
+  HttpReply sse{200, {{"Content-Type", "text/event-stream"}}, ""};
+  sse.chunks = {"data: one\n\n", "data: two\n\n", "data: three\n\n"};
+  host.http.on("GET", "https://api.example.com/logs", sse);
+  auto p = Plugin::load(lib("test-services"), host);
+  auto r = p.call("stream", {{"url", "https://api.example.com/logs"}});
+  EXPECT_EQ(r.structured()["code"], 200);
+  EXPECT_EQ(r.structured()["chunks"], json({"data: one\n\n", "data: two\n\n", "data: three\n\n"}));
+  r = p.call("stream", {{"url", "https://api.example.com/logs"}, {"max_chunks", 1}});
+  EXPECT_EQ(r.structured()["chunks"].size(), 1u);  // the plugin stopped reading
+}
+
+TEST(Harness, StateCredentialsPrincipalAndLogs) {
+  FakeHost host;
+  host.credentials["api_token"] = "sk-harness";
+  host.principal = "user-7";
+  host.set_state("seeded", "yes");
+  auto p = Plugin::load(lib("test-services"), host);
+  EXPECT_EQ(p.call("state", {{"op", "put"}, {"key", "k"}, {"value", "v"}}).structured()["ok"], true);
+  EXPECT_EQ(host.state().at("k"), "v");
+  EXPECT_EQ(p.call("state", {{"op", "get"}, {"key", "seeded"}}).structured()["value"], "yes");
+  EXPECT_EQ(p.call("state", {{"op", "list"}, {"key", ""}}).structured()["items"].size(), 2u);
+  p.call("state", {{"op", "delete"}, {"key", "k"}});
+  EXPECT_EQ(host.state().count("k"), 0u);
+  auto who = p.call("whoami").structured();
+  EXPECT_EQ(who["has_token"], true);
+  EXPECT_EQ(who["principal"], "user-7");
+  auto r = p.call("log", {{"level", 4}, {"message", "careful"}});
+  ASSERT_EQ(r.logs.size(), 1u);
+  EXPECT_EQ(r.logs[0]["data"], "careful");
+  EXPECT_FALSE(host.logs().empty());  // the plugin's own log line
+}
+
+}  // namespace
