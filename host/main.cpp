@@ -252,6 +252,7 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
 int check_config(const std::string& config_arg, const std::string& log_level) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
+  if (auto st = (*host)->state->check(); !st) return fail(st.error());
   const auto& reg = *(*host)->registry;
   for (const auto& inst : reg.instances()) {
     std::printf("ok  %-16s %s %s (%zu tools) from %s\n", inst->name().c_str(), inst->library().name().c_str(),

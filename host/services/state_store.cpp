@@ -180,6 +180,9 @@ struct StateStore::Impl {
     return StmtPtr(raw);
   }
 
+  std::string open_error;  // set once opening failed
+
+  Status ensure_open();
   Status configure();
   Status migrate();
   Status prepare_all();
@@ -284,25 +287,49 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
 
   auto impl = std::make_unique<Impl>();
   impl->path = file.string();
+  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+}
+
+// The database opens on first use, not at start-up: a host whose plugins keep no state
+// never pays for SQLite (and its start stays fast). Called with the mutex held.
+Status StateStore::Impl::ensure_open() {
+  if (db) return Ok{};
+  if (!open_error.empty()) return Error{open_error};
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(impl->path.c_str(), &raw,
+  const int rc = sqlite3_open_v2(path.c_str(), &raw,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
-  impl->db.reset(raw);  // sqlite3_open_v2 may hand back a handle even when it fails
+  db.reset(raw);  // sqlite3_open_v2 may hand back a handle even when it fails
+  Status st = Ok{};
   if (rc != SQLITE_OK) {
-    return Error{"state store " + impl->path + ": open: " +
-                 (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc))};
+    st = Error{"state store " + path + ": open: " + (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc))};
+  } else {
+    sqlite3_extended_result_codes(raw, 1);
+    st = configure();
+    if (st) st = migrate();
+    if (st) st = prepare_all();
   }
-  sqlite3_extended_result_codes(raw, 1);
+  if (!st) {
+    // Remember the failure: every later use reports the same cause without retrying.
+    open_error = st.error();
+    get_stmt.reset();
+    put_stmt.reset();
+    erase_stmt.reset();
+    list_range_stmt.reset();
+    list_tail_stmt.reset();
+    db.reset();
+  }
+  return st;
+}
 
-  if (auto s = impl->configure(); !s) return Error{s.error()};
-  if (auto s = impl->migrate(); !s) return Error{s.error()};
-  if (auto s = impl->prepare_all(); !s) return Error{s.error()};
-  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+Status StateStore::check() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->ensure_open();
 }
 
 Result<std::optional<std::string>> StateStore::get(std::string_view ns, std::string_view key) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return Error{s.error()};
   StmtUse use(impl_->get_stmt.get());
   if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, key) != SQLITE_OK) {
     return impl_->sqlite_error("get: bind");
@@ -315,6 +342,7 @@ Result<std::optional<std::string>> StateStore::get(std::string_view ns, std::str
 
 Status StateStore::put(std::string_view ns, std::string_view key, std::string_view value) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return s;
   StmtUse use(impl_->put_stmt.get());
   if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, key) != SQLITE_OK ||
       bind_blob(use.get(), 3, value) != SQLITE_OK ||
@@ -328,6 +356,7 @@ Status StateStore::put(std::string_view ns, std::string_view key, std::string_vi
 
 Status StateStore::erase(std::string_view ns, std::string_view key) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return s;
   StmtUse use(impl_->erase_stmt.get());
   if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, key) != SQLITE_OK) {
     return impl_->sqlite_error("erase: bind");
@@ -344,6 +373,7 @@ Status StateStore::list(
     const std::function<bool(std::string_view key, std::string_view value)>& each) {
   const std::optional<std::string> upper = prefix_successor(prefix);
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return s;
   StmtUse use(upper ? impl_->list_range_stmt.get() : impl_->list_tail_stmt.get());
   if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, prefix) != SQLITE_OK ||
       (upper && bind_text(use.get(), 3, *upper) != SQLITE_OK)) {

@@ -15,9 +15,11 @@ namespace mcph::services {
 
 class StateStore {
  public:
-  // Opens (creating folders and the file if needed) `dir`/state.db.
+  // Creates `dir` (0700) and `dir`/state.db (0600) if needed. The database itself opens
+  // on first use; check() opens it now and reports any problem.
   static Result<std::unique_ptr<StateStore>> open(const std::string& dir);
   ~StateStore();
+  Status check();
 
   Result<std::optional<std::string>> get(std::string_view ns, std::string_view key);
   Status put(std::string_view ns, std::string_view key, std::string_view value);

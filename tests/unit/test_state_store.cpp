@@ -222,9 +222,16 @@ TEST_F(StateStoreTest, CorruptFileErrorNamesPathAndSqliteMessage) {
     out << std::string(4096, 'x');
   }
   auto store = StateStore::open(dir_.string());
-  ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.error().find((dir_ / "state.db").string()), std::string::npos) << store.error();
-  EXPECT_NE(store.error().find("file is not a database"), std::string::npos) << store.error();
+  ASSERT_TRUE(store.ok()) << store.error();  // the database opens on first use
+  auto checked = (*store)->check();
+  ASSERT_FALSE(checked.ok());
+  EXPECT_NE(checked.error().find((dir_ / "state.db").string()), std::string::npos) << checked.error();
+  EXPECT_NE(checked.error().find("file is not a database"), std::string::npos) << checked.error();
+  // Every later use reports the same cause.
+  auto got = (*store)->get("ns", "k");
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.error().find("file is not a database"), std::string::npos) << got.error();
+  EXPECT_FALSE((*store)->put("ns", "k", "v").ok());
 }
 
 TEST_F(StateStoreTest, ConcurrentPutsAllLand) {
