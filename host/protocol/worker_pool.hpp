@@ -2,6 +2,7 @@
 // idle host starts fast) up to `max_threads`; beyond that, work waits in a queue.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -21,6 +22,7 @@ class WorkerPool {
   void post(std::function<void()> job) {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(job));
+    queued_.store(queue_.size(), std::memory_order_release);
     // Each idle thread takes one job; start another thread when the queue outgrows them.
     if (queue_.size() > idle_ && threads_.size() < max_threads_) {
       threads_.emplace_back([this] { loop(); });
@@ -44,12 +46,21 @@ class WorkerPool {
   void loop() {
     std::unique_lock lock(mutex_);
     for (;;) {
+      if (queue_.empty() && !stopping_) {
+        // Jobs often come in quick succession (a client with many requests in flight):
+        // yielding a little before sleeping saves a futex sleep and wake-up per job, which
+        // measured as half the stdio time (perf: finish_task_switch).
+        lock.unlock();
+        for (int i = 0; i < 32 && queued_.load(std::memory_order_acquire) == 0; ++i) std::this_thread::yield();
+        lock.lock();
+      }
       ++idle_;
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       --idle_;
       if (queue_.empty()) return;  // stopping and drained
       auto job = std::move(queue_.front());
       queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_relaxed);
       lock.unlock();
       job();
       lock.lock();
@@ -62,6 +73,7 @@ class WorkerPool {
   std::deque<std::function<void()>> queue_;  // guarded by mutex_
   std::vector<std::thread> threads_;         // guarded by mutex_
   size_t idle_ = 0;                          // guarded by mutex_
+  std::atomic<size_t> queued_{0};            // queue_.size(), readable without the lock
   bool stopping_ = false;                    // guarded by mutex_
 };
 
