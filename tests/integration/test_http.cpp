@@ -225,6 +225,21 @@ TEST_F(HttpTest, ProgressTurnsTheAnswerIntoAnSseStream) {
   EXPECT_EQ(body_json(r)["result"]["structuredContent"]["counted"], 3);
 }
 
+TEST_F(HttpTest, ALongSilentCallMovesToAStream) {
+  HttpHost host(kPlugins);
+  auto c = host.client();
+  // No progress token, so nothing to report; after two seconds the answer still moves to
+  // SSE (so keep-alive comments can flow and a vanished client is noticed).
+  auto r = c->Post("/mcp", modern_headers("tools/call", "slow_count"),
+                   modern(1, "tools/call", {{"name", "slow_count"}, {"arguments", {{"n", 5}, {"delay_ms", 500}}}}).dump(),
+                   "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  auto messages = sse_messages(r->body);
+  ASSERT_EQ(messages.size(), 1u) << r->body;
+  EXPECT_EQ(messages[0]["result"]["structuredContent"]["counted"], 5);
+}
+
 // Polls /healthz until no call is in flight; returns how long that took.
 std::chrono::milliseconds wait_for_idle(httplib::Client& c) {
   const auto t0 = std::chrono::steady_clock::now();
