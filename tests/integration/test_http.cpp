@@ -225,6 +225,26 @@ TEST_F(HttpTest, ProgressTurnsTheAnswerIntoAnSseStream) {
   EXPECT_EQ(body_json(r)["result"]["structuredContent"]["counted"], 3);
 }
 
+TEST_F(HttpTest, QuickToolsRunInlineAndStillDeliverTheirNotifications) {
+  HttpHost host(std::string(kPlugins) + "  - name: svc\n    library: test-services\n");
+  auto c = host.client();
+  std::string sid = initialize(*c);
+  // The first calls teach the host that `log` is quick; later ones run on the HTTP thread.
+  // Either way the log notification (legacy default level: info) comes before the answer.
+  for (int i = 1; i <= 6; ++i) {
+    auto r = c->Post("/mcp", session_headers(sid),
+                     rpc(i, "tools/call", {{"name", "log"}, {"arguments", {{"level", 1}, {"message", "m" + std::to_string(i)}}}}).dump(),
+                     "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->get_header_value("Content-Type"), "text/event-stream") << "call " << i;
+    auto messages = sse_messages(r->body);
+    ASSERT_EQ(messages.size(), 2u) << r->body;
+    EXPECT_EQ(messages[0]["method"], "notifications/message");
+    EXPECT_EQ(messages[0]["params"]["data"], "m" + std::to_string(i));
+    EXPECT_EQ(messages[1]["id"], i);
+  }
+}
+
 TEST_F(HttpTest, ALongSilentCallMovesToAStream) {
   HttpHost host(kPlugins);
   auto c = host.client();
