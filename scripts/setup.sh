@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates openssl
+  build-essential cmake ninja-build pkg-config git ca-certificates openssl python3
   libboost-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libcpp-httplib-dev
   libssl-dev libsqlite3-dev libcli11-dev libgtest-dev json-schema-test-suite
 )

@@ -1,0 +1,193 @@
+#include "poller.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <vector>
+
+namespace codegen {
+
+Poller::Poller(const mcph::sdk::Host& host, const Settings& settings, Api& api, const ConfigStore& config,
+               const TaskStore& store)
+    : host_(host),
+      settings_(settings),
+      api_(api),
+      config_(config),
+      store_(store),
+      orch_(host, api, config, settings),
+      thread_([this] { run(); }) {}
+
+Poller::~Poller() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  // An HTTP request in flight ends promptly: the host cancels plugin requests when it
+  // begins shutting down, before destroy() runs.
+  if (thread_.joinable()) thread_.join();
+}
+
+void Poller::track(const TaskRecord& t) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_[task_key(t.principal, t.task_id)] = t;
+    poked_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool Poller::stopping() {
+  std::lock_guard lock(mutex_);
+  return stop_;
+}
+
+void Poller::startup(int64_t now) {
+  // Non-terminal tasks resume polling at once (§D.4: the old server never did). Finished
+  // children whose outcome was not yet queued (a crash between the two writes in finish())
+  // are queued now, before any delivery, so nothing is lost and nothing sent twice.
+  for (TaskRecord& t : store_.all()) {
+    const std::string key = task_key(t.principal, t.task_id);
+    if (!is_terminal(t.state)) {
+      t.next_poll_ms = now;
+      std::lock_guard lock(mutex_);
+      tasks_.try_emplace(key, t);
+    } else if (t.notify == Notify::Needed) {
+      if (orch_.enqueue(t, now)) {
+        t.notify = Notify::Queued;
+        store_.put(t);
+      }
+    }
+  }
+  orch_.load(now);
+  prune(now);
+}
+
+void Poller::save(const std::string& key, const TaskRecord& t) {
+  store_.put(t);
+  std::lock_guard lock(mutex_);
+  tasks_[key] = t;
+}
+
+void Poller::finish(const std::string& key, TaskRecord& t, int64_t now) {
+  // Two writes around the queue write (see Notify): terminal first, then queued.
+  t.notify = t.orchestrator_run_id ? Notify::Needed : Notify::None;
+  store_.put(t);
+  if (t.notify == Notify::Needed && orch_.enqueue(t, now)) {
+    t.notify = Notify::Queued;
+    store_.put(t);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.erase(key);
+  }
+  host_.info("task " + t.task_id + " (agent run " + std::to_string(t.agent_run_id) + ") " +
+             to_string(t.state) + (t.upstream_status.empty() ? "" : " with status " + t.upstream_status));
+}
+
+void Poller::poll(const std::string& key) {
+  TaskRecord t;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = tasks_.find(key);
+    if (it == tasks_.end()) return;
+    t = it->second;
+  }
+  const int64_t now = now_ms();
+  const Timing& timing = settings_.timing;
+  const Credentials creds = config_.resolve(t.principal, nullptr);
+  if (!creds.token) {
+    apply_poll_failure(t, "no Codegen API token is configured (codegen_config set api_token)", 0, now, timing);
+    t.next_poll_ms = std::max(t.next_poll_ms, now + timing.poll_max_interval_ms);
+    save(key, t);
+    return;
+  }
+  // The org the run was created in, whatever org_id is configured now.
+  ApiResult r = api_.get_run(Auth{*creds.token, t.org_id}, t.agent_run_id, nullptr);
+  if (!r.ok()) {
+    const ApiError& e = *r.err;
+    if (e.budget) {
+      // Refused locally: nothing was sent; try when the budget has room.
+      std::lock_guard lock(mutex_);
+      if (auto it = tasks_.find(key); it != tasks_.end()) {
+        it->second.next_poll_ms = now + std::max<int64_t>(1, e.retry_at - steady_ms());
+      }
+      return;
+    }
+    if (e.http == 404) {
+      fail_task(t, "the agent run was not found upstream (" + e.error + ")", now);
+      finish(key, t, now);
+      return;
+    }
+    const int64_t retry_at = e.retry_at > 0 ? now + (e.retry_at - steady_ms()) : 0;
+    apply_poll_failure(t, e.error, retry_at, now, timing);
+    // Credentials or request rejected: it will not fix itself soon.
+    if (!e.retryable) t.next_poll_ms = std::max(t.next_poll_ms, now + timing.poll_max_interval_ms);
+    if (t.errors == 1 || t.errors % 10 == 0) {
+      host_.warn("polling agent run " + std::to_string(t.agent_run_id) + " failed: " + e.error);
+    }
+    save(key, t);
+    return;
+  }
+  if (apply_observation(t, r.body, now, timing)) {
+    finish(key, t, now);
+  } else {
+    save(key, t);
+  }
+}
+
+void Poller::prune(int64_t now) {
+  for (const TaskRecord& t : store_.all()) {
+    if (should_prune(t, now, settings_.retention_ms)) store_.erase(t);
+  }
+  orch_.prune(now);
+  next_prune_ = now + std::clamp<int64_t>(settings_.retention_ms / 4, 1000, 3600 * 1000);
+}
+
+void Poller::run() noexcept {
+  auto stop = [this] { return stopping(); };
+  try {
+    startup(now_ms());
+  } catch (const std::exception& e) {
+    host_.error(std::string("poller start-up failed: ") + e.what());
+  } catch (...) {
+    host_.error("poller start-up failed");
+  }
+  for (;;) {
+    int64_t pause_ms = 0;
+    try {
+      if (stop()) return;
+      std::vector<std::string> due;
+      {
+        std::lock_guard lock(mutex_);
+        const int64_t now = now_ms();
+        for (const auto& [key, t] : tasks_) {
+          if (t.next_poll_ms <= now) due.push_back(key);
+        }
+      }
+      for (const auto& key : due) {
+        if (stop()) return;
+        poll(key);
+      }
+      orch_.run_due(now_ms(), stop);
+      if (now_ms() >= next_prune_) prune(now_ms());
+    } catch (const std::exception& e) {
+      // Never let an exception end the thread (or cross into the host); slow down instead.
+      host_.error(std::string("poller error: ") + e.what());
+      pause_ms = 1000;
+    } catch (...) {
+      host_.error("poller error");
+      pause_ms = 1000;
+    }
+
+    std::unique_lock lock(mutex_);
+    int64_t next = std::min(orch_.next_due(), next_prune_);
+    for (const auto& [key, t] : tasks_) next = std::min(next, t.next_poll_ms);
+    const int64_t wait = std::clamp<int64_t>(std::max(next - now_ms(), pause_ms), 1, 1000);
+    wake_.wait_for(lock, std::chrono::milliseconds(wait), [this] { return stop_ || poked_; });
+    poked_ = false;
+    if (stop_) return;
+  }
+}
+
+}  // namespace codegen

@@ -1,0 +1,59 @@
+// codegen plugin: the background poller. ONE thread per plugin instance (not one per task,
+// the old server's design, §A.4/§D.5), started by the constructor and stopped and joined by
+// the destructor. It polls every non-terminal task on its own schedule (interval with
+// backoff, timed_out tasks slowly), within the org-wide GET budget, queues finished
+// children for their orchestrators and delivers those batches, and prunes old records.
+// After a restart (also after kill -9) it picks up every non-terminal task from the state
+// store and reconciles unfinished orchestrator deliveries before sending anything new.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "api.hpp"
+#include "orchestrator.hpp"
+#include "settings.hpp"
+#include "tasks.hpp"
+
+namespace codegen {
+
+class Poller {
+ public:
+  Poller(const mcph::sdk::Host& host, const Settings& settings, Api& api, const ConfigStore& config,
+         const TaskStore& store);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Starts polling a task that a handler has just written to the store.
+  void track(const TaskRecord& t);
+
+ private:
+  void run() noexcept;
+  void startup(int64_t now);
+  void poll(const std::string& key);
+  void save(const std::string& key, const TaskRecord& t);
+  void finish(const std::string& key, TaskRecord& t, int64_t now);
+  void prune(int64_t now);
+  bool stopping();
+
+  const mcph::sdk::Host& host_;
+  const Settings& settings_;
+  Api& api_;
+  const ConfigStore& config_;
+  const TaskStore& store_;
+  Orchestrators orch_;  // the poller thread's alone
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool poked_ = false;
+  std::map<std::string, TaskRecord> tasks_;  // non-terminal tasks by state key (guarded)
+  int64_t next_prune_ = 0;
+  std::thread thread_;  // last: starts once everything above is ready
+};
+
+}  // namespace codegen
