@@ -8,6 +8,7 @@
 #include <set>
 
 #include "host_fixture.hpp"
+#include "http_host.hpp"
 #include "process.hpp"
 #include "services/http_client.hpp"
 
@@ -575,6 +576,39 @@ TEST_F(CodegenTest, FinishedTasksArePrunedAfterTheRetention) {
   }));
   EXPECT_EQ(r["structuredContent"]["error"], "task " + started["task_id"].get<std::string>() + " not found");
   stop(p);
+}
+
+
+// The old server's {"command","args"} envelope over HTTP, mapped to the codegen_* tools.
+TEST_F(CodegenTest, CommandEnvelopeOverHttp) {
+  HttpHost host("  - name: codegen\n    library: codegen\n"
+                "    credentials: { api_token: \"${CODEGEN_API_TOKEN:-}\", org_id: \"${CODEGEN_ORG_ID:-}\" }\n"
+                "    settings: { base_url: \"" + fake.url() + "\", poll_interval_ms: 20 }\n",
+                "    command_endpoints: [{ path: /codegen, tool_prefix: codegen_ }]\n", "",
+                {std::string("CODEGEN_API_TOKEN=") + kEnvToken, "CODEGEN_ORG_ID=42"});
+  auto c = host.client();
+  auto post = [&](const json& body) {
+    auto r = c->Post("/codegen", body.dump(), "application/json");
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r ? r->status : 0, 200);
+    stdout_seen += r ? r->body : "";
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  json started = post({{"command", "new"}, {"args", {{"query", "fix it"}, {"repo", "acme/web"}}}});
+  ASSERT_EQ(started["status"], "success") << started;
+  ASSERT_TRUE(started["task_id"].is_string());
+  EXPECT_TRUE(started["agent_run_id"].is_number_integer());
+  json status;
+  EXPECT_TRUE(eventually([&] {
+    status = post({{"command", "task_status"}, {"args", {{"task_id", started["task_id"]}}}});
+    return status.value("state", "") == "completed";
+  })) << status;
+  json unknown = post({{"command", "frobnicate"}, {"args", json::object()}});
+  EXPECT_EQ(unknown["status"], "error");
+  EXPECT_EQ(unknown["error"], "Unknown command");
+  json cfg = post({{"command", "config"}, {"args", {{"action", "get"}, {"key", "api_token"}}}});
+  EXPECT_EQ(cfg["status"], "success") << cfg;
+  expect_no_secrets(&host.process());
 }
 
 }  // namespace
