@@ -451,9 +451,11 @@ Exchange exchange(httplib::ClientImpl& client, const HttpRequest& request,
 
 HttpResponse shape(Exchange& ex, const HttpRequest& request, const Target& target,
                    const Connection& connection, StopReason reason, Clock::time_point deadline) {
-  // A finished exchange is reported as such even if a stop raced with its last bytes; our
-  // consumer's own "stop reading" shows up as Error::Canceled and is not a failure either.
-  if (ex.ok || ex.consumer_stopped) {
+  // Our consumer's own "stop reading" shows up as Error::Canceled and is not a failure. A
+  // stop of ours (cancel, deadline) wins over an exchange that looks finished: a body
+  // without Content-Length ends at EOF, so shutting its socket down looks like a normal end.
+  const bool stopped_by_us = reason == StopReason::Cancelled || reason == StopReason::Timeout;
+  if (ex.consumer_stopped || (ex.ok && !stopped_by_us)) {
     HttpResponse out;
     out.status = ex.response.status;
     out.headers = from_httplib_headers(ex.response.headers);

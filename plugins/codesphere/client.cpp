@@ -278,6 +278,9 @@ StreamEnd Client::stream(const std::string& path, milliseconds budget,
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left <= milliseconds(0)) return StreamEnd{StreamEnd::Reason::Deadline};
     const bool may_retry = attempt < settings_.max_retries && !hooks.delivered;
+    // The host's deadline for this attempt is its own start + `left`, never earlier than
+    // attempt_start + left (our `deadline` can be up to 1 ms later: `left` is rounded down).
+    const auto attempt_start = Clock::now();
     sdk::HttpResponse r = follow("GET", path, "", left, &hooks);
     if (r.status == MCPH_ERR_CANCELLED) throw CancelledError();
     if (hooks.code == 200 || r.code == 200) {
@@ -293,7 +296,7 @@ StreamEnd Client::stream(const std::string& path, milliseconds budget,
       // The host reports a body without Content-Length that its own deadline or a cancel
       // cut short as a normal end (the socket shutdown reads as EOF), so check both here.
       check_cancelled();
-      if (Clock::now() >= deadline) return StreamEnd{StreamEnd::Reason::Deadline};
+      if (Clock::now() >= attempt_start + left) return StreamEnd{StreamEnd::Reason::Deadline};
       return StreamEnd{StreamEnd::Reason::Closed};
     }
     if (r.status != MCPH_OK) {

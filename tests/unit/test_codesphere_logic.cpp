@@ -59,6 +59,19 @@ TEST(CodesphereRedaction, OneLineCollapsesAndCutsWithoutSplittingUtf8) {
   EXPECT_EQ(one_line("aé", 2), "a…");
 }
 
+TEST(CodesphereFields, OddUpstreamTypesFallBackInsteadOfThrowing) {
+  const json obj = json::parse(R"({"name": null, "n": 3, "b": true, "o": {"x": 1}, "s": "t"})");
+  EXPECT_EQ(text_field(obj, "name", "?"), "?");
+  EXPECT_EQ(text_field(obj, "s"), "t");
+  EXPECT_EQ(text_field(json::array(), "s", "x"), "x");
+  EXPECT_TRUE(flag_field(obj, "b"));
+  EXPECT_FALSE(flag_field(obj, "n"));
+  EXPECT_EQ(number_field(obj, "n", 0), 3);
+  EXPECT_EQ(number_field(obj, "s", 0), 0);
+  EXPECT_EQ(object_field(obj, "o"), json({{"x", 1}}));
+  EXPECT_EQ(object_field(obj, "name"), json::object());
+}
+
 // --- Time --------------------------------------------------------------------------------------
 
 TEST(CodesphereTime, Rfc3339) {
@@ -312,6 +325,11 @@ TEST(CodesphereLogs, EndEventsAndJunk) {
   ASSERT_EQ(c.entries().size(), 2u);
   EXPECT_EQ(c.entries()[1].data, R"({"x":1})");
   EXPECT_EQ(format_log_entry(c.entries()[1]), "- [?] {\"x\":1}");
+  // Null fields (nlohmann's value() would throw, which inside the stream callback would
+  // silently end the read) are read as empty.
+  EXPECT_TRUE(c.feed("data: [{\"timestamp\": null, \"kind\": null, \"data\": \"x\"}]\n\n"));
+  ASSERT_EQ(c.entries().size(), 3u);
+  EXPECT_EQ(format_log_entry(c.entries()[2]), "- [?] x");
   EXPECT_FALSE(c.feed("event: done\ndata: bye\n\n"));
   EXPECT_TRUE(c.ended_by_event());
 }

@@ -551,5 +551,62 @@ TEST(HttpClientTlsTest, UntrustedCertificateIsRejected) {
   EXPECT_NE(response.error.find("self-signed"), std::string::npos) << response.error;
 }
 
+
+// A streamed body without Content-Length or chunking ends at EOF, so the socket shutdown
+// that enforces a deadline looks like a normal end to cpp-httplib: it must still be
+// reported as a timeout (and a cancel as a cancel), or a plugin takes a cut-off stream for
+// a whole one.
+TEST(HttpClientRawTest, DeadlineOnAnEofDelimitedStreamIsATimeout) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  std::atomic<bool> done{false};
+  std::thread server([&] {
+    for (int i = 0; i < 2; ++i) {
+      const int conn = ::accept(listener, nullptr, nullptr);
+      if (conn < 0) return;
+      char buf[4096];
+      [[maybe_unused]] ssize_t n = ::recv(conn, buf, sizeof buf, 0);
+      const std::string head = "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\n";
+      [[maybe_unused]] ssize_t w = ::send(conn, head.data(), head.size(), MSG_NOSIGNAL);
+      while (!done) std::this_thread::sleep_for(5ms);  // keep the stream open
+      ::close(conn);
+    }
+  });
+  HttpClient client;
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/logs";
+  req.timeout = 300ms;
+  std::string got;
+  req.on_body = [&](const char* data, size_t n) {
+    got.append(data, n);
+    return true;
+  };
+  HttpResponse r = client.send(req);
+  EXPECT_EQ(r.outcome, Outcome::Timeout) << r.error;
+  EXPECT_EQ(got, "data: one\n\n");
+
+  std::atomic<bool> cancel{false};
+  req.timeout = 10s;
+  req.cancelled = [&] { return cancel.load(); };
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+  });
+  r = client.send(req);
+  canceller.join();
+  EXPECT_EQ(r.outcome, Outcome::Cancelled) << r.error;
+  done = true;
+  server.join();
+  ::close(listener);
+}
+
 }  // namespace
 }  // namespace mcph::services
