@@ -230,6 +230,13 @@ int legacy_status(int error_code) {
   return error_code == code::kParseError || error_code == code::kInvalidRequest ? 400 : 200;
 }
 
+// The HTTP status that carries a JSON-RPC answer (a result, an error, or a batch array).
+int status_for(const json& answer, bool modern) {
+  if (!answer.is_object() || !answer.contains("error")) return 200;
+  const int c = answer["error"].value("code", 0);
+  return modern ? modern_status(c) : legacy_status(c);
+}
+
 // How long each tool's calls took lately (an exponential moving average), to tell the
 // quick tools, whose calls can run on the HTTP thread, from the slow ones. A tool counts
 // as quick after a few calls averaging under 5 ms. Under load a quick call can take a few
@@ -381,8 +388,7 @@ struct HttpTransport::Impl {
         mailbox->close();
         return start_sse(res, mailbox, std::move(notes), [] {}, std::move(owner));
       }
-      const int c = r.contains("error") ? r["error"].value("code", 0) : 0;
-      return reply_json(res, c == 0 ? 200 : (modern ? modern_status(c) : legacy_status(c)), r);
+      return reply_json(res, status_for(r, modern), r);
     }
     const auto started = Clock::now();
     engine.submit(msg, session, mailbox);
@@ -392,8 +398,7 @@ struct HttpTransport::Impl {
       auto m = mailbox->pop(std::max<Clock::duration>(try_stream_at - Clock::now(), Clock::duration::zero()));
       if (m && is_response(*m)) {
         speeds.record(tool, Clock::now() - started);
-        const int c = m->contains("error") ? (*m)["error"].value("code", 0) : 0;
-        reply_json(res, c == 0 ? 200 : (modern ? modern_status(c) : legacy_status(c)), *m);
+        reply_json(res, status_for(*m, modern), *m);
         return;
       }
       if (!m && mailbox->closed()) {  // cancelled by the client: there is no answer to give
@@ -552,11 +557,11 @@ struct HttpTransport::Impl {
     if (msg.is_array()) {  // 2025-03-26 batch: answered as one JSON array
       json r = engine.handle(msg, *s->session, s->events);
       if (r.is_null()) return reply_accepted(res);
-      return reply_json(res, r.is_object() && r.contains("error") ? legacy_status(r["error"].value("code", 0)) : 200, r);
+      return reply_json(res, status_for(r, false), r);
     }
     if (!request) {  // notifications and responses
       json r = engine.handle(msg, *s->session, s->events);
-      if (r.is_object() && r.contains("error")) return reply_json(res, legacy_status(r["error"].value("code", 0)), r);
+      if (r.is_object() && r.contains("error")) return reply_json(res, status_for(r, false), r);
       return reply_accepted(res);
     }
     exchange(req, res, msg, s->session, false, s);
@@ -582,8 +587,7 @@ struct HttpTransport::Impl {
       }
       res.set_header("Mcp-Session-Id", sid);
     }
-    const int c = r.is_object() && r.contains("error") ? r["error"].value("code", 0) : 0;
-    reply_json(res, c == 0 ? 200 : legacy_status(c), r);
+    reply_json(res, status_for(r, false), r);
   }
 
   // GET: the legacy session's server-to-client stream; 405 without a session (2026-07-28
