@@ -118,11 +118,6 @@ void Session::cancel(const json& request_id) {
   if (it != in_flight_.end()) it->second->call.cancelled = true;
 }
 
-size_t Session::in_flight() const {
-  std::lock_guard lock(mutex_);
-  return in_flight_.size();
-}
-
 struct Engine::Request {
   json id;
   std::string method;

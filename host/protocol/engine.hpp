@@ -53,8 +53,6 @@ class Session {
   // Cancels a request in flight on this session, as notifications/cancelled does; its
   // response is then never sent. Unknown or finished ids are ignored.
   void cancel(const json& request_id);
-  // Tool calls running or queued on this session.
-  size_t in_flight() const;
 
  private:
   friend class Engine;
