@@ -1,7 +1,7 @@
 // The host services table (mcph_host_api) that every plugin receives. Each function checks
 // its arguments, never throws (no exception may cross the C boundary), and copies what
 // the plugin hands over before returning.
-#include <regex>
+#include <algorithm>
 
 #include <spdlog/spdlog.h>
 
@@ -37,18 +37,24 @@ spdlog::level::level_enum spd_level(mcph_log_level level) {
   return spdlog::level::critical;
 }
 
+bool registering(mcph_host_instance* hi, const char* what) {
+  if (hi->registering) return true;
+  spdlog::error("[{}] {} called outside create(); ignored", hi->name, what);
+  return false;
+}
+
 void fail_registration(mcph_host_instance* hi, const std::string& why) {
   if (hi->create_error.empty()) hi->create_error = why;
   spdlog::error("[{}] {}", hi->name, why);
 }
 
 // Parses an optional JSON text field of a tool definition.
-bool parse_field(mcph_host_instance* hi, std::string_view tool, const char* field, mcph_str text,
+bool parse_field(mcph_host_instance* hi, const std::string& what, const char* field, mcph_str text,
                  json& out) {
   if (text.len == 0) return true;
   out = json::parse(view(text), nullptr, false);
   if (out.is_discarded() || !out.is_object()) {
-    fail_registration(hi, "tool '" + std::string(tool) + "': " + field + " is not a JSON object");
+    fail_registration(hi, what + ": " + field + " is not a JSON object");
     return false;
   }
   return true;
@@ -56,10 +62,7 @@ bool parse_field(mcph_host_instance* hi, std::string_view tool, const char* fiel
 
 mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
   if (hi == nullptr || def == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
-  if (!hi->registering) {
-    spdlog::error("[{}] register_tool called outside create(); ignored", hi->name);
-    return MCPH_ERR_FAILED_PRECONDITION;
-  }
+  if (!registering(hi, "register_tool")) return MCPH_ERR_FAILED_PRECONDITION;
   mcph_tool_def d{};
   std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
   std::string name(view(d.name));
@@ -82,9 +85,10 @@ mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
   tool.title = view(d.title);
   tool.description = view(d.description);
   tool.input_schema = json{{"type", "object"}, {"additionalProperties", false}};
-  if (!parse_field(hi, name, "input_schema", d.input_schema, tool.input_schema) ||
-      !parse_field(hi, name, "output_schema", d.output_schema, tool.output_schema) ||
-      !parse_field(hi, name, "annotations", d.annotations, tool.annotations)) {
+  const std::string what = "tool '" + name + "'";
+  if (!parse_field(hi, what, "input_schema", d.input_schema, tool.input_schema) ||
+      !parse_field(hi, what, "output_schema", d.output_schema, tool.output_schema) ||
+      !parse_field(hi, what, "annotations", d.annotations, tool.annotations)) {
     return MCPH_ERR_INVALID_ARGUMENT;
   }
   if (tool.input_schema.value("type", json()) != "object") {
@@ -94,6 +98,104 @@ mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
   tool.handler = d.handler;
   tool.user = d.user;
   hi->tools.push_back(std::move(tool));
+  return MCPH_OK;
+}
+
+// Splits an RFC 6570 template into literals and {variable} names; only simple
+// expansions ({name}) are supported. Empty on success, else what is wrong.
+std::string split_template(const std::string& t, Resource& r) {
+  r.literals.assign(1, "");
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == '}') return "unbalanced '}'";
+    if (t[i] != '{') {
+      r.literals.back().push_back(t[i]);
+      continue;
+    }
+    size_t end = t.find('}', i);
+    if (end == std::string::npos) return "unbalanced '{'";
+    std::string var = t.substr(i + 1, end - i - 1);
+    if (var.empty() || !std::all_of(var.begin(), var.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; })) {
+      return "'{" + var + "}' is not a simple {name} expression (operators like + # / ? are not supported)";
+    }
+    if (i > 0 && t[i - 1] == '}') return "two variables need a literal between them";
+    r.variables.push_back(var);
+    r.literals.emplace_back();
+    i = end;
+  }
+  if (r.variables.empty()) return "has no {variable}; register it as a fixed uri";
+  return "";
+}
+
+mcph_status register_resource(mcph_host_instance* hi, const mcph_resource_def* def) {
+  if (hi == nullptr || def == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!registering(hi, "register_resource")) return MCPH_ERR_FAILED_PRECONDITION;
+  mcph_resource_def d{};
+  std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+  Resource r;
+  r.uri = view(d.uri);
+  r.uri_template = view(d.uri_template);
+  r.name = view(d.name);
+  const std::string label = "resource '" + (r.uri.empty() ? r.uri_template : r.uri) + "'";
+  auto fail = [&](const std::string& why) {
+    fail_registration(hi, label + ": " + why);
+    return MCPH_ERR_INVALID_ARGUMENT;
+  };
+  if (r.uri.empty() == r.uri_template.empty()) return fail("set exactly one of uri and uri_template");
+  if ((r.uri + r.uri_template).find(':') == std::string::npos) return fail("not an absolute URI (scheme:...)");
+  if (r.name.empty()) return fail("name is required");
+  if (d.read == nullptr) return fail("has no read handler");
+  if (!r.uri_template.empty()) {
+    if (std::string why = split_template(r.uri_template, r); !why.empty()) return fail("uri_template " + why);
+  } else if (d.complete != nullptr) {
+    return fail("complete is only for templates");
+  }
+  for (const auto& other : hi->resources) {
+    if (other.uri == r.uri && other.uri_template == r.uri_template) return fail("is registered twice");
+  }
+  if (!parse_field(hi, label, "annotations", d.annotations, r.annotations)) return MCPH_ERR_INVALID_ARGUMENT;
+  r.title = view(d.title);
+  r.description = view(d.description);
+  r.mime_type = view(d.mime_type);
+  r.read = d.read;
+  r.complete = d.complete;
+  r.user = d.user;
+  hi->resources.push_back(std::move(r));
+  return MCPH_OK;
+}
+
+mcph_status register_prompt(mcph_host_instance* hi, const mcph_prompt_def* def) {
+  if (hi == nullptr || def == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!registering(hi, "register_prompt")) return MCPH_ERR_FAILED_PRECONDITION;
+  mcph_prompt_def d{};
+  std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+  Prompt p;
+  p.name = view(d.name);
+  auto fail = [&](const std::string& why) {
+    fail_registration(hi, "prompt '" + p.name + "': " + why);
+    return MCPH_ERR_INVALID_ARGUMENT;
+  };
+  if (!valid_tool_name(p.name)) return fail("invalid name (use 1-128 of A-Z a-z 0-9 _ . -)");
+  if (d.get == nullptr) return fail("has no get handler");
+  for (const auto& other : hi->prompts) {
+    if (other.name == p.name) return fail("is registered twice");
+  }
+  p.arguments = json::array();
+  if (d.arguments.len > 0) {
+    p.arguments = json::parse(view(d.arguments), nullptr, false);
+    if (!p.arguments.is_array()) return fail("arguments is not a JSON array");
+    for (const auto& a : p.arguments) {
+      if (!a.is_object() || !a.contains("name") || !a["name"].is_string() || a["name"].get_ref<const std::string&>().empty()) {
+        return fail("every argument needs a \"name\" (a non-empty string)");
+      }
+      if (a.contains("required") && !a["required"].is_boolean()) return fail("argument \"required\" must be true or false");
+    }
+  }
+  p.title = view(d.title);
+  p.description = view(d.description);
+  p.get = d.get;
+  p.complete = d.complete;
+  p.user = d.user;
+  hi->prompts.push_back(std::move(p));
   return MCPH_OK;
 }
 
@@ -125,6 +227,7 @@ mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
   if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = true;
+  call->error_status = status == MCPH_OK ? MCPH_ERR_INTERNAL : status;
   call->error_text.assign(view(message));
   if (call->error_text.empty()) call->error_text = status_name(status);
   return MCPH_OK;
@@ -246,6 +349,67 @@ mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* reques
   return MCPH_ERR_INTERNAL;
 }
 
+void call_client_capabilities(mcph_call* call, mcph_sink sink, void* user) {
+  if (call != nullptr) give(sink, user, call->client_capabilities.dump());
+}
+
+// The client capability each input method needs.
+const char* capability_for(const std::string& method) {
+  if (method == "elicitation/create") return "elicitation";
+  if (method == "sampling/createMessage") return "sampling";
+  if (method == "roots/list") return "roots";
+  return nullptr;
+}
+
+bool valid_input_key(std::string_view key) { return !key.empty() && key.size() <= 64 && valid_tool_name(key); }
+
+mcph_status call_request_input(mcph_call* call, mcph_str key, mcph_str request_json) {
+  if (call == nullptr || !valid_input_key(view(key))) return MCPH_ERR_INVALID_ARGUMENT;
+  json request = json::parse(view(request_json), nullptr, false);
+  if (!request.is_object() || !request.contains("method") || !request["method"].is_string()) return MCPH_ERR_INVALID_ARGUMENT;
+  const char* capability = capability_for(request["method"].get_ref<const std::string&>());
+  if (capability == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!request.contains("params")) request["params"] = json::object();
+  if (!request["params"].is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+  for (auto it = request.begin(); it != request.end();) {  // only {method, params} travel
+    it = it.key() == "method" || it.key() == "params" ? std::next(it) : request.erase(it);
+  }
+  if (!call->client_capabilities.contains(capability)) {
+    if (call->missing_capability.empty()) call->missing_capability = capability;
+    return MCPH_ERR_UNSUPPORTED;
+  }
+  call->input_requests[std::string(view(key))] = std::move(request);
+  return MCPH_OK;
+}
+
+mcph_status call_input_response(mcph_call* call, mcph_str key, mcph_sink sink, void* user) {
+  if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  auto it = call->input_responses.find(std::string(view(key)));
+  if (it == call->input_responses.end()) return MCPH_ERR_NOT_FOUND;
+  give(sink, user, it->dump());
+  return MCPH_OK;
+}
+
+constexpr size_t kMaxStateBytes = 16 * 1024;
+
+mcph_status call_set_state(mcph_call* call, mcph_str state) {
+  if (call == nullptr || state.len > kMaxStateBytes) return MCPH_ERR_INVALID_ARGUMENT;
+  call->next_state.emplace(view(state));
+  return MCPH_OK;
+}
+
+mcph_status call_state(mcph_call* call, mcph_sink sink, void* user) {
+  if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!call->state) return MCPH_ERR_NOT_FOUND;
+  give(sink, user, *call->state);
+  return MCPH_OK;
+}
+
+void resource_updated(mcph_host_instance* hi, mcph_str uri) {
+  if (hi == nullptr) return;
+  if (auto* listener = hi->listener.load()) listener->resource_updated(std::string(view(uri)));
+}
+
 // Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
 mcph_status find(mcph_str json_text, mcph_str pointer, json& out) {
   json doc = json::parse(view(json_text), nullptr, false);
@@ -294,6 +458,10 @@ const mcph_host_api& host_api() {
       state_get, state_put, state_delete, state_list,
       http_request,
       json_get, json_string, json_quote,
+      // 1.1
+      register_resource, register_prompt,
+      call_client_capabilities, call_request_input, call_input_response, call_set_state, call_state,
+      resource_updated,
   };
   return api;
 }

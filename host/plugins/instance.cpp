@@ -8,6 +8,17 @@ bool mcph_call::is_cancelled() const {
   return std::chrono::steady_clock::now() >= deadline;
 }
 
+void mcph_call::reset_outcome() {
+  has_outcome = false;
+  is_error = false;
+  error_status = MCPH_OK;
+  result = nullptr;
+  error_text.clear();
+  input_requests = nlohmann::json::object();
+  next_state.reset();
+  missing_capability.clear();
+}
+
 bool mcph_host_instance::redact(std::string& text) const {
   bool changed = false;
   for (const auto& secret : secrets) {
@@ -22,6 +33,27 @@ bool mcph_host_instance::redact(std::string& text) const {
 namespace mcph::plugins {
 
 using nlohmann::json;
+
+bool Resource::match(std::string_view uri, json& values) const {
+  if (literals.empty()) return false;  // a fixed URI, not a template
+  // Backtracking over where each variable ends: variables match 1+ characters other
+  // than '/', literals match exactly. Templates are short; so is the search.
+  std::vector<std::string> found(variables.size());
+  auto go = [&](auto&& self, size_t i, std::string_view rest) -> bool {
+    if (!rest.starts_with(literals[i])) return false;
+    rest.remove_prefix(literals[i].size());
+    if (i == variables.size()) return rest.empty();
+    for (size_t n = 1; n <= rest.size() && rest[n - 1] != '/'; ++n) {
+      found[i] = std::string(rest.substr(0, n));
+      if (self(self, i + 1, rest.substr(n))) return true;
+    }
+    return false;
+  };
+  if (!go(go, 0, uri)) return false;
+  values = json::object();
+  for (size_t i = 0; i < variables.size(); ++i) values[variables[i]] = found[i];
+  return true;
+}
 
 json error_result(const std::string& text) {
   return json{{"content", json::array({json{{"type", "text"}, {"text", text}}})}, {"isError", true}};
@@ -90,33 +122,30 @@ Instance::~Instance() {
   library_->descriptor().destroy(plugin_instance_);
 }
 
-json Instance::call(const Tool& tool, const std::string& arguments_json, mcph_call& call) const {
+void Instance::run(const std::string& what, mcph_tool_handler handler, void* user, const std::string& input,
+                   mcph_call& call) const {
   call.instance = this;
+  call.reset_outcome();
   in_flight_.fetch_add(1);
-  mcph_status st = tool.handler(plugin_instance_, tool.user, &call,
-                                mcph_str{arguments_json.c_str(), arguments_json.size()});
+  mcph_status st = handler(plugin_instance_, user, &call, mcph_str{input.c_str(), input.size()});
   if (in_flight_.fetch_sub(1) == 1) {
     std::lock_guard lock(drain_mutex_);
     drained_.notify_all();
   }
-
+  if (!call.input_requests.empty() || !call.missing_capability.empty()) return;  // another round
   if (call.has_outcome && !call.is_error) {
-    if (host_.secrets.empty()) return std::move(call.result);
+    if (host_.secrets.empty()) return;
     // Redact on the text; "[REDACTED]" needs no escaping, so the JSON stays valid.
     std::string text = call.result.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (!host_.redact(text)) return std::move(call.result);
-    return json::parse(text, nullptr, false);
+    if (host_.redact(text)) call.result = json::parse(text, nullptr, false);
+    return;
   }
-  std::string text;
-  if (call.has_outcome && call.is_error) {
-    text = std::move(call.error_text);
-  } else if (st == MCPH_OK) {
-    text = "tool '" + tool.name + "' returned no result";
-  } else {
-    text = std::string("tool '") + tool.name + "' failed: " + status_name(st);
+  if (!call.has_outcome) {
+    call.has_outcome = call.is_error = true;
+    call.error_status = st == MCPH_OK ? MCPH_ERR_INTERNAL : st;
+    call.error_text = what + (st == MCPH_OK ? " returned no result" : std::string(" failed: ") + status_name(st));
   }
-  host_.redact(text);
-  return error_result(text);
+  host_.redact(call.error_text);
 }
 
 }  // namespace mcph::plugins

@@ -1,6 +1,6 @@
 // One plugin instance: a library created with one YAML entry's settings and credentials,
-// the tools it registered, and the host services it may use. Also defines mcph_call, the
-// host's side of one tool call as plugins see it.
+// the tools, resources and prompts it registered, and the host services it may use. Also
+// defines mcph_call, the host's side of one request as plugins see it.
 #pragma once
 
 #include <atomic>
@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,43 @@ struct Tool {
   void* user = nullptr;
 };
 
+// A resource (fixed uri) or resource template (uri_template), as registered.
+struct Resource {
+  std::string uri;
+  std::string uri_template;
+  std::string name;
+  std::string title;
+  std::string description;
+  std::string mime_type;
+  nlohmann::json annotations;  // null when none
+  mcph_tool_handler read = nullptr;
+  mcph_tool_handler complete = nullptr;  // may be null
+  void* user = nullptr;
+  // uri_template split at its {variables}: literals.size() == variables.size() + 1.
+  std::vector<std::string> literals;
+  std::vector<std::string> variables;
+
+  // For templates: true if `uri` matches, with the variables' values in `values`.
+  bool match(std::string_view uri, nlohmann::json& values) const;
+};
+
+struct Prompt {
+  std::string name;  // as the plugin registered it (before tool_prefix)
+  std::string title;
+  std::string description;
+  nlohmann::json arguments;  // array of {name, description?, required?}; empty array when none
+  mcph_tool_handler get = nullptr;
+  mcph_tool_handler complete = nullptr;  // may be null
+  void* user = nullptr;
+};
+
+// Hears that a resource changed (host->resource_updated). Thread-safe.
+class ResourceListener {
+ public:
+  virtual ~ResourceListener() = default;
+  virtual void resource_updated(const std::string& uri) = 0;
+};
+
 struct Services {
   services::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
   services::HttpClient* http = nullptr;
@@ -56,21 +94,33 @@ class Instance;
 
 }  // namespace mcph::plugins
 
-// The host's side of one tool call (opaque to plugins). Filled by the caller of
-// Instance::call; the outcome fields are written by the plugin through the host API.
+// The host's side of one request to a plugin (opaque to plugins). Filled by the caller of
+// Instance::run; the outcome fields are written by the plugin through the host API.
 struct mcph_call {
   std::atomic<bool> cancelled{false};
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   mcph::plugins::CallEvents* events = nullptr;  // may be null
   std::string principal;                        // empty for stdio and static tokens
+  nlohmann::json client_capabilities = nlohmann::json::object();
+  // This round's input: answers to earlier input requests (an object, key -> result) and
+  // the state the handler kept in the previous round.
+  nlohmann::json input_responses = nlohmann::json::object();
+  std::optional<std::string> state;
 
-  // Set by Instance::call.
+  // Set by Instance::run.
   const mcph::plugins::Instance* instance = nullptr;
   // Outcome, written on the handler thread.
   bool has_outcome = false;
   bool is_error = false;
-  nlohmann::json result;    // the CallToolResult object (when !is_error)
+  mcph_status error_status = MCPH_OK;
+  nlohmann::json result;    // the result object (when !is_error)
   std::string error_text;   // the failure's text (when is_error)
+  nlohmann::json input_requests = nlohmann::json::object();  // key -> {method, params}
+  std::optional<std::string> next_state;
+  std::string missing_capability;  // set when an input request needs an undeclared capability
+
+  // Clears the outcome for another round.
+  void reset_outcome();
 
   bool is_cancelled() const;
 };
@@ -82,6 +132,10 @@ struct mcph_host_instance {
   mcph::plugins::Services services;
   bool registering = false;  // true only inside create()
   std::vector<mcph::plugins::Tool> tools;
+  std::vector<mcph::plugins::Resource> resources;
+  std::vector<mcph::plugins::Prompt> prompts;
+  // Set by the protocol engine: tells subscribed clients that a resource changed.
+  mutable std::atomic<mcph::plugins::ResourceListener*> listener{nullptr};
   std::string create_error;
   std::vector<std::string> secrets;  // credential values, redacted from logs and results
   std::atomic<bool> shutting_down{false};
@@ -110,11 +164,17 @@ class Instance {
   const std::string& name() const { return host_.name; }
   const Library& library() const { return *library_; }
   const std::vector<Tool>& tools() const { return host_.tools; }
+  const std::vector<Resource>& resources() const { return host_.resources; }
+  const std::vector<Prompt>& prompts() const { return host_.prompts; }
   const config::PluginConfig& config() const { return config_; }
 
-  // Runs `tool`'s handler on this thread. Returns the CallToolResult JSON object the
-  // plugin produced (or an isError result built from its failure), secrets redacted.
-  nlohmann::json call(const Tool& tool, const std::string& arguments_json, mcph_call& call) const;
+  // Runs a handler of this instance on this thread with `input` (JSON text). The outcome
+  // is left in `call`, secrets redacted; a handler that neither answered nor asked for
+  // input leaves an error (is_error) saying so, naming `what` (e.g. "prompt 'greet'").
+  void run(const std::string& what, mcph_tool_handler handler, void* user, const std::string& input,
+           mcph_call& call) const;
+  // Who hears host->resource_updated (the protocol engine); null for nobody.
+  void set_listener(ResourceListener* listener) const { host_.listener.store(listener); }
 
   // From now on every call_cancelled() of this instance is true.
   void begin_shutdown() { host_.shutting_down = true; }

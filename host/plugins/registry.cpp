@@ -49,6 +49,28 @@ Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<In
       reg->tools_.push_back(Entry{inst->config().tool_prefix + tool.name, inst.get(), &tool});
     }
   }
+  // Prompts and resources: the same owners rule as tools, checked the same way.
+  for (const auto& inst : reg->instances_) {
+    for (const auto& p : inst->prompts()) reg->prompts_.push_back({inst->config().tool_prefix + p.name, inst.get(), &p});
+    for (const auto& r : inst->resources()) {
+      auto& list = r.uri.empty() ? reg->templates_ : reg->resources_;
+      list.push_back({r.uri.empty() ? r.uri_template : r.uri, inst.get(), &r});
+    }
+  }
+  auto unique = [&](const auto& list, const char* what) -> Status {
+    for (size_t i = 0; i < list.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (list[i].public_name != list[j].public_name) continue;
+        return Error{std::string(what) + " '" + list[i].public_name + "' is registered by both " +
+                     owner(*list[j].instance) + " and " + owner(*list[i].instance)};
+      }
+    }
+    return Ok{};
+  };
+  for (auto status : {unique(reg->prompts_, "prompt name"), unique(reg->resources_, "resource"),
+                      unique(reg->templates_, "resource template")}) {
+    if (!status) return Error{status.error()};
+  }
   reg->by_name_.reserve(reg->tools_.size());
   for (size_t i = 0; i < reg->tools_.size(); ++i) {
     const auto& e = reg->tools_[i];
@@ -70,6 +92,23 @@ Registry::~Registry() {
 const Registry::Entry* Registry::find(std::string_view public_name) const {
   auto it = by_name_.find(public_name);
   return it == by_name_.end() ? nullptr : &tools_[it->second];
+}
+
+const Registry::ResourceEntry* Registry::find_resource(std::string_view uri, nlohmann::json& values) const {
+  for (const auto& r : resources_) {
+    if (r.public_name == uri) return &r;
+  }
+  for (const auto& t : templates_) {
+    if (t.item->match(uri, values)) return &t;
+  }
+  return nullptr;
+}
+
+const Registry::PromptEntry* Registry::find_prompt(std::string_view public_name) const {
+  for (const auto& p : prompts_) {
+    if (p.public_name == public_name) return &p;
+  }
+  return nullptr;
 }
 
 void Registry::begin_shutdown() {

@@ -1,5 +1,7 @@
 // The tools every enabled plugin instance registered, under their public names
-// (tool_prefix + name), filtered by each instance's allow/deny lists. Owns the instances.
+// (tool_prefix + name), filtered by each instance's allow/deny lists; their prompts (also
+// under tool_prefix + name) and resources (by URI, which must be unique across
+// instances). Owns the instances.
 #pragma once
 
 #include <memory>
@@ -31,9 +33,25 @@ class Registry {
 
   ~Registry();  // destroys instances in reverse order of creation
 
+  template <typename T>
+  struct Item {
+    std::string public_name;  // prompts: tool_prefix + name; resources: uri or uri_template
+    const Instance* instance;
+    const T* item;
+  };
+  using ResourceEntry = Item<Resource>;
+  using PromptEntry = Item<Prompt>;
+
   const Entry* find(std::string_view public_name) const;
+  // The fixed resource with this URI, else the first template (in order) it matches, with
+  // the template's variables in `values`; null when none.
+  const ResourceEntry* find_resource(std::string_view uri, nlohmann::json& values) const;
+  const PromptEntry* find_prompt(std::string_view public_name) const;
   // In file order, then registration order: deterministic, as tools/list SHOULD be.
   const std::vector<Entry>& tools() const { return tools_; }
+  const std::vector<ResourceEntry>& resources() const { return resources_; }  // fixed URIs
+  const std::vector<ResourceEntry>& templates() const { return templates_; }
+  const std::vector<PromptEntry>& prompts() const { return prompts_; }
   const std::vector<std::unique_ptr<Instance>>& instances() const { return instances_; }
   // Every call_cancelled() turns true, so long calls end.
   void begin_shutdown();
@@ -43,6 +61,9 @@ class Registry {
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<Entry> tools_;
   std::unordered_map<std::string_view, size_t> by_name_;  // views into tools_[i].public_name
+  std::vector<ResourceEntry> resources_;
+  std::vector<ResourceEntry> templates_;
+  std::vector<PromptEntry> prompts_;
 };
 
 }  // namespace mcph::plugins

@@ -4,6 +4,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <functional>
+#include <tuple>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -22,6 +24,10 @@ constexpr const char* kMetaLogLevel = "io.modelcontextprotocol/logLevel";
 constexpr const char* kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
 // Lists do not change while the host runs; "private" is the safe scope (mcp-spec §2.6).
 constexpr int kListTtlMs = 60000;
+// Legacy eras: how often one request may ask the client for input before we give up.
+constexpr int kMaxInputRounds = 8;
+// 2026-07-28: how long a client may take to answer an input_required result.
+constexpr std::chrono::seconds kRequestStateTtl{3600};
 
 int level_index(const json& name) {
   if (!name.is_string()) return -1;
@@ -111,6 +117,17 @@ std::string Session::version() const {
   return version_;
 }
 
+bool Session::may_be_asked() const {
+  std::lock_guard lock(mutex_);
+  const json& c = client_capabilities_;
+  return initialized_ && (c.contains("elicitation") || c.contains("sampling") || c.contains("roots"));
+}
+
+void Session::set_channel(std::shared_ptr<ReplyChannel> channel) {
+  std::lock_guard lock(mutex_);
+  channel_ = std::move(channel);
+}
+
 void Session::cancel(const json& request_id) {
   std::lock_guard lock(mutex_);
   auto it = in_flight_.find(request_id.dump());
@@ -126,16 +143,37 @@ struct Engine::Request {
   bool modern = false;    // served statelessly under 2026-07-28
   std::string version;    // the revision whose rules apply
   int log_level = -1;     // minimum level of notifications/message, -1 for none
+  json client_capabilities = json::object();
   std::shared_ptr<ReplyChannel> channel;
 };
 
+// A request that runs plugin code, ready to go to a worker.
 struct Engine::Prepared {
   json response;          // ready answer (null for none) unless `call` is set
   Request req;
-  const plugins::Registry::Entry* entry = nullptr;
-  std::string arguments;  // validated arguments, as JSON text for the plugin
+  enum class Kind { kTool, kRead, kPrompt, kComplete } kind = Kind::kTool;
+  const plugins::Instance* instance = nullptr;
+  mcph_tool_handler handler = nullptr;
+  void* user = nullptr;
+  std::string what;       // e.g. "tool 'echo'", for messages
+  std::string name;       // the tool or prompt's public name, or the URI
+  const plugins::Resource* resource = nullptr;  // kRead
+  std::string input;      // validated input, as JSON text for the plugin
+  json input_responses = json::object();  // 2026-07-28 retries: the client's answers
+  std::optional<std::string> state;       // ... and the state unsealed from requestState
   std::string key;        // in-flight key (the id's JSON text)
   std::shared_ptr<Session::InFlight> call;
+
+  void aim(Kind k, const plugins::Instance* i, mcph_tool_handler h, void* u, std::string n, const json& in) {
+    static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
+    kind = k;
+    instance = i;
+    handler = h;
+    user = u;
+    what = std::string(kWhat[static_cast<int>(k)]) + " '" + n + "'";
+    name = std::move(n);
+    input = in.dump();
+  }
 };
 
 Engine::Engine(const plugins::Registry& registry, EngineOptions options)
@@ -152,9 +190,28 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
     }
     validators_.push_back(*schema);
   }
+  for (const auto& inst : registry_.instances()) inst->set_listener(this);
 }
 
-Engine::~Engine() { pool_.stop(); }
+Engine::~Engine() {
+  pool_.stop();
+  for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);
+}
+
+void Engine::resource_updated(const std::string& uri) {
+  std::vector<std::shared_ptr<ReplyChannel>> to;
+  {
+    std::lock_guard lock(subscribers_mutex_);
+    std::erase_if(subscribers_, [](const auto& w) { return w.expired(); });
+    for (const auto& w : subscribers_) {
+      auto s = w.lock();
+      if (!s) continue;
+      std::lock_guard session_lock(s->mutex_);
+      if (s->channel_ && s->subscriptions_.contains(uri)) to.push_back(s->channel_);
+    }
+  }
+  for (const auto& channel : to) channel->send(make_notification("notifications/resources/updated", json{{"uri", uri}}));
+}
 
 json Engine::server_info(const std::string& version) const {
   json info{{"name", "mcp-host"}, {"version", kVersion}};
@@ -162,8 +219,19 @@ json Engine::server_info(const std::string& version) const {
   return info;
 }
 
-json Engine::capabilities() const {
-  return json{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
+// What this host offers depends on what the plugins registered: a capability without
+// anything behind it would be a promise the methods then break (-32601).
+json Engine::capabilities(bool modern) const {
+  json c{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
+  if (!registry_.prompts().empty()) c["prompts"] = json{{"listChanged", false}};
+  if (!registry_.resources().empty() || !registry_.templates().empty()) {
+    c["resources"] = json{{"listChanged", false}};
+    // Legacy resources/subscribe works; 2026-07-28 moved updates to subscriptions/listen,
+    // which this host does not offer yet.
+    if (!modern) c["resources"]["subscribe"] = true;
+  }
+  if (!registry_.prompts().empty() || !registry_.templates().empty()) c["completions"] = json::object();
+  return c;
 }
 
 json Engine::handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
@@ -222,7 +290,15 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
   }
   auto method_it = m.find("method");
   if (method_it == m.end()) {
-    if (has_id && (m.contains("result") || m.contains("error"))) return p;  // a response: we sent no request
+    if (has_id && (m.contains("result") || m.contains("error"))) {  // an answer to one of our requests
+      std::lock_guard lock(session.mutex_);
+      auto it = session.asked_.find(id.dump());
+      if (it != session.asked_.end() && it->second.is_null()) {
+        it->second = m;
+        session.answered_.notify_all();
+      }
+      return p;
+    }
     p.response = make_error(id, {code::kInvalidRequest, "Invalid Request: method is missing", nullptr});
     return p;
   }
@@ -252,11 +328,21 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
     p.response = make_error(id, *err);
     return p;
   }
+  std::optional<RpcError> err;
   if (req.method == "tools/call") {
-    if (auto err = begin_call(req, session, p)) p.response = make_error(id, *err);
+    err = prepare_tool(req, p);
+  } else if (req.method == "resources/read" && !(registry_.resources().empty() && registry_.templates().empty())) {
+    err = prepare_read(req, p);
+  } else if (req.method == "prompts/get" && !registry_.prompts().empty()) {
+    err = prepare_prompt(req, p);
+  } else if (req.method == "completion/complete" && capabilities(req.modern).contains("completions")) {
+    err = prepare_complete(req, p);
+  } else {
+    p.response = dispatch(req, session);
     return p;
   }
-  p.response = dispatch(req, session);
+  if (!err && p.response.is_null()) err = begin(req, session, p);
+  if (err) p.response = make_error(id, *err);
   return p;
 }
 
@@ -272,13 +358,16 @@ std::optional<RpcError> Engine::select_era(Request& req, Session& session) const
   if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
     if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
+    req.client_capabilities = req.meta[kMetaCapabilities];
     req.modern = true;
     req.version = kModernVersion;
     return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
   }
   if (req.method == "initialize") return std::nullopt;  // opens a legacy session
   if (session.initialized()) {
-    req.version = session.version();
+    std::lock_guard lock(session.mutex_);
+    req.version = session.version_;
+    req.client_capabilities = session.client_capabilities_;
     req.log_level = session.log_level_.load();
     return std::nullopt;
   }
@@ -298,8 +387,14 @@ json Engine::dispatch(Request& req, Session& session) {
   if (m == "initialize" && !req.modern) {
     result = initialize(req, session);
     if (result.is_null()) err = invalid_params("initialize: params.protocolVersion (a string) is required");
-  } else if (m == "tools/list") {
-    err = list_tools(req, result);
+  } else if (m == "tools/list" || (m == "prompts/list" && !registry_.prompts().empty()) ||
+             ((m == "resources/list" || m == "resources/templates/list") &&
+              !(registry_.resources().empty() && registry_.templates().empty()))) {
+    err = list(req, result);
+  } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") &&
+             !(registry_.resources().empty() && registry_.templates().empty())) {
+    err = subscribe(req, session);
+    if (!err) result = json::object();
   } else if (req.modern && m == "server/discover") {
     result = discover();
   } else if (!req.modern && m == "ping") {
@@ -328,54 +423,124 @@ json Engine::initialize(Request& req, Session& session) {
   // Negotiation: echo a version we support, else offer our newest legacy one (LIFE25N).
   auto it = std::find(kLegacyVersions.begin(), kLegacyVersions.end(), requested.get<std::string>());
   const std::string version = it != kLegacyVersions.end() ? *it : kLegacyVersions.front();
+  const json& caps = req.params.value("capabilities", json::object());
   {
     std::lock_guard lock(session.mutex_);
     session.initialized_ = true;
     session.version_ = version;
+    session.client_capabilities_ = caps.is_object() ? caps : json::object();
   }
   session.log_level_ = MCPH_LOG_INFO;
   req.version = version;
-  return json{{"protocolVersion", version}, {"capabilities", capabilities()}, {"serverInfo", server_info(version)}};
+  return json{{"protocolVersion", version}, {"capabilities", capabilities(false)}, {"serverInfo", server_info(version)}};
 }
 
 json Engine::discover() const {
   return json{{"supportedVersions", json::array({kModernVersion})},
-              {"capabilities", capabilities()},
+              {"capabilities", capabilities(true)},
               {"ttlMs", kListTtlMs},
               {"cacheScope", "private"}};
 }
 
-std::optional<RpcError> Engine::list_tools(const Request& req, json& result) const {
-  size_t start = 0;
+std::optional<RpcError> Engine::subscribe(const Request& req, Session& session) {
+  const json& uri = req.params.value("uri", json());
+  if (!uri.is_string() || uri.get_ref<const std::string&>().empty()) return invalid_params(req.method + ": params.uri (a string) is required");
+  json values;
+  if (registry_.find_resource(uri.get_ref<const std::string&>(), values) == nullptr) {
+    return RpcError{req.version >= kModernVersion ? code::kInvalidParams : code::kResourceNotFound, "Resource not found",
+                    json{{"uri", uri}}};
+  }
+  {
+    std::lock_guard lock(session.mutex_);
+    if (req.method == "resources/unsubscribe") {
+      session.subscriptions_.erase(uri.get<std::string>());
+      return std::nullopt;
+    }
+    session.subscriptions_.insert(uri.get<std::string>());
+  }
+  if (auto self = session.weak_from_this(); !self.expired()) {
+    std::lock_guard lock(subscribers_mutex_);
+    if (std::none_of(subscribers_.begin(), subscribers_.end(), [&](const auto& w) { return w.lock() == self.lock(); })) {
+      subscribers_.push_back(self);
+    }
+  }
+  return std::nullopt;
+}
+
+// Cursors are decimal offsets into the (fixed) list.
+std::optional<RpcError> Engine::page(const Request& req, size_t total, size_t& start, size_t& end) const {
+  start = 0;
   if (auto c = req.params.find("cursor"); c != req.params.end() && !c->is_null()) {
     const std::string* s = c->is_string() ? &c->get_ref<const std::string&>() : nullptr;
     auto [ptr, ec] = s ? std::from_chars(s->data(), s->data() + s->size(), start)
                        : std::from_chars_result{nullptr, std::errc::invalid_argument};
-    if (!s || s->empty() || ec != std::errc() || ptr != s->data() + s->size() || start > registry_.tools().size()) {
-      return invalid_params("tools/list: invalid cursor");
+    if (!s || s->empty() || ec != std::errc() || ptr != s->data() + s->size() || start > total) {
+      return invalid_params(req.method + ": invalid cursor");
     }
   }
-  const auto& all = registry_.tools();
-  const size_t end = std::min(all.size(), start + options_.page_size);
-  json tools = json::array();
+  end = std::min(total, start + options_.page_size);
+  return std::nullopt;
+}
+
+std::optional<RpcError> Engine::list(const Request& req, json& result) const {
   const std::string& v = req.version;
-  for (size_t i = start; i < end; ++i) {
-    const auto& e = all[i];
-    const auto& t = *e.tool;
-    json j{{"name", e.public_name}};
-    if (v >= "2025-06-18" && !t.title.empty()) j["title"] = t.title;
-    if (!t.description.empty()) j["description"] = t.description;
-    j["inputSchema"] = t.input_schema;
-    // outputSchema arrived in 2025-06-18, whose schema requires an object root.
-    if (v >= "2025-06-18" && t.output_schema.is_object() &&
-        (req.modern || t.output_schema.value("type", json()) == "object")) {
-      j["outputSchema"] = t.output_schema;
-    }
-    if (v >= "2025-03-26" && t.annotations.is_object()) j["annotations"] = t.annotations;
-    tools.push_back(std::move(j));
+  const bool titles = v >= "2025-06-18";
+  auto describe = [&](json& j, const std::string& title, const std::string& description) {
+    if (titles && !title.empty()) j["title"] = title;
+    if (!description.empty()) j["description"] = description;
+  };
+  auto resource = [&](const plugins::Registry::ResourceEntry& e, const char* key) {
+    const auto& r = *e.item;
+    json j{{key, e.public_name}, {"name", r.name}};
+    describe(j, r.title, r.description);
+    if (!r.mime_type.empty()) j["mimeType"] = r.mime_type;
+    if (r.annotations.is_object()) j["annotations"] = r.annotations;
+    return j;
+  };
+  std::function<json(size_t)> item;
+  size_t total = 0;
+  const char* field = nullptr;
+  if (req.method == "tools/list") {
+    field = "tools";
+    total = registry_.tools().size();
+    item = [&](size_t i) {
+      const auto& e = registry_.tools()[i];
+      const auto& t = *e.tool;
+      json j{{"name", e.public_name}};
+      describe(j, t.title, t.description);
+      j["inputSchema"] = t.input_schema;
+      // outputSchema arrived in 2025-06-18, whose schema requires an object root.
+      if (titles && t.output_schema.is_object() && (req.modern || t.output_schema.value("type", json()) == "object")) {
+        j["outputSchema"] = t.output_schema;
+      }
+      if (v >= "2025-03-26" && t.annotations.is_object()) j["annotations"] = t.annotations;
+      return j;
+    };
+  } else if (req.method == "prompts/list") {
+    field = "prompts";
+    total = registry_.prompts().size();
+    item = [&](size_t i) {
+      const auto& e = registry_.prompts()[i];
+      json j{{"name", e.public_name}};
+      describe(j, e.item->title, e.item->description);
+      if (!e.item->arguments.empty()) j["arguments"] = e.item->arguments;
+      return j;
+    };
+  } else if (req.method == "resources/list") {
+    field = "resources";
+    total = registry_.resources().size();
+    item = [&](size_t i) { return resource(registry_.resources()[i], "uri"); };
+  } else {
+    field = "resourceTemplates";
+    total = registry_.templates().size();
+    item = [&](size_t i) { return resource(registry_.templates()[i], "uriTemplate"); };
   }
-  result = json{{"tools", std::move(tools)}};
-  if (end < all.size()) result["nextCursor"] = std::to_string(end);
+  size_t start = 0, end = 0;
+  if (auto err = page(req, total, start, end)) return err;
+  json items = json::array();
+  for (size_t i = start; i < end; ++i) items.push_back(item(i));
+  result = json{{field, std::move(items)}};
+  if (end < total) result["nextCursor"] = std::to_string(end);
   if (req.modern) {
     result["ttlMs"] = kListTtlMs;
     result["cacheScope"] = "private";
@@ -383,35 +548,138 @@ std::optional<RpcError> Engine::list_tools(const Request& req, json& result) con
   return std::nullopt;
 }
 
-std::optional<RpcError> Engine::begin_call(Request& req, Session& session, Prepared& p) {
+std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
   const json& name = req.params.value("name", json());
   if (!name.is_string()) return invalid_params("tools/call: params.name (a string) is required");
-  p.entry = registry_.find(name.get_ref<const std::string&>());
-  if (p.entry == nullptr) return invalid_params("Unknown tool: " + name.get<std::string>());
+  const auto* entry = registry_.find(name.get_ref<const std::string&>());
+  if (entry == nullptr) return invalid_params("Unknown tool: " + name.get<std::string>());
   json args = req.params.value("arguments", json::object());
   if (args.is_null()) args = json::object();
   if (!args.is_object()) return invalid_params("tools/call: params.arguments must be an object");
 
   // A bad argument is a tool error the model can read and correct (mcp-spec §2.4).
-  const auto& validator = validators_[static_cast<size_t>(p.entry - registry_.tools().data())];
+  const auto& validator = validators_[static_cast<size_t>(entry - registry_.tools().data())];
   std::string problem = validator ? validator->validate(args) : "the tool's input schema is invalid; see the host log";
   if (!problem.empty()) {
-    json r = shape_result(plugins::error_result("Invalid arguments for tool '" + p.entry->public_name + "': " + problem), req.version);
+    json r = shape_result(plugins::error_result("Invalid arguments for tool '" + entry->public_name + "': " + problem), req.version);
     finish_result(r, req);
     p.response = make_result(req.id, std::move(r));
     return std::nullopt;
   }
-  p.arguments = args.dump();
-  p.key = req.id.dump();
-  p.call = std::make_shared<Session::InFlight>();
-  {
-    std::lock_guard lock(session.mutex_);
-    if (!session.in_flight_.emplace(p.key, p.call).second) {
-      p.call.reset();
-      return RpcError{code::kInvalidRequest, "Invalid Request: id " + p.key + " is already used by a request in flight", nullptr};
+  p.aim(Prepared::Kind::kTool, entry->instance, entry->tool->handler, entry->tool->user, entry->public_name, args);
+  return std::nullopt;
+}
+
+std::optional<RpcError> Engine::prepare_read(Request& req, Prepared& p) {
+  const json& uri = req.params.value("uri", json());
+  if (!uri.is_string() || uri.get_ref<const std::string&>().empty()) return invalid_params("resources/read: params.uri (a string) is required");
+  json values;
+  const auto* entry = registry_.find_resource(uri.get_ref<const std::string&>(), values);
+  if (entry == nullptr) {
+    // 2026-07-28 (SEP-2164): -32602 with the URI; earlier revisions: -32002.
+    return RpcError{req.modern ? code::kInvalidParams : code::kResourceNotFound, "Resource not found", json{{"uri", uri}}};
+  }
+  json input{{"uri", uri}};
+  if (!values.is_null()) input["variables"] = std::move(values);
+  p.aim(Prepared::Kind::kRead, entry->instance, entry->item->read, entry->item->user, uri, input);
+  p.resource = entry->item;
+  return std::nullopt;
+}
+
+std::optional<RpcError> Engine::prepare_prompt(Request& req, Prepared& p) {
+  const json& name = req.params.value("name", json());
+  if (!name.is_string()) return invalid_params("prompts/get: params.name (a string) is required");
+  const auto* entry = registry_.find_prompt(name.get_ref<const std::string&>());
+  if (entry == nullptr) return invalid_params("Unknown prompt: " + name.get<std::string>());
+  json args = req.params.value("arguments", json::object());
+  if (args.is_null()) args = json::object();
+  if (!args.is_object()) return invalid_params("prompts/get: params.arguments must be an object");
+  for (const auto& [k, v] : args.items()) {
+    if (!v.is_string()) return invalid_params("prompts/get: argument '" + k + "' must be a string");
+  }
+  for (const auto& a : entry->item->arguments) {
+    if (a.value("required", false) && !args.contains(a["name"].get<std::string>())) {
+      return invalid_params("prompts/get: missing required argument '" + a["name"].get<std::string>() + "' of prompt '" +
+                            entry->public_name + "'");
     }
   }
+  p.aim(Prepared::Kind::kPrompt, entry->instance, entry->item->get, entry->item->user, entry->public_name, args);
   return std::nullopt;
+}
+
+std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
+  const json& ref = req.params.value("ref", json());
+  const json& argument = req.params.value("argument", json());
+  if (!ref.is_object() || !ref.value("type", json()).is_string()) return invalid_params("completion/complete: params.ref {type, ...} is required");
+  if (!argument.is_object() || !argument.value("name", json()).is_string() || !argument.value("value", json()).is_string()) {
+    return invalid_params("completion/complete: params.argument {name, value} (strings) is required");
+  }
+  const std::string type = ref["type"];
+  // The prompt or template whose argument this completes.
+  const plugins::Instance* instance = nullptr;
+  const plugins::Prompt* prompt = nullptr;
+  const plugins::Resource* resource = nullptr;
+  std::string name;
+  if (type == "ref/prompt" && ref.value("name", json()).is_string()) {
+    const auto* e = registry_.find_prompt(ref["name"].get_ref<const std::string&>());
+    if (e == nullptr) return invalid_params("Unknown prompt: " + ref["name"].get<std::string>());
+    std::tie(instance, prompt, name) = std::tuple(e->instance, e->item, e->public_name);
+  } else if (type == "ref/resource" && ref.value("uri", json()).is_string()) {
+    const std::string& uri = ref["uri"].get_ref<const std::string&>();
+    auto it = std::find_if(registry_.templates().begin(), registry_.templates().end(), [&](const auto& e) { return e.public_name == uri; });
+    json values;
+    if (it != registry_.templates().end()) {
+      std::tie(instance, resource, name) = std::tuple(it->instance, it->item, uri);
+    } else if (registry_.find_resource(uri, values) == nullptr) {  // a fixed resource has nothing to complete
+      return invalid_params("Unknown resource template: " + uri);
+    }
+  } else {
+    return invalid_params("completion/complete: ref must be {type: \"ref/prompt\", name} or {type: \"ref/resource\", uri}");
+  }
+  mcph_tool_handler complete = prompt ? prompt->complete : resource ? resource->complete : nullptr;
+  if (complete == nullptr) {  // nothing to suggest
+    json r{{"completion", {{"values", json::array()}, {"total", 0}, {"hasMore", false}}}};
+    finish_result(r, req);
+    p.response = make_result(req.id, std::move(r));
+    return std::nullopt;
+  }
+  json input{{"argument", argument}};
+  if (auto c = req.params.find("context"); c != req.params.end() && c->is_object()) input["context"] = *c;
+  p.aim(Prepared::Kind::kComplete, instance, complete, prompt ? prompt->user : resource->user, name, input);
+  return std::nullopt;
+}
+
+// Registers the request in flight (so a cancel finds it) and takes in a 2026-07-28 retry's
+// inputResponses and requestState.
+std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& p) {
+  if (req.modern) {
+    if (auto r = req.params.find("inputResponses"); r != req.params.end()) {
+      if (!r->is_object()) return invalid_params("inputResponses must be an object (key -> the input request's result)");
+      for (const auto& [k, v] : r->items()) {
+        if (!v.is_object()) return invalid_params("inputResponses." + k + " must be an object (the result of that input request)");
+      }
+      p.input_responses = *r;
+    }
+    if (auto t = req.params.find("requestState"); t != req.params.end() && !t->is_null()) {
+      if (!t->is_string()) return invalid_params("requestState must be a string");
+      auto state = sealer_.open(t->get_ref<const std::string&>(), binding(p));
+      if (!state) return invalid_params(state.error());
+      p.state = std::move(*state);
+    }
+  }
+  p.key = req.id.dump();
+  p.call = std::make_shared<Session::InFlight>();
+  std::lock_guard lock(session.mutex_);
+  if (!session.in_flight_.emplace(p.key, p.call).second) {
+    p.call.reset();
+    return RpcError{code::kInvalidRequest, "Invalid Request: id " + p.key + " is already used by a request in flight", nullptr};
+  }
+  return std::nullopt;
+}
+
+// What a requestState is bound to: this method, this tool, prompt or URI, this input.
+std::string Engine::binding(const Prepared& p) const {
+  return p.req.method + '\n' + p.name + '\n' + p.input;
 }
 
 json Engine::execute(Prepared& p, Session& session) {
@@ -424,11 +692,50 @@ json Engine::execute(Prepared& p, Session& session) {
   CallReporter reporter(req.channel, token, req.version >= "2025-03-26", req.log_level);
   mcph_call& call = p.call->call;
   call.events = &reporter;
-  const auto started = std::chrono::steady_clock::now();
-  call.deadline = started + options_.call_timeout;
+  call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+  call.client_capabilities = req.client_capabilities;
+  call.input_responses = std::move(p.input_responses);
+  call.state = std::move(p.state);
 
   running_.fetch_add(1);
-  json result = p.entry->instance->call(*p.entry->tool, p.arguments, call);
+  json out;
+  for (int round = 1;; ++round) {
+    p.instance->run(p.what, p.handler, p.user, p.input, call);
+    if (call.cancelled.load()) break;
+    if (!call.missing_capability.empty()) {
+      out = make_error(req.id, {code::kMissingClientCapability,
+                                p.what + " needs the client capability '" + call.missing_capability + "', which the client did not declare",
+                                json{{"requiredCapabilities", json{{call.missing_capability, json::object()}}}}});
+      break;
+    }
+    if (call.input_requests.empty()) {
+      out = answer(p, call);
+      break;
+    }
+    if (req.modern) {  // the client asks the user and retries (MRTR)
+      out = make_result(req.id, input_required(p, call));
+      break;
+    }
+    // Older revisions: ask the client ourselves, then run the handler again.
+    json answers;
+    std::optional<std::string> failure;
+    if (round == kMaxInputRounds) {
+      failure = p.what + " asked for input " + std::to_string(round) + " times; giving up";
+    } else {
+      failure = ask_client(session, req, call, answers);
+    }
+    if (failure) {
+      call.reset_outcome();
+      call.has_outcome = call.is_error = true;
+      call.error_status = MCPH_ERR_FAILED_PRECONDITION;
+      call.error_text = *failure;
+      out = answer(p, call);
+      break;
+    }
+    if (call.cancelled.load()) break;
+    call.input_responses = std::move(answers);
+    call.state = call.next_state;
+  }
   running_.fetch_sub(1);
   reporter.close();
   {
@@ -437,11 +744,128 @@ json Engine::execute(Prepared& p, Session& session) {
   }
   // A cancelled request gets no response (mcp-spec §2.8: no further messages).
   if (call.cancelled.load()) return json();
-  if (result.value("isError", false) && std::chrono::steady_clock::now() >= call.deadline) {
-    result = plugins::error_result("tool '" + p.entry->public_name + "' did not finish within " +
-                                   std::to_string(options_.call_timeout.count()) + " ms and was cancelled");
+  return out;
+}
+
+// Sends this round's input requests to a legacy client as real requests and waits for
+// every answer. nullopt with the answers (key -> result), or why it failed.
+std::optional<std::string> Engine::ask_client(Session& session, const Request& req, mcph_call& call, json& answers) {
+  if (!req.channel->carries_requests()) {
+    return "this connection cannot carry requests to the client; send the request with Accept: text/event-stream";
   }
-  result = shape_result(std::move(result), req.version);
+  std::vector<std::pair<std::string, json>> asked;  // key, request id
+  {
+    std::lock_guard lock(session.mutex_);
+    for (const auto& [key, r] : call.input_requests.items()) {
+      json id = "mcph-" + std::to_string(++session.asked_count_);
+      session.asked_.emplace(id.dump(), json());
+      asked.emplace_back(key, id);
+    }
+  }
+  for (const auto& [key, id] : asked) {
+    const json& r = call.input_requests[key];
+    req.channel->send(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", r["method"]}, {"params", r["params"]}});
+  }
+  std::unique_lock lock(session.mutex_);
+  auto all_answered = [&] {
+    return std::all_of(asked.begin(), asked.end(), [&](const auto& a) { return !session.asked_[a.second.dump()].is_null(); });
+  };
+  while (!all_answered()) {
+    if (call.is_cancelled()) {
+      std::vector<json> open;
+      for (const auto& [key, id] : asked) {
+        auto it = session.asked_.find(id.dump());
+        if (it->second.is_null()) open.push_back(id);
+        session.asked_.erase(it);
+      }
+      lock.unlock();
+      for (const auto& id : open) {
+        req.channel->send(make_notification("notifications/cancelled", json{{"requestId", id}, {"reason", "the request that needed it ended"}}));
+      }
+      if (call.cancelled.load()) return std::nullopt;
+      return "the client did not answer in time";
+    }
+    session.answered_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  std::optional<std::string> failure;
+  answers = json::object();
+  for (const auto& [key, id] : asked) {
+    auto it = session.asked_.find(id.dump());
+    json m = std::move(it->second);
+    session.asked_.erase(it);
+    const std::string& method = call.input_requests[key]["method"].get_ref<const std::string&>();
+    if (m.contains("error") || !m.value("result", json()).is_object()) {
+      const json& e = m.value("error", json::object());
+      failure = "the client answered " + method + " with an error: " + (e.is_object() ? e.value("message", std::string("(no message)")) : "(invalid)");
+    } else {
+      answers[key] = m["result"];
+    }
+  }
+  return failure;
+}
+
+json Engine::input_required(const Prepared& p, const mcph_call& call) const {
+  json r{{"resultType", "input_required"}, {"inputRequests", call.input_requests}};
+  if (call.next_state) r["requestState"] = sealer_.seal(*call.next_state, binding(p), kRequestStateTtl);
+  r["_meta"][kMetaServerInfo] = server_info(p.req.version);
+  return r;
+}
+
+// The finished request's response, shaped for its method and revision.
+json Engine::answer(Prepared& p, mcph_call& call) const {
+  const Request& req = p.req;
+  if (p.kind == Prepared::Kind::kTool) {
+    json result;
+    if (!call.is_error) {
+      result = std::move(call.result);
+    } else if (std::chrono::steady_clock::now() >= call.deadline) {
+      result = plugins::error_result(p.what + " did not finish within " + std::to_string(options_.call_timeout.count()) +
+                                     " ms and was cancelled");
+    } else {
+      result = plugins::error_result(call.error_text);
+    }
+    result = shape_result(std::move(result), req.version);
+    finish_result(result, req);
+    return make_result(req.id, std::move(result));
+  }
+  // Resources, prompts and completions fail as JSON-RPC errors.
+  if (call.is_error) {
+    const bool not_found = call.error_status == MCPH_ERR_NOT_FOUND;
+    if (not_found && p.kind == Prepared::Kind::kRead) {
+      return make_error(req.id, {req.modern ? code::kInvalidParams : code::kResourceNotFound, "Resource not found: " + call.error_text,
+                                 json{{"uri", p.name}}});
+    }
+    const int c = not_found || call.error_status == MCPH_ERR_INVALID_ARGUMENT ? code::kInvalidParams : code::kInternalError;
+    return make_error(req.id, {c, call.error_text, nullptr});
+  }
+  json result = std::move(call.result);
+  auto invalid = [&](const char* what) {
+    spdlog::error("{} returned an invalid result: {}", p.what, what);
+    return make_error(req.id, {code::kInternalError, p.what + " returned an invalid result: " + what, nullptr});
+  };
+  if (p.kind == Prepared::Kind::kRead) {
+    json& contents = result["contents"];
+    if (!contents.is_array() || contents.empty()) return invalid("\"contents\" must be a non-empty array");
+    for (auto& c : contents) {
+      if (!c.is_object() || !(c.contains("text") || c.contains("blob"))) return invalid("every content needs \"text\" or \"blob\"");
+      if (!c.contains("uri")) c["uri"] = p.name;
+      if (!c.contains("mimeType") && !p.resource->mime_type.empty()) c["mimeType"] = p.resource->mime_type;
+    }
+    if (req.modern && !result.contains("ttlMs")) {
+      result["ttlMs"] = 0;  // resources may change at any time unless the plugin says otherwise
+      result["cacheScope"] = "private";
+    }
+  } else if (p.kind == Prepared::Kind::kPrompt) {
+    if (!result.value("messages", json()).is_array()) return invalid("\"messages\" must be an array");
+  } else {
+    json& values = result["values"];
+    if (!values.is_array()) return invalid("\"values\" must be an array of strings");
+    if (values.size() > 100) {  // the spec's cap
+      values.erase(values.begin() + 100, values.end());
+      result["hasMore"] = true;
+    }
+    result = json{{"completion", std::move(result)}};
+  }
   finish_result(result, req);
   return make_result(req.id, std::move(result));
 }

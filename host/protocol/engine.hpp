@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +20,7 @@
 
 #include "plugins/registry.hpp"
 #include "protocol/jsonrpc.hpp"
+#include "protocol/request_state.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/worker_pool.hpp"
 
@@ -39,20 +42,31 @@ class ReplyChannel {
  public:
   virtual ~ReplyChannel() = default;
   virtual void send(const json& message) = 0;
+  // False when a request sent here could never reach the client (an HTTP answer that is
+  // plain JSON): input requests then fail at once instead of waiting for an answer.
+  virtual bool carries_requests() const { return true; }
   // Engine::submit calls this once the request is over: after its response, or when a
   // cancelled request ends without one.
   virtual void close() {}
 };
 
 // Legacy-era state: one per stdio process or per HTTP Mcp-Session-Id. Also tracks the
-// requests in flight on it, so notifications/cancelled can find them.
-class Session {
+// requests in flight on it, so notifications/cancelled can find them, the requests the
+// host sent to the client (legacy elicitation, sampling, roots) until they are answered,
+// and the resources the client subscribed to.
+class Session : public std::enable_shared_from_this<Session> {
  public:
   bool initialized() const;
   std::string version() const;  // negotiated legacy version, empty before initialize
+  // True if the host may send this session's client requests (a legacy client that
+  // declared elicitation, sampling or roots).
+  bool may_be_asked() const;
   // Cancels a request in flight on this session, as notifications/cancelled does; its
   // response is then never sent. Unknown or finished ids are ignored.
   void cancel(const json& request_id);
+  // Where messages that belong to no request go (resource updates): stdout, or the HTTP
+  // session's GET stream. Unset: they are dropped.
+  void set_channel(std::shared_ptr<ReplyChannel> channel);
 
  private:
   friend class Engine;
@@ -60,8 +74,14 @@ class Session {
   mutable std::mutex mutex_;
   bool initialized_ = false;                 // guarded by mutex_
   std::string version_;                      // guarded by mutex_
+  json client_capabilities_ = json::object();  // guarded by mutex_
   std::atomic<int> log_level_{1};            // MCPH_LOG_INFO until logging/setLevel
   std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mutex_
+  std::shared_ptr<ReplyChannel> channel_;    // guarded by mutex_
+  std::set<std::string, std::less<>> subscriptions_;  // guarded by mutex_
+  int64_t asked_count_ = 0;                  // guarded by mutex_
+  std::unordered_map<std::string, json> asked_;  // id -> answer (null until it comes); guarded by mutex_
+  std::condition_variable answered_;
 };
 
 struct EngineOptions {
@@ -70,10 +90,10 @@ struct EngineOptions {
   size_t max_concurrent_calls = 64;
 };
 
-class Engine {
+class Engine final : public plugins::ResourceListener {
  public:
   Engine(const plugins::Registry& registry, EngineOptions options);
-  ~Engine();  // waits for submitted calls (cancel them first: Registry::begin_shutdown)
+  ~Engine() override;  // waits for submitted calls (cancel them first: Registry::begin_shutdown)
 
   // Handles one message (object or, for 2025-03-26 sessions, a batch array) on the
   // calling thread. Returns the response, or null when there is none (notifications,
@@ -89,6 +109,9 @@ class Engine {
   // Calls that are running now, in every session.
   int running() const { return running_.load(); }
 
+  // Tells the sessions subscribed to `uri` (plugins call it through host->resource_updated).
+  void resource_updated(const std::string& uri) override;
+
  private:
   struct Request;
   struct Prepared;
@@ -102,17 +125,31 @@ class Engine {
   json dispatch(Request& req, Session& session);
   json initialize(Request& req, Session& session);
   json discover() const;
-  std::optional<RpcError> list_tools(const Request& req, json& result) const;
-  std::optional<RpcError> begin_call(Request& req, Session& session, Prepared& prepared);
+  std::optional<RpcError> subscribe(const Request& req, Session& session);
+  std::optional<RpcError> page(const Request& req, size_t total, size_t& start, size_t& end) const;
+  std::optional<RpcError> list(const Request& req, json& result) const;
+  // Requests that run plugin code: tools/call, resources/read, prompts/get, completion.
+  std::optional<RpcError> prepare_tool(Request& req, Prepared& p);
+  std::optional<RpcError> prepare_read(Request& req, Prepared& p);
+  std::optional<RpcError> prepare_prompt(Request& req, Prepared& p);
+  std::optional<RpcError> prepare_complete(Request& req, Prepared& p);
+  std::optional<RpcError> begin(Request& req, Session& session, Prepared& p);
+  std::optional<std::string> ask_client(Session& session, const Request& req, mcph_call& call, json& answers);
+  json answer(Prepared& p, mcph_call& call) const;
+  json input_required(const Prepared& p, const mcph_call& call) const;
+  std::string binding(const Prepared& p) const;
   json shape_result(json result, const std::string& version) const;
   void finish_result(json& result, const Request& req) const;
-  json capabilities() const;
+  json capabilities(bool modern) const;
   json server_info(const std::string& version) const;
 
   const plugins::Registry& registry_;
   const EngineOptions options_;
   std::vector<std::shared_ptr<const Schema>> validators_;  // parallel to registry_.tools()
   std::atomic<int> running_{0};
+  RequestStateSealer sealer_;
+  std::mutex subscribers_mutex_;
+  std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
   WorkerPool pool_;
 };
 

@@ -17,6 +17,7 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+inline constexpr int kResourceNotFound = -32002;         // 2025-11-25 and earlier
 inline constexpr int kHeaderMismatch = -32020;           // 2026-07-28
 inline constexpr int kMissingClientCapability = -32021;  // 2026-07-28
 inline constexpr int kUnsupportedVersion = -32022;       // 2026-07-28

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -53,6 +54,8 @@ bool is_response(const json& m) { return m.contains("id") && (m.contains("result
 // that runs the call to the HTTP thread that writes them.
 class Mailbox final : public protocol::ReplyChannel {
  public:
+  explicit Mailbox(bool carries_requests = true) : carries_requests_(carries_requests) {}
+  bool carries_requests() const override { return carries_requests_; }
   void send(const json& message) override {
     {
       std::lock_guard lock(mutex_);
@@ -95,6 +98,7 @@ class Mailbox final : public protocol::ReplyChannel {
   std::deque<json> queue_;  // guarded by mutex_
   bool closed_ = false;     // guarded by mutex_
   std::atomic<bool> ready_{false};  // queue_ is not empty (a hint, read without the lock)
+  const bool carries_requests_;
 };
 
 // A legacy session: the engine's state plus what HTTP needs to expire and end it.
@@ -364,7 +368,6 @@ struct HttpTransport::Impl {
   // accepts SSE and a stream slot is free).
   void exchange(const httplib::Request& req, httplib::Response& res, const json& msg,
                 const std::shared_ptr<protocol::Session>& session, bool modern, std::shared_ptr<HttpSession> owner) {
-    auto mailbox = std::make_shared<Mailbox>();
     const bool sse_ok = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
     const std::string tool = msg.value("method", "") == "tools/call" && msg["params"].is_object()
                                  ? msg["params"].value("name", "") : "";
@@ -372,8 +375,11 @@ struct HttpTransport::Impl {
     // third of the throughput), when nothing is lost by it: the client cannot take a
     // stream, or the tool has been quick so far, so there is neither a long silence to fill
     // with keep-alives nor time for the client to hang up. Notifications it sends are
-    // delivered ahead of the answer.
-    if (!sse_ok || (!tool.empty() && speeds.quick(tool))) {
+    // delivered ahead of the answer. Not for a legacy client the call might ask for input:
+    // that request must reach it while the call waits.
+    const bool inline_call = !sse_ok || (!tool.empty() && speeds.quick(tool) && !session->may_be_asked());
+    auto mailbox = std::make_shared<Mailbox>(!inline_call);
+    if (inline_call) {
       const auto started = Clock::now();
       json r = engine.handle(msg, *session, mailbox);
       speeds.record(tool, Clock::now() - started);
@@ -539,11 +545,15 @@ struct HttpTransport::Impl {
     }
     auto s = find_session(*sid);
     if (!s) return reply_error(res, 404, id, code::kInvalidRequest, "Session not found or expired: initialize again");
-    // MCP-Protocol-Version: absent means 2025-03-26; otherwise it must be the session's.
-    if (const std::string* v = header(req, "MCP-Protocol-Version"); v != nullptr && trimmed(*v) != s->session->version()) {
+    // MCP-Protocol-Version: absent means 2025-03-26; an unsupported one is refused (the
+    // spec's MUST). A supported one other than the session's is served under the session's
+    // rules, as the reference SDK does and the 0.1.16 conformance suite expects.
+    if (const std::string* v = header(req, "MCP-Protocol-Version");
+        v != nullptr && std::find(protocol::kLegacyVersions.begin(), protocol::kLegacyVersions.end(), trimmed(*v)) ==
+                            protocol::kLegacyVersions.end()) {
       return reply_error(res, 400, id, code::kInvalidRequest,
-                         "Bad Request: MCP-Protocol-Version '" + trimmed(*v) + "' does not match the session's " +
-                             s->session->version());
+                         "Bad Request: unsupported MCP-Protocol-Version '" + trimmed(*v) + "' (this session speaks " +
+                             s->session->version() + ")");
     }
     s->requests.fetch_add(1);
     struct Done {
@@ -577,6 +587,7 @@ struct HttpTransport::Impl {
       }
     }
     auto s = std::make_shared<HttpSession>();
+    s->session->set_channel(s->events);
     json r = engine.handle(msg, *s->session, s->events);
     if (r.is_object() && r.contains("result")) {
       const std::string sid = new_session_id();

@@ -89,6 +89,7 @@ struct StdioTransport::Impl {
 
 StdioTransport::StdioTransport(protocol::Engine& engine, int in_fd, int out_fd)
     : impl_(new Impl{engine, in_fd, std::make_shared<StdoutChannel>(out_fd)}) {
+  impl_->session->set_channel(impl_->out);
   if (::pipe2(impl_->wake, O_CLOEXEC | O_NONBLOCK) != 0) spdlog::error("stdio: pipe2 failed: {}", std::strerror(errno));
 }
 

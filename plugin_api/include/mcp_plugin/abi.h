@@ -1,5 +1,12 @@
 /*
- * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.0.
+ * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.1.
+ *
+ * 1.0: tools, and the host services (logging, progress, cancellation, credentials, state,
+ *      outbound HTTP, JSON helpers).
+ * 1.1: resources and resource templates, prompts, completions; input from the client
+ *      (elicitation, sampling, roots) for tools, prompts and resources; resource updates.
+ *      Appended only: every 1.0 plugin loads unchanged. Fields and functions added in 1.1
+ *      are marked "(1.1)"; check host->abi_minor >= 1 before calling them.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -45,7 +52,7 @@ extern "C" {
 #endif
 
 #define MCPH_ABI_MAJOR 1
-#define MCPH_ABI_MINOR 0
+#define MCPH_ABI_MINOR 1
 
 /* The one symbol a plugin exports. MCPH_PLUGIN_EXPORT gives it default visibility even
  * when the library is built with -fvisibility=hidden (which it should be). */
@@ -105,7 +112,8 @@ typedef int32_t mcph_log_level;
 
 /* Opaque host objects. */
 typedef struct mcph_host_instance mcph_host_instance; /* the host's side of one plugin instance */
-typedef struct mcph_call mcph_call;                   /* one tools/call in progress             */
+typedef struct mcph_call mcph_call; /* one request in progress: a tools/call, and (1.1) a
+                                       prompts/get, resources/read or completion/complete */
 
 /* ---------------------------------------------------------------------------------------
  * Tools (registered by the plugin during create)
@@ -137,6 +145,59 @@ typedef struct mcph_tool_def {
   mcph_tool_handler handler; /* required */
   void *user;              /* passed back to the handler as tool_user                        */
 } mcph_tool_def;
+
+/* ---------------------------------------------------------------------------------------
+ * Resources, prompts and completions (1.1; registered during create)
+ *
+ * Their handlers have the tool handler's shape, mcph_tool_handler(instance, user, call,
+ * input): `input` is a JSON object, and the handler answers with host->call_result(call,
+ * json) or host->call_error(call, status, message) exactly as a tool does. The difference:
+ * a failure here is a JSON-RPC error for the client (MCPH_ERR_NOT_FOUND and
+ * MCPH_ERR_INVALID_ARGUMENT become "Invalid params" (-32602), anything else "Internal
+ * error" (-32603), with the message), not an isError result.
+ * ------------------------------------------------------------------------------------- */
+
+/* A resource: either one fixed `uri`, or a family of URIs matching `uri_template`
+ * (RFC 6570 simple expansions, e.g. "docs://{team}/{page}"; a variable matches one or
+ * more characters other than '/'). Set exactly one of the two.
+ *
+ * read:     input {"uri": "<the URI asked for>", "variables": {"team": "a", ...}}
+ *           (variables only for templates); result: an MCP ReadResourceResult,
+ *           {"contents": [{"uri": ..., "mimeType": ..., "text": ... | "blob": <base64>}]}.
+ *           MCPH_ERR_NOT_FOUND when a template matched but the object does not exist.
+ * complete: optional; suggestions for a template variable. input {"argument": {"name":
+ *           "team", "value": "a"}, "context": {"arguments": {...}}}; result {"values":
+ *           ["alpha", ...], "total": n?, "hasMore": bool?} (at most 100 values). */
+typedef struct mcph_resource_def {
+  uint32_t struct_size;       /* sizeof(mcph_resource_def) */
+  mcph_str uri;               /* a fixed URI, or empty when uri_template is set            */
+  mcph_str uri_template;      /* an RFC 6570 template, or empty when uri is set            */
+  mcph_str name;              /* required; short, for people                               */
+  mcph_str title;             /* optional */
+  mcph_str description;       /* optional */
+  mcph_str mime_type;         /* optional, e.g. "text/plain" */
+  mcph_str annotations;       /* optional MCP Annotations object as JSON                   */
+  mcph_tool_handler read;     /* required */
+  mcph_tool_handler complete; /* optional (templates only) */
+  void *user;                 /* passed back to both handlers as their `user`              */
+} mcph_resource_def;
+
+/* A prompt template.
+ * get:      input: the arguments object ({"name": "value"}, string values; the host has
+ *           checked that required arguments are present); result: an MCP GetPromptResult,
+ *           {"description": ...?, "messages": [{"role": "user", "content": {...}}]}.
+ * complete: optional; suggestions for an argument, as for resources. */
+typedef struct mcph_prompt_def {
+  uint32_t struct_size;       /* sizeof(mcph_prompt_def) */
+  mcph_str name;              /* required; the same rules as tool names                    */
+  mcph_str title;             /* optional */
+  mcph_str description;       /* optional but recommended */
+  mcph_str arguments;         /* optional JSON array of {"name", "description"?,
+                                 "required"?: bool}                                         */
+  mcph_tool_handler get;      /* required */
+  mcph_tool_handler complete; /* optional */
+  void *user;
+} mcph_prompt_def;
 
 /* ---------------------------------------------------------------------------------------
  * Outbound HTTP (a host service)
@@ -275,6 +336,56 @@ typedef struct mcph_host_api {
   mcph_status (*json_string)(mcph_str json, mcph_str pointer, mcph_sink sink, void *user);
   /* [any thread] Quote and escape `text` as a JSON string literal into `sink`. */
   void (*json_quote)(mcph_str text, mcph_sink sink, void *user);
+
+  /* ==== 1.1 ========================================================================== */
+
+  /* [create] Register a resource or resource template; a prompt. Copied, checked like
+   * register_tool (MCPH_ERR_INVALID_ARGUMENT names the problem in the log). */
+  mcph_status (*register_resource)(mcph_host_instance *hi, const mcph_resource_def *def);
+  mcph_status (*register_prompt)(mcph_host_instance *hi, const mcph_prompt_def *def);
+
+  /* -- Input from the client (elicitation, sampling, roots) --------------------------- *
+   *
+   * One mechanism for every protocol revision, shaped like 2026-07-28's "multi round-trip
+   * requests": a handler that needs input from the user or the client's model
+   *   1. looks for the answer with call_input_response(call, key, ...);
+   *   2. if it is not there yet, asks with call_request_input(call, key, request) (as many
+   *      keys as it needs), optionally keeps what it has worked out so far with
+   *      call_set_state, and returns without a result;
+   *   3. is then run again, from the start, with the answers (and call_state) available.
+   * For 2026-07-28 clients the host answers step 2 with an input_required result and the
+   * client retries; for older clients the host sends real elicitation/create,
+   * sampling/createMessage or roots/list requests and re-runs the handler itself. Either
+   * way, write handlers so that running them again is harmless, and do side effects only
+   * once every answer is in. Rounds are limited (8). */
+
+  /* [handler] The capabilities the client declared (an MCP ClientCapabilities object,
+   * e.g. {"elicitation":{},"sampling":{}}; {} when none). Ask only for what is there. */
+  void (*call_client_capabilities)(mcph_call *call, mcph_sink sink, void *user);
+
+  /* [handler] Ask the client for input. request_json is {"method": "elicitation/create" |
+   * "sampling/createMessage" | "roots/list", "params": {...}} with the params that method
+   * takes in MCP. `key` (1-64 of [A-Za-z0-9_.-]) names the answer. If the client did not
+   * declare the capability the method needs, the request fails with MCP's
+   * MissingRequiredClientCapability error (-32021) once the handler returns, and this
+   * returns MCPH_ERR_UNSUPPORTED. MCPH_ERR_INVALID_ARGUMENT for a bad key or request. */
+  mcph_status (*call_request_input)(mcph_call *call, mcph_str key, mcph_str request_json);
+
+  /* [handler] The client's answer to the input request named `key` (the method's result
+   * object as JSON, e.g. {"action":"accept","content":{...}} for elicitation).
+   * MCPH_ERR_NOT_FOUND (sink not called) if there is none. */
+  mcph_status (*call_input_response)(mcph_call *call, mcph_str key, mcph_sink sink, void *user);
+
+  /* [handler] Keep `state` (any bytes, at most 16 KiB) for the next round of this request;
+   * call_state returns it then. The host protects it: the client sees only an opaque,
+   * signed token bound to this request, and a tampered or expired token is refused before
+   * the handler runs. MCPH_ERR_NOT_FOUND from call_state in the first round. */
+  mcph_status (*call_set_state)(mcph_call *call, mcph_str state);
+  mcph_status (*call_state)(mcph_call *call, mcph_sink sink, void *user);
+
+  /* [any thread] The resource at `uri` changed: clients that subscribed to it are told
+   * (notifications/resources/updated). Cheap when nobody subscribed. */
+  void (*resource_updated)(mcph_host_instance *hi, mcph_str uri);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

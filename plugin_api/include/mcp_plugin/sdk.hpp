@@ -12,18 +12,21 @@
 //   };
 //   MCPH_SDK_PLUGIN(Hello, "hello", "1.0.0", "Says hello")
 //
-// What it does for you: tools as lambdas over nlohmann::json; typed access to the host
-// services; every exception becomes a tool error (or a create error) so none crosses the
+// What it does for you: tools, resources and prompts as lambdas over nlohmann::json; typed
+// access to the host services; input from the client (elicitation, sampling, roots) as
+// one call; every exception becomes a tool error (or a create error) so none crosses the
 // C boundary; one macro exports the entry point.
 //
-// Handler return values: a JSON object with a "content" array is passed through as the
-// MCP CallToolResult; anything else becomes structuredContent plus a text copy of it.
-// Throw mcph::sdk::ToolError(status, message) for a failure the model should read.
+// Tool handler return values: a JSON object with a "content" array is passed through as
+// the MCP CallToolResult; anything else becomes structuredContent plus a text copy of it.
+// Throw mcph::sdk::ToolError(message, status) for a failure the model should read (for
+// resources and prompts it becomes a JSON-RPC error; MCPH_ERR_NOT_FOUND = "not found").
 #ifndef MCP_PLUGIN_SDK_HPP
 #define MCP_PLUGIN_SDK_HPP
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -69,6 +72,34 @@ inline json structured(json value, const std::string& summary) {
   r["structuredContent"] = std::move(value);
   return r;
 }
+
+// Input requests for Call::input (MCP elicitation/create, sampling/createMessage, roots/list).
+inline json elicitation(const std::string& message, json requested_schema) {
+  return json{{"method", "elicitation/create"}, {"params", {{"message", message}, {"requestedSchema", std::move(requested_schema)}}}};
+}
+inline json sampling(const std::string& prompt, int max_tokens) {
+  return json{{"method", "sampling/createMessage"},
+              {"params", {{"messages", json::array({json{{"role", "user"}, {"content", {{"type", "text"}, {"text", prompt}}}}})},
+                          {"maxTokens", max_tokens}}}};
+}
+inline json roots() { return json{{"method", "roots/list"}, {"params", json::object()}}; }
+
+// A ReadResourceResult with one text content (the host fills in the uri).
+inline json resource_text(const std::string& text, const std::string& mime_type = {}) {
+  json c{{"text", text}};
+  if (!mime_type.empty()) c["mimeType"] = mime_type;
+  return json{{"contents", json::array({c})}};
+}
+
+// A GetPromptResult with one user message.
+inline json prompt_text(const std::string& text, const std::string& description = {}) {
+  json r{{"messages", json::array({json{{"role", "user"}, {"content", {{"type", "text"}, {"text", text}}}}})}};
+  if (!description.empty()) r["description"] = description;
+  return r;
+}
+
+// Thrown by Call::await_input(): the handler ends here and runs again with the answers.
+struct InputRequired {};
 
 namespace detail {
 inline void to_string_sink(void* user, mcph_str data) { static_cast<std::string*>(user)->assign(view(data)); }
@@ -159,7 +190,8 @@ class Host {
   mcph_host_instance* hi_;
 };
 
-// One tool call in progress. Valid only while the handler runs.
+// One request in progress (a tool call, resource read, prompt or completion). Valid only
+// while the handler runs.
 class Call {
  public:
   Call(Host& host, mcph_call* call) : host_(host), call_(call) {}
@@ -188,7 +220,44 @@ class Call {
   }
   HttpResponse http(const HttpRequest& req) const { return host_.http(req, this); }
 
+  // ---- Input from the client (host ABI 1.1; see "Input from the client" in abi.h) ----
+
+  // The client's capabilities, e.g. {"elicitation":{},"sampling":{}}.
+  json client_capabilities() const {
+    if (!host_1_1()) return json::object();
+    std::string out;
+    host_.api().call_client_capabilities(call_, detail::to_string_sink, &out);
+    return json::parse(out, nullptr, false);
+  }
+  // The client's answer to input request `key` if this round has it; otherwise asks for
+  // it (`request` from elicitation(), sampling() or roots()) and returns nullopt. Ask for
+  // everything you need, then call await_input() if anything was missing:
+  //   auto name = call.input("name", sdk::elicitation("Your name?", schema));
+  //   if (!name) call.await_input();
+  std::optional<json> input(std::string_view key, const json& request) const {
+    if (!host_1_1()) throw ToolError("this host is too old to ask the client for input (needs ABI 1.1)", MCPH_ERR_UNSUPPORTED);
+    std::string out;
+    if (host_.api().call_input_response(call_, str(key), detail::to_string_sink, &out) == MCPH_OK) {
+      return json::parse(out, nullptr, false);
+    }
+    const std::string r = request.dump();
+    host_.api().call_request_input(call_, str(key), str(r));
+    return std::nullopt;
+  }
+  // Ends the handler; it runs again when the client has answered every input request.
+  [[noreturn]] void await_input() const { throw InputRequired{}; }
+  // State kept from the previous round (set_state), if any; protected by the host.
+  std::optional<std::string> state() const {
+    std::string out;
+    if (!host_1_1() || host_.api().call_state(call_, detail::to_string_sink, &out) != MCPH_OK) return std::nullopt;
+    return out;
+  }
+  void set_state(std::string_view state) const {
+    if (host_1_1()) host_.api().call_set_state(call_, str(state));
+  }
+
  private:
+  bool host_1_1() const { return host_.api().abi_minor >= 1 && host_.api().struct_size > offsetof(mcph_host_api, resource_updated); }
   Host& host_;
   mcph_call* call_;
 };
@@ -263,9 +332,60 @@ class ToolSpec {
   json output_, annotations_;  // null: none
 };
 
-using Handler = std::function<json(Call& call, const json& args)>;
+// A resource, or with a template ("docs://{team}/{page}") a family of them:
+//   ResourceSpec::fixed("notes://today", "Today's notes").mime_type("text/markdown")
+//   ResourceSpec::templated("docs://{team}/{page}", "Team docs")
+class ResourceSpec {
+ public:
+  static ResourceSpec fixed(std::string uri, std::string name) { return ResourceSpec(std::move(uri), {}, std::move(name)); }
+  static ResourceSpec templated(std::string uri_template, std::string name) {
+    return ResourceSpec({}, std::move(uri_template), std::move(name));
+  }
+  ResourceSpec& title(std::string t) { title_ = std::move(t); return *this; }
+  ResourceSpec& description(std::string d) { description_ = std::move(d); return *this; }
+  ResourceSpec& mime_type(std::string m) { mime_type_ = std::move(m); return *this; }
+  ResourceSpec& annotations(json a) { annotations_ = std::move(a); return *this; }
 
-// Base class of a plugin instance. Register tools from the constructor.
+ private:
+  friend class Plugin;
+  ResourceSpec(std::string uri, std::string tmpl, std::string name)
+      : uri_(std::move(uri)), template_(std::move(tmpl)), name_(std::move(name)) {}
+  std::string uri_, template_, name_, title_, description_, mime_type_;
+  json annotations_;
+};
+
+// A prompt: PromptSpec("review").description("Review code").argument("code", "The code", true)
+class PromptSpec {
+ public:
+  explicit PromptSpec(std::string name) : name_(std::move(name)) {}
+  PromptSpec& title(std::string t) { title_ = std::move(t); return *this; }
+  PromptSpec& description(std::string d) { description_ = std::move(d); return *this; }
+  PromptSpec& argument(const std::string& name, const std::string& description = {}, bool required = false) {
+    json a{{"name", name}};
+    if (!description.empty()) a["description"] = description;
+    if (required) a["required"] = true;
+    arguments_.push_back(std::move(a));
+    return *this;
+  }
+
+ private:
+  friend class Plugin;
+  std::string name_, title_, description_;
+  json arguments_ = json::array();
+};
+
+using Handler = std::function<json(Call& call, const json& args)>;
+// Reads a resource: the URI asked for and, for templates, its variables ({"team": "a"}).
+// Return a ReadResourceResult ({"contents": [...]}, e.g. resource_text(...)).
+using ReadHandler = std::function<json(Call& call, const std::string& uri, const json& variables)>;
+// Gets a prompt from its (string) arguments. Return a GetPromptResult ({"messages": [...]},
+// e.g. prompt_text(...)).
+using PromptHandler = std::function<json(Call& call, const json& args)>;
+// Suggests values for an argument or template variable; return up to 100 strings.
+using CompleteHandler = std::function<std::vector<std::string>(Call& call, const std::string& argument,
+                                                               const std::string& value, const json& context)>;
+
+// Base class of a plugin instance. Register tools, resources and prompts from the constructor.
 class Plugin {
  public:
   explicit Plugin(Host& host) : host_(host) {}
@@ -278,43 +398,101 @@ class Plugin {
  protected:
   // [constructor only] Registers a tool. Throws std::runtime_error if the host refuses it.
   void tool(const ToolSpec& spec, Handler handler) {
-    tools_.push_back(std::make_unique<Entry>(Entry{this, std::move(handler)}));
+    mcph_tool_def def{};
+    def.struct_size = sizeof def;
+    def.handler = &Plugin::dispatch;
+    def.user = entry([handler = std::move(handler)](Call& call, const json& args) {
+      json result = handler(call, args);
+      if (!(result.is_object() && result.contains("content") && result["content"].is_array())) {
+        result = structured(result, result.dump());
+      }
+      return result;
+    });
     const std::string in = spec.input_.dump();
     const std::string out = spec.output_.is_null() ? std::string() : spec.output_.dump();
     const std::string ann = spec.annotations_.is_null() ? std::string() : spec.annotations_.dump();
-    mcph_tool_def def{};
-    def.struct_size = sizeof def;
     def.name = str(spec.name_);
     def.title = str(spec.title_);
     def.description = str(spec.description_);
     def.input_schema = str(in);
     def.output_schema = str(out);
     def.annotations = str(ann);
-    def.handler = &Plugin::dispatch;
-    def.user = tools_.back().get();
-    if (host_.api().register_tool(host_.handle(), &def) != MCPH_OK) {
-      throw std::runtime_error("the host refused tool '" + spec.name_ + "' (see the host log)");
-    }
+    check(host_.api().register_tool(host_.handle(), &def), "tool '" + spec.name_ + "'");
+  }
+
+  // [constructor only; host ABI 1.1] Registers a resource or resource template, and for a
+  // template optionally the completion of its variables.
+  void resource(const ResourceSpec& spec, ReadHandler read, CompleteHandler complete = nullptr) {
+    need_1_1("resources");
+    mcph_resource_def def{};
+    def.struct_size = sizeof def;
+    def.read = &Plugin::dispatch;
+    def.complete = complete ? &Plugin::dispatch_complete : nullptr;
+    def.user = entry([read = std::move(read)](Call& call, const json& in) {
+      return read(call, in.value("uri", ""), in.value("variables", json::object()));
+    }, std::move(complete));
+    const std::string ann = spec.annotations_.is_null() ? std::string() : spec.annotations_.dump();
+    def.uri = str(spec.uri_);
+    def.uri_template = str(spec.template_);
+    def.name = str(spec.name_);
+    def.title = str(spec.title_);
+    def.description = str(spec.description_);
+    def.mime_type = str(spec.mime_type_);
+    def.annotations = str(ann);
+    check(host_.api().register_resource(host_.handle(), &def), "resource '" + spec.uri_ + spec.template_ + "'");
+  }
+
+  // [constructor only; host ABI 1.1] Registers a prompt.
+  void prompt(const PromptSpec& spec, PromptHandler get, CompleteHandler complete = nullptr) {
+    need_1_1("prompts");
+    mcph_prompt_def def{};
+    def.struct_size = sizeof def;
+    def.get = &Plugin::dispatch;
+    def.complete = complete ? &Plugin::dispatch_complete : nullptr;
+    def.user = entry(std::move(get), std::move(complete));
+    const std::string args = spec.arguments_.dump();
+    def.name = str(spec.name_);
+    def.title = str(spec.title_);
+    def.description = str(spec.description_);
+    def.arguments = str(args);
+    check(host_.api().register_prompt(host_.handle(), &def), "prompt '" + spec.name_ + "'");
+  }
+
+  // [any thread; host ABI 1.1] Tells subscribed clients that the resource at `uri` changed.
+  void resource_updated(std::string_view uri) const {
+    if (host_.api().abi_minor >= 1) host_.api().resource_updated(host_.handle(), str(uri));
   }
 
  private:
+  using Fn = std::function<json(Call&, const json&)>;
   struct Entry {
     Plugin* self;
-    Handler handler;
+    Fn fn;
+    CompleteHandler complete;
   };
 
-  static mcph_status dispatch(void*, void* tool_user, mcph_call* c, mcph_str arguments) noexcept {
-    auto* entry = static_cast<Entry*>(tool_user);
-    const mcph_host_api& api = entry->self->host_.api();
+  Entry* entry(Fn fn, CompleteHandler complete = nullptr) {
+    entries_.push_back(std::make_unique<Entry>(Entry{this, std::move(fn), std::move(complete)}));
+    return entries_.back().get();
+  }
+  void need_1_1(const char* what) const {
+    if (host_.api().abi_minor < 1) throw std::runtime_error(std::string("this host is too old for ") + what + " (needs ABI 1.1)");
+  }
+  static void check(mcph_status st, const std::string& what) {
+    if (st != MCPH_OK) throw std::runtime_error("the host refused " + what + " (see the host log)");
+  }
+
+  // Runs `run` with every exception turned into the call's error.
+  template <class F>
+  static mcph_status guarded(Entry* e, mcph_call* c, mcph_str input, F run) noexcept {
+    const mcph_host_api& api = e->self->host_.api();
     try {
-      Call call(entry->self->host_, c);
-      json args = json::parse(view(arguments));
-      json result = entry->handler(call, args);
-      if (!(result.is_object() && result.contains("content") && result["content"].is_array())) {
-        result = structured(result, result.dump());
-      }
+      Call call(e->self->host_, c);
+      json result = run(call, json::parse(view(input)));
       const std::string text = result.dump(-1, ' ', false, json::error_handler_t::replace);
       return api.call_result(c, str(text));
+    } catch (const InputRequired&) {
+      return MCPH_OK;  // the host asks the client and runs the handler again
     } catch (const ToolError& e) {
       api.call_error(c, e.status(), str(e.what()));
     } catch (const std::exception& e) {
@@ -324,9 +502,21 @@ class Plugin {
     }
     return MCPH_OK;
   }
+  static mcph_status dispatch(void*, void* user, mcph_call* c, mcph_str input) noexcept {
+    auto* e = static_cast<Entry*>(user);
+    return guarded(e, c, input, [e](Call& call, const json& in) { return e->fn(call, in); });
+  }
+  static mcph_status dispatch_complete(void*, void* user, mcph_call* c, mcph_str input) noexcept {
+    auto* e = static_cast<Entry*>(user);
+    return guarded(e, c, input, [e](Call& call, const json& in) {
+      const json& a = in.value("argument", json::object());
+      json context = in.value("context", json::object()).value("arguments", json::object());
+      return json{{"values", e->complete(call, a.value("name", ""), a.value("value", ""), context)}};
+    });
+  }
 
   Host& host_;
-  std::vector<std::unique_ptr<Entry>> tools_;
+  std::vector<std::unique_ptr<Entry>> entries_;
 };
 
 namespace detail {

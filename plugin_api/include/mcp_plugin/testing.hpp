@@ -4,8 +4,10 @@
 // settings), and gives it a host whose services are in memory: credentials you set, a
 // key-value state you can inspect, scripted outbound HTTP (match method and URL, answer
 // with status, headers and body, or a body in chunks for SSE; every request recorded), and
-// captured progress and log messages. No network, no running host. Usable from any test
-// framework: failures are exceptions (std::runtime_error) or values you assert on.
+// captured progress and log messages; resources, prompts and completions; input from the
+// client (you play the client: look at the input requests a call made and run it again
+// with answers). No network, no running host. Usable from any test framework: failures are
+// exceptions (std::runtime_error) or values you assert on.
 //
 //   mcph::testing::FakeHost host;
 //   host.credentials["api_token"] = "t0k";
@@ -157,6 +159,7 @@ class FakeHost {
 
   std::map<std::string, std::string> credentials;  // what credential() finds
   std::string principal;                            // what call_principal() reports
+  json client_capabilities = json::object();        // what call_client_capabilities() reports
   FakeHttp http;
 
   // The durable state, for inspection and seeding. Thread-safe accessors.
@@ -172,6 +175,11 @@ class FakeHost {
     std::lock_guard lock(mutex_);
     return logs_;
   }
+  // The URIs the plugin reported with resource_updated(), in order.
+  std::vector<std::string> updated_resources() const {
+    std::lock_guard lock(mutex_);
+    return updated_;
+  }
 
   const mcph_host_api* api() const { return &api_; }
 
@@ -185,6 +193,11 @@ class FakeHost {
   bool registering_ = false;
   std::vector<json> tools_;           // registered definitions (for Plugin)
   std::vector<mcph_tool_def> defs_;   // their handlers and user data
+  std::vector<json> resources_;       // as MCP lists them (uri or uriTemplate, name, ...)
+  std::vector<mcph_resource_def> resource_defs_;
+  std::vector<json> prompts_;
+  std::vector<mcph_prompt_def> prompt_defs_;
+  std::vector<std::string> updated_;
   std::string create_error_;
 
   static FakeHost& self(mcph_host_instance* hi) { return *reinterpret_cast<FakeHost*>(hi); }
@@ -220,11 +233,18 @@ class FakeHost {
 
 // What one call produced.
 struct CallResult {
-  json result;                  // the CallToolResult the host would send (isError for failures)
+  json result;                  // the result the plugin gave (for a failure: isError + its text)
   std::vector<json> progress;   // {"progress", "total", "message"} in order
   std::vector<json> logs;       // {"level", "logger", "data"} in order
+  mcph_status error_status = MCPH_OK;  // the status of call_error, for failures
+  // Input from the client that the handler asked for (key -> {"method", "params"}); when
+  // not empty, run the call again with CallOptions::input_responses (and state).
+  json input_requests = json::object();
+  std::optional<std::string> state;  // what the handler kept with call_set_state
+  std::string missing_capability;    // an input request needed a capability the client lacks
 
   bool is_error() const { return result.value("isError", false); }
+  bool needs_input() const { return !input_requests.empty(); }
   // All text blocks, joined.
   std::string text() const {
     std::string t;
@@ -243,11 +263,23 @@ struct CallState {
   CallResult out;
   bool has_outcome = false;
   FakeHost* host = nullptr;
+  json capabilities;
+  json input_responses;
+  std::optional<std::string> state;
 };
 
 struct CallOptions {
+  CallOptions() = default;
+  CallOptions(std::atomic<bool>* c) : cancel(c) {}  // NOLINT: {&flag} reads well in tests
+
   // Cancel from another thread: set it to true while the call runs.
   std::atomic<bool>* cancel = nullptr;
+  // A later round: the client's answers to the input requests (key -> result) and the
+  // state the previous round kept (CallResult::state).
+  json input_responses = json::object();
+  std::optional<std::string> state;
+  // Overrides FakeHost::client_capabilities for this call.
+  std::optional<json> client_capabilities;
 };
 
 // A loaded plugin with one instance. Move-only; unloads on destruction.
@@ -274,6 +306,10 @@ class Plugin {
     host.registering_ = true;
     host.tools_.clear();
     host.defs_.clear();
+    host.resources_.clear();
+    host.resource_defs_.clear();
+    host.prompts_.clear();
+    host.prompt_defs_.clear();
     host.create_error_.clear();
     mcph_status st = p.desc_.create(host.api(), reinterpret_cast<mcph_host_instance*>(&host),
                                     mcph_str{text.c_str(), text.size()}, &p.instance_);
@@ -298,6 +334,10 @@ class Plugin {
   // Each tool as MCP lists it: name, title, description, inputSchema, outputSchema, annotations.
   const std::vector<json>& tools() const { return host_->tools_; }
 
+  // Resources and resource templates as MCP lists them; prompts likewise.
+  const std::vector<json>& resources() const { return host_->resources_; }
+  const std::vector<json>& prompts() const { return host_->prompts_; }
+
   // Runs a tool's handler on this thread, as the host would after validating `args`
   // (the harness does not validate them: test your schema with `mcp-host plugin check`).
   CallResult call(const std::string& tool, const json& args = json::object(), CallOptions options = {}) {
@@ -305,23 +345,91 @@ class Plugin {
     auto it = std::find_if(tools.begin(), tools.end(), [&](const json& t) { return t["name"] == tool; });
     if (it == tools.end()) throw std::runtime_error("no tool named " + tool);
     const mcph_tool_def& def = host_->defs_[static_cast<size_t>(it - tools.begin())];
-    CallState state;
-    state.cancel = options.cancel;
-    state.host = host_;
-    const std::string text = args.dump();
-    mcph_status st = def.handler(instance_, def.user, reinterpret_cast<mcph_call*>(&state),
-                                 mcph_str{text.c_str(), text.size()});
-    if (!state.has_outcome) {
-      state.out.result = json{{"content", json::array({json{{"type", "text"}, {"text", st == MCPH_OK
-                                                                                         ? "tool returned no result"
-                                                                                         : "tool failed: " + std::to_string(st)}}})},
-                              {"isError", true}};
+    return run(def.handler, def.user, args, options);
+  }
+
+  // Reads a resource: a fixed URI, or one matching a template ({name} variables match
+  // anything but '/').
+  CallResult read(const std::string& uri, CallOptions options = {}) {
+    for (size_t i = 0; i < host_->resources_.size(); ++i) {
+      const json& r = host_->resources_[i];
+      json input{{"uri", uri}};
+      if (r.contains("uri") ? r["uri"] != uri : !match(r["uriTemplate"].get<std::string>(), uri, input["variables"])) continue;
+      return run(host_->resource_defs_[i].read, host_->resource_defs_[i].user, input, options);
     }
-    return std::move(state.out);
+    throw std::runtime_error("no resource matches " + uri);
+  }
+
+  CallResult get_prompt(const std::string& name, const json& args = json::object(), CallOptions options = {}) {
+    const mcph_prompt_def& d = prompt(name);
+    return run(d.get, d.user, args, options);
+  }
+
+  // Completion of a prompt's argument, or (ref is a uriTemplate) of a template variable.
+  CallResult complete(const std::string& ref, const std::string& argument, const std::string& value,
+                      const json& context_arguments = json::object()) {
+    json input{{"argument", {{"name", argument}, {"value", value}}}, {"context", {{"arguments", context_arguments}}}};
+    for (size_t i = 0; i < host_->resources_.size(); ++i) {
+      if (host_->resources_[i].value("uriTemplate", "") != ref) continue;
+      const auto& d = host_->resource_defs_[i];
+      if (!d.complete) throw std::runtime_error(ref + " has no completion");
+      return run(d.complete, d.user, input, {});
+    }
+    const mcph_prompt_def& d = prompt(ref);
+    if (!d.complete) throw std::runtime_error(ref + " has no completion");
+    return run(d.complete, d.user, input, {});
   }
 
  private:
   Plugin(void* lib, FakeHost& host) : lib_(lib), host_(&host) {}
+
+  const mcph_prompt_def& prompt(const std::string& name) const {
+    for (size_t i = 0; i < host_->prompts_.size(); ++i) {
+      if (host_->prompts_[i]["name"] == name) return host_->prompt_defs_[i];
+    }
+    throw std::runtime_error("no prompt named " + name);
+  }
+
+  // RFC 6570 {name} templates, as the host matches them.
+  static bool match(const std::string& tmpl, const std::string& uri, json& vars) {
+    vars = json::object();
+    size_t t = 0, u = 0;
+    while (t < tmpl.size()) {
+      if (tmpl[t] != '{') {
+        if (u >= uri.size() || uri[u] != tmpl[t]) return false;
+        ++t, ++u;
+        continue;
+      }
+      const size_t close = tmpl.find('}', t);
+      const std::string name = tmpl.substr(t + 1, close - t - 1);
+      t = close + 1;
+      const char stop = t < tmpl.size() ? tmpl[t] : '\0';
+      const size_t start = u;
+      while (u < uri.size() && uri[u] != '/' && uri[u] != stop) ++u;
+      if (u == start) return false;
+      vars[name] = uri.substr(start, u - start);
+    }
+    return u == uri.size();
+  }
+
+  CallResult run(mcph_tool_handler handler, void* user, const json& input, const CallOptions& options) {
+    CallState state;
+    state.cancel = options.cancel;
+    state.host = host_;
+    state.capabilities = options.client_capabilities.value_or(host_->client_capabilities);
+    state.input_responses = options.input_responses;
+    state.state = options.state;
+    const std::string text = input.dump();
+    mcph_status st = handler(instance_, user, reinterpret_cast<mcph_call*>(&state), mcph_str{text.c_str(), text.size()});
+    if (!state.has_outcome && state.out.input_requests.empty() && state.out.missing_capability.empty()) {
+      state.out.error_status = st == MCPH_OK ? MCPH_ERR_INTERNAL : st;
+      state.out.result = json{{"content", json::array({json{{"type", "text"}, {"text", st == MCPH_OK
+                                                                                         ? "handler returned no result"
+                                                                                         : "handler failed: " + std::to_string(st)}}})},
+                              {"isError", true}};
+    }
+    return std::move(state.out);
+  }
   void* lib_;
   FakeHost* host_;
   mcph_plugin_descriptor desc_{};
@@ -418,9 +526,10 @@ inline mcph_host_api FakeHost::make_api() {
     st->has_outcome = true;
     return MCPH_OK;
   };
-  a.call_error = [](mcph_call* c, mcph_status, mcph_str m) -> mcph_status {
+  a.call_error = [](mcph_call* c, mcph_status status, mcph_str m) -> mcph_status {
     auto* st = reinterpret_cast<CallState*>(c);
     std::lock_guard lock(st->mutex);
+    st->out.error_status = status;
     st->out.result = json{{"content", json::array({json{{"type", "text"}, {"text", s(m)}}})}, {"isError", true}};
     st->has_outcome = true;
     return MCPH_OK;
@@ -496,6 +605,82 @@ inline mcph_host_api FakeHost::make_api() {
     return MCPH_OK;
   };
   a.json_quote = [](mcph_str text, mcph_sink sink, void* user) { give(sink, user, json(s(text)).dump()); };
+  // 1.1
+  a.register_resource = [](mcph_host_instance* hi, const mcph_resource_def* def) -> mcph_status {
+    FakeHost& h = self(hi);
+    if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+    mcph_resource_def d{};
+    std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+    if ((d.uri.len == 0) == (d.uri_template.len == 0) || d.name.len == 0 || d.read == nullptr) {
+      h.create_error_ = "resource needs exactly one of uri and uri_template, a name and a read handler";
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+    json r{{d.uri.len ? "uri" : "uriTemplate", s(d.uri.len ? d.uri : d.uri_template)}, {"name", s(d.name)}};
+    if (d.title.len) r["title"] = s(d.title);
+    if (d.description.len) r["description"] = s(d.description);
+    if (d.mime_type.len) r["mimeType"] = s(d.mime_type);
+    if (d.annotations.len) r["annotations"] = parse_or(d.annotations, json());
+    h.resources_.push_back(std::move(r));
+    h.resource_defs_.push_back(d);
+    return MCPH_OK;
+  };
+  a.register_prompt = [](mcph_host_instance* hi, const mcph_prompt_def* def) -> mcph_status {
+    FakeHost& h = self(hi);
+    if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+    mcph_prompt_def d{};
+    std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+    if (d.name.len == 0 || d.get == nullptr) {
+      h.create_error_ = "prompt without a name or get handler";
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+    json p{{"name", s(d.name)}};
+    if (d.title.len) p["title"] = s(d.title);
+    if (d.description.len) p["description"] = s(d.description);
+    if (d.arguments.len) p["arguments"] = parse_or(d.arguments, json::array());
+    h.prompts_.push_back(std::move(p));
+    h.prompt_defs_.push_back(d);
+    return MCPH_OK;
+  };
+  a.call_client_capabilities = [](mcph_call* c, mcph_sink sink, void* user) {
+    give(sink, user, reinterpret_cast<CallState*>(c)->capabilities.dump());
+  };
+  a.call_request_input = [](mcph_call* c, mcph_str key, mcph_str request) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    json r = json::parse(s(request), nullptr, false);
+    if (key.len == 0 || !r.is_object() || !r.value("method", json()).is_string()) return MCPH_ERR_INVALID_ARGUMENT;
+    const std::string m = r["method"];
+    const char* cap = m == "elicitation/create" ? "elicitation" : m == "sampling/createMessage" ? "sampling" : m == "roots/list" ? "roots" : nullptr;
+    if (cap == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+    std::lock_guard lock(st->mutex);
+    if (!st->capabilities.contains(cap)) {
+      if (st->out.missing_capability.empty()) st->out.missing_capability = cap;
+      return MCPH_ERR_UNSUPPORTED;
+    }
+    st->out.input_requests[s(key)] = std::move(r);
+    return MCPH_OK;
+  };
+  a.call_input_response = [](mcph_call* c, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    auto it = st->input_responses.find(s(key));
+    if (it == st->input_responses.end()) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, it->dump());
+    return MCPH_OK;
+  };
+  a.call_set_state = [](mcph_call* c, mcph_str state) -> mcph_status {
+    if (state.len > 16 * 1024) return MCPH_ERR_INVALID_ARGUMENT;
+    reinterpret_cast<CallState*>(c)->out.state = s(state);
+    return MCPH_OK;
+  };
+  a.call_state = [](mcph_call* c, mcph_sink sink, void* user) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    if (!st->state) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, *st->state);
+    return MCPH_OK;
+  };
+  a.resource_updated = [](mcph_host_instance* hi, mcph_str uri) {
+    std::lock_guard lock(self(hi).mutex_);
+    self(hi).updated_.push_back(s(uri));
+  };
   return a;
 }
 

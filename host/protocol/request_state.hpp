@@ -1,0 +1,32 @@
+// The requestState token of 2026-07-28 input_required results (MRTR, mcp-spec §2.12).
+// The client echoes it back and may have changed it, so it is sealed: the plugin's state,
+// an expiry and a hash of what the request was (method, name, principal, arguments),
+// authenticated with HMAC-SHA256 under a key drawn at start-up. A token therefore does not
+// survive a restart of the host, nor travel to another replica: the client then gets a
+// clear error and starts the request over.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "result.hpp"
+
+namespace mcph::protocol {
+
+class RequestStateSealer {
+ public:
+  RequestStateSealer();  // draws a random key
+
+  // `binding` is what the request was; open() must be given the same to accept it.
+  std::string seal(std::string_view state, std::string_view binding, std::chrono::seconds ttl) const;
+  // The state sealed in `token`, or why it is refused (tampered, expired, other request).
+  Result<std::string> open(std::string_view token, std::string_view binding) const;
+
+ private:
+  std::string mac(std::string_view payload) const;
+  std::array<unsigned char, 32> key_{};
+};
+
+}  // namespace mcph::protocol

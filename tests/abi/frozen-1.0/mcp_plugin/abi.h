@@ -1,0 +1,322 @@
+/*
+ * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.0.
+ *
+ * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
+ * Everything else travels through the tables below. The header is pure C (C99), depends
+ * only on the C standard library, and is compiled as C in the project's tests.
+ *
+ * Rules that hold everywhere (read them once):
+ *
+ *  - Names: every identifier starts with mcph_ / MCPH_.
+ *  - Versions: MCPH_ABI_MAJOR changes only for incompatible changes; a host refuses a
+ *    plugin built for another major. Minor growth only appends: every struct that crosses
+ *    the boundary starts with `uint32_t struct_size`, fields are only ever added at the end,
+ *    and the receiver copies min(struct_size, its own size) into a zeroed struct, so a field
+ *    the sender does not know reads as zero/empty ("absent").
+ *  - Strings: mcph_str is (pointer, length) UTF-8, not necessarily NUL-terminated when it
+ *    comes from a plugin. Strings the host hands to a plugin are also NUL-terminated, as a
+ *    convenience for C. JSON travels as JSON text in an mcph_str.
+ *  - Ownership: everything the host passes in is BORROWED and valid only until the function
+ *    it was passed to returns (or until the callback returns, for callbacks). Everything a
+ *    plugin passes to the host is COPIED by the host before the host function returns. The
+ *    host never frees plugin memory and a plugin never frees host memory. Data that the host
+ *    returns to a plugin arrives through an mcph_sink callback: copy what you need inside it.
+ *  - Errors: functions return an mcph_status (MCPH_OK = 0). No C++ exception may cross this
+ *    boundary in either direction.
+ *  - Threads: each function below states who may call it and from which thread.
+ *      [any thread]   safe to call concurrently from any thread, including threads the
+ *                     plugin started itself, between create() returning and destroy() returning.
+ *      [create]       only from inside create(), on the thread that called it.
+ *      [handler]      only from inside a tool handler, for the mcph_call it was given.
+ *  - Lifetime: the host never unloads a library while any of its code may still run.
+ *    destroy() is called after every handler of that instance has returned; when destroy()
+ *    returns, the plugin must have stopped its own threads and may not call the host again
+ *    with that mcph_host_instance.
+ */
+#ifndef MCP_PLUGIN_ABI_H
+#define MCP_PLUGIN_ABI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCPH_ABI_MAJOR 1
+#define MCPH_ABI_MINOR 0
+
+/* The one symbol a plugin exports. MCPH_PLUGIN_EXPORT gives it default visibility even
+ * when the library is built with -fvisibility=hidden (which it should be). */
+#define MCPH_ENTRY_SYMBOL "mcph_plugin_entry"
+#if defined(_WIN32)
+#define MCPH_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define MCPH_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Basic types
+ * ------------------------------------------------------------------------------------- */
+
+typedef int32_t mcph_status;
+#define MCPH_OK 0
+#define MCPH_ERR_INVALID_ARGUMENT 1  /* the caller's input is wrong; the message says how  */
+#define MCPH_ERR_NOT_FOUND 2         /* a key, tool or upstream object does not exist       */
+#define MCPH_ERR_UNAUTHENTICATED 3   /* credentials missing or rejected                      */
+#define MCPH_ERR_PERMISSION_DENIED 4 /* credentials valid but not allowed                    */
+#define MCPH_ERR_UNAVAILABLE 5       /* network or upstream failure; retrying may help       */
+#define MCPH_ERR_CANCELLED 6         /* the call was cancelled                                */
+#define MCPH_ERR_DEADLINE_EXCEEDED 7 /* a timeout passed                                      */
+#define MCPH_ERR_RESOURCE_EXHAUSTED 8 /* rate limited or out of capacity                      */
+#define MCPH_ERR_FAILED_PRECONDITION 9 /* the system is not in a state to do this (e.g. the
+                                          function is not allowed from this thread/phase)     */
+#define MCPH_ERR_INTERNAL 10         /* a bug or an unexpected condition                      */
+#define MCPH_ERR_UNSUPPORTED 11      /* the host or plugin does not offer this                */
+
+/* UTF-8 text as (pointer, length). data may be NULL when len is 0. */
+typedef struct mcph_str {
+  const char *data;
+  size_t len;
+} mcph_str;
+
+/* mcph_str from a string literal, e.g. MCPH_LIT("echo"). */
+#ifdef __cplusplus
+#define MCPH_LIT(s) (mcph_str{(s), sizeof(s) - 1})
+#else
+#define MCPH_LIT(s) ((mcph_str){(s), sizeof(s) - 1})
+#endif
+
+/* Receives borrowed data from the host. Called zero or one time before the host function
+ * that takes it returns, on the calling thread. Copy what you need. */
+typedef void (*mcph_sink)(void *user, mcph_str data);
+
+/* Log levels (RFC 5424 order, as MCP's notifications/message uses). */
+typedef int32_t mcph_log_level;
+#define MCPH_LOG_DEBUG 0
+#define MCPH_LOG_INFO 1
+#define MCPH_LOG_NOTICE 2
+#define MCPH_LOG_WARNING 3
+#define MCPH_LOG_ERROR 4
+#define MCPH_LOG_CRITICAL 5
+#define MCPH_LOG_ALERT 6
+#define MCPH_LOG_EMERGENCY 7
+
+/* Opaque host objects. */
+typedef struct mcph_host_instance mcph_host_instance; /* the host's side of one plugin instance */
+typedef struct mcph_call mcph_call;                   /* one tools/call in progress             */
+
+/* ---------------------------------------------------------------------------------------
+ * Tools (registered by the plugin during create)
+ * ------------------------------------------------------------------------------------- */
+
+/* A tool handler. [handler thread: any host worker thread; several calls of the same tool
+ * or instance may run concurrently.]
+ *
+ * `instance` is what create() stored in *out_instance; `tool_user` is mcph_tool_def.user.
+ * `arguments` is the call's arguments as a JSON object (borrowed, NUL-terminated); the host
+ * has already validated them against the tool's input schema.
+ *
+ * The handler ends by handing its outcome to the host, either
+ *   - host->call_result(call, json) with an MCP CallToolResult object, or
+ *   - host->call_error(call, status, message) for a tool failure (an isError result),
+ * and then returns MCPH_OK. Returning another status without either is treated as
+ * call_error(call, status, "<status name>"). */
+typedef mcph_status (*mcph_tool_handler)(void *instance, void *tool_user, mcph_call *call,
+                                         mcph_str arguments);
+
+typedef struct mcph_tool_def {
+  uint32_t struct_size;    /* sizeof(mcph_tool_def) */
+  mcph_str name;           /* required; 1-128 of [A-Za-z0-9_.-], unique in the plugin      */
+  mcph_str title;          /* optional human-readable name                                   */
+  mcph_str description;    /* optional but strongly recommended: the model reads it          */
+  mcph_str input_schema;   /* JSON Schema object for the arguments; empty = no arguments    */
+  mcph_str output_schema;  /* optional JSON Schema for structuredContent                     */
+  mcph_str annotations;    /* optional MCP ToolAnnotations object as JSON                    */
+  mcph_tool_handler handler; /* required */
+  void *user;              /* passed back to the handler as tool_user                        */
+} mcph_tool_def;
+
+/* ---------------------------------------------------------------------------------------
+ * Outbound HTTP (a host service)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mcph_http_header {
+  mcph_str name;
+  mcph_str value;
+} mcph_http_header;
+
+typedef struct mcph_http_response {
+  uint32_t struct_size;
+  int32_t status;                  /* HTTP status code, or 0 when no response arrived      */
+  const mcph_http_header *headers; /* response headers (borrowed)                          */
+  size_t header_count;
+  mcph_str body;                   /* whole body; empty when on_body streamed it           */
+  mcph_str error;                  /* transport error text when status is 0, else empty    */
+} mcph_http_response;
+
+typedef struct mcph_http_request {
+  uint32_t struct_size;            /* sizeof(mcph_http_request) */
+  mcph_str method;                 /* "GET", "POST", ... */
+  mcph_str url;                    /* absolute http:// or https:// URL                      */
+  const mcph_http_header *headers; /* extra request headers */
+  size_t header_count;
+  mcph_str body;                   /* request body (may be empty)                           */
+  uint32_t timeout_ms;             /* whole-request deadline; 0 = host default (30 s)       */
+  uint32_t connect_timeout_ms;     /* 0 = host default (10 s)                               */
+  /* The call this request serves, or NULL. When set, the request is aborted promptly
+   * (MCPH_ERR_CANCELLED) once the call is cancelled. */
+  mcph_call *call;
+  /* Streaming (optional, for Server-Sent Events and large bodies). When on_body is set,
+   * the body is handed over chunk by chunk as it arrives instead of being collected;
+   * on_head, if set, first sees the status and headers (body empty). Either may return
+   * false to stop reading; the request then ends with MCPH_OK and what arrived so far.
+   * Both are called on the thread that called http_request, before it returns. */
+  bool (*on_head)(void *user, const mcph_http_response *head);
+  bool (*on_body)(void *user, mcph_str chunk);
+  void *user;
+} mcph_http_request;
+
+/* ---------------------------------------------------------------------------------------
+ * The host services table
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mcph_host_api {
+  uint32_t struct_size; /* sizeof(mcph_host_api) as the host knows it */
+  uint16_t abi_major;   /* the host's ABI version */
+  uint16_t abi_minor;
+  mcph_str host_version; /* e.g. "0.1.0" */
+
+  /* -- Registration ---------------------------------------------------------------- */
+
+  /* [create] Register a tool. The host copies every field. Fails with
+   * MCPH_ERR_INVALID_ARGUMENT (bad name or schema JSON, duplicate name; see the log) or
+   * MCPH_ERR_FAILED_PRECONDITION (called outside create). */
+  mcph_status (*register_tool)(mcph_host_instance *hi, const mcph_tool_def *def);
+
+  /* [create] Say why create() failed; shown to the user. Copied. */
+  void (*set_create_error)(mcph_host_instance *hi, mcph_str message);
+
+  /* -- Logging --------------------------------------------------------------------- */
+
+  /* [any thread] Write a line to the host log (stderr), tagged with the instance name.
+   * Never log secrets. */
+  void (*log)(mcph_host_instance *hi, mcph_log_level level, mcph_str message);
+
+  /* -- Per call -------------------------------------------------------------------- */
+
+  /* [handler] Hand over the call's result: an MCP CallToolResult object as JSON, e.g.
+   * {"content":[{"type":"text","text":"hi"}],"structuredContent":{...}}. Copied. The last
+   * call_result/call_error wins. MCPH_ERR_INVALID_ARGUMENT if it is not a JSON object. */
+  mcph_status (*call_result)(mcph_call *call, mcph_str result_json);
+
+  /* [handler] The tool failed: the client receives an isError result with this text. */
+  mcph_status (*call_error)(mcph_call *call, mcph_status status, mcph_str message);
+
+  /* [handler, or a thread working for the handler while it runs] Report progress. The
+   * host forwards it only when the client asked for progress, and drops values that do
+   * not increase. total <= 0 means unknown. message may be empty. */
+  void (*call_progress)(mcph_call *call, double progress, double total, mcph_str message);
+
+  /* [same as call_progress] Send a log message to the client for this call
+   * (notifications/message), if the client's log level lets it through. data_json is any
+   * JSON value (a JSON string for plain text); logger may be empty. */
+  void (*call_log)(mcph_call *call, mcph_log_level level, mcph_str logger, mcph_str data_json);
+
+  /* [same as call_progress] True once the client cancelled the call, its deadline passed,
+   * or the host is shutting down. Check it between steps and stop early. */
+  bool (*call_cancelled)(mcph_call *call);
+
+  /* [any thread] Look up a credential (e.g. "api_token"). With a call, the credentials
+   * of the caller that made it (today: the instance's YAML credentials; per-user
+   * credentials later, without an ABI change); with call == NULL, the instance's own.
+   * The value goes to `sink`; MCPH_ERR_NOT_FOUND (sink not called) if unset or empty. */
+  mcph_status (*credential)(mcph_host_instance *hi, mcph_call *call, mcph_str key,
+                            mcph_sink sink, void *user);
+
+  /* [handler] The caller's stable, opaque principal id (empty for stdio and static
+   * tokens). Use it to keep one user's data apart from another's. */
+  void (*call_principal)(mcph_call *call, mcph_sink sink, void *user);
+
+  /* -- Durable key-value state (per instance; survives restarts and crashes) ---------- */
+
+  /* [any thread] Read a value. MCPH_ERR_NOT_FOUND if absent. */
+  mcph_status (*state_get)(mcph_host_instance *hi, mcph_str key, mcph_sink sink, void *user);
+  /* [any thread] Write a value; durable when it returns. */
+  mcph_status (*state_put)(mcph_host_instance *hi, mcph_str key, mcph_str value);
+  /* [any thread] Delete a key; MCPH_OK even if it was absent. */
+  mcph_status (*state_delete)(mcph_host_instance *hi, mcph_str key);
+  /* [any thread] Visit every key starting with prefix, in key order. `each` returns false
+   * to stop. Do not call other state functions from inside `each`. */
+  mcph_status (*state_list)(mcph_host_instance *hi, mcph_str prefix,
+                            bool (*each)(void *user, mcph_str key, mcph_str value), void *user);
+
+  /* -- Outbound HTTP ---------------------------------------------------------------- */
+
+  /* [any thread] Perform one HTTP request; blocks until it ends. Returns MCPH_OK when a
+   * response arrived (whatever its status; see on_response), MCPH_ERR_CANCELLED,
+   * MCPH_ERR_DEADLINE_EXCEEDED, MCPH_ERR_UNAVAILABLE (connection failed or broke) or
+   * MCPH_ERR_INVALID_ARGUMENT (bad URL or method). on_response, if set, is called once
+   * before return with the final response (also for errors, with status 0 and `error`). */
+  mcph_status (*http_request)(mcph_host_instance *hi, const mcph_http_request *request,
+                              void (*on_response)(void *user, const mcph_http_response *r),
+                              void *user);
+
+  /* -- JSON helper for C plugins ------------------------------------------------------ */
+
+  /* [any thread] Find the value at RFC 6901 `pointer` (e.g. "/text", "" for the root)
+   * in `json` and hand its JSON text to `sink` (a string arrives quoted and escaped, ready
+   * to be pasted into JSON; use json_string for its plain text). MCPH_ERR_NOT_FOUND if
+   * there is no such value, MCPH_ERR_INVALID_ARGUMENT if `json` does not parse. */
+  mcph_status (*json_get)(mcph_str json, mcph_str pointer, mcph_sink sink, void *user);
+  /* [any thread] Like json_get, but the value must be a JSON string and `sink` gets its
+   * unescaped UTF-8 text. MCPH_ERR_INVALID_ARGUMENT if it is not a string. */
+  mcph_status (*json_string)(mcph_str json, mcph_str pointer, mcph_sink sink, void *user);
+  /* [any thread] Quote and escape `text` as a JSON string literal into `sink`. */
+  void (*json_quote)(mcph_str text, mcph_sink sink, void *user);
+} mcph_host_api;
+
+/* ---------------------------------------------------------------------------------------
+ * What the plugin provides
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mcph_plugin_descriptor {
+  uint32_t struct_size; /* sizeof(mcph_plugin_descriptor) */
+  uint16_t abi_major;   /* MCPH_ABI_MAJOR the plugin was built with */
+  uint16_t abi_minor;   /* MCPH_ABI_MINOR the plugin was built with */
+  mcph_str name;        /* e.g. "example-echo" (for logs and diagnostics) */
+  mcph_str version;     /* the plugin's own version, e.g. "1.2.0" */
+  mcph_str description; /* one line */
+
+  /* Create an instance. [Called on the host's main thread; never concurrently with any
+   * other call on this instance.] `settings_json` is the instance's YAML `settings` as a
+   * JSON object (borrowed). Register tools with host->register_tool(hi, ...). `hi` and
+   * `host` stay valid until destroy() returns. On success store the instance pointer
+   * (may be NULL if the plugin needs none) and return MCPH_OK; on failure call
+   * host->set_create_error(hi, why) and return an error status (destroy is not called). */
+  mcph_status (*create)(const mcph_host_api *host, mcph_host_instance *hi,
+                        mcph_str settings_json, void **out_instance);
+
+  /* Destroy an instance. [Main thread; after every handler of the instance returned.]
+   * Stop and join the plugin's own threads before returning. */
+  void (*destroy)(void *instance);
+} mcph_plugin_descriptor;
+
+/* The exported entry point. [Main thread, once per load, before anything else.]
+ * The host passes its ABI version; the plugin returns a pointer to a descriptor that stays
+ * valid until the library is unloaded, or NULL if it cannot work with this host (for
+ * example, it needs a newer minor than host_minor offers). The host refuses a descriptor
+ * whose abi_major differs from its own. Must be quick and free of side effects. */
+typedef const mcph_plugin_descriptor *(*mcph_plugin_entry_fn)(uint16_t host_major,
+                                                              uint16_t host_minor);
+
+/* Plugins define exactly this function (the declaration keeps its signature honest). */
+MCPH_PLUGIN_EXPORT const mcph_plugin_descriptor *mcph_plugin_entry(uint16_t host_major,
+                                                                  uint16_t host_minor);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MCP_PLUGIN_ABI_H */
