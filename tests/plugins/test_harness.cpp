@@ -1,5 +1,6 @@
 // The plugin test harness (mcp_plugin/testing.hpp) against this build's plugins: loading,
-// tools, calls, scripted HTTP (plain and chunked), progress, cancellation, state, logs.
+// tools, calls, scripted HTTP (plain and chunked), progress, cancellation, state, logs;
+// resources, prompts, completion and input rounds (ABI 1.1).
 // Links neither the host nor its libraries: only the header, as a plugin author would.
 #include <gtest/gtest.h>
 
@@ -123,6 +124,50 @@ TEST(Harness, StateCredentialsPrincipalAndLogs) {
   ASSERT_EQ(r.logs.size(), 1u);
   EXPECT_EQ(r.logs[0]["data"], "careful");
   EXPECT_FALSE(host.logs().empty());  // the plugin's own log line
+}
+
+TEST(Harness, ResourcesPromptsAndCompletion) {
+  FakeHost host;
+  auto p = Plugin::load(lib("conformance-fixtures"), host);
+  ASSERT_EQ(p.resources().size(), 4u);
+  EXPECT_EQ(p.resources()[3]["uriTemplate"], "test://template/{id}/data");
+  EXPECT_EQ(p.read("test://static-text").result["contents"][0]["text"], "This is the content of the static text resource.");
+  auto r = p.read("test://template/9/data");
+  EXPECT_EQ(json::parse(r.result["contents"][0]["text"].get<std::string>())["id"], "9");
+  r = p.read("test://template/missing/data");
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.error_status, MCPH_ERR_NOT_FOUND);
+  EXPECT_THROW(p.read("test://elsewhere"), std::runtime_error);
+
+  r = p.get_prompt("test_prompt_with_arguments", {{"arg1", "a"}, {"arg2", "b"}});
+  EXPECT_EQ(r.result["messages"][0]["content"]["text"], "Prompt with arguments: arg1='a', arg2='b'");
+  EXPECT_EQ(p.complete("test_prompt_with_arguments", "arg1", "par").result["values"], (json{"paris", "park", "party"}));
+  EXPECT_EQ(p.complete("test://template/{id}/data", "id", "2").result["values"], (json{"200"}));
+}
+
+TEST(Harness, InputRoundsPlayTheClient) {
+  FakeHost host;
+  host.client_capabilities = {{"elicitation", json::object()}};
+  auto p = Plugin::load(lib("conformance-fixtures"), host);
+  auto first = p.call("test_input_required_result_request_state");
+  ASSERT_TRUE(first.needs_input());
+  EXPECT_EQ(first.input_requests["confirm"]["method"], "elicitation/create");
+  ASSERT_TRUE(first.state.has_value());
+
+  mcph::testing::CallOptions again;
+  again.input_responses = {{"confirm", {{"action", "accept"}, {"content", {{"ok", true}}}}}};
+  again.state = first.state;
+  auto second = p.call("test_input_required_result_request_state", json::object(), again);
+  EXPECT_FALSE(second.needs_input());
+  EXPECT_EQ(second.text(), "state-ok: confirmed");
+
+  // Asking through a capability the client lacks is recorded, not answered.
+  auto missing = p.call("test_missing_capability");
+  EXPECT_EQ(missing.missing_capability, "sampling");
+  EXPECT_FALSE(missing.needs_input());
+  // resource_updated() is recorded too.
+  p.call("test_touch_watched_resource");
+  EXPECT_EQ(host.updated_resources(), std::vector<std::string>{"test://watched-resource"});
 }
 
 }  // namespace
