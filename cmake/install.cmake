@@ -9,7 +9,8 @@
 #     P/include/mcp_plugin/{abi.h,sdk.hpp,testing.hpp}
 #     P/lib/cmake/mcp_plugin/                       (find_package(mcp_plugin CONFIG))
 #     P/lib/pkgconfig/mcp_plugin.pc
-#     P/share/mcp-host/plugin-guide.md, template/   (the guide; what new-plugin.sh copies)
+#     P/share/mcp-host/plugin-guide.md, new-plugin.sh, template/   (the guide; the template
+#                                                    and the script that copies it)
 #
 # Every path is relative to P, and the host, the CMake package and the .pc file find their
 # folders relative to themselves: a moved prefix keeps working.
@@ -30,3 +31,4 @@ install(FILES ${CMAKE_BINARY_DIR}/mcp_plugin.pc DESTINATION lib/pkgconfig COMPON
 install(FILES ${CMAKE_SOURCE_DIR}/plugin_api/README.md DESTINATION share/mcp-host
         RENAME plugin-guide.md COMPONENT dev)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/plugins/template/ DESTINATION share/mcp-host/template COMPONENT dev)
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/scripts/new-plugin.sh DESTINATION share/mcp-host COMPONENT dev)
