@@ -224,7 +224,7 @@ LibraryReport check_library(const std::string& library, const CheckOptions& opti
 
   ProbeOptions probe_options;
   std::error_code ec;
-  probe_options.library = fs::exists(library, ec) ? fs::absolute(library, ec).string() : library;
+  probe_options.library = fs::is_regular_file(library, ec) ? fs::absolute(library, ec).string() : library;
   probe_options.search_dirs = plugins::default_search_dirs({});
   probe_options.settings = options.settings;
   probe_options.credentials = options.credentials;

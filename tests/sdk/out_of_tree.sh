@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The SDK as a third party meets it, outside this source tree (issue 9):
 #   1. `cmake --install` this build into a temporary prefix;
-#   2. scripts/new-plugin.sh copies plugins/template to a folder outside the tree; configure
-#      it with only CMAKE_PREFIX_PATH, build, run its unit test, `plugin check` it, and call
-#      its tool through the installed mcp-host over stdio (against a local HTTP server);
+#   2. the installed new-plugin.sh copies the installed plugins/template to a folder outside
+#      the tree and renames it; configure it with only CMAKE_PREFIX_PATH, build, run its unit
+#      test, `plugin check` it, and call its tool through the installed mcp-host over stdio
+#      (against a local HTTP server);
 #   3. build the plain-C example through pkg-config alone, check it exports only the entry,
 #      and call its tool the same way;
 #   4. move the prefix and call a bundled plugin's tool from the moved host, with no
@@ -44,7 +45,8 @@ done
 host=$prefix/bin/mcp-host
 
 step "new plugin from the template, outside the tree"
-"$src/scripts/new-plugin.sh" acme_items "$work/acme_items" > /dev/null
+"$prefix/share/mcp-host/new-plugin.sh" acme_items "$work/acme_items" > /dev/null
+[ -f "$work/acme_items/acme_items.cpp" ] || fail "new-plugin.sh did not rename the template"
 cmake -S "$work/acme_items" -B "$work/acme_items/build" -DCMAKE_PREFIX_PATH="$prefix" > "$work/configure.log" ||
   { cat "$work/configure.log"; fail "configure"; }
 cmake --build "$work/acme_items/build" --parallel 2 > "$work/build.log" || { cat "$work/build.log"; fail "build"; }
