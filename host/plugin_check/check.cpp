@@ -29,6 +29,12 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
 // ---- Child side: reports as JSON lines on a pipe -----------------------------------------
 
 int g_report_fd = -1;
@@ -264,7 +270,8 @@ LibraryReport check_library(const std::string& library, const CheckOptions& opti
       message = "crashed (a sanitizer stopped it; its report is on stderr) while " + run.stage;
     } else if (WIFEXITED(st)) {
       message = "ended the process (exit status " + std::to_string(WEXITSTATUS(st)) + ") while " + run.stage +
-                ": a plugin must never exit the host";
+                (kSanitizerBuild ? ": in this sanitizer build, most likely a sanitizer report (see stderr)"
+                                 : ": a plugin must never exit the host");
     } else {
       message = "the check process ended unexpectedly while " + run.stage;
     }
