@@ -1,5 +1,6 @@
-// mcp-host command line: serve (default), tools, call, check-config. Wiring only; every
-// piece it wires lives in its own room (config/, plugins/, protocol/, transport/, services/).
+// mcp-host command line: serve (default), tools, call, check-config, plugin check. Wiring
+// only; every piece it wires lives in its own room (config/, plugins/, protocol/, transport/,
+// services/, plugin_check/).
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.hpp"
+#include "plugin_check/check.hpp"
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
@@ -288,6 +290,7 @@ int main(int argc, char** argv) {
   call_cmd->add_option("-a,--args", args, "arguments as a JSON object")->capture_default_str();
   auto* check_cmd = app.add_subcommand("check-config", "validate the configuration and load every plugin");
   add_common(check_cmd);
+  const mcph::plugin_check::Command plugin_check(app);  // `plugin check LIBRARY...`
 
   try {
     app.parse(argc, argv);
@@ -297,5 +300,6 @@ int main(int argc, char** argv) {
   if (*tools_cmd) return list_tools(config_path, log_level);
   if (*call_cmd) return call_tool(config_path, log_level, tool, args);
   if (*check_cmd) return check_config(config_path, log_level);
+  if (plugin_check.chosen()) return plugin_check.run();
   return serve(config_path, log_level, transport, listen);
 }

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl python3
   libboost-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libcpp-httplib-dev
   libssl-dev libsqlite3-dev libcli11-dev libgtest-dev json-schema-test-suite
+  dpkg-dev file   # scripts/package.sh: CPack's Debian generator runs dpkg-shlibdeps and file
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -11,6 +11,15 @@
 #include "version.hpp"
 
 namespace mcph::plugins {
+
+bool valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
+  }
+  return true;
+}
+
 namespace {
 
 using nlohmann::json;
@@ -18,15 +27,6 @@ using nlohmann::json;
 std::string_view view(mcph_str s) { return s.data ? std::string_view(s.data, s.len) : std::string_view(); }
 void give(mcph_sink sink, void* user, std::string_view data) {
   if (sink != nullptr) sink(user, mcph_str{data.data(), data.size()});
-}
-
-// MCP tool names: 1-128 characters of [A-Za-z0-9_.-] (spec 2025-11-25 tool-name guidance).
-bool valid_tool_name(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
-  }
-  return true;
 }
 
 spdlog::level::level_enum spd_level(mcph_log_level level) {

@@ -193,6 +193,8 @@ class Instance {
   mutable std::condition_variable drained_;
 };
 
+// MCP tool (and prompt) names: 1-128 characters of [A-Za-z0-9_.-] (spec 2025-11-25).
+bool valid_tool_name(std::string_view name);
 // An MCP CallToolResult carrying one text block and isError: true.
 nlohmann::json error_result(const std::string& text);
 // The name MCP clients see for a status code, e.g. "UNAVAILABLE".

@@ -126,6 +126,16 @@ TEST(Harness, StateCredentialsPrincipalAndLogs) {
   EXPECT_FALSE(host.logs().empty());  // the plugin's own log line
 }
 
+TEST(Harness, TwoPluginsShareOneHost) {
+  FakeHost host;
+  auto echo = Plugin::load(lib("example-echo"), host);
+  auto fixtures = Plugin::load(lib("conformance-fixtures"), host);
+  EXPECT_EQ(echo.call("echo", {{"text", "first"}}).text(), "first");  // still its own tools
+  EXPECT_EQ(fixtures.call("test_simple_text").text(), "This is a simple text response for testing.");
+  EXPECT_EQ(echo.tools().size(), 2u);
+  EXPECT_TRUE(echo.resources().empty());
+}
+
 TEST(Harness, ResourcesPromptsAndCompletion) {
   FakeHost host;
   auto p = Plugin::load(lib("conformance-fixtures"), host);

@@ -191,12 +191,16 @@ class FakeHost {
   std::map<std::string, std::string> state_;
   std::vector<LogLine> logs_;
   bool registering_ = false;
-  std::vector<json> tools_;           // registered definitions (for Plugin)
-  std::vector<mcph_tool_def> defs_;   // their handlers and user data
-  std::vector<json> resources_;       // as MCP lists them (uri or uriTemplate, name, ...)
-  std::vector<mcph_resource_def> resource_defs_;
-  std::vector<json> prompts_;
-  std::vector<mcph_prompt_def> prompt_defs_;
+  // What the plugin being created registers; Plugin::load takes it over, so several plugins
+  // (or instances) can share one FakeHost.
+  struct Registered {
+    std::vector<json> tools;           // as MCP lists them
+    std::vector<mcph_tool_def> defs;   // their handlers and user data
+    std::vector<json> resources;       // uri or uriTemplate, name, ...
+    std::vector<mcph_resource_def> resource_defs;
+    std::vector<json> prompts;
+    std::vector<mcph_prompt_def> prompt_defs;
+  } registered_;
   std::vector<std::string> updated_;
   std::string create_error_;
 
@@ -304,23 +308,20 @@ class Plugin {
     std::memcpy(&p.desc_, d, std::min<size_t>(d->struct_size, sizeof p.desc_));
     const std::string text = settings.dump();
     host.registering_ = true;
-    host.tools_.clear();
-    host.defs_.clear();
-    host.resources_.clear();
-    host.resource_defs_.clear();
-    host.prompts_.clear();
-    host.prompt_defs_.clear();
+    host.registered_ = {};
     host.create_error_.clear();
     mcph_status st = p.desc_.create(host.api(), reinterpret_cast<mcph_host_instance*>(&host),
                                     mcph_str{text.c_str(), text.size()}, &p.instance_);
     host.registering_ = false;
+    p.reg_ = std::move(host.registered_);
     if (st != MCPH_OK) throw std::runtime_error("create failed: " + (host.create_error_.empty() ? std::to_string(st) : host.create_error_));
     p.created_ = true;
     if (!host.create_error_.empty()) throw std::runtime_error("registration failed: " + host.create_error_);
     return p;
   }
 
-  Plugin(Plugin&& o) noexcept : lib_(o.lib_), host_(o.host_), desc_(o.desc_), instance_(o.instance_), created_(o.created_) {
+  Plugin(Plugin&& o) noexcept
+      : lib_(o.lib_), host_(o.host_), desc_(o.desc_), instance_(o.instance_), created_(o.created_), reg_(std::move(o.reg_)) {
     o.lib_ = nullptr;
     o.created_ = false;
   }
@@ -332,30 +333,30 @@ class Plugin {
 
   const mcph_plugin_descriptor& descriptor() const { return desc_; }
   // Each tool as MCP lists it: name, title, description, inputSchema, outputSchema, annotations.
-  const std::vector<json>& tools() const { return host_->tools_; }
+  const std::vector<json>& tools() const { return reg_.tools; }
 
   // Resources and resource templates as MCP lists them; prompts likewise.
-  const std::vector<json>& resources() const { return host_->resources_; }
-  const std::vector<json>& prompts() const { return host_->prompts_; }
+  const std::vector<json>& resources() const { return reg_.resources; }
+  const std::vector<json>& prompts() const { return reg_.prompts; }
 
   // Runs a tool's handler on this thread, as the host would after validating `args`
   // (the harness does not validate them: test your schema with `mcp-host plugin check`).
   CallResult call(const std::string& tool, const json& args = json::object(), CallOptions options = {}) {
-    const auto& tools = host_->tools_;
+    const auto& tools = reg_.tools;
     auto it = std::find_if(tools.begin(), tools.end(), [&](const json& t) { return t["name"] == tool; });
     if (it == tools.end()) throw std::runtime_error("no tool named " + tool);
-    const mcph_tool_def& def = host_->defs_[static_cast<size_t>(it - tools.begin())];
+    const mcph_tool_def& def = reg_.defs[static_cast<size_t>(it - tools.begin())];
     return run(def.handler, def.user, args, options);
   }
 
   // Reads a resource: a fixed URI, or one matching a template ({name} variables match
   // anything but '/').
   CallResult read(const std::string& uri, CallOptions options = {}) {
-    for (size_t i = 0; i < host_->resources_.size(); ++i) {
-      const json& r = host_->resources_[i];
+    for (size_t i = 0; i < reg_.resources.size(); ++i) {
+      const json& r = reg_.resources[i];
       json input{{"uri", uri}};
       if (r.contains("uri") ? r["uri"] != uri : !match(r["uriTemplate"].get<std::string>(), uri, input["variables"])) continue;
-      return run(host_->resource_defs_[i].read, host_->resource_defs_[i].user, input, options);
+      return run(reg_.resource_defs[i].read, reg_.resource_defs[i].user, input, options);
     }
     throw std::runtime_error("no resource matches " + uri);
   }
@@ -369,9 +370,9 @@ class Plugin {
   CallResult complete(const std::string& ref, const std::string& argument, const std::string& value,
                       const json& context_arguments = json::object()) {
     json input{{"argument", {{"name", argument}, {"value", value}}}, {"context", {{"arguments", context_arguments}}}};
-    for (size_t i = 0; i < host_->resources_.size(); ++i) {
-      if (host_->resources_[i].value("uriTemplate", "") != ref) continue;
-      const auto& d = host_->resource_defs_[i];
+    for (size_t i = 0; i < reg_.resources.size(); ++i) {
+      if (reg_.resources[i].value("uriTemplate", "") != ref) continue;
+      const auto& d = reg_.resource_defs[i];
       if (!d.complete) throw std::runtime_error(ref + " has no completion");
       return run(d.complete, d.user, input, {});
     }
@@ -384,8 +385,8 @@ class Plugin {
   Plugin(void* lib, FakeHost& host) : lib_(lib), host_(&host) {}
 
   const mcph_prompt_def& prompt(const std::string& name) const {
-    for (size_t i = 0; i < host_->prompts_.size(); ++i) {
-      if (host_->prompts_[i]["name"] == name) return host_->prompt_defs_[i];
+    for (size_t i = 0; i < reg_.prompts.size(); ++i) {
+      if (reg_.prompts[i]["name"] == name) return reg_.prompt_defs[i];
     }
     throw std::runtime_error("no prompt named " + name);
   }
@@ -435,6 +436,7 @@ class Plugin {
   mcph_plugin_descriptor desc_{};
   void* instance_ = nullptr;
   bool created_ = false;
+  FakeHost::Registered reg_;
 };
 
 // ---- The fake host's table ----------------------------------------------------------------
@@ -445,7 +447,7 @@ inline mcph_status FakeHost::register_tool(mcph_host_instance* hi, const mcph_to
   mcph_tool_def d{};
   std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
   const std::string name = s(d.name);
-  for (const auto& t : h.tools_) {
+  for (const auto& t : h.registered_.tools) {
     if (t["name"] == name) {
       h.create_error_ = "tool '" + name + "' is registered twice";
       return MCPH_ERR_INVALID_ARGUMENT;
@@ -460,8 +462,8 @@ inline mcph_status FakeHost::register_tool(mcph_host_instance* hi, const mcph_to
   if (d.description.len) t["description"] = s(d.description);
   if (d.output_schema.len) t["outputSchema"] = parse_or(d.output_schema, json());
   if (d.annotations.len) t["annotations"] = parse_or(d.annotations, json());
-  h.tools_.push_back(std::move(t));
-  h.defs_.push_back(d);
+  h.registered_.tools.push_back(std::move(t));
+  h.registered_.defs.push_back(d);
   return MCPH_OK;
 }
 
@@ -620,8 +622,8 @@ inline mcph_host_api FakeHost::make_api() {
     if (d.description.len) r["description"] = s(d.description);
     if (d.mime_type.len) r["mimeType"] = s(d.mime_type);
     if (d.annotations.len) r["annotations"] = parse_or(d.annotations, json());
-    h.resources_.push_back(std::move(r));
-    h.resource_defs_.push_back(d);
+    h.registered_.resources.push_back(std::move(r));
+    h.registered_.resource_defs.push_back(d);
     return MCPH_OK;
   };
   a.register_prompt = [](mcph_host_instance* hi, const mcph_prompt_def* def) -> mcph_status {
@@ -637,8 +639,8 @@ inline mcph_host_api FakeHost::make_api() {
     if (d.title.len) p["title"] = s(d.title);
     if (d.description.len) p["description"] = s(d.description);
     if (d.arguments.len) p["arguments"] = parse_or(d.arguments, json::array());
-    h.prompts_.push_back(std::move(p));
-    h.prompt_defs_.push_back(d);
+    h.registered_.prompts.push_back(std::move(p));
+    h.registered_.prompt_defs.push_back(d);
     return MCPH_OK;
   };
   a.call_client_capabilities = [](mcph_call* c, mcph_sink sink, void* user) {
