@@ -15,13 +15,16 @@
 #include <spdlog/spdlog.h>
 
 #include "config/config.hpp"
+#include "auth/oauth.hpp"
 #include "plugin_check/check.hpp"
+#include "services/crypto.hpp"
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
 #include "services/state_store.hpp"
 #include "transport/http.hpp"
+#include "transport/http_guard.hpp"
 #include "transport/stdio.hpp"
 #include "version.hpp"
 
@@ -165,6 +168,33 @@ json health(const plugins::Registry& registry) {
   return json{{"status", "ok"}, {"version", kVersion}, {"plugins", std::move(instances)}};
 }
 
+// What OAuth needs from the configuration: its keys (from the YAML, or generated once into
+// state_dir) and the form fields every plugin instance declared per user.
+Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry) {
+  auth::OAuthOptions o;
+  const auto& oc = c.server.http.auth.oauth;
+  o.issuer = oc.issuer;
+  o.access_ttl = std::chrono::seconds(oc.access_token_ttl_s);
+  o.refresh_ttl = std::chrono::seconds(oc.refresh_token_ttl_s);
+  auto key = [&](const std::string& configured, const char* file) -> Result<std::string> {
+    if (configured.empty()) return auth::load_or_create_key(c.state_dir + "/" + file);
+    if (configured.size() == 32) return configured;
+    if (auto raw = crypto::unb64url(configured); raw && raw->size() == 32) return *raw;
+    return Error{std::string("server.http.auth.oauth.") + (std::string(file).find("sign") == 0 ? "signing_key" : "encryption_key") +
+                 " must be 32 bytes (raw, or base64url without padding)"};
+  };
+  auto signing = key(oc.signing_key, "signing.key");
+  if (!signing) return Error{signing.error()};
+  auto encryption = key(oc.encryption_key, "encryption.key");
+  if (!encryption) return Error{encryption.error()};
+  o.signing_key = std::move(*signing);
+  o.encryption_key = std::move(*encryption);
+  for (const auto& inst : registry.instances()) {
+    for (const auto& u : inst->user_credentials()) o.fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
+  }
+  return o;
+}
+
 int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg,
           const std::string& listen) {
   SignalWatcher::block();
@@ -177,7 +207,14 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
   if (transport == "http") {
     config::HttpConfig http_config = c.server.http;
     if (!listen.empty()) http_config.listen = listen;
-    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry); });
+    std::optional<auth::OAuthOptions> oauth;
+    if (transport::auth_mode(http_config.auth) == "oauth") {
+      auto o = oauth_options(c, registry);
+      if (!o) return fail(o.error());
+      oauth = std::move(*o);
+    }
+    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry); }, std::move(oauth),
+                                  (*host)->state.get());
     auto url = http.bind();
     if (!url) return fail(url.error());
     SignalWatcher signals([&] { http.stop(); });
@@ -251,6 +288,30 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
   return result.value("isError", false) ? 1 : 0;
 }
 
+// `mcp-host auth list|revoke GRANT`: the users' grants in the state store.
+int auth_command(const std::string& config_arg, const std::string& log_level, const std::string& action, const std::string& grant) {
+  auto host = start(config_arg, log_level);
+  if (!host) return fail(host.error());
+  auto o = oauth_options(*(*host)->config, *(*host)->registry);
+  if (!o) return fail(o.error());
+  auth::OAuthServer server(std::move(*o), *(*host)->state);
+  if (action == "list") {
+    const auto grants = server.grants();
+    for (const auto& g : grants) {
+      std::printf("%s  user %s  client %s (%s)  since %lld\n", g["grant"].get<std::string>().c_str(),
+                  g["principal"].get<std::string>().c_str(), g["client_id"].get<std::string>().c_str(),
+                  g["client_name"].get<std::string>().c_str(), static_cast<long long>(g["created"].get<int64_t>()));
+    }
+    std::printf("%zu grants\n", grants.size());
+    return 0;
+  }
+  if (grant.empty()) return fail("auth revoke needs a grant id (see mcp-host auth list)");
+  if (!server.revoke_grant(grant)) return fail("no grant " + grant);
+  std::printf("revoked %s: its tokens no longer work (a running host notices within its cache lifetime; restart it to be sure)\n",
+              grant.c_str());
+  return 0;
+}
+
 int check_config(const std::string& config_arg, const std::string& log_level) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
@@ -291,6 +352,14 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "validate the configuration and load every plugin");
   add_common(check_cmd);
   const mcph::plugin_check::Command plugin_check(app);  // `plugin check LIBRARY...`
+  auto* auth_cmd = app.add_subcommand("auth", "the users' OAuth grants (HTTP with server.http.auth.mode: oauth)");
+  auth_cmd->require_subcommand(1, 1);
+  std::string grant_id;
+  auto* auth_list = auth_cmd->add_subcommand("list", "list the grants: one per signed-in user and client");
+  add_common(auth_list);
+  auto* auth_revoke = auth_cmd->add_subcommand("revoke", "revoke a grant: its access and refresh tokens stop working");
+  add_common(auth_revoke);
+  auth_revoke->add_option("grant", grant_id, "grant id (from auth list)")->required();
 
   try {
     app.parse(argc, argv);
@@ -301,5 +370,7 @@ int main(int argc, char** argv) {
   if (*call_cmd) return call_tool(config_path, log_level, tool, args);
   if (*check_cmd) return check_config(config_path, log_level);
   if (plugin_check.chosen()) return plugin_check.run();
+  if (*auth_list) return auth_command(config_path, log_level, "list", "");
+  if (*auth_revoke) return auth_command(config_path, log_level, "revoke", grant_id);
   return serve(config_path, log_level, transport, listen);
 }

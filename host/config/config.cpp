@@ -593,8 +593,31 @@ constexpr Field<TlsConfig> kTlsFields[] = {
     {"key", path_field<&TlsConfig::key>},
 };
 
+constexpr std::string_view kAuthModes[] = {"none", "bearer", "oauth"};
+
+Status read_issuer(const Context& ctx, const Value& v, OAuthConfig& o) {
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  while (!text->empty() && text->back() == '/') text->pop_back();
+  if (!(text->starts_with("https://") || text->starts_with("http://")) || text->find_first_of("?# ") != std::string::npos) {
+    return ctx.fail(v.line, v.path + " must be the public base URL, e.g. https://mcp.example.com");
+  }
+  o.issuer = std::move(*text);
+  return Ok{};
+}
+
+constexpr Field<OAuthConfig> kOAuthFields[] = {
+    {"issuer", read_issuer},
+    {"access_token_ttl_s", int_field<&OAuthConfig::access_token_ttl_s, 60, 86400>},
+    {"refresh_token_ttl_s", int_field<&OAuthConfig::refresh_token_ttl_s, 300, 365 * 86400>},
+    {"signing_key", string_field<&OAuthConfig::signing_key>},
+    {"encryption_key", string_field<&OAuthConfig::encryption_key>},
+};
+
 constexpr Field<HttpAuthConfig> kHttpAuthFields[] = {
+    {"mode", enum_field<&HttpAuthConfig::mode, kAuthModes>},
     {"bearer_tokens", interpolated_list_field<&HttpAuthConfig::bearer_tokens>},
+    {"oauth", section_field<&HttpAuthConfig::oauth, kOAuthFields>},
 };
 
 // listen is host:port with a numeric port; the host may be a name, IPv4 or [IPv6].

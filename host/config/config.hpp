@@ -39,8 +39,19 @@ struct TlsConfig {
   std::string key;
 };
 
+// mcp-host as an OAuth 2.1 authorization server for its MCP endpoint (auth.mode: oauth).
+struct OAuthConfig {
+  std::string issuer;                     // public base URL; default: the URL it listens on
+  int access_token_ttl_s = 3600;
+  int refresh_token_ttl_s = 30 * 24 * 3600;
+  std::string signing_key;     // 32 bytes (raw or base64url), e.g. ${file:...}; default: generated in state_dir
+  std::string encryption_key;  // likewise; encrypts users' credentials at rest
+};
+
 struct HttpAuthConfig {
-  std::vector<std::string> bearer_tokens;  // empty = no authentication; secrets
+  std::string mode;                        // none | bearer | oauth; empty: bearer if tokens are set, else none
+  std::vector<std::string> bearer_tokens;  // mode bearer: the accepted tokens; secrets
+  OAuthConfig oauth;
 };
 
 // The Codegen MCP server's old envelope: POST {"command": C, "args": {...}} on `path`

@@ -246,10 +246,23 @@ void call_log(mcph_call* call, mcph_log_level level, mcph_str logger, mcph_str d
 
 bool call_cancelled(mcph_call* call) { return call == nullptr || call->is_cancelled(); }
 
-mcph_status credential(mcph_host_instance* hi, mcph_call* /*call: per-user later*/, mcph_str key,
-                       mcph_sink sink, void* user) {
+mcph_status credential(mcph_host_instance* hi, mcph_call* call, mcph_str key, mcph_sink sink, void* user) {
   if (hi == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
-  auto it = hi->credentials.find(std::string(view(key)));
+  const std::string k(view(key));
+  // A signed-in user's own value first. A key the plugin declared per user never falls
+  // back to the instance's YAML value: one user must not call with another's credential.
+  if (call != nullptr && call->caller != nullptr) {
+    if (auto inst = call->caller->credentials.find(hi->name); inst != call->caller->credentials.end()) {
+      if (auto v = inst->second.find(k); v != inst->second.end() && !v->second.empty()) {
+        give(sink, user, v->second);
+        return MCPH_OK;
+      }
+    }
+    if (std::any_of(hi->user_credentials.begin(), hi->user_credentials.end(), [&](const auto& u) { return u.key == k; })) {
+      return MCPH_ERR_NOT_FOUND;
+    }
+  }
+  auto it = hi->credentials.find(k);
   if (it == hi->credentials.end() || it->second.empty()) return MCPH_ERR_NOT_FOUND;
   give(sink, user, it->second);
   return MCPH_OK;
@@ -405,6 +418,24 @@ mcph_status call_state(mcph_call* call, mcph_sink sink, void* user) {
   return MCPH_OK;
 }
 
+mcph_status register_user_credential(mcph_host_instance* hi, const mcph_user_credential_def* def) {
+  if (hi == nullptr || def == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!registering(hi, "register_user_credential")) return MCPH_ERR_FAILED_PRECONDITION;
+  mcph_user_credential_def d{};
+  std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+  UserCredential c{std::string(view(d.key)), std::string(view(d.label)), std::string(view(d.help)), d.secret};
+  if (!valid_tool_name(c.key) || c.label.empty()) {
+    fail_registration(hi, "user credential '" + c.key + "': needs a key (A-Z a-z 0-9 _ . -) and a label");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  if (std::any_of(hi->user_credentials.begin(), hi->user_credentials.end(), [&](const auto& u) { return u.key == c.key; })) {
+    fail_registration(hi, "user credential '" + c.key + "' is declared twice");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  hi->user_credentials.push_back(std::move(c));
+  return MCPH_OK;
+}
+
 void resource_updated(mcph_host_instance* hi, mcph_str uri) {
   if (hi == nullptr) return;
   if (auto* listener = hi->listener.load()) listener->resource_updated(std::string(view(uri)));
@@ -461,7 +492,7 @@ const mcph_host_api& host_api() {
       // 1.1
       register_resource, register_prompt,
       call_client_capabilities, call_request_input, call_input_response, call_set_state, call_state,
-      resource_updated,
+      resource_updated, register_user_credential,
   };
   return api;
 }

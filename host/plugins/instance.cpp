@@ -21,12 +21,15 @@ void mcph_call::reset_outcome() {
 
 bool mcph_host_instance::redact(std::string& text) const {
   bool changed = false;
-  for (const auto& secret : secrets) {
+  auto scrub = [&](const std::string& secret) {
     for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10)) {
       text.replace(pos, secret.size(), "[REDACTED]");
       changed = true;
     }
-  }
+  };
+  for (const auto& secret : secrets) scrub(secret);
+  std::lock_guard lock(user_secrets_mutex);
+  for (const auto& secret : user_secrets) scrub(secret);
   return changed;
 }
 
@@ -126,6 +129,14 @@ void Instance::run(const std::string& what, mcph_tool_handler handler, void* use
                    mcph_call& call) const {
   call.instance = this;
   call.reset_outcome();
+  if (call.caller != nullptr) {  // this user's credentials are secrets here from now on
+    if (auto it = call.caller->credentials.find(host_.name); it != call.caller->credentials.end()) {
+      std::lock_guard lock(host_.user_secrets_mutex);
+      for (const auto& [key, value] : it->second) {
+        if (value.size() >= 4) host_.user_secrets.insert(value);
+      }
+    }
+  }
   in_flight_.fetch_add(1);
   mcph_status st = handler(plugin_instance_, user, &call, mcph_str{input.c_str(), input.size()});
   if (in_flight_.fetch_sub(1) == 1) {
@@ -134,7 +145,7 @@ void Instance::run(const std::string& what, mcph_tool_handler handler, void* use
   }
   if (!call.input_requests.empty() || !call.missing_capability.empty()) return;  // another round
   if (call.has_outcome && !call.is_error) {
-    if (host_.secrets.empty()) return;
+    if (host_.secrets.empty() && call.caller == nullptr) return;
     // Redact on the text; "[REDACTED]" needs no escaping, so the JSON stays valid.
     std::string text = call.result.dump(-1, ' ', false, json::error_handler_t::replace);
     if (host_.redact(text)) call.result = json::parse(text, nullptr, false);

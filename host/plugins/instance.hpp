@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,22 @@ struct Prompt {
   void* user = nullptr;
 };
 
+// A credential each user brings (host->register_user_credential).
+struct UserCredential {
+  std::string key;
+  std::string label;
+  std::string help;
+  bool secret = true;
+};
+
+// The user behind a request, when the transport knows one (HTTP with OAuth): an opaque,
+// stable principal id and their credentials, instance name -> key -> value.
+struct Caller {
+  std::string principal;
+  std::map<std::string, std::map<std::string, std::string>> credentials;
+  std::string grant;  // the OAuth grant it came from
+};
+
 // Hears that a resource changed (host->resource_updated). Thread-safe.
 class ResourceListener {
  public:
@@ -101,6 +118,7 @@ struct mcph_call {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   mcph::plugins::CallEvents* events = nullptr;  // may be null
   std::string principal;                        // empty for stdio and static tokens
+  const mcph::plugins::Caller* caller = nullptr;  // the user, when known (OAuth); outlives the call
   nlohmann::json client_capabilities = nlohmann::json::object();
   // This round's input: answers to earlier input requests (an object, key -> result) and
   // the state the handler kept in the previous round.
@@ -134,10 +152,13 @@ struct mcph_host_instance {
   std::vector<mcph::plugins::Tool> tools;
   std::vector<mcph::plugins::Resource> resources;
   std::vector<mcph::plugins::Prompt> prompts;
+  std::vector<mcph::plugins::UserCredential> user_credentials;
   // Set by the protocol engine: tells subscribed clients that a resource changed.
   mutable std::atomic<mcph::plugins::ResourceListener*> listener{nullptr};
   std::string create_error;
   std::vector<std::string> secrets;  // credential values, redacted from logs and results
+  mutable std::mutex user_secrets_mutex;
+  mutable std::set<std::string> user_secrets;  // users' credential values seen in calls; redacted too
   std::atomic<bool> shutting_down{false};
 
   // Replaces every secret in `text` with "[REDACTED]"; true if it found one.
@@ -166,6 +187,7 @@ class Instance {
   const std::vector<Tool>& tools() const { return host_.tools; }
   const std::vector<Resource>& resources() const { return host_.resources; }
   const std::vector<Prompt>& prompts() const { return host_.prompts; }
+  const std::vector<UserCredential>& user_credentials() const { return host_.user_credentials; }
   const config::PluginConfig& config() const { return config_; }
 
   // Runs a handler of this instance on this thread with `input` (JSON text). The outcome

@@ -677,9 +677,10 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
   return std::nullopt;
 }
 
-// What a requestState is bound to: this method, this tool, prompt or URI, this input.
+// What a requestState is bound to: this method, this tool, prompt or URI, this input, this user.
 std::string Engine::binding(const Prepared& p) const {
-  return p.req.method + '\n' + p.name + '\n' + p.input;
+  const plugins::Caller* caller = p.req.channel->caller();
+  return p.req.method + '\n' + p.name + '\n' + p.input + '\n' + (caller ? caller->principal : std::string());
 }
 
 json Engine::execute(Prepared& p, Session& session) {
@@ -694,6 +695,10 @@ json Engine::execute(Prepared& p, Session& session) {
   call.events = &reporter;
   call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
   call.client_capabilities = req.client_capabilities;
+  if (const plugins::Caller* caller = req.channel->caller()) {
+    call.caller = caller;
+    call.principal = caller->principal;
+  }
   call.input_responses = std::move(p.input_responses);
   call.state = std::move(p.state);
 

@@ -45,6 +45,8 @@ class ReplyChannel {
   // False when a request sent here could never reach the client (an HTTP answer that is
   // plain JSON): input requests then fail at once instead of waiting for an answer.
   virtual bool carries_requests() const { return true; }
+  // The signed-in user who sent the request (HTTP with OAuth), or null.
+  virtual const plugins::Caller* caller() const { return nullptr; }
   // Engine::submit calls this once the request is over: after its response, or when a
   // cancelled request ends without one.
   virtual void close() {}

@@ -6,7 +6,6 @@
 // clear error and starts the request over.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -26,7 +25,7 @@ class RequestStateSealer {
 
  private:
   std::string mac(std::string_view payload) const;
-  std::array<unsigned char, 32> key_{};
+  std::string key_;  // 32 random bytes
 };
 
 }  // namespace mcph::protocol

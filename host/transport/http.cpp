@@ -16,6 +16,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "auth/oauth.hpp"
 #include "transport/http_guard.hpp"
 #include "version.hpp"
 
@@ -54,8 +55,10 @@ bool is_response(const json& m) { return m.contains("id") && (m.contains("result
 // that runs the call to the HTTP thread that writes them.
 class Mailbox final : public protocol::ReplyChannel {
  public:
-  explicit Mailbox(bool carries_requests = true) : carries_requests_(carries_requests) {}
+  explicit Mailbox(bool carries_requests = true, std::shared_ptr<const plugins::Caller> caller = nullptr)
+      : carries_requests_(carries_requests), caller_(std::move(caller)) {}
   bool carries_requests() const override { return carries_requests_; }
+  const plugins::Caller* caller() const override { return caller_.get(); }
   void send(const json& message) override {
     {
       std::lock_guard lock(mutex_);
@@ -99,6 +102,7 @@ class Mailbox final : public protocol::ReplyChannel {
   bool closed_ = false;     // guarded by mutex_
   std::atomic<bool> ready_{false};  // queue_ is not empty (a hint, read without the lock)
   const bool carries_requests_;
+  const std::shared_ptr<const plugins::Caller> caller_;
 };
 
 // A legacy session: the engine's state plus what HTTP needs to expire and end it.
@@ -107,6 +111,7 @@ struct HttpSession {
   std::shared_ptr<Mailbox> events = std::make_shared<Mailbox>();  // the GET stream's messages
   std::atomic<int64_t> last_used_ms{now_ms()};
   std::atomic<int> requests{0};  // HTTP requests in progress on it
+  std::string principal;         // with OAuth: the user who opened it (nobody else may use it)
 };
 
 // Session ids: 32 random bytes from OpenSSL's CSPRNG as hex — visible ASCII as required.
@@ -188,6 +193,8 @@ struct AccessInfo {
   std::string tool;
 };
 thread_local AccessInfo t_access;
+// The signed-in user of the request this thread serves (HTTP with OAuth), set by pre_route.
+thread_local std::shared_ptr<const plugins::Caller> t_caller;
 
 // Mcp-Name and Mcp-Param-* values that are not plain ASCII arrive as =?base64?...?=
 // (mcp-spec §4.2, 2026-07-28 routing headers).
@@ -286,6 +293,9 @@ struct HttpTransport::Impl {
   std::atomic<int> streams{0};
   std::atomic<bool> stopping{false};
   ToolSpeeds speeds;
+  std::optional<auth::OAuthOptions> oauth_options;
+  services::StateStore* store = nullptr;
+  std::unique_ptr<auth::OAuthServer> oauth;  // set by bind() in mode oauth
   std::mutex sweep_mutex;
   std::condition_variable sweep_cv;
   std::thread sweeper;
@@ -315,7 +325,8 @@ struct HttpTransport::Impl {
   std::shared_ptr<HttpSession> find_session(const std::string& id) {
     std::lock_guard lock(sessions_mutex);
     auto it = sessions.find(id);
-    if (it == sessions.end()) return nullptr;
+    // Another user's session is, to this one, a session that does not exist.
+    if (it == sessions.end() || it->second->principal != (t_caller ? t_caller->principal : "")) return nullptr;
     it->second->last_used_ms = now_ms();
     return it->second;
   }
@@ -378,7 +389,7 @@ struct HttpTransport::Impl {
     // delivered ahead of the answer. Not for a legacy client the call might ask for input:
     // that request must reach it while the call waits.
     const bool inline_call = !sse_ok || (!tool.empty() && speeds.quick(tool) && !session->may_be_asked());
-    auto mailbox = std::make_shared<Mailbox>(!inline_call);
+    auto mailbox = std::make_shared<Mailbox>(!inline_call, t_caller);
     if (inline_call) {
       const auto started = Clock::now();
       json r = engine.handle(msg, *session, mailbox);
@@ -588,6 +599,7 @@ struct HttpTransport::Impl {
     }
     auto s = std::make_shared<HttpSession>();
     s->session->set_channel(s->events);
+    if (t_caller) s->principal = t_caller->principal;
     json r = engine.handle(msg, *s->session, s->events);
     if (r.is_object() && r.contains("result")) {
       const std::string sid = new_session_id();
@@ -652,7 +664,7 @@ struct HttpTransport::Impl {
     json call{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
               {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
     protocol::Session session;
-    json r = engine.handle(call, session, std::make_shared<Mailbox>());
+    json r = engine.handle(call, session, std::make_shared<Mailbox>(true, t_caller));
     if (r.contains("error")) {
       if (r["error"].value("message", "").starts_with("Unknown tool")) {
         return fail(200, "Unknown command", "Command '" + command.get<std::string>() + "' is not supported.");
@@ -671,6 +683,32 @@ struct HttpTransport::Impl {
     reply_json(res, 200, json{{"status", "success"}, {"result", text}});
   }
 
+  // ---- OAuth (server.http.auth.mode: oauth) ----------------------------------------------
+
+  static void write(httplib::Response& res, const auth::Answer& a) {
+    res.status = a.status;
+    for (const auto& [k, v] : a.headers) res.set_header(k, v);
+    if (!a.body.empty() || a.status != 302) res.set_content(a.body, a.content_type);
+  }
+
+  void routes_oauth() {
+    auto metadata = [this](const httplib::Request&, httplib::Response& res) { write(res, oauth->protected_resource_metadata()); };
+    server->Get(oauth->metadata_path(), metadata);
+    server->Get("/.well-known/oauth-protected-resource", metadata);
+    server->Get("/.well-known/oauth-authorization-server", [this](const httplib::Request&, httplib::Response& res) {
+      write(res, oauth->authorization_server_metadata());
+    });
+    server->Post("/register", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->register_client(req.body)); });
+    server->Get("/authorize", [this](const httplib::Request& req, httplib::Response& res) {
+      write(res, oauth->authorize_form(auth::parse_form(req.target.substr(std::min(req.target.size(), req.target.find('?') + 1)))));
+    });
+    server->Post("/authorize", [this](const httplib::Request& req, httplib::Response& res) {
+      write(res, oauth->authorize_submit(auth::parse_form(req.body), req.get_header_value("Cookie")));
+    });
+    server->Post("/token", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->token(auth::parse_form(req.body))); });
+    server->Post("/revoke", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->revoke(auth::parse_form(req.body))); });
+  }
+
   // ---- Wiring ---------------------------------------------------------------------------
 
   httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
@@ -682,8 +720,26 @@ struct HttpTransport::Impl {
                   "Service Unavailable: every worker is busy (server.http.worker_threads)");
       return httplib::Server::HandlerResponse::Handled;
     }
+    t_caller.reset();
     Denial d = guard.check_origin(req.get_header_value("Host"), header(req, "Origin"));
-    if (d.status == 0 && req.path != "/healthz") d = guard.check_token(header(req, "Authorization"));
+    if (d.status == 0 && oauth) {
+      // OAuth: the MCP endpoints need a token; discovery, the authorization server's own
+      // endpoints and /healthz do not.
+      const bool protected_path = req.path == config.path ||
+                                  std::any_of(config.command_endpoints.begin(), config.command_endpoints.end(),
+                                              [&](const auto& e) { return e.path == req.path; });
+      if (protected_path) {
+        const std::string* authorization = header(req, "Authorization");
+        if (auto caller = authorization ? oauth->authenticate(*authorization) : std::nullopt) {
+          t_caller = std::make_shared<const plugins::Caller>(std::move(*caller));
+        } else {
+          d = {401, authorization ? "Unauthorized: the access token is invalid, expired or revoked" : "Unauthorized: sign in (OAuth)",
+               oauth->challenge(authorization ? "invalid_token" : "")};
+        }
+      }
+    } else if (d.status == 0 && req.path != "/healthz") {
+      d = guard.check_token(header(req, "Authorization"));
+    }
     if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
     if (!d.www_authenticate.empty()) res.set_header("WWW-Authenticate", d.www_authenticate);
     reply_error(res, d.status, nullptr, -32000, d.message);
@@ -742,8 +798,12 @@ struct HttpTransport::Impl {
   }
 };
 
-HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<json()> health)
-    : impl_(std::make_unique<Impl>(engine, config, std::move(health))) {}
+HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<json()> health,
+                             std::optional<auth::OAuthOptions> oauth, services::StateStore* store)
+    : impl_(std::make_unique<Impl>(engine, config, std::move(health))) {
+  impl_->oauth_options = std::move(oauth);
+  impl_->store = store;
+}
 
 HttpTransport::~HttpTransport() {
   stop();
@@ -753,6 +813,11 @@ HttpTransport::~HttpTransport() {
 Result<std::string> HttpTransport::bind() {
   const auto& c = impl_->config;
   if (c.tls.cert.empty() != c.tls.key.empty()) return Error{"server.http.tls needs both cert and key"};
+  const std::string mode = auth_mode(c.auth);
+  if (mode == "bearer" && c.auth.bearer_tokens.empty()) return Error{"server.http.auth.mode is bearer but bearer_tokens is empty"};
+  if (mode != "bearer" && !c.auth.bearer_tokens.empty()) return Error{"server.http.auth.bearer_tokens is set but auth.mode is " + mode};
+  if (mode == "oauth" && (!impl_->oauth_options || impl_->store == nullptr)) return Error{"OAuth needs its keys and the state store"};
+  const bool want_oauth = mode == "oauth";
   impl_->configure();
   if (!impl_->server->is_valid()) return Error{"cannot start the HTTPS server: check server.http.tls cert and key"};
   const size_t colon = c.listen.rfind(':');
@@ -763,9 +828,16 @@ Result<std::string> HttpTransport::bind() {
   if (bound <= 0) return Error{"cannot listen on " + c.listen + ": " + std::strerror(errno)};
   const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   impl_->url = (c.tls.cert.empty() ? "http://" : "https://") + shown_host + ":" + std::to_string(bound);
+  if (want_oauth) {
+    auto options = *impl_->oauth_options;
+    if (options.issuer.empty()) options.issuer = impl_->url;  // the address it listens on
+    options.mcp_path = c.path;
+    impl_->oauth = std::make_unique<auth::OAuthServer>(std::move(options), *impl_->store);
+    impl_->routes_oauth();
+  }
   if (host != "127.0.0.1" && host != "::1" && host != "localhost") {
     spdlog::warn("listening beyond loopback on {}{}", c.listen,
-                 impl_->guard.requires_token() ? "" : " WITHOUT authentication (set server.http.auth.bearer_tokens)");
+                 mode != "none" ? "" : " WITHOUT authentication (set server.http.auth.mode: oauth or bearer)");
   }
   return impl_->url;
 }

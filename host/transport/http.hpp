@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/oauth.hpp"
 #include "config/config.hpp"
 #include "protocol/engine.hpp"
 #include "result.hpp"
@@ -21,9 +22,10 @@ namespace mcph::transport {
 
 class HttpTransport {
  public:
-  // `health` produces the body of GET /healthz (no auth).
-  HttpTransport(protocol::Engine& engine, const config::HttpConfig& config,
-                std::function<nlohmann::json()> health);
+  // `health` produces the body of GET /healthz (no auth). With auth.mode oauth, `oauth`
+  // (keys and form fields; the issuer defaults to the bound URL) and `store` are required.
+  HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<nlohmann::json()> health,
+                std::optional<auth::OAuthOptions> oauth = std::nullopt, services::StateStore* store = nullptr);
   ~HttpTransport();
 
   // Binds the listen address (port 0 picks a free port); returns the base URL,

@@ -61,6 +61,11 @@ Denial HttpGuard::check_origin(std::string_view host, const std::string* origin)
   return {403, "Forbidden: Origin is not allowed (add it to server.http.allowed_origins)", {}};
 }
 
+std::string auth_mode(const config::HttpAuthConfig& auth) {
+  if (!auth.mode.empty()) return auth.mode;
+  return auth.bearer_tokens.empty() ? "none" : "bearer";
+}
+
 Denial HttpGuard::check_token(const std::string* authorization) const {
   if (token_hashes_.empty()) return {};
   constexpr std::string_view kScheme = "bearer ";

@@ -35,6 +35,9 @@ class HttpGuard {
   std::vector<std::array<unsigned char, 32>> token_hashes_;  // SHA-256 of each token
 };
 
+// The effective auth mode: as configured, or bearer when tokens are set, else none.
+std::string auth_mode(const config::HttpAuthConfig& auth);
+
 // "name:port" / "[v6]:port" / "name" -> the lower-cased name without brackets or port.
 std::string host_name(std::string_view host_header);
 

@@ -66,15 +66,19 @@ class CodespherePlugin final : public sdk::Plugin, private Registry {
     register_log_tools(*this);
     register_domain_tools(*this);
     register_more_tools(*this);
+    // Over HTTP with OAuth each user signs in with their own token; elsewhere the YAML's.
+    user_credential("api_token", "Codesphere API token",
+                    "Create one in Codesphere under Settings > API tokens. It is stored encrypted and used only for your calls.");
     if (!host.credential("api_token")) {
-      host.warn("no credentials.api_token (CODESPHERE_API_TOKEN): every tool will answer how to set it");
+      host.info("no credentials.api_token (CODESPHERE_API_TOKEN): over stdio every tool will answer how to set it; "
+                "over HTTP with OAuth each user brings their own");
     }
   }
 
  private:
   void add(const sdk::ToolSpec& spec, ToolFn fn) override {
     tool(spec, [this, fn = std::move(fn)](sdk::Call& call, const json& args) {
-      // Per call: the token belongs to the caller (per-user credentials later, abi.h).
+      // Per call: the token belongs to the caller (their own, when signed in with OAuth).
       auto token = call.credential("api_token");
       if (!token || token->empty()) throw sdk::ToolError(std::string(kMissingToken), MCPH_ERR_UNAUTHENTICATED);
       Env env{call, settings_, Client(call, settings_, *token)};

@@ -2,10 +2,11 @@
 """A fake Codesphere public API, for the codesphere plugin's tests and for trying it without
 an account. Python 3 standard library only.
 
-    python3 tests/fakes/codesphere_fake.py --port 0 [--token T] [--exit-on-stdin-eof]
+    python3 tests/fakes/codesphere_fake.py --port 0 [--token T ...] [--exit-on-stdin-eof]
 
 The first stdout line is "PORT <n>". The API lives under http://127.0.0.1:<n>/api and
-accepts `Authorization: Bearer <token>` (default token: "fake-token"). Shapes follow the
+accepts `Authorization: Bearer <token>` (default token: "fake-token"; --token may be given
+several times, one per user). Shapes follow the
 research notes (shared/reference/codesphere.md §2): teams, workspaces, plans, domains with
 several routed paths, a pipeline state machine per workspace and stage, and Server-Sent
 Events logs (a finished stage's stream closes, a running stage's stream stays open and keeps
@@ -27,7 +28,8 @@ POST .../stop aborts a waiting or running stage.
 Test control (never recorded, no token needed):
     GET  /_fake/requests   {"requests": [{method, path (below /api), query, body, auth, accept, fault}]}
                            auth: whether `Authorization: Bearer <expected token>` was sent;
-                           the token itself is never echoed.
+                           user: which --token it was (0, 1, ...; -1 for none); the token
+                           itself is never echoed.
     POST /_fake/reset      back to the seed; requests and faults cleared
     POST /_fake/faults     queue a fault (or a list): {method, path, kind, ...} for the next
                            matching request; kinds:
@@ -212,8 +214,8 @@ def seed():
 
 
 class Fake:
-    def __init__(self, token):
-        self.token = token
+    def __init__(self, tokens):
+        self.tokens = tokens
         self.lock = threading.RLock()
         self.reset()
 
@@ -316,10 +318,12 @@ class Handler(BaseHTTPRequestHandler):
                     body = raw.decode("utf-8", "replace")
             fake = self.fake
             fault = fake.take_fault(method, path)
-            auth = self.headers.get("Authorization") == "Bearer " + fake.token
+            presented = self.headers.get("Authorization", "")
+            user = next((i for i, t in enumerate(fake.tokens) if presented == "Bearer " + t), -1)
+            auth = user >= 0
             with fake.lock:
                 fake.requests.append({"method": method, "path": path, "query": parse_qs(url.query), "body": body,
-                                      "auth": auth, "accept": self.headers.get("Accept"),
+                                      "auth": auth, "user": user, "accept": self.headers.get("Accept"),
                                       "fault": fault["kind"] if fault else None})
             if fault and self.apply_fault(fault):
                 return
@@ -712,11 +716,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--token", default=os.environ.get("CODESPHERE_FAKE_TOKEN", "fake-token"))
+    ap.add_argument("--token", action="append", help="an accepted API token (repeatable: one per user)")
     ap.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (for tests)")
     args = ap.parse_args()
 
-    Handler.fake = Fake(args.token)
+    Handler.fake = Fake(args.token or [os.environ.get("CODESPHERE_FAKE_TOKEN", "fake-token")])
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     print("PORT %d" % server.server_address[1], flush=True)

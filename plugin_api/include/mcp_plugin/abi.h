@@ -4,7 +4,8 @@
  * 1.0: tools, and the host services (logging, progress, cancellation, credentials, state,
  *      outbound HTTP, JSON helpers).
  * 1.1: resources and resource templates, prompts, completions; input from the client
- *      (elicitation, sampling, roots) for tools, prompts and resources; resource updates.
+ *      (elicitation, sampling, roots) for tools, prompts and resources; resource updates;
+ *      per-user credentials (what the HTTP sign-in form asks each user for).
  *      Appended only: every 1.0 plugin loads unchanged. Fields and functions added in 1.1
  *      are marked "(1.1)"; check host->abi_minor >= 1 before calling them.
  *
@@ -199,6 +200,18 @@ typedef struct mcph_prompt_def {
   void *user;
 } mcph_prompt_def;
 
+/* A credential each user brings (1.1). Over HTTP with OAuth (server.http.auth.mode: oauth)
+ * the host asks every user for it on its sign-in form, stores it encrypted, and
+ * host->credential(hi, call, key, ...) then answers with the calling user's value. Without
+ * OAuth (stdio, static tokens) the instance's YAML credentials answer as before. */
+typedef struct mcph_user_credential_def {
+  uint32_t struct_size; /* sizeof(mcph_user_credential_def) */
+  mcph_str key;         /* required; the key handlers look up, e.g. "api_token"            */
+  mcph_str label;       /* required; what the form calls it, e.g. "Codesphere API token"   */
+  mcph_str help;        /* optional; where to find it                                      */
+  bool secret;          /* true: a password field, never shown again                        */
+} mcph_user_credential_def;
+
 /* ---------------------------------------------------------------------------------------
  * Outbound HTTP (a host service)
  * ------------------------------------------------------------------------------------- */
@@ -386,6 +399,9 @@ typedef struct mcph_host_api {
   /* [any thread] The resource at `uri` changed: clients that subscribed to it are told
    * (notifications/resources/updated). Cheap when nobody subscribed. */
   void (*resource_updated)(mcph_host_instance *hi, mcph_str uri);
+
+  /* [create] Declare a credential each user brings (see mcph_user_credential_def). */
+  mcph_status (*register_user_credential)(mcph_host_instance *hi, const mcph_user_credential_def *def);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

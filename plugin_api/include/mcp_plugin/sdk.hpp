@@ -458,6 +458,21 @@ class Plugin {
     check(host_.api().register_prompt(host_.handle(), &def), "prompt '" + spec.name_ + "'");
   }
 
+  // [constructor only; host ABI 1.1] Declares a credential each user brings: over HTTP with
+  // OAuth the host's sign-in form asks every user for it, and call.credential(key) answers
+  // with the caller's own value. Returns false (and does nothing) on an older host.
+  bool user_credential(const std::string& key, const std::string& label, const std::string& help = {}, bool secret = true) {
+    if (host_.api().abi_minor < 1 || host_.api().struct_size <= offsetof(mcph_host_api, register_user_credential)) return false;
+    mcph_user_credential_def def{};
+    def.struct_size = sizeof def;
+    def.key = str(key);
+    def.label = str(label);
+    def.help = str(help);
+    def.secret = secret;
+    check(host_.api().register_user_credential(host_.handle(), &def), "user credential '" + key + "'");
+    return true;
+  }
+
   // [any thread; host ABI 1.1] Tells subscribed clients that the resource at `uri` changed.
   void resource_updated(std::string_view uri) const {
     if (host_.api().abi_minor >= 1) host_.api().resource_updated(host_.handle(), str(uri));

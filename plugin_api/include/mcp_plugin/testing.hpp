@@ -200,6 +200,7 @@ class FakeHost {
     std::vector<mcph_resource_def> resource_defs;
     std::vector<json> prompts;
     std::vector<mcph_prompt_def> prompt_defs;
+    std::vector<json> user_credentials;  // {key, label, help, secret}
   } registered_;
   std::vector<std::string> updated_;
   std::string create_error_;
@@ -338,6 +339,8 @@ class Plugin {
   // Resources and resource templates as MCP lists them; prompts likewise.
   const std::vector<json>& resources() const { return reg_.resources; }
   const std::vector<json>& prompts() const { return reg_.prompts; }
+  // The credentials the plugin asks each user for ({key, label, help, secret}).
+  const std::vector<json>& user_credentials() const { return reg_.user_credentials; }
 
   // Runs a tool's handler on this thread, as the host would after validating `args`
   // (the harness does not validate them: test your schema with `mcp-host plugin check`).
@@ -682,6 +685,18 @@ inline mcph_host_api FakeHost::make_api() {
   a.resource_updated = [](mcph_host_instance* hi, mcph_str uri) {
     std::lock_guard lock(self(hi).mutex_);
     self(hi).updated_.push_back(s(uri));
+  };
+  a.register_user_credential = [](mcph_host_instance* hi, const mcph_user_credential_def* def) -> mcph_status {
+    FakeHost& h = self(hi);
+    if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+    mcph_user_credential_def d{};
+    std::memcpy(&d, def, std::min<size_t>(def->struct_size, sizeof d));
+    if (d.key.len == 0 || d.label.len == 0) {
+      h.create_error_ = "user credential without a key or label";
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+    h.registered_.user_credentials.push_back(json{{"key", s(d.key)}, {"label", s(d.label)}, {"help", s(d.help)}, {"secret", d.secret}});
+    return MCPH_OK;
   };
   return a;
 }

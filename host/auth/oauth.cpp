@@ -1,0 +1,538 @@
+#include "auth/oauth.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "services/crypto.hpp"
+#include "services/state_store.hpp"
+
+namespace mcph::auth {
+namespace {
+
+constexpr const char* kNs = "oauth";
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string token_key(const char* kind, std::string_view token) {
+  return std::string(kind) + "/" + crypto::hex(crypto::sha256(token));
+}
+
+std::string new_token() { return crypto::b64url(crypto::random_bytes(32)); }
+
+const std::string* param(const Params& p, const std::string& name) {
+  auto it = p.find(name);
+  return it == p.end() ? nullptr : &it->second;
+}
+std::string param_or(const Params& p, const std::string& name) {
+  const std::string* v = param(p, name);
+  return v ? *v : std::string();
+}
+
+std::string url_encode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string html(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+Answer json_answer(int status, const json& body) {
+  Answer a;
+  a.status = status;
+  a.body = body.dump();
+  a.headers = {{"Cache-Control", "no-store"}};
+  return a;
+}
+
+Answer oauth_error(int status, const std::string& error, const std::string& description) {
+  return json_answer(status, json{{"error", error}, {"error_description", description}});
+}
+
+// An absolute URI split the way redirect matching needs it.
+struct Uri {
+  std::string scheme, host, port, rest;  // rest: path and query
+  bool ok = false;
+};
+Uri split(std::string_view u) {
+  Uri out;
+  const size_t colon = u.find("://");
+  if (colon == std::string::npos || u.find('#') != std::string::npos) return out;
+  out.scheme = std::string(u.substr(0, colon));
+  std::string_view after = u.substr(colon + 3);
+  const size_t slash = after.find_first_of("/?");
+  std::string_view authority = after.substr(0, slash);
+  out.rest = slash == std::string::npos ? "/" : std::string(after.substr(slash));
+  if (authority.empty() || authority.find('@') != std::string::npos) return out;
+  size_t port_colon = authority.rfind(':');
+  if (authority.front() == '[') port_colon = authority.find("]:") == std::string::npos ? std::string::npos : authority.find("]:") + 1;
+  out.host = std::string(authority.substr(0, port_colon));
+  if (port_colon != std::string::npos) out.port = std::string(authority.substr(port_colon + 1));
+  std::transform(out.host.begin(), out.host.end(), out.host.begin(), [](unsigned char c) { return std::tolower(c); });
+  out.ok = !out.host.empty();
+  return out;
+}
+bool loopback(const Uri& u) { return u.host == "127.0.0.1" || u.host == "[::1]" || u.host == "localhost"; }
+
+// OAuth 2.1: https redirects, or http to a loopback address (native apps).
+bool allowed_redirect(const std::string& uri) {
+  const Uri u = split(uri);
+  return u.ok && (u.scheme == "https" || (u.scheme == "http" && loopback(u)));
+}
+
+// Exact match, except that a loopback redirect's port may vary (OAuth 2.1 §8.4.2).
+bool redirect_matches(const std::string& registered, const std::string& presented) {
+  if (registered == presented) return true;
+  const Uri a = split(registered), b = split(presented);
+  return a.ok && b.ok && a.scheme == "http" && b.scheme == "http" && loopback(a) && a.host == b.host && a.rest == b.rest;
+}
+
+}  // namespace
+
+Params parse_form(std::string_view text) {
+  Params out;
+  auto decode = [](std::string_view s) {
+    std::string r;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        r += ' ';
+      } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        r += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        r += s[i];
+      }
+    }
+    return r;
+  };
+  while (!text.empty()) {
+    const size_t amp = text.find('&');
+    std::string_view pair = text.substr(0, amp);
+    text = amp == std::string_view::npos ? std::string_view() : text.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    out.emplace(decode(pair.substr(0, eq)), eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
+Result<std::string> load_or_create_key(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    if (text.size() == 32) return text;
+    if (auto raw = crypto::unb64url(text); raw && raw->size() == 32) return *raw;
+    return Error{path + ": a key must be 32 bytes (raw, or base64url without padding)"};
+  }
+  const std::string key = crypto::random_bytes(32);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Error{"cannot create key file " + path + ": " + std::strerror(errno)};
+  const std::string text = crypto::b64url(key) + "\n";
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok) return Error{"cannot write key file " + path};
+  return key;
+}
+
+OAuthServer::OAuthServer(OAuthOptions options, services::StateStore& store)
+    : options_(std::move(options)), store_(store), resource_(options_.issuer + options_.mcp_path) {}
+
+std::string OAuthServer::metadata_path() const { return "/.well-known/oauth-protected-resource" + options_.mcp_path; }
+
+std::string OAuthServer::challenge(std::string_view error) const {
+  std::string c = "Bearer resource_metadata=\"" + options_.issuer + metadata_path() + "\"";
+  if (!error.empty()) c += ", error=\"" + std::string(error) + "\"";
+  return c;
+}
+
+// ---- Storage ------------------------------------------------------------------------------
+
+std::optional<json> OAuthServer::load(const std::string& key) {
+  auto r = store_.get(kNs, key);
+  if (!r || !r->has_value()) return std::nullopt;
+  json j = json::parse(**r, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+void OAuthServer::save(const std::string& key, const json& value) {
+  if (auto st = store_.put(kNs, key, value.dump()); !st) spdlog::error("oauth: cannot store {}: {}", key.substr(0, key.find('/')), st.error());
+}
+void OAuthServer::erase(const std::string& key) { (void)store_.erase(kNs, key); }
+
+// ---- Discovery ----------------------------------------------------------------------------
+
+Answer OAuthServer::protected_resource_metadata() const {
+  return json_answer(200, json{{"resource", resource_},
+                               {"authorization_servers", json::array({options_.issuer})},
+                               {"bearer_methods_supported", json::array({"header"})},
+                               {"resource_name", "mcp-host"}});
+}
+
+Answer OAuthServer::authorization_server_metadata() const {
+  const std::string& i = options_.issuer;
+  return json_answer(200, json{{"issuer", i},
+                               {"authorization_endpoint", i + "/authorize"},
+                               {"token_endpoint", i + "/token"},
+                               {"registration_endpoint", i + "/register"},
+                               {"revocation_endpoint", i + "/revoke"},
+                               {"response_types_supported", json::array({"code"})},
+                               {"grant_types_supported", json::array({"authorization_code", "refresh_token"})},
+                               {"code_challenge_methods_supported", json::array({"S256"})},
+                               {"token_endpoint_auth_methods_supported", json::array({"none"})},
+                               {"revocation_endpoint_auth_methods_supported", json::array({"none"})},
+                               {"authorization_response_iss_parameter_supported", true}});
+}
+
+// ---- Registration (RFC 7591) --------------------------------------------------------------
+
+Answer OAuthServer::register_client(std::string_view body) {
+  const json m = json::parse(body, nullptr, false);
+  auto bad = [](const std::string& why) { return oauth_error(400, "invalid_client_metadata", why); };
+  if (!m.is_object()) return bad("the body must be a JSON object");
+  const json& uris = m.value("redirect_uris", json());
+  if (!uris.is_array() || uris.empty() || uris.size() > 10) return bad("redirect_uris must be an array of 1 to 10 URIs");
+  for (const auto& u : uris) {
+    if (!u.is_string() || u.get_ref<const std::string&>().size() > 2000 || !allowed_redirect(u.get<std::string>())) {
+      return json_answer(400, json{{"error", "invalid_redirect_uri"},
+                                   {"error_description", "redirect URIs must be https, or http on a loopback address, without a fragment"}});
+    }
+  }
+  for (const char* list : {"grant_types", "response_types"}) {
+    if (!m.contains(list)) continue;
+    if (!m[list].is_array()) return bad(std::string(list) + " must be an array");
+    for (const auto& v : m[list]) {
+      if (!v.is_string() || (v != "authorization_code" && v != "refresh_token" && v != "code")) {
+        return bad(std::string(list) + ": only authorization_code, refresh_token and code are supported");
+      }
+    }
+  }
+  const json& name = m.value("client_name", json(""));
+  if (!name.is_string() || name.get_ref<const std::string&>().size() > 200) return bad("client_name must be a string of at most 200 characters");
+  if (m.contains("token_endpoint_auth_method") && m["token_endpoint_auth_method"] != "none") {
+    return bad("only public clients (token_endpoint_auth_method \"none\", with PKCE) are supported");
+  }
+  const std::string id = "c-" + crypto::b64url(crypto::random_bytes(16));
+  json client{{"client_id", id},
+              {"client_id_issued_at", now_s()},
+              {"client_name", name},
+              {"redirect_uris", uris},
+              {"grant_types", json::array({"authorization_code", "refresh_token"})},
+              {"response_types", json::array({"code"})},
+              {"token_endpoint_auth_method", "none"}};
+  save("client/" + id, client);
+  return json_answer(201, client);
+}
+
+// ---- Authorization ------------------------------------------------------------------------
+
+Answer OAuthServer::error_page(int status, const std::string& message) const {
+  Answer a;
+  a.status = status;
+  a.content_type = "text/html; charset=utf-8";
+  a.body = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>mcp-host: cannot authorize</title>"
+           "<main><h1>Cannot authorize</h1><p>" + html(message) + "</p></main></html>";
+  a.headers = {{"Content-Security-Policy", "default-src 'none'"}, {"Cache-Control", "no-store"}};
+  return a;
+}
+
+Answer OAuthServer::redirect_error(const std::string& redirect_uri, const std::string& state, const std::string& error,
+                                   const std::string& description) const {
+  Answer a;
+  a.status = 302;
+  std::string to = redirect_uri + (redirect_uri.find('?') == std::string::npos ? "?" : "&") + "error=" + url_encode(error) +
+                   "&error_description=" + url_encode(description) + "&iss=" + url_encode(options_.issuer);
+  if (!state.empty()) to += "&state=" + url_encode(state);
+  a.headers = {{"Location", to}, {"Cache-Control", "no-store"}};
+  return a;
+}
+
+// The form's hidden request parameters, in a fixed order.
+constexpr const char* kRequestParams[] = {"response_type", "client_id", "redirect_uri", "code_challenge",
+                                          "code_challenge_method", "state", "resource", "scope"};
+
+std::string OAuthServer::csrf(const std::string& nonce, const Params& params) const {
+  std::string data = "csrf\n" + nonce;
+  for (const char* p : kRequestParams) data += "\n" + param_or(params, p);
+  return crypto::b64url(crypto::hmac_sha256(options_.signing_key, data));
+}
+
+Answer OAuthServer::authorize_form(const Params& q) {
+  // Client and redirect URI first: until both are known good, errors are shown here, never
+  // sent to an unverified redirect (RFC 6749 §4.1.2.1).
+  const std::string client_id = param_or(q, "client_id");
+  const auto client = client_id.empty() ? std::nullopt : load("client/" + client_id);
+  if (!client) return error_page(400, "Unknown client. Register the client first (its client_id is not known here).");
+  const std::string redirect = param_or(q, "redirect_uri");
+  const auto& uris = (*client)["redirect_uris"];
+  if (std::none_of(uris.begin(), uris.end(), [&](const json& u) { return redirect_matches(u.get<std::string>(), redirect); })) {
+    return error_page(400, "The redirect URI is not registered for this client.");
+  }
+  const std::string state = param_or(q, "state");
+  if (param_or(q, "response_type") != "code") return redirect_error(redirect, state, "unsupported_response_type", "only response_type=code");
+  const std::string challenge = param_or(q, "code_challenge");
+  if (challenge.empty() || param_or(q, "code_challenge_method") != "S256") {
+    return redirect_error(redirect, state, "invalid_request", "PKCE with code_challenge_method=S256 is required");
+  }
+  if (challenge.size() != 43) return redirect_error(redirect, state, "invalid_request", "code_challenge must be a base64url SHA-256");
+  if (const std::string r = param_or(q, "resource"); !r.empty() && r != resource_) {
+    return redirect_error(redirect, state, "invalid_target", "this server issues tokens only for " + resource_);
+  }
+
+  const std::string nonce = crypto::b64url(crypto::random_bytes(16));
+  std::string page =
+      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+      "<title>Connect to mcp-host</title><style>body{font:16px system-ui,sans-serif;max-width:34rem;margin:2rem auto;"
+      "padding:0 1rem}label{display:block;margin-top:1rem;font-weight:600}input{width:100%;padding:.5rem;font:inherit}"
+      ".help{color:#555;font-size:.9rem;margin:.25rem 0}button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit}</style>"
+      "</head><body><main><h1>Connect " + html((*client).value("client_name", std::string("an MCP client"))) +
+      "</h1><p>Enter your own credentials. They are stored encrypted, used only for your calls, and never shown again.</p>"
+      "<form method=\"post\" action=\"/authorize\">";
+  for (const char* p : kRequestParams) {
+    page += "<input type=\"hidden\" name=\"" + std::string(p) + "\" value=\"" + html(param_or(q, p)) + "\">";
+  }
+  page += "<input type=\"hidden\" name=\"csrf\" value=\"" + csrf(nonce, q) + "\">";
+  for (size_t i = 0; i < options_.fields.size(); ++i) {
+    const auto& f = options_.fields[i];
+    const std::string id = "f" + std::to_string(i);
+    page += "<label for=\"" + id + "\">" + html(f.label) + "</label>";
+    if (!f.help.empty()) page += "<p class=\"help\" id=\"" + id + "-help\">" + html(f.help) + "</p>";
+    page += "<input id=\"" + id + "\" name=\"" + html(f.instance + "." + f.key) + "\" type=\"" + (f.secret ? "password" : "text") +
+            "\" autocomplete=\"off\" required" + (f.help.empty() ? "" : " aria-describedby=\"" + id + "-help\"") + ">";
+  }
+  page += "<button type=\"submit\">Connect</button></form></main></body></html>";
+  Answer a;
+  a.content_type = "text/html; charset=utf-8";
+  a.body = std::move(page);
+  a.headers = {{"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"},
+               {"X-Frame-Options", "DENY"},
+               {"Referrer-Policy", "no-referrer"},
+               {"Cache-Control", "no-store"},
+               {"Set-Cookie", "mcph_csrf=" + nonce + "; Path=/authorize; HttpOnly; SameSite=Strict; Max-Age=900"}};
+  return a;
+}
+
+Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie_header) {
+  // The same checks as the form, then CSRF: the cookie's nonce and the form's token must
+  // belong together and to these very parameters.
+  Answer checked = authorize_form(form);
+  if (checked.status != 200) return checked;
+  std::string nonce;
+  for (std::string_view rest = cookie_header; !rest.empty();) {
+    const size_t semi = rest.find(';');
+    std::string_view c = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    if (c.starts_with("mcph_csrf=")) nonce = std::string(c.substr(10));
+  }
+  if (nonce.empty() || !crypto::equal(param_or(form, "csrf"), csrf(nonce, form))) {
+    return error_page(403, "This form expired or did not come from this server. Go back to your MCP client and connect again.");
+  }
+  json creds = json::object();
+  for (const auto& f : options_.fields) {
+    const std::string value = param_or(form, f.instance + "." + f.key);
+    if (value.empty() || value.size() > 4096) return error_page(400, "Please fill in \"" + f.label + "\".");
+    creds[f.instance][f.key] = value;
+  }
+  // The principal: stable for the same credentials, opaque, and useless to an attacker.
+  const std::string principal = "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, "principal\n" + creds.dump())).substr(0, 32);
+  const std::string grant_id = "g-" + crypto::b64url(crypto::random_bytes(16));
+  const std::string client_id = param_or(form, "client_id");
+  save("grant/" + grant_id, json{{"client_id", client_id},
+                                 {"principal", principal},
+                                 {"created", now_s()},
+                                 {"credentials", crypto::b64url(crypto::seal(options_.encryption_key, creds.dump(), grant_id))}});
+  const std::string code = new_token();
+  save(token_key("code", code), json{{"grant", grant_id},
+                                     {"client_id", client_id},
+                                     {"redirect_uri", param_or(form, "redirect_uri")},
+                                     {"challenge", param_or(form, "code_challenge")},
+                                     {"expires", now_s() + options_.code_ttl.count()}});
+  const std::string redirect = param_or(form, "redirect_uri");
+  std::string to = redirect + (redirect.find('?') == std::string::npos ? "?" : "&") + "code=" + url_encode(code) +
+                   "&iss=" + url_encode(options_.issuer);
+  if (const std::string state = param_or(form, "state"); !state.empty()) to += "&state=" + url_encode(state);
+  Answer a;
+  a.status = 302;
+  a.headers = {{"Location", to}, {"Cache-Control", "no-store"}, {"Set-Cookie", "mcph_csrf=; Path=/authorize; Max-Age=0"}};
+  spdlog::info("oauth: client {} authorized (grant {})", client_id, grant_id);
+  return a;
+}
+
+// ---- Tokens -------------------------------------------------------------------------------
+
+json OAuthServer::issue_tokens(const std::string& grant_id, json& grant) {
+  const std::string access = new_token(), refresh = new_token();
+  save(token_key("access", access), json{{"grant", grant_id}, {"expires", now_s() + options_.access_ttl.count()}});
+  save(token_key("refresh", refresh), json{{"grant", grant_id}, {"expires", now_s() + options_.refresh_ttl.count()}});
+  // The grant keeps the hashes of its live tokens, so revoking it can find them.
+  grant["tokens"].push_back(token_key("access", access));
+  grant["tokens"].push_back(token_key("refresh", refresh));
+  save("grant/" + grant_id, grant);
+  return json{{"access_token", access}, {"token_type", "Bearer"}, {"expires_in", options_.access_ttl.count()}, {"refresh_token", refresh}};
+}
+
+void OAuthServer::drop_grant(const std::string& grant_id) {
+  if (auto grant = load("grant/" + grant_id)) {
+    for (const auto& t : grant->value("tokens", json::array())) erase(t.get<std::string>());
+  }
+  erase("grant/" + grant_id);
+  std::lock_guard lock(cache_mutex_);
+  std::erase_if(cache_, [&](const auto& kv) { return kv.second.caller.grant == grant_id; });
+}
+
+Answer OAuthServer::token(const Params& form) {
+  const std::string type = param_or(form, "grant_type");
+  const std::string client_id = param_or(form, "client_id");
+  if (client_id.empty() || !load("client/" + client_id)) return oauth_error(401, "invalid_client", "unknown client_id");
+  if (const std::string r = param_or(form, "resource"); !r.empty() && r != resource_) {
+    return oauth_error(400, "invalid_target", "this server issues tokens only for " + resource_);
+  }
+  if (type == "authorization_code") {
+    const std::string key = token_key("code", param_or(form, "code"));
+    auto code = load(key);
+    if (!code) return oauth_error(400, "invalid_grant", "unknown or expired code");
+    if (code->value("used", false)) {  // a code used twice: someone has it who should not
+      drop_grant((*code)["grant"]);
+      erase(key);
+      return oauth_error(400, "invalid_grant", "the code was already used; its tokens are revoked");
+    }
+    (*code)["used"] = true;
+    save(key, *code);
+    if ((*code)["expires"].get<int64_t>() < now_s()) return oauth_error(400, "invalid_grant", "the code has expired");
+    if ((*code)["client_id"] != client_id) return oauth_error(400, "invalid_grant", "the code was issued to another client");
+    if ((*code)["redirect_uri"] != param_or(form, "redirect_uri")) return oauth_error(400, "invalid_grant", "redirect_uri differs from the authorization request");
+    const std::string verifier = param_or(form, "code_verifier");
+    const bool verifier_ok = verifier.size() >= 43 && verifier.size() <= 128 &&
+                             std::all_of(verifier.begin(), verifier.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~'; });
+    if (!verifier_ok || !crypto::equal(crypto::b64url(crypto::sha256(verifier)), (*code)["challenge"].get<std::string>())) {
+      return oauth_error(400, "invalid_grant", "code_verifier does not match the code_challenge");
+    }
+    const std::string grant_id = (*code)["grant"];
+    auto grant = load("grant/" + grant_id);
+    if (!grant) return oauth_error(400, "invalid_grant", "the grant was revoked");
+    return json_answer(200, issue_tokens(grant_id, *grant));
+  }
+  if (type == "refresh_token") {
+    const std::string key = token_key("refresh", param_or(form, "refresh_token"));
+    auto refresh = load(key);
+    if (!refresh) return oauth_error(400, "invalid_grant", "unknown, expired or revoked refresh token");
+    const std::string grant_id = (*refresh)["grant"];
+    auto grant = load("grant/" + grant_id);
+    if (!grant || (*grant)["client_id"] != client_id) return oauth_error(400, "invalid_grant", "the refresh token belongs to another client");
+    if (refresh->value("used", false)) {  // rotation: an old refresh token came back
+      spdlog::warn("oauth: refresh token reused for grant {}; revoking the grant", grant_id);
+      drop_grant(grant_id);
+      return oauth_error(400, "invalid_grant", "refresh token reuse detected; the grant is revoked, authorize again");
+    }
+    if ((*refresh)["expires"].get<int64_t>() < now_s()) return oauth_error(400, "invalid_grant", "the refresh token has expired");
+    (*refresh)["used"] = true;
+    save(key, *refresh);
+    return json_answer(200, issue_tokens(grant_id, *grant));
+  }
+  return oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
+}
+
+Answer OAuthServer::revoke(const Params& form) {
+  const std::string token = param_or(form, "token");
+  for (const char* kind : {"access", "refresh"}) {
+    if (auto t = load(token_key(kind, token))) drop_grant((*t)["grant"]);
+  }
+  return json_answer(200, json::object());  // RFC 7009: 200 whether or not the token was known
+}
+
+std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() <= kScheme.size() || !std::equal(kScheme.begin(), kScheme.end(), authorization.begin(),
+                                                             [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    return std::nullopt;
+  }
+  const std::string key = token_key("access", authorization.substr(kScheme.size()));
+  const auto now = std::chrono::system_clock::now();
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (it->second.expires > now) return it->second.caller;
+      cache_.erase(it);
+      return std::nullopt;
+    }
+  }
+  auto access = load(key);
+  if (!access || (*access)["expires"].get<int64_t>() < now_s()) return std::nullopt;
+  const std::string grant_id = (*access)["grant"];
+  auto grant = load("grant/" + grant_id);
+  if (!grant) return std::nullopt;
+  auto sealed = crypto::unb64url(grant->value("credentials", std::string()));
+  auto plain = sealed ? crypto::open(options_.encryption_key, *sealed, grant_id) : std::nullopt;
+  if (!plain) {
+    spdlog::error("oauth: the credentials of grant {} cannot be decrypted (was encryption_key changed?)", grant_id);
+    return std::nullopt;
+  }
+  Caller caller;
+  caller.principal = (*grant)["principal"];
+  caller.grant = grant_id;
+  const json creds = json::parse(*plain);
+  for (const auto& [instance, keys] : creds.items()) {
+    for (const auto& [k, v] : keys.items()) caller.credentials[instance][k] = v.get<std::string>();
+  }
+  std::lock_guard lock(cache_mutex_);
+  if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
+  cache_[key] = Cached{caller, std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()))};
+  return caller;
+}
+
+std::vector<json> OAuthServer::grants() {
+  std::vector<std::pair<std::string, json>> found;  // collected first: no store calls inside list()
+  (void)store_.list(kNs, "grant/", [&](std::string_view key, std::string_view value) {
+    json g = json::parse(value, nullptr, false);
+    if (g.is_object()) found.emplace_back(std::string(key.substr(6)), std::move(g));
+    return true;
+  });
+  std::vector<json> out;
+  for (auto& [id, g] : found) {
+    auto client = load("client/" + g.value("client_id", std::string()));
+    out.push_back(json{{"grant", id}, {"principal", g["principal"]}, {"client_id", g["client_id"]},
+                       {"client_name", client ? client->value("client_name", "") : ""}, {"created", g["created"]}});
+  }
+  return out;
+}
+
+bool OAuthServer::revoke_grant(const std::string& id) {
+  if (!load("grant/" + id)) return false;
+  drop_grant(id);
+  return true;
+}
+
+}  // namespace mcph::auth
