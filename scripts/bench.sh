@@ -3,7 +3,9 @@
 #  - stdio: cold start (spawn -> initialize response, median of 20) and tools/call echo
 #    throughput with 64 requests in flight;
 #  - HTTP: tools/call echo requests/s and latency at 1 and 8 keep-alive connections (wrk),
-#    next to a bare cpp-httplib server with a fixed body (the library's ceiling here).
+#    next to a bare cpp-httplib server with a fixed body (the library's ceiling here);
+#  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
+#    access token, so the token check stays off the hot path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -42,4 +44,27 @@ for c in 1 8 32; do
                "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
     printf '%-13s %2d conn: %s\n' "$name" "$c" "$line"
   done
+done
+
+echo "== HTTP auth (wrk, 8 conn, ${duration}s each)"
+for mode in bearer oauth; do
+  auth='{ mode: oauth }'
+  [ "$mode" = bearer ] && auth='{ mode: bearer, bearer_tokens: ["${MCPH_BENCH_TOKEN}"] }'
+  sed "s|worker_threads: 64 }|worker_threads: 64, auth: $auth }|;s|^state_dir: .*|state_dir: $work/state-$mode|" \
+    "$work/mcp-host.yaml" > "$work/$mode.yaml"
+  MCPH_BENCH_TOKEN=bench-static-token-1234 "$build/mcp-host" serve --config "$work/$mode.yaml" > /dev/null 2> "$work/$mode.log" &
+done
+for mode in bearer oauth; do
+  for _ in $(seq 100); do grep -q 'http://' "$work/$mode.log" && break; sleep 0.05; done
+done
+bearer_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/bearer.log" | head -1 | cut -d: -f3)
+oauth_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/oauth.log" | head -1 | cut -d: -f3)
+oauth_token=$(python3 "$root/tests/bench/oauth_token.py" "http://127.0.0.1:$oauth_port")
+for target in "none:$host_port:" "bearer:$bearer_port:bench-static-token-1234" "oauth:$oauth_port:$oauth_token"; do
+  IFS=: read -r name port token <<< "$target"
+  auth=()
+  [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
+  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" "${auth[@]}" \
+             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  printf '%-13s  8 conn: %s\n' "auth $name" "$line"
 done

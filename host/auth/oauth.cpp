@@ -513,6 +513,23 @@ std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) 
   return caller;
 }
 
+bool OAuthServer::admit(const std::string& address) {
+  const int64_t now = now_s();
+  std::lock_guard lock(posts_mutex_);
+  if (posts_.size() > 10000) posts_.clear();  // bounded memory; a reset only forgives
+  auto& times = posts_[address];
+  std::erase_if(times, [&](int64_t t) { return t <= now - 60; });
+  if (times.size() >= static_cast<size_t>(kPostsPerMinute)) return false;
+  times.push_back(now);
+  return true;
+}
+
+Answer OAuthServer::too_many() {
+  Answer a = oauth_error(429, "slow_down", "too many attempts from this address; wait a minute");
+  a.headers.emplace_back("Retry-After", "60");
+  return a;
+}
+
 std::vector<json> OAuthServer::grants() {
   std::vector<std::pair<std::string, json>> found;  // collected first: no store calls inside list()
   (void)store_.list(kNs, "grant/", [&](std::string_view key, std::string_view value) {

@@ -89,6 +89,13 @@ class OAuthServer {
   // memory: the database is read once per token.
   std::optional<Caller> authenticate(std::string_view authorization);
 
+  // Bounds the posts one address may make to /register, /authorize and /token: false (answer
+  // 429) beyond kPostsPerMinute in the last minute. Generous on purpose: a person who
+  // mistypes a key a few times is never locked out; a flood is.
+  static constexpr int kPostsPerMinute = 30;
+  bool admit(const std::string& address);
+  static Answer too_many();
+
   // For `mcp-host auth list|revoke`.
   std::vector<json> grants();
   bool revoke_grant(const std::string& id);
@@ -113,6 +120,8 @@ class OAuthServer {
   std::string resource_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, Cached> cache_;  // token hash -> caller; guarded by cache_mutex_
+  std::mutex posts_mutex_;
+  std::unordered_map<std::string, std::vector<int64_t>> posts_;  // address -> times (s); guarded by posts_mutex_
 };
 
 // Loads a 32-byte key from `path` (raw or base64url), or creates one there (mode 0600) if

@@ -698,14 +698,20 @@ struct HttpTransport::Impl {
     server->Get("/.well-known/oauth-authorization-server", [this](const httplib::Request&, httplib::Response& res) {
       write(res, oauth->authorization_server_metadata());
     });
-    server->Post("/register", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->register_client(req.body)); });
+    // Posts are bounded per address (OAuthServer::admit).
+    auto post = [this](const char* path, auto answer) {
+      server->Post(path, [this, answer](const httplib::Request& req, httplib::Response& res) {
+        write(res, oauth->admit(req.remote_addr) ? answer(req) : auth::OAuthServer::too_many());
+      });
+    };
+    post("/register", [this](const httplib::Request& req) { return oauth->register_client(req.body); });
     server->Get("/authorize", [this](const httplib::Request& req, httplib::Response& res) {
       write(res, oauth->authorize_form(auth::parse_form(req.target.substr(std::min(req.target.size(), req.target.find('?') + 1)))));
     });
-    server->Post("/authorize", [this](const httplib::Request& req, httplib::Response& res) {
-      write(res, oauth->authorize_submit(auth::parse_form(req.body), req.get_header_value("Cookie")));
+    post("/authorize", [this](const httplib::Request& req) {
+      return oauth->authorize_submit(auth::parse_form(req.body), req.get_header_value("Cookie"));
     });
-    server->Post("/token", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->token(auth::parse_form(req.body))); });
+    post("/token", [this](const httplib::Request& req) { return oauth->token(auth::parse_form(req.body)); });
     server->Post("/revoke", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->revoke(auth::parse_form(req.body))); });
   }
 

@@ -253,6 +253,16 @@ TEST_F(OAuthTest, TheFormEscapesEverythingAndNeedsItsCsrfCookie) {
   EXPECT_EQ(empty.status, 400);
 }
 
+TEST_F(OAuthTest, AFloodOfPostsIsBoundedPerAddress) {
+  int admitted = 0;
+  for (int i = 0; i < 100; ++i) admitted += server->admit("10.0.0.1");
+  EXPECT_EQ(admitted, OAuthServer::kPostsPerMinute);
+  EXPECT_TRUE(server->admit("10.0.0.2"));  // another address is not affected
+  Answer a = OAuthServer::too_many();
+  EXPECT_EQ(a.status, 429);
+  EXPECT_EQ(header(a, "Retry-After"), "60");
+}
+
 TEST_F(OAuthTest, TheDatabaseHoldsNoKeyOrTokenInClear) {
   const std::string client = register_client();
   json tokens = login(client);
