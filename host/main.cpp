@@ -307,8 +307,7 @@ int auth_command(const std::string& config_arg, const std::string& log_level, co
   }
   if (grant.empty()) return fail("auth revoke needs a grant id (see mcp-host auth list)");
   if (!server.revoke_grant(grant)) return fail("no grant " + grant);
-  std::printf("revoked %s: its tokens no longer work (a running host notices within its cache lifetime; restart it to be sure)\n",
-              grant.c_str());
+  std::printf("revoked %s: its tokens no longer work (a running host notices within 30 s)\n", grant.c_str());
   return 0;
 }
 

@@ -367,8 +367,11 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
     creds[f.instance][f.key] = value;
   }
   // The principal: stable for the same credentials, opaque, and useless to an attacker.
-  const std::string principal = "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, "principal\n" + creds.dump())).substr(0, 32);
+  // Without any credentials to tell users apart, each grant is its own user.
   const std::string grant_id = "g-" + crypto::b64url(crypto::random_bytes(16));
+  const std::string principal =
+      "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, creds.empty() ? "grant\n" + grant_id : "principal\n" + creds.dump()))
+                 .substr(0, 32);
   const std::string client_id = param_or(form, "client_id");
   save("grant/" + grant_id, json{{"client_id", client_id},
                                  {"principal", principal},
@@ -485,8 +488,7 @@ std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) 
     std::lock_guard lock(cache_mutex_);
     if (auto it = cache_.find(key); it != cache_.end()) {
       if (it->second.expires > now) return it->second.caller;
-      cache_.erase(it);
-      return std::nullopt;
+      cache_.erase(it);  // stale: read the store again below
     }
   }
   auto access = load(key);
@@ -509,7 +511,10 @@ std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) 
   }
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
-  cache_[key] = Cached{caller, std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()))};
+  // Read again after kRecheck, so a grant revoked by `mcp-host auth revoke` (another process)
+  // stops working here within that time.
+  const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()));
+  cache_[key] = Cached{caller, std::min(expires, now + kRecheck)};
   return caller;
 }
 

@@ -101,6 +101,7 @@ class OAuthServer {
   bool revoke_grant(const std::string& id);
 
  private:
+  static constexpr std::chrono::seconds kRecheck{30};
   struct Cached {
     Caller caller;
     std::chrono::system_clock::time_point expires;

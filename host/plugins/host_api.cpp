@@ -438,7 +438,8 @@ mcph_status register_user_credential(mcph_host_instance* hi, const mcph_user_cre
 
 void resource_updated(mcph_host_instance* hi, mcph_str uri) {
   if (hi == nullptr) return;
-  if (auto* listener = hi->listener.load()) listener->resource_updated(std::string(view(uri)));
+  std::shared_lock lock(hi->listener_mutex);
+  if (hi->listener != nullptr) hi->listener->resource_updated(std::string(view(uri)));
 }
 
 // Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -153,8 +154,10 @@ struct mcph_host_instance {
   std::vector<mcph::plugins::Resource> resources;
   std::vector<mcph::plugins::Prompt> prompts;
   std::vector<mcph::plugins::UserCredential> user_credentials;
-  // Set by the protocol engine: tells subscribed clients that a resource changed.
-  mutable std::atomic<mcph::plugins::ResourceListener*> listener{nullptr};
+  // Set by the protocol engine: tells subscribed clients that a resource changed. Guarded:
+  // a plugin thread may be inside it while the engine goes away.
+  mutable std::shared_mutex listener_mutex;
+  mutable mcph::plugins::ResourceListener* listener = nullptr;
   std::string create_error;
   std::vector<std::string> secrets;  // credential values, redacted from logs and results
   mutable std::mutex user_secrets_mutex;
@@ -196,7 +199,10 @@ class Instance {
   void run(const std::string& what, mcph_tool_handler handler, void* user, const std::string& input,
            mcph_call& call) const;
   // Who hears host->resource_updated (the protocol engine); null for nobody.
-  void set_listener(ResourceListener* listener) const { host_.listener.store(listener); }
+  void set_listener(ResourceListener* listener) const {
+    std::unique_lock lock(host_.listener_mutex);
+    host_.listener = listener;
+  }
 
   // From now on every call_cancelled() of this instance is true.
   void begin_shutdown() { host_.shutting_down = true; }

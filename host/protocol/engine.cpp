@@ -194,8 +194,8 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
 }
 
 Engine::~Engine() {
+  for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);  // waits for a running notice
   pool_.stop();
-  for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);
 }
 
 void Engine::resource_updated(const std::string& uri) {

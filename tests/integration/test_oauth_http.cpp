@@ -81,10 +81,10 @@ class OAuthHttpTest : public ::testing::Test {
   }
 
   // The whole sign-in, as a client and a person do it. Returns the token response.
-  json sign_in(const std::string& key) {
+  json sign_in(const std::string& key, const std::string& client_name = "Test") {
     const std::string verifier = crypto::b64url(crypto::random_bytes(40));
     const std::string challenge = crypto::b64url(crypto::sha256(verifier));
-    auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", "Test"}}.dump(),
+    auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", client_name}}.dump(),
                        "application/json");
     EXPECT_EQ(reg->status, 201) << reg->body;
     const std::string client_id = body_json(reg)["client_id"];
@@ -181,6 +181,23 @@ TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
   const std::string log = host->process().stderr_text();
   EXPECT_EQ(log.find(kAlice), std::string::npos);
   EXPECT_EQ(log.find(kBob), std::string::npos);
+}
+
+TEST_F(OAuthHttpTest, GrantsAreListedAndRevokedFromTheCommandLine) {
+  json alice = sign_in(kAlice, "alice-laptop"), bob = sign_in(kBob, "bob-laptop");
+  auto [status, out] = run_command({MCPH_BINARY, "auth", "list", "--config", host->config_path(), "--log-level", "off"});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("2 grants"), std::string::npos) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("(g-[A-Za-z0-9_-]+) .*alice-laptop"))) << out;
+  EXPECT_EQ(out.find(kAlice), std::string::npos);  // never a credential
+  const std::string grant = m[1];
+  auto revoke = run_command({MCPH_BINARY, "auth", "revoke", grant, "--config", host->config_path(), "--log-level", "off"});
+  ASSERT_EQ(revoke.first, 0) << revoke.second;
+  EXPECT_EQ(call(alice["access_token"], "list_teams")->status, 401);  // never used, so never cached
+  EXPECT_EQ(call(bob["access_token"], "list_teams")->status, 200);
+  auto again = run_command({MCPH_BINARY, "auth", "revoke", grant, "--config", host->config_path(), "--log-level", "off"});
+  EXPECT_NE(again.first, 0) << again.second;
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ class HttpHost {
   }
 
   const std::string& url() const { return url_; }
+  std::string config_path() const { return dir_.str() + "/mcp-host.yaml"; }
   int port() const { return port_; }
   Process& process() { return *process_; }
   std::unique_ptr<httplib::Client> client() const {
