@@ -223,14 +223,14 @@ json Engine::server_info(const std::string& version) const {
 // anything behind it would be a promise the methods then break (-32601).
 json Engine::capabilities(bool modern) const {
   json c{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
-  if (!registry_.prompts().empty()) c["prompts"] = json{{"listChanged", false}};
-  if (!registry_.resources().empty() || !registry_.templates().empty()) {
+  if (offers_prompts()) c["prompts"] = json{{"listChanged", false}};
+  if (offers_resources()) {
     c["resources"] = json{{"listChanged", false}};
     // Legacy resources/subscribe works; 2026-07-28 moved updates to subscriptions/listen,
     // which this host does not offer yet.
     if (!modern) c["resources"]["subscribe"] = true;
   }
-  if (!registry_.prompts().empty() || !registry_.templates().empty()) c["completions"] = json::object();
+  if (offers_completions()) c["completions"] = json::object();
   return c;
 }
 
@@ -331,11 +331,11 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
   std::optional<RpcError> err;
   if (req.method == "tools/call") {
     err = prepare_tool(req, p);
-  } else if (req.method == "resources/read" && !(registry_.resources().empty() && registry_.templates().empty())) {
+  } else if (req.method == "resources/read" && offers_resources()) {
     err = prepare_read(req, p);
-  } else if (req.method == "prompts/get" && !registry_.prompts().empty()) {
+  } else if (req.method == "prompts/get" && offers_prompts()) {
     err = prepare_prompt(req, p);
-  } else if (req.method == "completion/complete" && capabilities(req.modern).contains("completions")) {
+  } else if (req.method == "completion/complete" && offers_completions()) {
     err = prepare_complete(req, p);
   } else {
     p.response = dispatch(req, session);
@@ -387,12 +387,10 @@ json Engine::dispatch(Request& req, Session& session) {
   if (m == "initialize" && !req.modern) {
     result = initialize(req, session);
     if (result.is_null()) err = invalid_params("initialize: params.protocolVersion (a string) is required");
-  } else if (m == "tools/list" || (m == "prompts/list" && !registry_.prompts().empty()) ||
-             ((m == "resources/list" || m == "resources/templates/list") &&
-              !(registry_.resources().empty() && registry_.templates().empty()))) {
+  } else if (m == "tools/list" || (m == "prompts/list" && offers_prompts()) ||
+             ((m == "resources/list" || m == "resources/templates/list") && offers_resources())) {
     err = list(req, result);
-  } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") &&
-             !(registry_.resources().empty() && registry_.templates().empty())) {
+  } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") && offers_resources()) {
     err = subscribe(req, session);
     if (!err) result = json::object();
   } else if (req.modern && m == "server/discover") {

@@ -143,6 +143,10 @@ class Engine final : public plugins::ResourceListener {
   json shape_result(json result, const std::string& version) const;
   void finish_result(json& result, const Request& req) const;
   json capabilities(bool modern) const;
+  // What the plugins registered decides which capabilities (and methods) exist.
+  bool offers_prompts() const { return !registry_.prompts().empty(); }
+  bool offers_resources() const { return !registry_.resources().empty() || !registry_.templates().empty(); }
+  bool offers_completions() const { return offers_prompts() || !registry_.templates().empty(); }
   json server_info(const std::string& version) const;
 
   const plugins::Registry& registry_;
