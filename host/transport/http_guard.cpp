@@ -1,11 +1,10 @@
 #include "transport/http_guard.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+
+#include "services/crypto.hpp"
 
 namespace mcph::transport {
 namespace {
@@ -18,12 +17,6 @@ std::string lower(std::string_view s) {
 
 bool is_loopback_name(const std::string& name) {
   return name == "localhost" || name == "127.0.0.1" || name == "::1";
-}
-
-std::array<unsigned char, 32> sha256(std::string_view s) {
-  std::array<unsigned char, 32> out{};
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
-  return out;
 }
 
 }  // namespace
@@ -43,7 +36,7 @@ HttpGuard::HttpGuard(const config::HttpConfig& config) {
   for (const auto& h : config.allowed_hosts) hosts_.push_back(host_name(h));
   for (const auto& o : config.allowed_origins) origins_.push_back(lower(o));
   for (const auto& t : config.auth.bearer_tokens) {
-    if (!t.empty()) token_hashes_.push_back(sha256(t));
+    if (!t.empty()) token_hashes_.push_back(crypto::sha256(t));
   }
 }
 
@@ -75,9 +68,9 @@ Denial HttpGuard::check_token(const std::string* authorization) const {
   }
   // Hash first so the comparison time depends on neither the token's length nor content;
   // compare against every token without stopping early.
-  const auto presented = sha256(std::string_view(*authorization).substr(kScheme.size()));
+  const std::string presented = crypto::sha256(std::string_view(*authorization).substr(kScheme.size()));
   bool match = false;
-  for (const auto& h : token_hashes_) match |= CRYPTO_memcmp(h.data(), presented.data(), h.size()) == 0;
+  for (const auto& h : token_hashes_) match |= crypto::equal(h, presented);
   if (match) return {};
   return {401, "Unauthorized: invalid bearer token", "Bearer realm=\"mcp-host\", error=\"invalid_token\""};
 }

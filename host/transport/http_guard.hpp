@@ -3,7 +3,6 @@
 // in constant time.
 #pragma once
 
-#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +31,7 @@ class HttpGuard {
  private:
   std::vector<std::string> hosts_;    // lower case, without port or brackets
   std::vector<std::string> origins_;  // lower case, exact
-  std::vector<std::array<unsigned char, 32>> token_hashes_;  // SHA-256 of each token
+  std::vector<std::string> token_hashes_;  // SHA-256 of each token
 };
 
 // The effective auth mode: as configured, or bearer when tokens are set, else none.
