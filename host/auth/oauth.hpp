@@ -129,6 +129,8 @@ class OAuthServer {
 // the file does not exist.
 Result<std::string> load_or_create_key(const std::string& path);
 
+// Percent-encodes everything but RFC 3986 unreserved characters.
+std::string url_encode(std::string_view s);
 // Parses application/x-www-form-urlencoded text (also query strings).
 Params parse_form(std::string_view text);
 

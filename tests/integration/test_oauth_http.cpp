@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "http_host.hpp"
+#include "auth/oauth.hpp"
 #include "services/crypto.hpp"
 
 namespace mcph::testing {
@@ -44,30 +45,9 @@ class FakeApi {
 };
 
 std::string form(const std::vector<std::pair<std::string, std::string>>& fields) {
-  auto enc = [](const std::string& s) {
-    std::string out;
-    static const char* kHex = "0123456789ABCDEF";
-    for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-        out += static_cast<char>(c);
-      } else {
-        out += '%';
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-      }
-    }
-    return out;
-  };
   std::string out;
-  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + enc(k) + "=" + enc(v);
+  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + auth::url_encode(k) + "=" + auth::url_encode(v);
   return out;
-}
-
-std::string unescape(std::string v) {
-  for (auto [from, to] : {std::pair{"&quot;", "\""}, {"&lt;", "<"}, {"&gt;", ">"}, {"&#39;", "'"}, {"&amp;", "&"}}) {
-    for (size_t p; (p = v.find(from)) != std::string::npos;) v.replace(p, std::string(from).size(), to);
-  }
-  return v;
 }
 
 class OAuthHttpTest : public ::testing::Test {
@@ -96,7 +76,7 @@ class OAuthHttpTest : public ::testing::Test {
     std::vector<std::pair<std::string, std::string>> fields;
     std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
     for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
-      fields.emplace_back((*it)[1], unescape((*it)[2]));
+      fields.emplace_back((*it)[1], html_unescape((*it)[2]));
     }
     EXPECT_NE(page->body.find("Codesphere API token"), std::string::npos) << "the plugin's declared field";
     fields.emplace_back("cs.api_token", key);

@@ -107,4 +107,12 @@ struct HostFixture {
   }
 };
 
+// Undoes the host's HTML escaping (auth/oauth.cpp) of a value read back from a page.
+inline std::string html_unescape(std::string v) {
+  for (auto [from, to] : {std::pair{"&quot;", "\""}, {"&lt;", "<"}, {"&gt;", ">"}, {"&#39;", "'"}, {"&amp;", "&"}}) {
+    for (size_t p; (p = v.find(from)) != std::string::npos;) v.replace(p, std::string(from).size(), to);
+  }
+  return v;
+}
+
 }  // namespace mcph::testing

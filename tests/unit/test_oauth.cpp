@@ -60,11 +60,7 @@ class OAuthTest : public ::testing::Test {
     Params form;
     std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
     for (auto it = std::sregex_iterator(page.body.begin(), page.body.end(), hidden); it != std::sregex_iterator(); ++it) {
-      std::string v = (*it)[2];
-      for (auto [from, to] : {std::pair{"&amp;", "&"}, {"&quot;", "\""}, {"&lt;", "<"}, {"&gt;", ">"}, {"&#39;", "'"}}) {
-        for (size_t p; (p = v.find(from)) != std::string::npos;) v.replace(p, std::string(from).size(), to);
-      }
-      form.emplace((*it)[1], v);
+      form.emplace((*it)[1], testing::html_unescape((*it)[2]));
     }
     form.emplace("cs.api_token", key);
     const std::string cookie = header(page, "Set-Cookie");
