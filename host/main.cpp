@@ -43,6 +43,7 @@ struct Host {
   std::shared_ptr<const config::Config> config;
   std::unique_ptr<services::StateStore> state;
   std::unique_ptr<services::HttpClient> http;
+  plugins::UserDirectory users;  // filled by the OAuth server while it runs
   std::unique_ptr<plugins::Registry> registry;
   std::unique_ptr<protocol::Engine> engine;
 
@@ -78,7 +79,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   if (!state) return Error{"state_dir: " + state.error()};
   host->state = std::move(*state);
   host->http = std::make_unique<services::HttpClient>();
-  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get()});
+  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get(), &host->users});
   if (!registry) return Error{registry.error()};
   host->registry = std::move(*registry);
   protocol::EngineOptions opts;
@@ -170,7 +171,8 @@ json health(const plugins::Registry& registry) {
 
 // What OAuth needs from the configuration: its keys (from the YAML, or generated once into
 // state_dir) and the form fields every plugin instance declared per user.
-Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry) {
+Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry,
+                                         plugins::UserDirectory& users) {
   auth::OAuthOptions o;
   const auto& oc = c.server.http.auth.oauth;
   o.issuer = oc.issuer;
@@ -192,6 +194,13 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
   for (const auto& inst : registry.instances()) {
     for (const auto& u : inst->user_credentials()) o.fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
   }
+  o.check = [&registry](const std::string& name, const std::map<std::string, std::string>& entered) {
+    for (const auto& inst : registry.instances()) {
+      if (inst->name() == name) return auth::run_credential_check(*inst, entered);
+    }
+    return auth::CheckOutcome{};
+  };
+  o.users = &users;
   return o;
 }
 
@@ -209,7 +218,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     if (!listen.empty()) http_config.listen = listen;
     std::optional<auth::OAuthOptions> oauth;
     if (transport::auth_mode(http_config.auth) == "oauth") {
-      auto o = oauth_options(c, registry);
+      auto o = oauth_options(c, registry, (*host)->users);
       if (!o) return fail(o.error());
       oauth = std::move(*o);
     }
@@ -292,7 +301,7 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
 int auth_command(const std::string& config_arg, const std::string& log_level, const std::string& action, const std::string& grant) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
-  auto o = oauth_options(*(*host)->config, *(*host)->registry);
+  auto o = oauth_options(*(*host)->config, *(*host)->registry, (*host)->users);
   if (!o) return fail(o.error());
   auth::OAuthServer server(std::move(*o), *(*host)->state);
   if (action == "list") {

@@ -168,7 +168,13 @@ Result<std::string> load_or_create_key(const std::string& path) {
 }
 
 OAuthServer::OAuthServer(OAuthOptions options, services::StateStore& store)
-    : options_(std::move(options)), store_(store), resource_(options_.issuer + options_.mcp_path) {}
+    : options_(std::move(options)), store_(store), resource_(options_.issuer + options_.mcp_path) {
+  if (options_.users) options_.users->set([this](const std::string& principal) { return user(principal); });
+}
+
+OAuthServer::~OAuthServer() {
+  if (options_.users) options_.users->set(nullptr);
+}
 
 std::string OAuthServer::metadata_path() const { return "/.well-known/oauth-protected-resource" + options_.mcp_path; }
 
@@ -180,7 +186,7 @@ std::string OAuthServer::challenge(std::string_view error) const {
 
 // ---- Storage ------------------------------------------------------------------------------
 
-std::optional<json> OAuthServer::load(const std::string& key) {
+std::optional<json> OAuthServer::load(const std::string& key) const {
   auto r = store_.get(kNs, key);
   if (!r || !r->has_value()) return std::nullopt;
   json j = json::parse(**r, nullptr, false);
@@ -279,9 +285,10 @@ Answer OAuthServer::redirect_error(const std::string& redirect_uri, const std::s
   return a;
 }
 
-// The form's hidden request parameters, in a fixed order.
+// The form's hidden request parameters, in a fixed order. "pending" names the state of a
+// second step (a choice), kept on this side.
 constexpr const char* kRequestParams[] = {"response_type", "client_id", "redirect_uri", "code_challenge",
-                                          "code_challenge_method", "state", "resource", "scope"};
+                                          "code_challenge_method", "state", "resource", "scope", "pending"};
 
 std::string OAuthServer::csrf(const std::string& nonce, const Params& params) const {
   std::string data = "csrf\n" + nonce;
@@ -289,7 +296,7 @@ std::string OAuthServer::csrf(const std::string& nonce, const Params& params) co
   return crypto::b64url(crypto::hmac_sha256(options_.signing_key, data));
 }
 
-Answer OAuthServer::authorize_form(const Params& q) {
+std::optional<Answer> OAuthServer::check_request(const Params& q) const {
   // Client and redirect URI first: until both are known good, errors are shown here, never
   // sent to an unverified redirect (RFC 6749 §4.1.2.1).
   const std::string client_id = param_or(q, "client_id");
@@ -310,30 +317,61 @@ Answer OAuthServer::authorize_form(const Params& q) {
   if (const std::string r = param_or(q, "resource"); !r.empty() && r != resource_) {
     return redirect_error(redirect, state, "invalid_target", "this server issues tokens only for " + resource_);
   }
+  return std::nullopt;
+}
 
-  const std::string nonce = crypto::b64url(crypto::random_bytes(16));
+Answer OAuthServer::form_page(int status, const Params& q, const std::string& nonce, const FormView& view) const {
+  const auto client = load("client/" + param_or(q, "client_id"));
+  const std::string client_name = client ? client->value("client_name", std::string()) : std::string();
+  Params hidden = q;
+  hidden.erase("pending");
+  if (!view.pending.empty()) hidden.emplace("pending", view.pending);
   std::string page =
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
       "<title>Connect to mcp-host</title><style>body{font:16px system-ui,sans-serif;max-width:34rem;margin:2rem auto;"
-      "padding:0 1rem}label{display:block;margin-top:1rem;font-weight:600}input{width:100%;padding:.5rem;font:inherit}"
-      ".help{color:#555;font-size:.9rem;margin:.25rem 0}button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit}</style>"
-      "</head><body><main><h1>Connect " + html((*client).value("client_name", std::string("an MCP client"))) +
-      "</h1><p>Enter your own credentials. They are stored encrypted, used only for your calls, and never shown again.</p>"
-      "<form method=\"post\" action=\"/authorize\">";
+      "padding:0 1rem}label{display:block;margin-top:1rem;font-weight:600}input,select{width:100%;padding:.5rem;font:inherit}"
+      ".help{color:#555;font-size:.9rem;margin:.25rem 0}.error{color:#a00;border-left:4px solid #a00;padding-left:.75rem}"
+      "button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit}</style>"
+      "</head><body><main><h1>Connect " + html(client_name.empty() ? "an MCP client" : client_name) + "</h1>";
+  page += view.pending.empty()
+              ? "<p>Enter your own credentials. They are stored encrypted, used only for your calls, and never shown again.</p>"
+              : "<p>Your credentials were accepted. One more choice:</p>";
+  if (!view.error.empty()) page += "<p class=\"error\" role=\"alert\" id=\"error\">" + html(view.error) + "</p>";
+  page += "<form method=\"post\" action=\"/authorize\">";
   for (const char* p : kRequestParams) {
-    page += "<input type=\"hidden\" name=\"" + std::string(p) + "\" value=\"" + html(param_or(q, p)) + "\">";
+    page += "<input type=\"hidden\" name=\"" + std::string(p) + "\" value=\"" + html(param_or(hidden, p)) + "\">";
   }
-  page += "<input type=\"hidden\" name=\"csrf\" value=\"" + csrf(nonce, q) + "\">";
-  for (size_t i = 0; i < options_.fields.size(); ++i) {
-    const auto& f = options_.fields[i];
-    const std::string id = "f" + std::to_string(i);
-    page += "<label for=\"" + id + "\">" + html(f.label) + "</label>";
-    if (!f.help.empty()) page += "<p class=\"help\" id=\"" + id + "-help\">" + html(f.help) + "</p>";
-    page += "<input id=\"" + id + "\" name=\"" + html(f.instance + "." + f.key) + "\" type=\"" + (f.secret ? "password" : "text") +
-            "\" autocomplete=\"off\" required" + (f.help.empty() ? "" : " aria-describedby=\"" + id + "-help\"") + ">";
+  page += "<input type=\"hidden\" name=\"csrf\" value=\"" + csrf(nonce, hidden) + "\">";
+  const std::string described = view.error.empty() ? "" : " aria-describedby=\"error\"";
+  auto label = [&](const std::string& id, const std::string& text, const std::string& help) {
+    page += "<label for=\"" + id + "\">" + html(text) + "</label>";
+    if (!help.empty()) page += "<p class=\"help\" id=\"" + id + "-help\">" + html(help) + "</p>";
+    return help.empty() ? described : " aria-describedby=\"" + id + "-help\"";
+  };
+  if (view.pending.empty()) {
+    for (size_t i = 0; i < options_.fields.size(); ++i) {
+      const auto& f = options_.fields[i];
+      const std::string id = "f" + std::to_string(i), name = f.instance + "." + f.key;
+      const std::string aria = label(id, f.label, f.help);
+      auto refill = view.refill.find(name);
+      page += "<input id=\"" + id + "\" name=\"" + html(name) + "\" type=\"" + (f.secret ? "password" : "text") + "\"" +
+              (refill != view.refill.end() && !f.secret ? " value=\"" + html(refill->second) + "\"" : "") +
+              " autocomplete=\"off\" required" + aria + ">";
+    }
+  }
+  for (size_t i = 0; i < view.choose.size(); ++i) {
+    const json& c = view.choose[i];
+    const std::string id = "c" + std::to_string(i);
+    const std::string aria = label(id, c.value("label", ""), c.value("help", ""));
+    page += "<select id=\"" + id + "\" name=\"" + html(c.value("instance", "") + "." + c.value("key", "")) + "\" required" + aria + ">";
+    for (const auto& o : c["options"]) {
+      page += "<option value=\"" + html(o["value"].get<std::string>()) + "\">" + html(o["label"].get<std::string>()) + "</option>";
+    }
+    page += "</select>";
   }
   page += "<button type=\"submit\">Connect</button></form></main></body></html>";
   Answer a;
+  a.status = status;
   a.content_type = "text/html; charset=utf-8";
   a.body = std::move(page);
   a.headers = {{"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"},
@@ -344,11 +382,39 @@ Answer OAuthServer::authorize_form(const Params& q) {
   return a;
 }
 
-Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie_header) {
+Answer OAuthServer::authorize_form(const Params& q) {
+  if (auto bad = check_request(q)) return *bad;
+  Params first = q;
+  first.erase("pending");
+  return form_page(200, first, crypto::b64url(crypto::random_bytes(16)), {});
+}
+
+namespace {
+
+std::string trim(std::string s) {
+  const auto space = [](unsigned char c) { return std::isspace(c); };
+  s.erase(s.begin(), std::find_if_not(s.begin(), s.end(), space));
+  s.erase(std::find_if_not(s.rbegin(), s.rend(), space).base(), s.end());
+  return s;
+}
+
+// A plugin's message may quote what it was given; the form never shows a value entered.
+std::string scrub(std::string message, const json& credentials) {
+  for (const auto& [instance, keys] : credentials.items()) {
+    for (const auto& [k, v] : keys.items()) {
+      const std::string& value = v.get_ref<const std::string&>();
+      for (size_t pos; value.size() >= 4 && (pos = message.find(value)) != std::string::npos;) message.replace(pos, value.size(), "[REDACTED]");
+    }
+  }
+  return message;
+}
+
+}  // namespace
+
+Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie_header, const std::string& address) {
   // The same checks as the form, then CSRF: the cookie's nonce and the form's token must
   // belong together and to these very parameters.
-  Answer checked = authorize_form(form);
-  if (checked.status != 200) return checked;
+  if (auto bad = check_request(form)) return *bad;
   std::string nonce;
   for (std::string_view rest = cookie_header; !rest.empty();) {
     const size_t semi = rest.find(';');
@@ -360,18 +426,106 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
   if (nonce.empty() || !crypto::equal(param_or(form, "csrf"), csrf(nonce, form))) {
     return error_page(403, "This form expired or did not come from this server. Go back to your MCP client and connect again.");
   }
-  json creds = json::object();
-  for (const auto& f : options_.fields) {
-    const std::string value = param_or(form, f.instance + "." + f.key);
-    if (value.empty() || value.size() > 4096) return error_page(400, "Please fill in \"" + f.label + "\".");
-    creds[f.instance][f.key] = value;
+  const std::string client_id = param_or(form, "client_id");
+  const std::string failure_key = client_id + "\n" + address;
+  if (const int wait = failure_wait(failure_key); wait > 0) {
+    Answer a = error_page(429, "Too many attempts with credentials that were not accepted. Please wait " +
+                                   std::to_string((wait + 59) / 60) + " minute(s), then connect again from your MCP client.");
+    a.headers.emplace_back("Retry-After", std::to_string(wait));
+    return a;
   }
-  // The principal: stable for the same credentials, opaque, and useless to an attacker.
-  // Without any credentials to tell users apart, each grant is its own user.
+  Params first = form;
+  first.erase("pending");
+
+  // What the user entered: the fields of the first step, or a choice on top of them.
+  json creds = json::object();
+  std::string principal;
+  FormView view;
+  if (const std::string id = param_or(form, "pending"); !id.empty()) {
+    Pending p;
+    {
+      std::lock_guard lock(posts_mutex_);
+      auto it = pending_.find(id);
+      if (it != pending_.end()) {
+        p = std::move(it->second);
+        pending_.erase(it);
+      }
+    }
+    if (p.client_id != client_id || p.expires < now_s()) {
+      view.error = "This form expired. Please enter your credentials again.";
+      return form_page(400, first, nonce, view);
+    }
+    creds = std::move(p.credentials);
+    principal = std::move(p.principal);
+    for (const auto& c : p.choose) {
+      const std::string picked = param_or(form, c["instance"].get<std::string>() + "." + c["key"].get<std::string>());
+      const auto& opts = c["options"];
+      if (std::none_of(opts.begin(), opts.end(), [&](const json& o) { return o["value"] == picked; })) {
+        view.error = "Please choose one of the offered values for \"" + c["label"].get<std::string>() + "\".";
+        return form_page(400, first, nonce, view);
+      }
+      creds[c["instance"].get<std::string>()][c["key"].get<std::string>()] = picked;
+    }
+  } else {
+    for (const auto& f : options_.fields) {
+      const std::string name = f.instance + "." + f.key;
+      const std::string value = trim(param_or(form, name));
+      if (!f.secret) view.refill[name] = value;
+      if (value.empty() || value.size() > 4096) {
+        view.error = value.empty() ? "Please fill in \"" + f.label + "\"." : "\"" + f.label + "\" is too long.";
+        return form_page(400, first, nonce, view);
+      }
+      creds[f.instance][f.key] = value;
+    }
+    // The principal: stable for the same credentials, opaque, and useless to an attacker.
+    // From what the user typed only, so a later choice (a default team) keeps it.
+    if (!creds.empty()) principal = "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, "principal\n" + creds.dump())).substr(0, 32);
+  }
+
+  // Each plugin checks its part before anything is issued.
+  json choose = json::array();
+  if (options_.check) {
+    for (const auto& [instance, keys] : creds.items()) {
+      std::map<std::string, std::string> entered;
+      for (const auto& [k, v] : keys.items()) entered[k] = v.get<std::string>();
+      CheckOutcome out = options_.check(instance, entered);
+      if (out.kind == CheckOutcome::Kind::kRefused || out.kind == CheckOutcome::Kind::kUnavailable) {
+        const bool refused = out.kind == CheckOutcome::Kind::kRefused;
+        if (refused) failed(failure_key);
+        spdlog::info("oauth: credentials for {} {} for client {}", instance, refused ? "refused" : "not checked (upstream unavailable)", client_id);
+        view.error = scrub(out.message, creds);
+        return form_page(refused ? 400 : 503, first, nonce, view);
+      }
+      for (const auto& [k, v] : out.values) creds[instance][k] = v;
+      for (auto c : out.choose) {
+        c["instance"] = instance;
+        choose.push_back(std::move(c));
+      }
+    }
+  }
+  if (!choose.empty()) {
+    FormView step;
+    step.pending = crypto::b64url(crypto::random_bytes(16));
+    step.choose = choose;
+    {
+      std::lock_guard lock(posts_mutex_);
+      const int64_t now = now_s();
+      std::erase_if(pending_, [&](const auto& kv) { return kv.second.expires < now; });
+      if (pending_.size() > 10000) pending_.clear();  // bounded; the affected users just start again
+      pending_[step.pending] = Pending{creds, principal, choose, client_id, now + 600};
+    }
+    return form_page(200, first, nonce, step);
+  }
+  return finish(form, creds, principal);
+}
+
+// Everything checked: the grant, its credentials sealed, and a code for the client.
+Answer OAuthServer::finish(const Params& form, const json& creds, const std::string& user_principal) {
   const std::string grant_id = "g-" + crypto::b64url(crypto::random_bytes(16));
-  const std::string principal =
-      "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, creds.empty() ? "grant\n" + grant_id : "principal\n" + creds.dump()))
-                 .substr(0, 32);
+  // Without any credentials to tell users apart, each grant is its own user.
+  const std::string principal = !user_principal.empty()
+                                    ? user_principal
+                                    : "u-" + crypto::hex(crypto::hmac_sha256(options_.signing_key, "grant\n" + grant_id)).substr(0, 32);
   const std::string client_id = param_or(form, "client_id");
   save("grant/" + grant_id, json{{"client_id", client_id},
                                  {"principal", principal},
@@ -394,12 +548,29 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
   return a;
 }
 
+int OAuthServer::failure_wait(const std::string& key) {
+  const int64_t now = now_s();
+  std::lock_guard lock(posts_mutex_);
+  auto it = failures_.find(key);
+  if (it == failures_.end()) return 0;
+  std::erase_if(it->second, [&](int64_t t) { return t <= now - kFailureWindow.count(); });
+  if (it->second.size() < static_cast<size_t>(kFailures)) return 0;
+  return static_cast<int>(it->second.front() + kFailureWindow.count() - now);
+}
+
+void OAuthServer::failed(const std::string& key) {
+  std::lock_guard lock(posts_mutex_);
+  if (failures_.size() > 10000) failures_.clear();  // bounded memory; a reset only forgives
+  failures_[key].push_back(now_s());
+}
+
 // ---- Tokens -------------------------------------------------------------------------------
 
 json OAuthServer::issue_tokens(const std::string& grant_id, json& grant) {
   const std::string access = new_token(), refresh = new_token();
-  save(token_key("access", access), json{{"grant", grant_id}, {"expires", now_s() + options_.access_ttl.count()}});
-  save(token_key("refresh", refresh), json{{"grant", grant_id}, {"expires", now_s() + options_.refresh_ttl.count()}});
+  // Each token names its audience (RFC 8707): this server's MCP URL, and no other.
+  save(token_key("access", access), json{{"grant", grant_id}, {"aud", resource_}, {"expires", now_s() + options_.access_ttl.count()}});
+  save(token_key("refresh", refresh), json{{"grant", grant_id}, {"aud", resource_}, {"expires", now_s() + options_.refresh_ttl.count()}});
   // The grant keeps the hashes of its live tokens, so revoking it can find them.
   grant["tokens"].push_back(token_key("access", access));
   grant["tokens"].push_back(token_key("refresh", refresh));
@@ -414,6 +585,7 @@ void OAuthServer::drop_grant(const std::string& grant_id) {
   erase("grant/" + grant_id);
   std::lock_guard lock(cache_mutex_);
   std::erase_if(cache_, [&](const auto& kv) { return kv.second.caller.grant == grant_id; });
+  std::erase_if(users_, [&](const auto& kv) { return kv.second.caller.grant == grant_id; });
 }
 
 Answer OAuthServer::token(const Params& form) {
@@ -452,6 +624,7 @@ Answer OAuthServer::token(const Params& form) {
     const std::string key = token_key("refresh", param_or(form, "refresh_token"));
     auto refresh = load(key);
     if (!refresh) return oauth_error(400, "invalid_grant", "unknown, expired or revoked refresh token");
+    if (refresh->value("aud", resource_) != resource_) return oauth_error(400, "invalid_grant", "the refresh token was issued for another resource");
     const std::string grant_id = (*refresh)["grant"];
     auto grant = load("grant/" + grant_id);
     if (!grant || (*grant)["client_id"] != client_id) return oauth_error(400, "invalid_grant", "the refresh token belongs to another client");
@@ -493,29 +666,124 @@ std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) 
   }
   auto access = load(key);
   if (!access || (*access)["expires"].get<int64_t>() < now_s()) return std::nullopt;
+  // A token minted for another resource (another issuer or path sharing this state) is not
+  // for us, whoever minted it.
+  if (access->value("aud", resource_) != resource_) return std::nullopt;
   const std::string grant_id = (*access)["grant"];
   auto grant = load("grant/" + grant_id);
-  if (!grant) return std::nullopt;
-  auto sealed = crypto::unb64url(grant->value("credentials", std::string()));
+  auto caller = grant ? open_grant(grant_id, *grant) : std::nullopt;
+  if (!caller) return std::nullopt;
+  std::lock_guard lock(cache_mutex_);
+  if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
+  // Read again after kRecheck, so a grant revoked by `mcp-host auth revoke` (another process)
+  // stops working here within that time.
+  const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()));
+  cache_[key] = Cached{*caller, std::min(expires, now + kRecheck)};
+  return caller;
+}
+
+std::optional<Caller> OAuthServer::open_grant(const std::string& grant_id, const json& grant) const {
+  auto sealed = crypto::unb64url(grant.value("credentials", std::string()));
   auto plain = sealed ? crypto::open(options_.encryption_key, *sealed, grant_id) : std::nullopt;
   if (!plain) {
     spdlog::error("oauth: the credentials of grant {} cannot be decrypted (was encryption_key changed?)", grant_id);
     return std::nullopt;
   }
   Caller caller;
-  caller.principal = (*grant)["principal"];
+  caller.principal = grant.value("principal", std::string());
   caller.grant = grant_id;
-  const json creds = json::parse(*plain);
+  const json creds = json::parse(*plain, nullptr, false);
+  if (!creds.is_object()) return std::nullopt;
   for (const auto& [instance, keys] : creds.items()) {
-    for (const auto& [k, v] : keys.items()) caller.credentials[instance][k] = v.get<std::string>();
+    for (const auto& [k, v] : keys.items()) {
+      if (v.is_string()) caller.credentials[instance][k] = v.get<std::string>();
+    }
   }
-  std::lock_guard lock(cache_mutex_);
-  if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
-  // Read again after kRecheck, so a grant revoked by `mcp-host auth revoke` (another process)
-  // stops working here within that time.
-  const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()));
-  cache_[key] = Cached{caller, std::min(expires, now + kRecheck)};
   return caller;
+}
+
+std::optional<Caller> OAuthServer::user(const std::string& principal) {
+  const auto now = std::chrono::system_clock::now();
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = users_.find(principal); it != users_.end() && it->second.expires > now) return it->second.caller;
+  }
+  // Any live grant of theirs will do: the newest (a user who signed in again may have
+  // entered a new key).
+  std::string best_id;
+  json best;
+  (void)store_.list(kNs, "grant/", [&](std::string_view key, std::string_view value) {
+    json g = json::parse(value, nullptr, false);
+    if (g.is_object() && g.value("principal", "") == principal && (best.is_null() || g.value("created", 0) >= best.value("created", 0))) {
+      best_id = std::string(key.substr(6));
+      best = std::move(g);
+    }
+    return true;
+  });
+  auto caller = best.is_null() ? std::nullopt : open_grant(best_id, best);
+  std::lock_guard lock(cache_mutex_);
+  if (!caller) {
+    users_.erase(principal);
+    return std::nullopt;
+  }
+  if (users_.size() > 10000) users_.clear();
+  users_[principal] = Cached{*caller, now + kRecheck};  // revoked elsewhere: noticed within kRecheck
+  return caller;
+}
+
+CheckOutcome run_credential_check(const plugins::Instance& instance, const std::map<std::string, std::string>& entered) {
+  CheckOutcome out;
+  if (!instance.has_credential_check()) return out;
+  plugins::Caller caller;
+  caller.credentials[instance.name()] = entered;
+  mcph_call call;
+  call.caller = &caller;
+  call.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  instance.check_credentials(call);
+  if (call.is_error) {
+    out.kind = call.error_status == MCPH_ERR_UNAVAILABLE || call.error_status == MCPH_ERR_CANCELLED ? CheckOutcome::Kind::kUnavailable
+                                                                                                     : CheckOutcome::Kind::kRefused;
+    out.message = call.error_text.empty() ? "These credentials were not accepted." : call.error_text;
+    return out;
+  }
+  // The answer's shape is the plugin's promise (abi.h); anything else is the plugin's bug,
+  // said once in the log and shown to the user as "cannot check".
+  auto broken = [&](const std::string& why) {
+    spdlog::error("[{}] credential check: {}", instance.name(), why);
+    out.kind = CheckOutcome::Kind::kUnavailable;
+    out.message = "The credentials could not be checked (a plugin error; see the host log).";
+    return out;
+  };
+  const json& r = call.result;
+  auto text = [](const json& obj, const char* key) -> const std::string* {
+    auto it = obj.is_object() ? obj.find(key) : obj.end();
+    return obj.is_object() && it != obj.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+  };
+  if (!r.is_object()) return broken("the result must be a JSON object");
+  if (r.contains("values")) {
+    if (!r["values"].is_object()) return broken("'values' must be an object of strings");
+    for (const auto& [k, v] : r["values"].items()) {
+      if (!v.is_string() || !plugins::valid_tool_name(k) || v.get_ref<const std::string&>().size() > 4096) {
+        return broken("'values' must map keys ([A-Za-z0-9_.-]) to strings of at most 4096 bytes");
+      }
+      out.values[k] = v.get<std::string>();
+    }
+  }
+  if (r.contains("choose")) {
+    if (!r["choose"].is_array()) return broken("'choose' must be an array");
+    for (const auto& c : r["choose"]) {
+      const json opts = c.is_object() ? c.value("options", json()) : json();
+      const std::string* key = text(c, "key");
+      if (!key || !plugins::valid_tool_name(*key) || !text(c, "label") || !opts.is_array() || opts.empty() || opts.size() > 100 ||
+          std::any_of(opts.begin(), opts.end(), [&](const json& o) { return !text(o, "value") || !text(o, "label"); })) {
+        return broken("each 'choose' entry needs a key, a label and 1-100 options {value, label} (strings)");
+      }
+      const std::string* help = text(c, "help");
+      out.choose.push_back(json{{"key", *key}, {"label", *text(c, "label")}, {"help", help ? *help : ""}, {"options", opts}});
+    }
+    if (!out.choose.empty()) out.kind = CheckOutcome::Kind::kChoose;
+  }
+  return out;
 }
 
 bool OAuthServer::admit(const std::string& address) {

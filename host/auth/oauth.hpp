@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,23 @@ struct FormField {
   bool secret = true;
 };
 
+// What a plugin instance's credential check said about what a user typed
+// (register_credential_check): accepted (perhaps with more values to keep), a choice the
+// user must make, or refused with a message for the form.
+struct CheckOutcome {
+  enum class Kind { kAccepted, kChoose, kRefused, kUnavailable };
+  Kind kind = Kind::kAccepted;
+  std::string message;                        // kRefused, kUnavailable
+  std::map<std::string, std::string> values;  // kAccepted: more values to keep (not secret)
+  json choose = json::array();                // kChoose: [{key, label, help, options: [{value, label}]}]
+};
+// Runs the check of `instance` with `entered` (key -> value); an instance without a check
+// accepts.
+using CredentialCheck = std::function<CheckOutcome(const std::string& instance, const std::map<std::string, std::string>& entered)>;
+// The check of one plugin instance, run as the ABI says: a handler call whose credential()
+// answers with `entered`.
+CheckOutcome run_credential_check(const plugins::Instance& instance, const std::map<std::string, std::string>& entered);
+
 // Who is calling, from a valid access token: an opaque, stable principal id and the
 // credentials they entered (instance -> key -> value).
 using Caller = plugins::Caller;
@@ -62,11 +80,16 @@ struct OAuthOptions {
   std::string signing_key;     // 32 bytes: CSRF tokens, principal ids
   std::string encryption_key;  // 32 bytes: users' credentials at rest
   std::vector<FormField> fields;
+  CredentialCheck check;                 // null: everything entered is accepted
+  plugins::UserDirectory* users = nullptr;  // answered by this server while it lives
 };
 
 class OAuthServer {
  public:
   OAuthServer(OAuthOptions options, services::StateStore& store);
+  ~OAuthServer();
+  OAuthServer(const OAuthServer&) = delete;
+  OAuthServer& operator=(const OAuthServer&) = delete;
 
   // This server's MCP URL: the audience every token is bound to (RFC 8707).
   const std::string& resource() const { return resource_; }
@@ -80,14 +103,18 @@ class OAuthServer {
   Answer register_client(std::string_view body);
   // GET /authorize: the credentials form (or an error page / error redirect).
   Answer authorize_form(const Params& query);
-  // POST /authorize: the submitted form; redirects to the client with a code.
-  Answer authorize_submit(const Params& form, std::string_view cookie_header);
+  // POST /authorize from `address`: the submitted form. Plugins check what was entered;
+  // then it redirects to the client with a code, or shows the form again (an error, or a
+  // choice to make).
+  Answer authorize_submit(const Params& form, std::string_view cookie_header, const std::string& address = {});
   Answer token(const Params& form);
   Answer revoke(const Params& form);
 
   // The caller behind "Authorization: Bearer <token>", or nullopt (answer 401). Cached in
   // memory: the database is read once per token.
   std::optional<Caller> authenticate(std::string_view authorization);
+  // The user `principal` while they hold a grant (for plugins' work outside a call).
+  std::optional<Caller> user(const std::string& principal);
 
   // Bounds the posts one address may make to /register, /authorize and /token: false (answer
   // 429) beyond kPostsPerMinute in the last minute. Generous on purpose: a person who
@@ -95,6 +122,10 @@ class OAuthServer {
   static constexpr int kPostsPerMinute = 30;
   bool admit(const std::string& address);
   static Answer too_many();
+  // Failed credential checks one client may see from one address in kFailureWindow before
+  // it must wait (never longer than the window: nobody is locked out for good).
+  static constexpr int kFailures = 10;
+  static constexpr std::chrono::seconds kFailureWindow{15 * 60};
 
   // For `mcp-host auth list|revoke`.
   std::vector<json> grants();
@@ -106,10 +137,30 @@ class OAuthServer {
     Caller caller;
     std::chrono::system_clock::time_point expires;
   };
+  // What the form carries between its steps, kept here so no secret goes back into a page.
+  struct Pending {
+    json credentials;  // instance -> key -> value
+    std::string principal;
+    json choose;       // [{instance, key, label, help, options}]
+    std::string client_id;
+    int64_t expires = 0;
+  };
+  struct FormView {
+    std::string error;
+    std::map<std::string, std::string> refill;  // field name -> value (never secrets)
+    std::string pending;                        // a choice step: its Pending id
+    json choose = json::array();
+  };
+  std::optional<Answer> check_request(const Params& q) const;
+  Answer form_page(int status, const Params& q, const std::string& nonce, const FormView& view) const;
+  Answer finish(const Params& form, const json& credentials, const std::string& principal);
+  std::optional<Caller> open_grant(const std::string& grant_id, const json& grant) const;
+  int failure_wait(const std::string& key);  // seconds to wait, 0 when under the bound
+  void failed(const std::string& key);
   Answer error_page(int status, const std::string& message) const;
   Answer redirect_error(const std::string& redirect_uri, const std::string& state, const std::string& error,
                         const std::string& description) const;
-  std::optional<json> load(const std::string& key);
+  std::optional<json> load(const std::string& key) const;
   void save(const std::string& key, const json& value);
   void erase(const std::string& key);
   std::string csrf(const std::string& nonce, const Params& params) const;
@@ -121,8 +172,11 @@ class OAuthServer {
   std::string resource_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, Cached> cache_;  // token hash -> caller; guarded by cache_mutex_
+  std::unordered_map<std::string, Cached> users_;  // principal -> caller; guarded by cache_mutex_
   std::mutex posts_mutex_;
-  std::unordered_map<std::string, std::vector<int64_t>> posts_;  // address -> times (s); guarded by posts_mutex_
+  std::unordered_map<std::string, std::vector<int64_t>> posts_;     // address -> times (s); guarded by posts_mutex_
+  std::unordered_map<std::string, std::vector<int64_t>> failures_;  // client+address -> times; guarded by posts_mutex_
+  std::unordered_map<std::string, Pending> pending_;                // id -> form state; guarded by posts_mutex_
 };
 
 // Loads a 32-byte key from `path` (raw or base64url), or creates one there (mode 0600) if

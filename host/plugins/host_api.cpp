@@ -436,6 +436,35 @@ mcph_status register_user_credential(mcph_host_instance* hi, const mcph_user_cre
   return MCPH_OK;
 }
 
+mcph_status register_credential_check(mcph_host_instance* hi, mcph_tool_handler check, void* user) {
+  if (hi == nullptr || check == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!registering(hi, "register_credential_check")) return MCPH_ERR_FAILED_PRECONDITION;
+  if (hi->credential_check != nullptr) {
+    fail_registration(hi, "register_credential_check: an instance has one credential check");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  hi->credential_check = check;
+  hi->credential_check_user = user;
+  return MCPH_OK;
+}
+
+mcph_status user_credential(mcph_host_instance* hi, mcph_str principal, mcph_str key, mcph_sink sink, void* user) {
+  if (hi == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (hi->services.users == nullptr || principal.len == 0) return MCPH_ERR_NOT_FOUND;
+  const auto caller = hi->services.users->find(std::string(view(principal)));
+  if (!caller) return MCPH_ERR_NOT_FOUND;
+  auto inst = caller->credentials.find(hi->name);
+  if (inst == caller->credentials.end()) return MCPH_ERR_NOT_FOUND;
+  auto v = inst->second.find(std::string(view(key)));
+  if (v == inst->second.end() || v->second.empty()) return MCPH_ERR_NOT_FOUND;
+  {  // a secret from now on, as in a call
+    std::lock_guard lock(hi->user_secrets_mutex);
+    if (v->second.size() >= 4) hi->user_secrets.insert(v->second);
+  }
+  give(sink, user, v->second);
+  return MCPH_OK;
+}
+
 void resource_updated(mcph_host_instance* hi, mcph_str uri) {
   if (hi == nullptr) return;
   std::shared_lock lock(hi->listener_mutex);
@@ -494,6 +523,8 @@ const mcph_host_api& host_api() {
       register_resource, register_prompt,
       call_client_capabilities, call_request_input, call_input_response, call_set_state, call_state,
       resource_updated, register_user_credential,
+      // 1.2
+      register_credential_check, user_credential,
   };
   return api;
 }

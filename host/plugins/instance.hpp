@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,9 +104,30 @@ class ResourceListener {
   virtual void resource_updated(const std::string& uri) = 0;
 };
 
+// The users the transport knows, for work plugins do on their behalf outside a call
+// (host->user_credential). The OAuth server answers while it runs; before and after, and
+// without OAuth, nobody is known. Thread-safe.
+class UserDirectory {
+ public:
+  using Lookup = std::function<std::optional<Caller>(const std::string& principal)>;
+  void set(Lookup lookup) {
+    std::unique_lock lock(mutex_);
+    lookup_ = std::move(lookup);
+  }
+  std::optional<Caller> find(const std::string& principal) const {
+    std::shared_lock lock(mutex_);
+    return lookup_ ? lookup_(principal) : std::nullopt;
+  }
+
+ private:
+  mutable std::shared_mutex mutex_;
+  Lookup lookup_;  // guarded by mutex_
+};
+
 struct Services {
   services::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
   services::HttpClient* http = nullptr;
+  const UserDirectory* users = nullptr;   // may be null: nobody is known
 };
 
 class Instance;
@@ -154,6 +176,8 @@ struct mcph_host_instance {
   std::vector<mcph::plugins::Resource> resources;
   std::vector<mcph::plugins::Prompt> prompts;
   std::vector<mcph::plugins::UserCredential> user_credentials;
+  mcph_tool_handler credential_check = nullptr;  // host->register_credential_check
+  void* credential_check_user = nullptr;
   // Set by the protocol engine: tells subscribed clients that a resource changed. Guarded:
   // a plugin thread may be inside it while the engine goes away.
   mutable std::shared_mutex listener_mutex;
@@ -191,6 +215,11 @@ class Instance {
   const std::vector<Resource>& resources() const { return host_.resources; }
   const std::vector<Prompt>& prompts() const { return host_.prompts; }
   const std::vector<UserCredential>& user_credentials() const { return host_.user_credentials; }
+  bool has_credential_check() const { return host_.credential_check != nullptr; }
+  // Runs the plugin's credential check (see register_credential_check) for `call.caller`.
+  void check_credentials(mcph_call& call) const {
+    run("credential check", host_.credential_check, host_.credential_check_user, "{}", call);
+  }
   const config::PluginConfig& config() const { return config_; }
 
   // Runs a handler of this instance on this thread with `input` (JSON text). The outcome

@@ -709,7 +709,7 @@ struct HttpTransport::Impl {
       write(res, oauth->authorize_form(auth::parse_form(req.target.substr(std::min(req.target.size(), req.target.find('?') + 1)))));
     });
     post("/authorize", [this](const httplib::Request& req) {
-      return oauth->authorize_submit(auth::parse_form(req.body), req.get_header_value("Cookie"));
+      return oauth->authorize_submit(auth::parse_form(req.body), req.get_header_value("Cookie"), req.remote_addr);
     });
     post("/token", [this](const httplib::Request& req) { return oauth->token(auth::parse_form(req.body)); });
     server->Post("/revoke", [this](const httplib::Request& req, httplib::Response& res) { write(res, oauth->revoke(auth::parse_form(req.body))); });

@@ -69,6 +69,8 @@ class CodespherePlugin final : public sdk::Plugin, private Registry {
     // Over HTTP with OAuth each user signs in with their own token; elsewhere the YAML's.
     user_credential("api_token", "Codesphere API token",
                     "Create one in Codesphere under Settings > API tokens. It is stored encrypted and used only for your calls.");
+    // ...which is checked before anything is issued, and picks the user's default team.
+    credential_check([this](sdk::Call& call) { return check_token(call); });
     if (!host.credential("api_token")) {
       host.info("no credentials.api_token (CODESPHERE_API_TOKEN): over stdio every tool will answer how to set it; "
                 "over HTTP with OAuth each user brings their own");
@@ -84,6 +86,47 @@ class CodespherePlugin final : public sdk::Plugin, private Registry {
       Env env{call, settings_, Client(call, settings_, *token)};
       return fn(env, args);
     });
+  }
+
+  // The sign-in form's check (§1.2, without its weak points): the token must see at least
+  // one team (GET /teams); with several, the user picks the default team rather than
+  // silently getting the first. The pick comes back as the user's credential "team_id".
+  json check_token(sdk::Call& call) {
+    auto token = call.credential("api_token");
+    if (!token || token->empty()) throw sdk::ToolError("Please enter your Codesphere API token.", MCPH_ERR_INVALID_ARGUMENT);
+    json teams;
+    try {
+      teams = Client(call, settings_, *token).get("/teams").body;
+    } catch (const UpstreamError& e) {
+      if (e.http_status() == 401 || e.http_status() == 403) {
+        throw sdk::ToolError("Codesphere did not accept this API token (HTTP " + std::to_string(e.http_status()) +
+                                 "). Check that you copied all of it.",
+                             MCPH_ERR_UNAUTHENTICATED);
+      }
+      throw sdk::ToolError("Codesphere could not check the token just now (" + std::string(e.what()) + "). Please try again.",
+                           e.transient() ? MCPH_ERR_UNAVAILABLE : MCPH_ERR_FAILED_PRECONDITION);
+    }
+    json options = json::array();
+    if (teams.is_array()) {
+      for (const auto& t : teams) {
+        auto id = t.is_object() && t.contains("id") ? coerce_id(t["id"]) : std::nullopt;
+        if (id) options.push_back({{"value", std::to_string(*id)}, {"label", text_field(t, "name", "team") + " (" + std::to_string(*id) + ")"}});
+      }
+    }
+    if (options.empty()) {
+      throw sdk::ToolError("This API token sees no Codesphere teams. Create a team, or use a token with access to one.",
+                           MCPH_ERR_FAILED_PRECONDITION);
+    }
+    if (options.size() == 1) return json{{"values", {{"team_id", options[0]["value"]}}}};
+    if (auto picked = call.credential("team_id")) {
+      for (const auto& o : options) {
+        if (o["value"] == *picked) return json::object();
+      }
+    }
+    return json{{"choose", json::array({{{"key", "team_id"},
+                                         {"label", "Default team"},
+                                         {"help", "Tools use this team when you do not name one."},
+                                         {"options", options}}})}};
   }
 
   Settings settings_;

@@ -71,7 +71,8 @@ std::int64_t int_arg(const json& args, const char* key, std::int64_t fallback, s
 
 // --- Upstream helpers -----------------------------------------------------------------------
 
-// The team to use: the teamId argument, else settings.team_id, else the only team the token
+// The team to use: the teamId argument, else the team the user picked when signing in
+// (OAuth), else settings.team_id, else the only team the token
 // sees. Several teams: a ToolError listing them and asking for teamId.
 std::int64_t resolve_team(Env& env, const json& args);
 

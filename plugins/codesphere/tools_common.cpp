@@ -77,6 +77,10 @@ std::int64_t int_arg(const json& args, const char* key, std::int64_t fallback, s
 
 std::int64_t resolve_team(Env& env, const json& args) {
   if (auto id = optional_id_arg(args, "teamId")) return *id;
+  // The default team the user picked when signing in (OAuth), then the YAML's.
+  if (auto user_team = env.call.credential("team_id")) {
+    if (auto id = coerce_id(json(*user_team))) return *id;
+  }
   if (env.settings.team_id) return *env.settings.team_id;
   // The old server silently took the first team (§1.2); with several teams that guesses.
   // Not cached: the token (and so the teams) belongs to the caller of each call.

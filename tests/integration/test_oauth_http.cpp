@@ -30,17 +30,32 @@ class FakeApi {
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // Which user (0 Alice, 1 Bob, -1 nobody) each recorded request was made as.
   std::vector<int> users() {
-    httplib::Client c("127.0.0.1", port_);
-    auto r = c.Get("/_fake/requests");
     std::vector<int> out;
-    const json all = body_json(r);
-    for (const auto& req : all["requests"]) out.push_back(req.value("user", -2));
-    c.Post("/_fake/reset", "", "application/json");
+    for (const auto& req : take()) out.push_back(req.value("user", -2));
     return out;
+  }
+  // The recorded requests ("GET /teams", ...), forgotten once read.
+  std::vector<std::string> paths() {
+    std::vector<std::string> out;
+    for (const auto& req : take()) out.push_back(req["method"].get<std::string>() + " " + req["path"].get<std::string>());
+    return out;
+  }
+  void set_state(const json& state) {
+    httplib::Client c("127.0.0.1", port_);
+    c.Post("/_fake/state", state.dump(), "application/json");
   }
 
  private:
+  json take() {  // the requests since the last take (a reset would also reset the fake's state)
+    httplib::Client c("127.0.0.1", port_);
+    const json all = body_json(c.Get("/_fake/requests"))["requests"];
+    json fresh = json::array();
+    for (size_t i = seen_; i < all.size(); ++i) fresh.push_back(all[i]);
+    seen_ = all.size();
+    return fresh;
+  }
   Process proc_;
+  size_t seen_ = 0;
   int port_ = 0;
 };
 
@@ -60,8 +75,20 @@ class OAuthHttpTest : public ::testing::Test {
     c->set_follow_location(false);
   }
 
-  // The whole sign-in, as a client and a person do it. Returns the token response.
-  json sign_in(const std::string& key, const std::string& client_name = "Test") {
+  // Posts the form `page` as a person would: its hidden fields and cookie, plus `typed`.
+  httplib::Result post_form(const httplib::Result& page, std::vector<std::pair<std::string, std::string>> typed) {
+    std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
+    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
+      typed.emplace_back((*it)[1], html_unescape((*it)[2]));
+    }
+    const std::string cookie = page->get_header_value("Set-Cookie");
+    return c->Post("/authorize", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}}, form(typed),
+                   "application/x-www-form-urlencoded");
+  }
+
+  // The whole sign-in, as a client and a person do it (picking `team` if asked). Returns
+  // the token response.
+  json sign_in(const std::string& key, const std::string& client_name = "Test", const std::string& team = "") {
     const std::string verifier = crypto::b64url(crypto::random_bytes(40));
     const std::string challenge = crypto::b64url(crypto::sha256(verifier));
     auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", client_name}}.dump(),
@@ -73,16 +100,13 @@ class OAuthHttpTest : public ::testing::Test {
                                     {"code_challenge_method", "S256"}, {"state", "s1"}, {"resource", host->url() + "/mcp"}});
     auto page = c->Get("/authorize?" + query);
     EXPECT_EQ(page->status, 200) << page->body;
-    std::vector<std::pair<std::string, std::string>> fields;
-    std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
-    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
-      fields.emplace_back((*it)[1], html_unescape((*it)[2]));
-    }
     EXPECT_NE(page->body.find("Codesphere API token"), std::string::npos) << "the plugin's declared field";
-    fields.emplace_back("cs.api_token", key);
-    const std::string cookie = page->get_header_value("Set-Cookie");
-    auto done = c->Post("/authorize", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}}, form(fields),
-                        "application/x-www-form-urlencoded");
+    auto done = post_form(page, {{"cs.api_token", key}});
+    if (!team.empty()) {
+      EXPECT_EQ(done->status, 200) << done->body;
+      EXPECT_NE(done->body.find("<select"), std::string::npos) << done->body;
+      done = post_form(done, {{"cs.team_id", team}});
+    }
     EXPECT_EQ(done->status, 302) << done->body;
     std::smatch m;
     const std::string location = done->get_header_value("Location");
@@ -97,9 +121,9 @@ class OAuthHttpTest : public ::testing::Test {
     return t;
   }
 
-  httplib::Result call(const std::string& access_token, const std::string& tool) {
+  httplib::Result call(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
     json meta{{"io.modelcontextprotocol/protocolVersion", "2026-07-28"}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
-    json msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", tool}, {"arguments", json::object()}, {"_meta", meta}}}};
+    json msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
     return c->Post("/mcp",
                    httplib::Headers{{"Authorization", "Bearer " + access_token}, {"MCP-Protocol-Version", "2026-07-28"},
                                     {"Mcp-Method", "tools/call"}, {"Mcp-Name", tool}, {"Accept", "application/json"}},
@@ -161,6 +185,36 @@ TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
   const std::string log = host->process().stderr_text();
   EXPECT_EQ(log.find(kAlice), std::string::npos);
   EXPECT_EQ(log.find(kBob), std::string::npos);
+}
+
+TEST_F(OAuthHttpTest, TheKeyIsCheckedWithCodesphereAndSeveralTeamsAreAChoice) {
+  // A key Codesphere does not know: the form again, with why, and nothing issued.
+  auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}}.dump(), "application/json");
+  const std::string client_id = body_json(reg)["client_id"];
+  const std::string query = form({{"response_type", "code"}, {"client_id", client_id}, {"redirect_uri", "http://127.0.0.1:4242/callback"},
+                                  {"code_challenge", crypto::b64url(crypto::sha256(std::string(43, 'v')))},
+                                  {"code_challenge_method", "S256"}, {"state", "s1"}});
+  auto refused = post_form(c->Get("/authorize?" + query), {{"cs.api_token", "key-mallory-3333"}});
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_NE(refused->body.find("did not accept this API token (HTTP 401)"), std::string::npos) << refused->body;
+  EXPECT_EQ(refused->body.find("key-mallory-3333"), std::string::npos);
+  EXPECT_TRUE(refused->get_header_value("Location").empty());
+  EXPECT_EQ(api.paths(), std::vector<std::string>{"GET /teams"});
+
+  // Alice sees two teams: she picks the second, and tools use it when she names none.
+  json alpha = {{"id", 1}, {"defaultDataCenterId", 1}, {"name", "Alpha"}, {"isFirst", true}, {"role", 0}};
+  json beta = alpha;
+  beta["id"] = 2;
+  beta["name"] = "Beta";
+  api.set_state({{"teams", {alpha, beta}}});
+  json alice = sign_in(kAlice, "Test", "2");
+  api.paths();
+  auto r = call(alice["access_token"], "list_workspaces");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  EXPECT_EQ(api.paths(), std::vector<std::string>{"GET /workspaces/team/2"}) << "her pick, not the YAML's team_id 1";
+  r = call(alice["access_token"], "list_workspaces", {{"teamId", 1}});
+  EXPECT_EQ(api.paths(), std::vector<std::string>{"GET /workspaces/team/1"});
 }
 
 TEST_F(OAuthHttpTest, GrantsAreListedAndRevokedFromTheCommandLine) {

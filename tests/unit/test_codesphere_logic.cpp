@@ -558,6 +558,77 @@ TEST(CodespherePlugin, WithoutATokenEveryToolSaysHowToSetIt) {
   EXPECT_NE(host.logs()[0].message.find("CODESPHERE_API_TOKEN"), std::string::npos);
 }
 
+// The sign-in form's check (ABI 1.2): GET /teams with what the user typed, as the old
+// server did (§1.2), but with a choice of team instead of silently the first.
+TEST(CodesphereSignIn, TheCheckAsksCodesphereAndOffersTheTeams) {
+  FakeHost host;
+  const std::string teams = json::array({{{"id", 11}, {"name", "Acme"}}, {{"id", "12"}, {"name", "Beta <b>"}}}).dump();
+  host.http.on("GET", "https://cs.test/api/teams", HttpReply(401, {}, R"({"status":401,"title":"Unauthorized"})"))
+      .on("GET", "https://cs.test/api/teams", HttpReply(200, {}, json::array({{{"id", 7}, {"name", "Solo"}}}).dump()))
+      .on("GET", "https://cs.test/api/teams", HttpReply(200, {}, teams));
+  auto p = mcph::testing::Plugin::load(plugin_path(), host, kSettings);
+  ASSERT_EQ(p.user_credentials().size(), 1u);
+  EXPECT_EQ(p.user_credentials()[0]["key"], "api_token");
+
+  auto refused = p.check_credentials({{"api_token", "wrong-token-123"}});
+  ASSERT_TRUE(refused.is_error());
+  EXPECT_EQ(refused.error_status, MCPH_ERR_UNAUTHENTICATED);
+  EXPECT_NE(refused.text().find("did not accept this API token (HTTP 401)"), std::string::npos) << refused.text();
+  EXPECT_EQ(refused.text().find("wrong-token-123"), std::string::npos);
+  EXPECT_EQ(host.http.requests().at(0).header("Authorization"), "Bearer wrong-token-123");
+
+  auto one = p.check_credentials({{"api_token", "solo-token"}});
+  ASSERT_FALSE(one.is_error()) << one.text();
+  EXPECT_EQ(one.result["values"]["team_id"], "7") << one.result.dump();
+
+  auto several = p.check_credentials({{"api_token", "multi-token"}});
+  ASSERT_FALSE(several.is_error()) << several.text();
+  const json& choose = several.result["choose"];
+  ASSERT_EQ(choose.size(), 1u) << several.result.dump();
+  EXPECT_EQ(choose[0]["key"], "team_id");
+  EXPECT_EQ(choose[0]["options"], json::array({{{"value", "11"}, {"label", "Acme (11)"}}, {{"value", "12"}, {"label", "Beta <b> (12)"}}}));
+  // Run again with the pick: accepted; a team the token does not see is offered again.
+  EXPECT_EQ(p.check_credentials({{"api_token", "multi-token"}, {"team_id", "12"}}).result, json::object());
+  EXPECT_TRUE(p.check_credentials({{"api_token", "multi-token"}, {"team_id", "99"}}).result.contains("choose"));
+}
+
+TEST(CodesphereSignIn, NoTeamsOrNoAnswerAreSaidPlainly) {
+  FakeHost host;
+  host.http.on("GET", "https://cs.test/api/teams", HttpReply(200, {}, "[]"))
+      .on("GET", "https://cs.test/api/teams", HttpReply::fail(MCPH_ERR_UNAVAILABLE, "connection refused"));
+  json settings = kSettings;
+  settings["max_retries"] = 0;
+  auto p = mcph::testing::Plugin::load(plugin_path(), host, settings);
+  auto none = p.check_credentials({{"api_token", "lonely-token"}});
+  ASSERT_TRUE(none.is_error());
+  EXPECT_NE(none.text().find("sees no Codesphere teams"), std::string::npos) << none.text();
+  EXPECT_NE(none.error_status, MCPH_ERR_UNAVAILABLE);  // a failed attempt: the user must act
+  auto down = p.check_credentials({{"api_token", "any-token"}});
+  ASSERT_TRUE(down.is_error());
+  EXPECT_EQ(down.error_status, MCPH_ERR_UNAVAILABLE) << down.text();  // "try again", not the user's fault
+  EXPECT_NE(down.text().find("try again"), std::string::npos) << down.text();
+}
+
+// Signed in with OAuth, the team the user picked is the default; a teamId argument wins.
+TEST(CodesphereSignIn, ThePickedTeamIsTheUsersDefault) {
+  FakeHost host;
+  host.http.on("GET", "https://cs.test/api/workspaces/team/12", HttpReply(200, {}, "[]"))
+      .on("GET", "https://cs.test/api/workspaces/team/3", HttpReply(200, {}, "[]"));
+  auto p = mcph::testing::Plugin::load(plugin_path(), host, kSettings);
+  mcph::testing::CallOptions user;
+  user.principal = "u-alice";
+  user.credentials = std::map<std::string, std::string>{{"api_token", "alice-token"}, {"team_id", "12"}};
+  auto r = p.call("list_workspaces", json::object(), user);
+  ASSERT_FALSE(r.is_error()) << r.text();
+  r = p.call("list_workspaces", {{"teamId", 3}}, user);
+  ASSERT_FALSE(r.is_error()) << r.text();
+  const auto reqs = host.http.requests();
+  ASSERT_EQ(reqs.size(), 2u) << "no GET /teams: the default is known";
+  EXPECT_EQ(reqs[0].url, "https://cs.test/api/workspaces/team/12");
+  EXPECT_EQ(reqs[1].url, "https://cs.test/api/workspaces/team/3");
+  EXPECT_EQ(reqs[0].header("Authorization"), "Bearer alice-token");
+}
+
 TEST(CodespherePlugin, LogsArriveInOddChunksThroughTheStreamingHttp) {
   FakeHost host;
   host.credentials["api_token"] = "tok-abcdef";

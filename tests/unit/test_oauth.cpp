@@ -34,13 +34,17 @@ class OAuthTest : public ::testing::Test {
     auto st = services::StateStore::open(dir.str() + "/state");
     ASSERT_TRUE(st) << st.error();
     store = std::move(*st);
-    OAuthOptions o;
-    o.issuer = "http://127.0.0.1:8080";
-    o.mcp_path = "/mcp";
-    o.signing_key = crypto::random_bytes(32);
-    o.encryption_key = crypto::random_bytes(32);
-    o.fields = {{"cs", "api_token", "Codesphere API token", "From Settings > API <keys>", true}};
-    server = std::make_unique<OAuthServer>(o, *store);
+    options.issuer = "http://127.0.0.1:8080";
+    options.mcp_path = "/mcp";
+    options.signing_key = crypto::random_bytes(32);
+    options.encryption_key = crypto::random_bytes(32);
+    options.fields = {{"cs", "api_token", "Codesphere API token", "From Settings > API <keys>", true}};
+    options.users = &users;
+    restart();
+  }
+  void restart() {
+    server.reset();
+    server = std::make_unique<OAuthServer>(options, *store);
   }
 
   std::string register_client(const std::string& redirect = "http://127.0.0.1/callback", const std::string& name = "Test client") {
@@ -54,17 +58,20 @@ class OAuthTest : public ::testing::Test {
             {"resource", "http://127.0.0.1:8080/mcp"}};
   }
   // Fills in the form as a person would: the page's hidden fields, the cookie, the key.
-  Answer submit(const Params& query, const std::string& key = kUserKey) {
+  Answer submit(const Params& query, const std::string& key = kUserKey, const std::string& address = "10.0.0.1") {
     Answer page = server->authorize_form(query);
     EXPECT_EQ(page.status, 200) << page.body;
-    Params form;
+    return post(page, {{"cs.api_token", key}}, address);
+  }
+  // Submits a rendered form `page` with its hidden fields and cookie, plus `fields`.
+  Answer post(const Answer& page, const Params& fields, const std::string& address = "10.0.0.1") {
+    Params form = fields;
     std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
     for (auto it = std::sregex_iterator(page.body.begin(), page.body.end(), hidden); it != std::sregex_iterator(); ++it) {
       form.emplace((*it)[1], testing::html_unescape((*it)[2]));
     }
-    form.emplace("cs.api_token", key);
     const std::string cookie = header(page, "Set-Cookie");
-    return server->authorize_submit(form, cookie.substr(0, cookie.find(';')));
+    return server->authorize_submit(form, cookie.substr(0, cookie.find(';')), address);
   }
   static std::string code_of(const Answer& redirect) {
     std::smatch m;
@@ -87,6 +94,8 @@ class OAuthTest : public ::testing::Test {
 
   testing::TempDir dir;
   std::unique_ptr<services::StateStore> store;
+  OAuthOptions options;
+  plugins::UserDirectory users;
   std::unique_ptr<OAuthServer> server;
 };
 
@@ -270,6 +279,152 @@ TEST_F(OAuthTest, TheDatabaseHoldsNoKeyOrTokenInClear) {
     EXPECT_EQ(bytes.find(tokens["access_token"].get<std::string>()), std::string::npos) << file;
     EXPECT_EQ(bytes.find(tokens["refresh_token"].get<std::string>()), std::string::npos) << file;
   }
+}
+
+// A plugin's credential check, as the form runs it: here a stand-in for codesphere's (the
+// real one is tested against the fake Codesphere API in test_oauth_http and the browser test).
+class OAuthCheckTest : public OAuthTest {
+ protected:
+  void SetUp() override {
+    OAuthTest::SetUp();
+    options.check = [this](const std::string& instance, const std::map<std::string, std::string>& entered) {
+      checked.push_back(instance + ":" + (entered.count("team_id") ? entered.at("team_id") : "-"));
+      CheckOutcome out;
+      const std::string key = entered.at("api_token");
+      if (key.starts_with("unreachable")) {
+        out.kind = CheckOutcome::Kind::kUnavailable;
+        out.message = "Upstream is down; try again.";
+      } else if (key.starts_with("bad")) {
+        out.kind = CheckOutcome::Kind::kRefused;
+        out.message = "The token " + key + " was refused <b>";  // a careless plugin quoting the key
+      } else if (key.starts_with("one-team")) {
+        out.values["team_id"] = "7";
+      } else if (!entered.count("team_id")) {
+        out.kind = CheckOutcome::Kind::kChoose;
+        out.choose = json::array({{{"key", "team_id"}, {"label", "Default team"}, {"help", "Pick <one>"},
+                                   {"options", {{{"value", "1"}, {"label", "Acme <1>"}}, {{"value", "2"}, {"label", "Beta (2)"}}}}}});
+      }
+      return out;
+    };
+    restart();
+  }
+  std::vector<std::string> checked;
+};
+
+TEST_F(OAuthCheckTest, ARefusedKeyShowsTheFormAgainWithTheMessageButNeverTheKey) {
+  const std::string client = register_client();
+  Answer r = submit(authorize_params(client, verifier_for(1)), "bad-secret-key-9999");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(header(r, "Location").empty());
+  EXPECT_EQ(r.body.find("bad-secret-key-9999"), std::string::npos) << "the key must not come back into the page";
+  EXPECT_NE(r.body.find("The token [REDACTED] was refused &lt;b&gt;"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("role=\"alert\""), std::string::npos);
+  EXPECT_NE(r.body.find("type=\"password\""), std::string::npos);  // ready for another try
+  // ...and the user tries again with the right key on the page they were given.
+  Answer again = post(r, {{"cs.api_token", "one-team-key-1234"}});
+  ASSERT_EQ(again.status, 302) << again.body;
+  Answer t = exchange(client, code_of(again), verifier_for(1));
+  ASSERT_EQ(t.status, 200) << t.body;
+  auto caller = server->authenticate("Bearer " + json::parse(t.body)["access_token"].get<std::string>());
+  ASSERT_TRUE(caller);
+  EXPECT_EQ(caller->credentials["cs"]["team_id"], "7") << "values the check adds are kept with the user's";
+  EXPECT_EQ(caller->credentials["cs"]["api_token"], "one-team-key-1234");
+}
+
+TEST_F(OAuthCheckTest, SeveralTeamsMeanAChoiceAndThePickIsKept) {
+  const std::string client = register_client();
+  Answer step = submit(authorize_params(client, verifier_for(1)), "multi-team-key-5678");
+  ASSERT_EQ(step.status, 200) << step.body;
+  EXPECT_NE(step.body.find("<select"), std::string::npos);
+  EXPECT_NE(step.body.find("Acme &lt;1&gt;"), std::string::npos);
+  EXPECT_NE(step.body.find("Pick &lt;one&gt;"), std::string::npos);
+  EXPECT_EQ(step.body.find("multi-team-key-5678"), std::string::npos) << "the second step carries no secret";
+  EXPECT_EQ(step.body.find("type=\"password\""), std::string::npos);
+  // A value that was not offered is refused; the pending step is then spent.
+  Answer forged = post(step, {{"cs.team_id", "99"}});
+  EXPECT_EQ(forged.status, 400);
+  EXPECT_NE(forged.body.find("choose one of the offered values"), std::string::npos);
+  EXPECT_EQ(post(step, {{"cs.team_id", "2"}}).status, 400) << "a pending step is single-use";
+
+  step = submit(authorize_params(client, verifier_for(1)), "multi-team-key-5678");
+  Answer done = post(step, {{"cs.team_id", "2"}});
+  ASSERT_EQ(done.status, 302) << done.body;
+  EXPECT_EQ(checked.back(), "cs:2") << "the check runs again with the pick";
+  Answer t = exchange(client, code_of(done), verifier_for(1));
+  ASSERT_EQ(t.status, 200) << t.body;
+  auto caller = server->authenticate("Bearer " + json::parse(t.body)["access_token"].get<std::string>());
+  ASSERT_TRUE(caller);
+  EXPECT_EQ(caller->credentials["cs"]["team_id"], "2");
+  // The principal comes from the key alone: picking another team later is the same user.
+  step = submit(authorize_params(client, verifier_for(1)), "multi-team-key-5678");
+  t = exchange(client, code_of(post(step, {{"cs.team_id", "1"}})), verifier_for(1));
+  auto same = server->authenticate("Bearer " + json::parse(t.body)["access_token"].get<std::string>());
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->principal, caller->principal);
+  // A tampered pending id fails CSRF (it is bound like every other parameter).
+  step = submit(authorize_params(client, verifier_for(1)), "multi-team-key-5678");
+  std::string body = step.body;
+  body = std::regex_replace(body, std::regex(R"re(name="pending" value="[^"]+")re"), R"(name="pending" value="forged")");
+  Answer tampered = step;
+  tampered.body = body;
+  EXPECT_EQ(post(tampered, {{"cs.team_id", "1"}}).status, 403);
+}
+
+TEST_F(OAuthCheckTest, FailedAttemptsAreBoundedPerClientAndAddressButNeverForGood) {
+  const std::string client = register_client();
+  const std::string other = register_client("http://127.0.0.1/callback", "Other");
+  for (int i = 0; i < OAuthServer::kFailures; ++i) {
+    EXPECT_EQ(submit(authorize_params(client, verifier_for(1)), "bad-" + std::to_string(i) + "-xxxx").status, 400);
+  }
+  // The next attempt, even with the right key, waits (and says for how long).
+  Answer wait = submit(authorize_params(client, verifier_for(1)), "one-team-key-1234");
+  EXPECT_EQ(wait.status, 429);
+  const int retry_after = std::stoi(header(wait, "Retry-After"));
+  EXPECT_GT(retry_after, 0);
+  EXPECT_LE(retry_after, OAuthServer::kFailureWindow.count()) << "bounded: nobody is locked out for good";
+  EXPECT_NE(wait.body.find("Please wait"), std::string::npos);
+  // Another address, or another client from the same address, is not affected.
+  EXPECT_EQ(submit(authorize_params(client, verifier_for(1)), "one-team-key-1234", "10.0.0.2").status, 302);
+  EXPECT_EQ(submit(authorize_params(other, verifier_for(1), "http://127.0.0.1:5555/callback"), "one-team-key-1234").status, 302);
+  // An upstream that cannot answer is not the user's failure.
+  for (int i = 0; i < 2 * OAuthServer::kFailures; ++i) {
+    Answer down = submit(authorize_params(client, verifier_for(1)), "unreachable-key-1", "10.0.0.3");
+    ASSERT_EQ(down.status, 503);
+    EXPECT_NE(down.body.find("Upstream is down"), std::string::npos);
+  }
+  EXPECT_EQ(submit(authorize_params(client, verifier_for(1)), "one-team-key-1234", "10.0.0.3").status, 302);
+}
+
+TEST_F(OAuthTest, ATokenForAnotherAudienceIsRefused) {
+  const std::string client = register_client();
+  json tokens = login(client);
+  ASSERT_TRUE(server->authenticate("Bearer " + tokens["access_token"].get<std::string>()));
+  // The same state and keys serving another MCP URL: a token minted for the first is not
+  // valid here, and neither is its refresh token.
+  options.issuer = "https://other.example";
+  restart();
+  EXPECT_FALSE(server->authenticate("Bearer " + tokens["access_token"].get<std::string>()));
+  Answer r = server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", tokens["refresh_token"]}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("another resource"), std::string::npos);
+}
+
+TEST_F(OAuthTest, PluginsFindASignedInUserOutsideACallUntilRevoked) {
+  const std::string client = register_client();
+  json a = login(client), b = login(client, "another-users-key-BBBB");
+  auto ca = server->authenticate("Bearer " + a["access_token"].get<std::string>());
+  auto cb = server->authenticate("Bearer " + b["access_token"].get<std::string>());
+  ASSERT_TRUE(ca && cb);
+  auto found = users.find(ca->principal);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->credentials["cs"]["api_token"], kUserKey);
+  EXPECT_EQ(users.find(cb->principal)->credentials["cs"]["api_token"], "another-users-key-BBBB");
+  EXPECT_FALSE(users.find("u-nobody"));
+  ASSERT_TRUE(server->revoke_grant(ca->grant));
+  EXPECT_FALSE(users.find(ca->principal)) << "a revoked user's credentials are gone at once";
+  EXPECT_TRUE(users.find(cb->principal));
+  server.reset();
+  EXPECT_FALSE(users.find(cb->principal)) << "no server, nobody known";
 }
 
 TEST(OAuthKeys, CreatedOnceWithMode0600ThenReused) {

@@ -1,5 +1,5 @@
 /*
- * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.1.
+ * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.2.
  *
  * 1.0: tools, and the host services (logging, progress, cancellation, credentials, state,
  *      outbound HTTP, JSON helpers).
@@ -8,6 +8,9 @@
  *      per-user credentials (what the HTTP sign-in form asks each user for).
  *      Appended only: every 1.0 plugin loads unchanged. Fields and functions added in 1.1
  *      are marked "(1.1)"; check host->abi_minor >= 1 before calling them.
+ * 1.2: checking what a user typed on the sign-in form (register_credential_check), and a
+ *      user's credentials outside a call, for work done on their behalf (user_credential).
+ *      Check host->abi_minor >= 2 before calling them.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -53,7 +56,7 @@ extern "C" {
 #endif
 
 #define MCPH_ABI_MAJOR 1
-#define MCPH_ABI_MINOR 1
+#define MCPH_ABI_MINOR 2
 
 /* The one symbol a plugin exports. MCPH_PLUGIN_EXPORT gives it default visibility even
  * when the library is built with -fvisibility=hidden (which it should be). */
@@ -303,8 +306,9 @@ typedef struct mcph_host_api {
   bool (*call_cancelled)(mcph_call *call);
 
   /* [any thread] Look up a credential (e.g. "api_token"). With a call, the credentials
-   * of the caller that made it (today: the instance's YAML credentials; per-user
-   * credentials later, without an ABI change); with call == NULL, the instance's own.
+   * of the caller that made it (the signed-in user's own value for a key declared with
+   * register_user_credential, else the instance's YAML credentials); with call == NULL,
+   * the instance's own.
    * The value goes to `sink`; MCPH_ERR_NOT_FOUND (sink not called) if unset or empty. */
   mcph_status (*credential)(mcph_host_instance *hi, mcph_call *call, mcph_str key,
                             mcph_sink sink, void *user);
@@ -402,6 +406,34 @@ typedef struct mcph_host_api {
 
   /* [create] Declare a credential each user brings (see mcph_user_credential_def). */
   mcph_status (*register_user_credential)(mcph_host_instance *hi, const mcph_user_credential_def *def);
+
+  /* -- 1.2 ----------------------------------------------------------------------------- */
+
+  /* [create] Check what a user typed on the sign-in form before the host issues them
+   * anything. The host runs `check` like a tool handler (arguments "{}", a deadline of
+   * 15 s) in which credential(hi, call, key, ...) answers with what this user entered.
+   * Answer with call_result and a JSON object:
+   *   {}                                        accepted;
+   *   {"values": {"team_id": "42"}}             accepted; keep these values (strings, not
+   *                                             secret) with the user's credentials too;
+   *   {"choose": [{"key": "team_id", "label": "Default team", "help": "...",
+   *                "options": [{"value": "42", "label": "Acme"}, ...]}]}
+   *                                             ask the user to pick (at most 100 options);
+   *                                             the check runs again with the pick
+   *                                             answering credential(hi, call, "team_id").
+   * Or refuse with call_error: the message is shown on the form (never echo what the user
+   * typed into it). MCPH_ERR_UNAVAILABLE means "could not check now, try again" and does
+   * not count as a failed attempt; any other status does. One check per instance. */
+  mcph_status (*register_credential_check)(mcph_host_instance *hi, mcph_tool_handler check, void *user);
+
+  /* [any thread] The credential `key` of the user `principal` (what call_principal gave
+   * in one of their calls), for work done on their behalf outside a call, such as a
+   * poller. Answers only while that user still holds a grant: MCPH_ERR_NOT_FOUND once
+   * they were revoked, for a key they have no value for, for an unknown principal, and
+   * when the transport knows no users (stdio, static tokens: use credential(hi, NULL,...)).
+   * Do not keep the value; ask again each time you need it. */
+  mcph_status (*user_credential)(mcph_host_instance *hi, mcph_str principal, mcph_str key,
+                                 mcph_sink sink, void *user);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

@@ -179,6 +179,17 @@ class Host {
   // Outbound HTTP; `call` (optional) makes the request end when that call is cancelled.
   HttpResponse http(const HttpRequest& req, const Call* call = nullptr) const;
 
+  // [host ABI 1.2] The credential `key` of the user `principal` (Call::principal() of one
+  // of their calls), for work done on their behalf outside a call, e.g. a poller. nullopt
+  // once that user was revoked, for an unknown user, and when the transport knows no users.
+  // Ask each time you need it; do not keep the value.
+  std::optional<std::string> user_credential(std::string_view principal, std::string_view key) const {
+    std::string out;
+    if (api_->abi_minor < 2 || api_->struct_size <= offsetof(mcph_host_api, user_credential)) return std::nullopt;
+    return api_->user_credential(hi_, str(principal), str(key), detail::to_string_sink, &out) == MCPH_OK ? std::optional(out)
+                                                                                                        : std::nullopt;
+  }
+
   std::optional<std::string> credential_for(mcph_call* call, std::string_view key) const {
     std::string out;
     return api_->credential(hi_, call, str(key), detail::to_string_sink, &out) == MCPH_OK ? std::optional(out)
@@ -470,6 +481,20 @@ class Plugin {
     def.help = str(help);
     def.secret = secret;
     check(host_.api().register_user_credential(host_.handle(), &def), "user credential '" + key + "'");
+    return true;
+  }
+
+  // [constructor only; host ABI 1.2] Checks what a user typed on the sign-in form before
+  // anything is issued. `check` reads the values with call.credential(key) and returns
+  // json::object() to accept, {"values": {...}} to accept and keep more (non-secret)
+  // values, or {"choose": [{"key", "label", "help"?, "options": [{"value", "label"}]}]} to
+  // let the user pick; throw ToolError to refuse, with a message for the form (status
+  // MCPH_ERR_UNAVAILABLE: "try again later", not counted as a failed attempt). Returns
+  // false (and does nothing) on an older host.
+  bool credential_check(std::function<json(Call& call)> fn) {
+    if (host_.api().abi_minor < 2 || host_.api().struct_size <= offsetof(mcph_host_api, register_credential_check)) return false;
+    Entry* e = entry([fn = std::move(fn)](Call& call, const json&) { return fn(call); });
+    check(host_.api().register_credential_check(host_.handle(), &Plugin::dispatch, e), "credential check");
     return true;
   }
 

@@ -175,6 +175,17 @@ class FakeHost {
     std::lock_guard lock(mutex_);
     return logs_;
   }
+  // Signed-in users, for Host::user_credential (principal -> key -> value). Remove one to
+  // play its revocation. Thread-safe: a plugin's poller may be asking meanwhile.
+  void set_user(const std::string& principal, std::map<std::string, std::string> creds) {
+    std::lock_guard lock(mutex_);
+    users_[principal] = std::move(creds);
+  }
+  void remove_user(const std::string& principal) {
+    std::lock_guard lock(mutex_);
+    users_.erase(principal);
+  }
+
   // The URIs the plugin reported with resource_updated(), in order.
   std::vector<std::string> updated_resources() const {
     std::lock_guard lock(mutex_);
@@ -201,8 +212,11 @@ class FakeHost {
     std::vector<json> prompts;
     std::vector<mcph_prompt_def> prompt_defs;
     std::vector<json> user_credentials;  // {key, label, help, secret}
+    mcph_tool_handler credential_check = nullptr;
+    void* credential_check_user = nullptr;
   } registered_;
   std::vector<std::string> updated_;
+  std::map<std::string, std::map<std::string, std::string>> users_;
   std::string create_error_;
 
   static FakeHost& self(mcph_host_instance* hi) { return *reinterpret_cast<FakeHost*>(hi); }
@@ -268,6 +282,8 @@ struct CallState {
   CallResult out;
   bool has_outcome = false;
   FakeHost* host = nullptr;
+  std::optional<std::string> principal;
+  const std::map<std::string, std::string>* credentials = nullptr;
   json capabilities;
   json input_responses;
   std::optional<std::string> state;
@@ -285,6 +301,9 @@ struct CallOptions {
   std::optional<std::string> state;
   // Overrides FakeHost::client_capabilities for this call.
   std::optional<json> client_capabilities;
+  // A call by a signed-in user: overrides FakeHost::principal and FakeHost::credentials.
+  std::optional<std::string> principal;
+  std::optional<std::map<std::string, std::string>> credentials;
 };
 
 // A loaded plugin with one instance. Move-only; unloads on destruction.
@@ -341,6 +360,16 @@ class Plugin {
   const std::vector<json>& prompts() const { return reg_.prompts; }
   // The credentials the plugin asks each user for ({key, label, help, secret}).
   const std::vector<json>& user_credentials() const { return reg_.user_credentials; }
+
+  // Runs the plugin's credential check (ABI 1.2) as the sign-in form would, with `entered`
+  // (key -> what the user typed) answering call.credential(). The result is what the
+  // check returned ({}, {"values"}, {"choose"}) or an error with the form's message.
+  CallResult check_credentials(const std::map<std::string, std::string>& entered) {
+    if (!reg_.credential_check) throw std::runtime_error("the plugin registered no credential check");
+    CallOptions options;
+    options.credentials = entered;
+    return run(reg_.credential_check, reg_.credential_check_user, json::object(), options);
+  }
 
   // Runs a tool's handler on this thread, as the host would after validating `args`
   // (the harness does not validate them: test your schema with `mcp-host plugin check`).
@@ -420,6 +449,8 @@ class Plugin {
     CallState state;
     state.cancel = options.cancel;
     state.host = host_;
+    state.principal = options.principal;
+    if (options.credentials) state.credentials = &*options.credentials;
     state.capabilities = options.client_capabilities.value_or(host_->client_capabilities);
     state.input_responses = options.input_responses;
     state.state = options.state;
@@ -557,8 +588,9 @@ inline mcph_host_api FakeHost::make_api() {
     auto* st = reinterpret_cast<CallState*>(c);
     return st == nullptr || (st->cancel != nullptr && st->cancel->load());
   };
-  a.credential = [](mcph_host_instance* hi, mcph_call*, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
-    auto& creds = self(hi).credentials;
+  a.credential = [](mcph_host_instance* hi, mcph_call* c, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    const auto& creds = st && st->credentials ? *st->credentials : self(hi).credentials;
     auto it = creds.find(s(key));
     if (it == creds.end() || it->second.empty()) return MCPH_ERR_NOT_FOUND;
     give(sink, user, it->second);
@@ -566,7 +598,7 @@ inline mcph_host_api FakeHost::make_api() {
   };
   a.call_principal = [](mcph_call* c, mcph_sink sink, void* user) {
     auto* st = reinterpret_cast<CallState*>(c);
-    if (st && st->host) give(sink, user, st->host->principal);
+    if (st && st->host) give(sink, user, st->principal.value_or(st->host->principal));
   };
   a.state_get = [](mcph_host_instance* hi, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
     std::lock_guard lock(self(hi).mutex_);
@@ -696,6 +728,31 @@ inline mcph_host_api FakeHost::make_api() {
       return MCPH_ERR_INVALID_ARGUMENT;
     }
     h.registered_.user_credentials.push_back(json{{"key", s(d.key)}, {"label", s(d.label)}, {"help", s(d.help)}, {"secret", d.secret}});
+    return MCPH_OK;
+  };
+  a.register_credential_check = [](mcph_host_instance* hi, mcph_tool_handler check, void* user) -> mcph_status {
+    FakeHost& h = self(hi);
+    if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+    if (check == nullptr || h.registered_.credential_check != nullptr) {
+      h.create_error_ = "register_credential_check: none, or a second one";
+      return MCPH_ERR_INVALID_ARGUMENT;
+    }
+    h.registered_.credential_check = check;
+    h.registered_.credential_check_user = user;
+    return MCPH_OK;
+  };
+  a.user_credential = [](mcph_host_instance* hi, mcph_str principal, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
+    FakeHost& h = self(hi);
+    std::string value;
+    {
+      std::lock_guard lock(h.mutex_);
+      auto u = h.users_.find(s(principal));
+      if (u == h.users_.end()) return MCPH_ERR_NOT_FOUND;
+      auto v = u->second.find(s(key));
+      if (v == u->second.end() || v->second.empty()) return MCPH_ERR_NOT_FOUND;
+      value = v->second;
+    }
+    give(sink, user, value);
     return MCPH_OK;
   };
   return a;
