@@ -374,7 +374,17 @@ Answer OAuthServer::form_page(int status, const Params& q, const std::string& no
   a.status = status;
   a.content_type = "text/html; charset=utf-8";
   a.body = std::move(page);
-  a.headers = {{"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"},
+  // Browsers apply form-action to the redirect that follows the post too, so the client's
+  // (registered, checked) redirect origin is allowed as well, if it is a plain origin.
+  std::string form_action = "'self'";
+  if (const Uri r = split(param_or(q, "redirect_uri")); r.ok) {
+    const std::string origin = r.scheme + "://" + r.host + (r.port.empty() ? "" : ":" + r.port);
+    if (std::all_of(origin.begin(), origin.end(), [](unsigned char c) { return std::isalnum(c) || std::strchr(":/.-[]", c); })) {
+      form_action += " " + origin;
+    }
+  }
+  a.headers = {{"Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action " + form_action + "; frame-ancestors 'none'"},
                {"X-Frame-Options", "DENY"},
                {"Referrer-Policy", "no-referrer"},
                {"Cache-Control", "no-store"},

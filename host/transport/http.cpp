@@ -727,13 +727,17 @@ struct HttpTransport::Impl {
       return httplib::Server::HandlerResponse::Handled;
     }
     t_caller.reset();
-    Denial d = guard.check_origin(req.get_header_value("Host"), header(req, "Origin"));
+    const bool protected_path = req.path == config.path ||
+                                std::any_of(config.command_endpoints.begin(), config.command_endpoints.end(),
+                                            [&](const auto& e) { return e.path == req.path; });
+    // The Host header is checked everywhere (DNS rebinding). Origin guards the MCP endpoints;
+    // the authorization server's pages and endpoints are for browsers and browser-based
+    // clients by design (a form post from a page with Referrer-Policy: no-referrer even says
+    // "Origin: null"), and /authorize carries its own CSRF protection.
+    Denial d = guard.check_origin(req.get_header_value("Host"), oauth && !protected_path ? nullptr : header(req, "Origin"));
     if (d.status == 0 && oauth) {
       // OAuth: the MCP endpoints need a token; discovery, the authorization server's own
       // endpoints and /healthz do not.
-      const bool protected_path = req.path == config.path ||
-                                  std::any_of(config.command_endpoints.begin(), config.command_endpoints.end(),
-                                              [&](const auto& e) { return e.path == req.path; });
       if (protected_path) {
         const std::string* authorization = header(req, "Authorization");
         if (auto caller = authorization ? oauth->authenticate(*authorization) : std::nullopt) {

@@ -237,6 +237,9 @@ TEST_F(OAuthTest, TheFormEscapesEverythingAndNeedsItsCsrfCookie) {
   EXPECT_NE(page.body.find("&lt;script&gt;"), std::string::npos);
   EXPECT_NE(page.body.find("From Settings &gt; API &lt;keys&gt;"), std::string::npos);
   EXPECT_NE(header(page, "Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+  // The post's redirect goes to the client: browsers check it against form-action too.
+  EXPECT_NE(header(page, "Content-Security-Policy").find("form-action 'self' http://127.0.0.1:5555;"), std::string::npos)
+      << header(page, "Content-Security-Policy");
   EXPECT_NE(page.body.find("type=\"password\""), std::string::npos);
 
   // A forged post: no cookie, a cookie for another form, or a tampered state.
