@@ -388,7 +388,9 @@ void Orchestrators::step(const std::string& key, int64_t now) {
 
   const Credentials creds = config_.resolve(rec.principal, nullptr);
   if (!creds.token) {
-    rec.last_error = "no Codegen API token is configured";
+    // A signed-in user's link waits for them (never another's key); look again later.
+    rec.last_error = rec.principal.empty() ? "no Codegen API token is configured"
+                                           : "paused: the user who started it is no longer signed in";
     reschedule(key, rec, now + timing.poll_max_interval_ms);
     return;
   }

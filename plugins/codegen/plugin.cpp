@@ -40,14 +40,23 @@
 //       request_timeout_ms: 30000            # per HTTP request (connect: at most 10 s)
 //       max_resume_chars: 40000              # size cap of one orchestrator resume prompt (bytes)
 //
-// Credentials resolve per caller in this order: a value set with codegen_config set
-// (durable, in the host's state store, per principal) > the instance's YAML credentials >
-// the environment variables CODEGEN_API_TOKEN / CODEGEN_ORG_ID. codegen_config get reports
-// which one is in effect ("runtime", "yaml", "environment"), never the token.
+// Credentials resolve per caller. A user signed in with OAuth (HTTP, auth.mode oauth: a
+// non-empty principal) enters their own api_token and org_id on the sign-in form, which
+// checks them with one GET of the organisation's newest run (401/403: refused; network,
+// 5xx, 429: "try again"); the host keeps them encrypted. Their calls use them, and the
+// poller and orchestrator auto-resume ask the host for them by principal
+// (host.user_credential); nothing of theirs falls back to the YAML or the environment. Once
+// revoked, their tasks are paused (kept, no request; codegen_task_status says why) until
+// they sign in again. codegen_config set is refused for them (they sign in again instead)
+// and get reports the source "user". Everyone else (stdio, static bearer tokens: the empty
+// principal) resolves in this order: a value set with codegen_config set (durable, in the
+// host's state store) > the instance's YAML credentials > the environment variables
+// CODEGEN_API_TOKEN / CODEGEN_ORG_ID. codegen_config get reports which one is in effect
+// ("user", "runtime", "yaml", "environment"), never the token.
 //
 // Durable state keys (per instance; principals hex-encoded): task/<p>/<task_id>,
-// owner/<org>/<run_id>, cfg/<p>/{api_token,org_id}, orch/<p>/<org>/<run>,
-// orchq/<p>/<org>/<run>/<child_run>, orchout/<p>/<org>/<run>.
+// owner/<org>/<run_id>, cfg//{api_token,org_id} (the empty principal's only),
+// orch/<p>/<org>/<run>, orchq/<p>/<org>/<run>/<child_run>, orchout/<p>/<org>/<run>.
 #include <memory>
 
 #include "api.hpp"
@@ -94,6 +103,19 @@ std::optional<std::string> opt_arg(const json& args, const char* key) {
   std::string s = trimmed(*it);
   return s.empty() ? std::nullopt : std::optional(s);
 }
+
+// What a Codegen API token can look like (it is never echoed, not even in an error).
+bool plausible_token(const std::string& token) {
+  bool printable = !token.empty();
+  for (unsigned char c : token) printable = printable && c > 0x20 && c < 0x7f;
+  return token.size() >= 8 && token.size() <= 4096 && printable;
+}
+
+// For a signed-in user who tries to set a credential, or whose sign-in lacks one (the
+// plugin was added after it).
+constexpr const char* kSignInAgain =
+    "for a user signed in with OAuth the Codegen API token and organisation id come from the sign-in form only; sign in "
+    "to this server again to enter them (nothing is saved here)";
 
 std::optional<int64_t> opt_id(const json& args, const char* key) {
   auto it = args.find(key);
@@ -149,6 +171,14 @@ class Codegen : public mcph::sdk::Plugin {
       throw std::runtime_error("credentials.org_id must be a positive integer (the Codegen organisation id)");
     }
     register_tools();
+    // Over HTTP with OAuth each user signs in with their own token and organisation, checked
+    // before anything is issued; elsewhere the YAML's, the environment's or codegen_config's.
+    user_credential("api_token", "Codegen API token",
+                    "Create one at codegen.com/token. It is stored encrypted and used only for your own runs.");
+    user_credential("org_id", "Codegen organisation id",
+                    "The number of the Codegen organisation your runs belong to (CODEGEN_ORG_ID in Codegen's CLI).",
+                    /*secret=*/false);
+    credential_check([this](Call& call) { return check_sign_in(call); });
     // Last: the thread starts only once everything it uses exists.
     poller_ = std::make_unique<Poller>(host, settings_, api_, config_, store_);
   }
@@ -163,6 +193,8 @@ class Codegen : public mcph::sdk::Plugin {
   // Every failure becomes an isError result with the envelope's shape; every text passes
   // through the redactor (runtime tokens are unknown to the host, §D.1).
   json guarded(Fn fn, Call& call, const json& args) {
+    // A call proves its user is signed in (again): their paused tasks are polled now.
+    if (const std::string principal = call.principal(); !principal.empty()) poller_->signed_in(principal);
     Failure f;
     try {
       return (this->*fn)(call, args);
@@ -184,16 +216,19 @@ class Codegen : public mcph::sdk::Plugin {
 
   Auth require_auth(Call& call, const std::string& principal) {
     const Credentials c = config_.resolve(principal, &call);
+    const bool user = !principal.empty();
     if (!c.token) {
       fail(MCPH_ERR_UNAUTHENTICATED, "Codegen API token not configured",
-           "set credentials.api_token in the host configuration, the CODEGEN_API_TOKEN environment variable, or "
-           "call codegen_config with action=set, key=api_token");
+           user ? kSignInAgain
+                : "set credentials.api_token in the host configuration, the CODEGEN_API_TOKEN environment variable, "
+                  "or call codegen_config with action=set, key=api_token");
     }
     if (!c.org_error.empty()) fail(MCPH_ERR_FAILED_PRECONDITION, "org_id is not a positive integer", c.org_error);
     if (!c.org_id) {
       fail(MCPH_ERR_FAILED_PRECONDITION, "Codegen organization id not configured",
-           "set credentials.org_id in the host configuration, the CODEGEN_ORG_ID environment variable, or call "
-           "codegen_config with action=set, key=org_id");
+           user ? kSignInAgain
+                : "set credentials.org_id in the host configuration, the CODEGEN_ORG_ID environment variable, or "
+                  "call codegen_config with action=set, key=org_id");
     }
     return Auth{*c.token, *c.org_id};
   }
@@ -368,6 +403,7 @@ class Codegen : public mcph::sdk::Plugin {
     if (t->state == TaskState::TimedOut) {
       summary += "; past its deadline but still polled: the run may still finish";
     }
+    if (!t->paused.empty()) summary += "; " + t->paused;
     if (t->result.is_string()) summary += "\n" + truncate_utf8(t->result.get<std::string>(), 2000);
     if (t->error) summary += "\nerror: " + *t->error;
     v["message"] = summary.substr(0, summary.find('\n'));
@@ -483,17 +519,16 @@ class Codegen : public mcph::sdk::Plugin {
       fail(MCPH_ERR_INVALID_ARGUMENT, "unknown key '" + key + "'", "only api_token and org_id can be read or set");
     }
     if (action == "set") {
+      // A signed-in user's credentials stay with their sign-in (encrypted), never in clear here.
+      if (!principal.empty()) fail(MCPH_ERR_FAILED_PRECONDITION, key + " comes from your sign-in", kSignInAgain);
       const json value = args.value("value", json());
       if (value.is_null()) fail(MCPH_ERR_INVALID_ARGUMENT, "value is required for set");
       if (key == "api_token") {
         const std::string token = value.is_string() ? value.get<std::string>() : "";
-        bool printable = !token.empty();
-        for (unsigned char c : token) printable = printable && c > 0x20 && c < 0x7f;
-        if (token.size() < 8 || token.size() > 4096 || !printable) {
-          // Never echo the value, not even in an error.
+        if (!plausible_token(token)) {
           fail(MCPH_ERR_INVALID_ARGUMENT, "api_token must be 8 to 4096 printable characters without spaces");
         }
-        if (!config_.set_token(principal, token)) {
+        if (!config_.set_token(token)) {
           fail(MCPH_ERR_UNAVAILABLE, "could not save api_token", "the host's state store refused the write");
         }
         host().info("api_token set at runtime");  // never the value (§D.1)
@@ -505,7 +540,7 @@ class Codegen : public mcph::sdk::Plugin {
       }
       const auto org = positive_int(value);
       if (!org) fail(MCPH_ERR_INVALID_ARGUMENT, "org_id must be a positive integer");
-      if (!config_.set_org(principal, *org)) {
+      if (!config_.set_org(*org)) {
         fail(MCPH_ERR_UNAVAILABLE, "could not save org_id", "the host's state store refused the write");
       }
       return ok(json{{"status", "success"},
@@ -537,6 +572,39 @@ class Codegen : public mcph::sdk::Plugin {
                    {"base_url", settings_.base_url},
                    {"message", message}},
               message);
+  }
+
+  // ---- the sign-in form's check ----------------------------------------------------------------
+
+  // What a user entered on the OAuth sign-in form: a plausible token and a positive org_id
+  // that the token can read (one GET of the organisation's newest run, from its budget).
+  // Refusals never quote the token.
+  json check_sign_in(Call& call) {
+    using mcph::sdk::ToolError;
+    const std::string token = call.credential("api_token").value_or("");
+    if (!plausible_token(token)) {
+      throw ToolError("A Codegen API token is 8 to 4096 characters without spaces: copy it from codegen.com/token.",
+                      MCPH_ERR_INVALID_ARGUMENT);
+    }
+    const auto org = positive_int(std::string_view(call.credential("org_id").value_or("")));
+    if (!org) throw ToolError("The Codegen organisation id must be a positive whole number, e.g. 123.");
+    const ApiResult r = api_.list_runs(Auth{token, *org}, 0, 1, &call);
+    if (r.ok()) return json::object();
+    const ApiError& e = *r.err;
+    if (e.retryable || e.code == MCPH_ERR_CANCELLED) {
+      throw ToolError("Codegen could not check these credentials just now (" + e.error + "). Please try again.",
+                      MCPH_ERR_UNAVAILABLE);
+    }
+    if (e.http == 401) {
+      throw ToolError("Codegen did not accept this API token (HTTP 401). Check that you copied all of it.",
+                      MCPH_ERR_UNAUTHENTICATED);
+    }
+    const std::string which = "organisation " + std::to_string(*org);
+    if (e.http == 403) {
+      throw ToolError("Codegen refused this API token for " + which + " (HTTP 403). Check the organisation id, and "
+                      "that the token belongs to one of its members.", MCPH_ERR_PERMISSION_DENIED);
+    }
+    throw ToolError("Codegen refused the check of " + which + ": " + e.error, e.code);
   }
 
   // ---- registration -------------------------------------------------------------------------
@@ -614,7 +682,8 @@ class Codegen : public mcph::sdk::Plugin {
                                    {"orchestrator_run_id", {{"type", json::array({"integer", "null"})}}},
                                    {"polls", {{"type", "integer"}}},
                                    {"last_polled_at", {{"type", json::array({"string", "null"})}}},
-                                   {"last_error", {{"type", json::array({"string", "null"})}}}}))
+                                   {"last_error", {{"type", json::array({"string", "null"})}}},
+                                   {"paused", {{"type", json::array({"string", "null"})}}}}))
             .annotations({{"title", "Codegen task status"}, {"readOnlyHint", true}, {"openWorldHint", false}}),
         &Codegen::do_task_status);
 
@@ -655,10 +724,11 @@ class Codegen : public mcph::sdk::Plugin {
 
     add(ToolSpec("codegen_config")
             .title("Codegen configuration")
-            .description("get: whether api_token is set and where it comes from (runtime, yaml, environment), or the "
-                         "org_id; the token itself is never shown. set: save api_token or org_id (an integer) in the "
-                         "host's state store; they take precedence over YAML and environment. The API base URL is "
-                         "set in the host configuration only.")
+            .description("get: whether api_token is set and where it comes from (user: your sign-in; runtime, yaml, "
+                         "environment), or the org_id; the token itself is never shown. set: save api_token or org_id "
+                         "(an integer) in the host's state store; they take precedence over YAML and environment. "
+                         "Users signed in with OAuth change theirs by signing in again. The API base URL is set in "
+                         "the host configuration only.")
             .input({{"type", "object"},
                     {"properties",
                      {{"action", {{"type", "string"}, {"enum", {"get", "set"}}}},

@@ -37,6 +37,21 @@ void Poller::track(const TaskRecord& t) {
   wake_.notify_all();
 }
 
+void Poller::signed_in(const std::string& principal) {
+  {
+    std::lock_guard lock(mutex_);
+    bool any = false;
+    for (auto& [key, t] : tasks_) {
+      if (t.principal != principal || t.paused.empty()) continue;
+      t.next_poll_ms = 0;
+      any = true;
+    }
+    if (!any) return;
+    poked_ = true;
+  }
+  wake_.notify_all();
+}
+
 bool Poller::stopping() {
   std::lock_guard lock(mutex_);
   return stop_;
@@ -96,6 +111,19 @@ void Poller::poll(const std::string& key) {
   const int64_t now = now_ms();
   const Timing& timing = settings_.timing;
   const Credentials creds = config_.resolve(t.principal, nullptr);
+  if (!creds.token && !t.principal.empty()) {
+    // Its user was revoked (or, just after a start, the host cannot tell yet): never poll as
+    // anyone else. No request now; look again later, or at their next call.
+    if (t.paused.empty()) host_.info("task " + t.task_id + " paused: its user is no longer signed in");
+    t.paused = "paused: the user who started it is no longer signed in; polling resumes when they sign in again";
+    t.next_poll_ms = now + timing.poll_max_interval_ms;
+    save(key, t);
+    return;
+  }
+  if (!t.paused.empty()) {
+    host_.info("task " + t.task_id + " polled again: its user is signed in");
+    t.paused.clear();
+  }
   if (!creds.token) {
     apply_poll_failure(t, "no Codegen API token is configured (codegen_config set api_token)", 0, now, timing);
     t.next_poll_ms = std::max(t.next_poll_ms, now + timing.poll_max_interval_ms);

@@ -5,6 +5,9 @@
 // children for their orchestrators and delivers those batches, and prunes old records.
 // After a restart (also after kill -9) it picks up every non-terminal task from the state
 // store and reconciles unfinished orchestrator deliveries before sending anything new.
+// A signed-in user's tasks poll with that user's token (host.user_credential) and nobody
+// else's: once they are revoked their tasks are paused (kept, no request, looked at again
+// every poll_max_interval_ms) until they sign in again.
 #pragma once
 
 #include <condition_variable>
@@ -30,6 +33,8 @@ class Poller {
 
   // Starts polling a task that a handler has just written to the store.
   void track(const TaskRecord& t);
+  // `principal` just made a call, so is signed in: their paused tasks are due now.
+  void signed_in(const std::string& principal);
 
  private:
   void run() noexcept;

@@ -86,18 +86,36 @@ Settings Settings::parse(const json& s) {
 ConfigStore::ConfigStore(const mcph::sdk::Host& host, Redactor& redactor) : host_(host), redactor_(redactor) {
   if (const char* env = std::getenv("CODEGEN_API_TOKEN"); env != nullptr) redactor_.add(env);
   // Tokens set at runtime in an earlier run must be redacted from the first message on.
+  const std::string mine = cfg_key("", "");
   for (const auto& [key, value] : host_.state_list("cfg/")) {
     if (key.size() > 10 && key.compare(key.size() - 10, 10, "/api_token") == 0) redactor_.add(value);
+    // A signed-in user's, saved in clear by an older version: their sign-in answers now.
+    if (key.rfind(mine, 0) != 0) host_.state_delete(key);
   }
 }
 
 Credentials ConfigStore::resolve(const std::string& principal, const mcph::sdk::Call* call) const {
   Credentials c;
+  std::optional<std::string> org_text;
+  auto with_org = [&] {
+    if (org_text) {
+      c.org_id = positive_int(std::string_view(*org_text));
+      if (!c.org_id) c.org_error = "the configured org_id (" + c.org_source + ") is not a positive integer";
+    }
+    return c;
+  };
+  if (!principal.empty()) {
+    auto own = [&](const char* key) { return call ? call->credential(key) : host_.user_credential(principal, key); };
+    if ((c.token = own("api_token"))) c.token_source = "user";
+    if ((org_text = own("org_id"))) c.org_source = "user";
+    return with_org();
+  }
+
   const char* env_token = std::getenv("CODEGEN_API_TOKEN");
   const char* env_org = std::getenv("CODEGEN_ORG_ID");
   auto cred = [&](const char* key) { return call ? call->credential(key) : host_.credential(key); };
 
-  if (auto rt = host_.state_get(cfg_key(principal, "api_token")); rt && !rt->empty()) {
+  if (auto rt = host_.state_get(cfg_key("", "api_token")); rt && !rt->empty()) {
     c.token = *rt;
     c.token_source = "runtime";
   } else if (auto y = cred("api_token")) {
@@ -109,8 +127,7 @@ Credentials ConfigStore::resolve(const std::string& principal, const mcph::sdk::
     c.token_source = "environment";
   }
 
-  std::optional<std::string> org_text;
-  if (auto rt = host_.state_get(cfg_key(principal, "org_id")); rt && !rt->empty()) {
+  if (auto rt = host_.state_get(cfg_key("", "org_id")); rt && !rt->empty()) {
     org_text = *rt;
     c.org_source = "runtime";
   } else if (auto y = cred("org_id")) {
@@ -120,20 +137,14 @@ Credentials ConfigStore::resolve(const std::string& principal, const mcph::sdk::
     org_text = env_org;
     c.org_source = "environment";
   }
-  if (org_text) {
-    c.org_id = positive_int(std::string_view(*org_text));
-    if (!c.org_id) c.org_error = "the configured org_id (" + c.org_source + ") is not a positive integer";
-  }
-  return c;
+  return with_org();
 }
 
-bool ConfigStore::set_token(const std::string& principal, const std::string& token) const {
+bool ConfigStore::set_token(const std::string& token) const {
   redactor_.add(token);  // before anything could echo it
-  return host_.state_put(cfg_key(principal, "api_token"), token);
+  return host_.state_put(cfg_key("", "api_token"), token);
 }
 
-bool ConfigStore::set_org(const std::string& principal, int64_t org_id) const {
-  return host_.state_put(cfg_key(principal, "org_id"), std::to_string(org_id));
-}
+bool ConfigStore::set_org(int64_t org_id) const { return host_.state_put(cfg_key("", "org_id"), std::to_string(org_id)); }
 
 }  // namespace codegen

@@ -28,7 +28,8 @@ struct Settings {
 };
 
 // Where a credential came from, as codegen_config get reports it.
-//   "runtime"      set with codegen_config set (kept in the host's state, per principal)
+//   "user"         the signed-in user's own, entered on the OAuth sign-in form
+//   "runtime"      set with codegen_config set (kept in the host's state; no signed-in user)
 //   "environment"  $CODEGEN_API_TOKEN / $CODEGEN_ORG_ID, read directly or through ${...} in YAML
 //   "yaml"         the instance's `credentials:` in the host configuration
 //   "none"         not set anywhere
@@ -40,21 +41,25 @@ struct Credentials {
   std::string org_error;  // a configured org_id that is not a positive integer
 };
 
-// Runtime configuration (codegen_config set) per principal, and the resolution order:
-// runtime > YAML credentials (which the default config fills from the environment) >
-// the environment variable itself. A value set at runtime wins because the user set it
-// deliberately and `get` reports the effective origin, so nothing is silently overridden
-// (the old server let the environment silently win, §D.3). Thread-safe.
+// The credentials of a principal. A signed-in user (OAuth; a non-empty principal) has only
+// their own, from the sign-in: in a call call.credential, outside one (the poller)
+// host.user_credential, which answers only while they hold a grant. Never the operator's
+// YAML or environment, so a revoked user's runs cannot go on with someone else's key.
+// Without a user (the empty principal: stdio, static bearer tokens): runtime
+// (codegen_config set) > YAML credentials (which the default config fills from the
+// environment) > the environment variable itself. A value set at runtime wins because it
+// was set deliberately and `get` reports the effective origin, so nothing is silently
+// overridden (the old server let the environment silently win, §D.3). Thread-safe.
 class ConfigStore {
  public:
+  // Deletes runtime values an older version kept in clear for signed-in users.
   ConfigStore(const mcph::sdk::Host& host, Redactor& redactor);
 
-  // With a call, the caller's credentials (per user once the host has them); without one
-  // (the poller), the instance's own.
   Credentials resolve(const std::string& principal, const mcph::sdk::Call* call) const;
 
-  bool set_token(const std::string& principal, const std::string& token) const;
-  bool set_org(const std::string& principal, int64_t org_id) const;
+  // codegen_config set, for the empty principal only (signed-in users sign in again).
+  bool set_token(const std::string& token) const;
+  bool set_org(int64_t org_id) const;
 
  private:
   const mcph::sdk::Host& host_;

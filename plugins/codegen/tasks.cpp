@@ -121,6 +121,7 @@ json to_json(const TaskRecord& t) {
               {"last_polled_ms", t.last_polled_ms},
               {"errors", t.errors},
               {"last_error", t.last_error},
+              {"paused", t.paused},
               {"notify", notify_name(t.notify)}};
 }
 
@@ -155,6 +156,7 @@ std::optional<TaskRecord> task_from_json(const json& j) {
   t.last_polled_ms = int_or(j, "last_polled_ms", 0);
   t.errors = static_cast<int>(int_or(j, "errors", 0));
   t.last_error = opt_string(j, "last_error").value_or("");
+  t.paused = opt_string(j, "paused").value_or("");
   t.notify = notify_from(j.value("notify", "none"));
   return t;
 }
@@ -262,7 +264,8 @@ json task_view(const TaskRecord& t) {
               {"orchestrator_run_id", t.orchestrator_run_id ? json(*t.orchestrator_run_id) : json()},
               {"polls", t.polls},
               {"last_polled_at", t.last_polled_ms > 0 ? json(iso8601(t.last_polled_ms)) : json()},
-              {"last_error", t.last_error.empty() ? json() : json(t.last_error)}};
+              {"last_error", t.last_error.empty() ? json() : json(t.last_error)},
+              {"paused", t.paused.empty() ? json() : json(t.paused)}};
 }
 
 bool TaskStore::put(const TaskRecord& t) const { return host_.state_put(task_key(t.principal, t.task_id), dump(to_json(t))); }

@@ -59,6 +59,7 @@ struct TaskRecord {
   int64_t last_polled_ms = 0;
   int errors = 0;          // consecutive failed polls
   std::string last_error;  // the last poll failure, for task_status (redacted)
+  std::string paused;      // why it is not polled now ("" when it is): its user signed out
   Notify notify = Notify::None;
 };
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A fake Codegen REST API for the codegen plugin's tests (Python 3 standard library only).
 
-    python3 tests/fakes/codegen_fake.py --port 0 [--token TOKEN]
+    python3 tests/fakes/codegen_fake.py --port 0 [--token TOKEN ...]
 
 prints `PORT <n>` as its first stdout line and serves on 127.0.0.1 until killed. State lives
-in this process, so it survives restarts of the host under test.
+in this process, so it survives restarts of the host under test. --token may be given once
+per user (every one is accepted, as each user's own token is upstream); without it any
+bearer token passes.
 
 The upstream shapes follow ../shared/reference/codegen.md §B:
   POST /v1/organizations/{org}/agent/run          CreateAgentRunInput -> AgentRunResponse
@@ -21,11 +23,12 @@ request changes it. A resume makes the run ACTIVE again with its `resume_script`
 
 Control endpoints (never recorded, no auth):
   GET  /_fake/requests[?path=REGEX&method=M]  recorded API requests: seq, method, path, query,
-                                              body, auth_ok (Authorization carried the expected
+                                              body, auth_ok (Authorization carried an expected
                                               token; the header itself is never recorded),
+                                              user (which --token: 0, 1, ...; -1 for none),
                                               status, fault
   POST /_fake/reset                           forget runs, requests, faults and scripts
-  POST /_fake/token      {"token": T}         the token Authorization must carry
+  POST /_fake/token      {"token": T}         the one token Authorization must carry now
   POST /_fake/faults     {"method"?, "path"?: REGEX, "count"?: 1, then either
                           "status", "body"?, "headers"?, "echo_auth"?  (answer this instead;
                           with "apply": true the request still takes effect)
@@ -51,9 +54,9 @@ DEFAULT_RESUME_SCRIPT = {"polls": 1, "final": "COMPLETE", "result": None}
 
 
 class State:
-    def __init__(self, token):
+    def __init__(self, tokens):
         self.lock = threading.Lock()
-        self.token = token
+        self.tokens = tokens  # None: any bearer token passes
         self.reset()
 
     def reset(self):
@@ -201,8 +204,10 @@ class Handler(BaseHTTPRequestHandler):
         delay = 0.0
         extra_headers = {}
         with STATE.lock:
-            # Without a configured token any bearer token passes (the README demo); tests set one.
-            auth_ok = (auth == "Bearer " + STATE.token) if STATE.token is not None else \
+            # Without a configured token any bearer token passes (the README demo); tests set them.
+            tokens = STATE.tokens or []
+            user = next((i for i, t in enumerate(tokens) if auth == "Bearer " + t), -1)
+            auth_ok = user >= 0 if STATE.tokens is not None else \
                 (auth.startswith("Bearer ") and len(auth) > len("Bearer "))
             fault = self.take_fault(method, path)
             if fault is not None and fault.get("apply") and auth_ok:
@@ -231,6 +236,7 @@ class Handler(BaseHTTPRequestHandler):
                 "query": query,
                 "body": body if body is not None else raw.decode("utf-8", "replace"),
                 "auth_ok": auth_ok,
+                "user": user,
                 "status": status,
                 "fault": fault is not None,
             })
@@ -345,7 +351,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.reset()
                 return 200, {"ok": True}
             if path == "/_fake/token" and method == "POST":
-                STATE.token = body.get("token")
+                STATE.tokens = [body["token"]] if body.get("token") is not None else None
                 return 200, {"ok": True}
             if path == "/_fake/faults" and method == "POST":
                 STATE.faults.append(body)
@@ -384,7 +390,7 @@ def main():
     global STATE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--token", default=None, help="the token Authorization must carry")
+    ap.add_argument("--token", action="append", help="an accepted API token (repeatable: one per user)")
     args = ap.parse_args()
     STATE = State(args.token)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -1,11 +1,14 @@
 // The codegen plugin's pure parts (status mapping, budget, resume batches, task records and
 // their transitions, error bodies, settings), and its per-principal scoping through the
-// plugin harness (mcp_plugin/testing.hpp), which is the one place a test can switch
-// principals today (stdio callers all have the empty principal).
+// plugin harness (mcp_plugin/testing.hpp): principals, signed-in users with their own
+// credentials (CallOptions, FakeHost::set_user) and their revocation, and the sign-in check.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <set>
+#include <thread>
 
 #include "api.hpp"
 #include "budget.hpp"
@@ -534,15 +537,178 @@ TEST_F(CodegenHarness, OnePrincipalNeverSeesOrResumesAnothersRuns) {
   host.principal = "alice";
   listed = plugin.call("codegen_list", {{"repo", "o/r"}});
   EXPECT_EQ(listed.structured()["runs"].size(), 2u);
+}
 
-  // Runtime config is per principal too.
-  ASSERT_FALSE(plugin.call("codegen_config", {{"action", "set"}, {"key", "api_token"}, {"value", "alice-rt-token-99"}})
+// ---- signed-in users (OAuth): each with their own token, in calls and in the poller ------
+
+const std::map<std::string, std::string> kAlice = {{"api_token", "alice-token-1111"}, {"org_id", "42"}};
+const std::map<std::string, std::string> kBob = {{"api_token", "bob-token-2222"}, {"org_id", "42"}};
+
+mcph::testing::CallOptions as(const std::string& principal, const std::map<std::string, std::string>& creds) {
+  mcph::testing::CallOptions o;
+  o.principal = principal;
+  o.credentials = creds;
+  return o;
+}
+
+// Polls `pred` every 10 ms until it holds or 10 s pass.
+bool eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 1000 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return pred();
+}
+
+TEST_F(CodegenHarness, SignedInUsersEachUseTheirOwnTokenAndARevokedOneIsNoLongerPolled) {
+  const std::string run = kBase + "/v1/organizations/42/agent/run";
+  host.http.on("POST", run, {200, {}, run_json(501, "ACTIVE")}).on("POST", run, {200, {}, run_json(502, "ACTIVE")});
+  host.http.on("GET", run + "/501", {200, {}, run_json(501, "ACTIVE")});
+  host.http.on("GET", run + "/502", {200, {}, run_json(502, "ACTIVE")});
+  host.http.on("GET", kBase + "/v1/organizations/42/agent/runs*",
+               {200, {}, json{{"items", json::array({json::parse(run_json(502, "ACTIVE")), json::parse(run_json(501, "ACTIVE"))})},
+                              {"total", 2}}.dump()});
+  host.set_user("u-alice", kAlice);
+  host.set_user("u-bob", kBob);
+  auto plugin = mcph::testing::Plugin::load(MCPH_PLUGIN_DIR "/libcodegen.so", host,
+                                            {{"base_url", kBase}, {"poll_interval_ms", 20}, {"poll_max_interval_ms", 200}});
+  EXPECT_EQ(plugin.user_credentials().size(), 2u);
+
+  auto a = plugin.call("codegen_new", {{"query", "alice's"}}, as("u-alice", kAlice));
+  ASSERT_FALSE(a.is_error()) << a.text();
+  auto b = plugin.call("codegen_new", {{"query", "bob's"}}, as("u-bob", kBob));
+  ASSERT_FALSE(b.is_error()) << b.text();
+  ASSERT_EQ(a.structured()["agent_run_id"], 501);
+  ASSERT_EQ(b.structured()["agent_run_id"], 502);
+  const std::string a_task = a.structured()["task_id"], b_task = b.structured()["task_id"];
+
+  // Every request carries the right user's token, never the operator's (YAML) one: the
+  // calls and the poller's GETs alike.
+  auto token_of = [](const mcph::testing::RecordedRequest& r) { return r.header("Authorization").value_or(""); };
+  auto polls = [&](int64_t id, const std::string& token, size_t from = 0) {
+    const auto all = host.http.requests();
+    size_t n = 0;
+    for (size_t i = from; i < all.size(); ++i) n += all[i].url == run + "/" + std::to_string(id) && token_of(all[i]) == "Bearer " + token;
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return polls(501, kAlice.at("api_token")) >= 2 && polls(502, kBob.at("api_token")) >= 2; }));
+  for (const auto& r : host.http.requests()) {
+    const bool alices = r.url.find("/501") != std::string::npos || r.body.find("alice's") != std::string::npos;
+    EXPECT_EQ(token_of(r), "Bearer " + (alices ? kAlice : kBob).at("api_token")) << r.method << " " << r.url;
+  }
+
+  // Bob can neither read Alice's task nor see her run.
+  auto status = plugin.call("codegen_task_status", {{"task_id", a_task}}, as("u-bob", kBob));
+  EXPECT_TRUE(status.is_error());
+  EXPECT_EQ(status.structured()["error"], "task " + a_task + " not found");
+  auto listed = plugin.call("codegen_list", json::object(), as("u-bob", kBob));
+  ASSERT_FALSE(listed.is_error()) << listed.text();
+  ASSERT_EQ(listed.structured()["runs"].size(), 1u);
+  EXPECT_EQ(listed.structured()["runs"][0]["id"], 502);
+
+  // Alice is revoked: her task is no longer polled (once a poll in flight is done), Bob's is.
+  host.remove_user("u-alice");
+  const size_t mark = host.http.requests().size();
+  ASSERT_TRUE(eventually([&] { return polls(502, kBob.at("api_token"), mark) >= 1; }));
+  size_t after = 0;  // the first of Bob's polls after the revocation: the poller thread is past Alice's
+  for (const auto all = host.http.requests(); after < all.size(); ++after) {
+    if (after >= mark && all[after].url == run + "/502") break;
+  }
+  ASSERT_TRUE(eventually([&] { return polls(502, kBob.at("api_token"), after + 1) >= 3; }));
+  EXPECT_EQ(polls(501, kAlice.at("api_token"), after), 0u);
+  EXPECT_EQ(polls(501, "yaml-token-abcdef"), 0u);  // nor with anyone else's key
+  // Her task is kept, and says why it waits (her own call here wakes it, still without a request).
+  status = plugin.call("codegen_task_status", {{"task_id", a_task}}, as("u-alice", kAlice));
+  ASSERT_FALSE(status.is_error()) << status.text();
+  EXPECT_EQ(status.structured()["state"], "running");
+  EXPECT_NE(status.structured()["paused"].get<std::string>().find("no longer signed in"), std::string::npos);
+  EXPECT_NE(status.text().find("paused"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return polls(502, kBob.at("api_token"), after + 1) >= 5; }));
+  EXPECT_EQ(polls(501, kAlice.at("api_token"), after), 0u);
+
+  // She signs in again: her next call wakes her task at once.
+  host.set_user("u-alice", kAlice);
+  plugin.call("codegen_task_status", {{"task_id", a_task}}, as("u-alice", kAlice));
+  ASSERT_TRUE(eventually([&] { return polls(501, kAlice.at("api_token"), after) >= 1; }));
+  EXPECT_TRUE(eventually([&] {
+    return plugin.call("codegen_task_status", {{"task_id", a_task}}, as("u-alice", kAlice)).structured()["paused"].is_null();
+  }));
+  EXPECT_FALSE(plugin.call("codegen_task_status", {{"task_id", b_task}}, as("u-bob", kBob)).is_error());
+}
+
+TEST_F(CodegenHarness, TheSignInCheckAsksCodegenOnce) {
+  const std::string runs = kBase + "/v1/organizations/";
+  host.http.on("GET", runs + "42/agent/runs?skip=0&limit=1", {200, {}, json{{"items", json::array()}, {"total", 0}}.dump()});
+  host.http.on("GET", runs + "41/agent/runs?skip=0&limit=1", {401, {}, R"({"detail":"Invalid or missing API token"})"});
+  host.http.on("GET", runs + "40/agent/runs?skip=0&limit=1",
+               {403, {}, R"({"message":"You do not have access to this organization.","status_code":403})"});
+  host.http.on("GET", runs + "39/agent/runs?skip=0&limit=1", {503, {}, "down"});
+  auto plugin = load();
+  const std::string token = "good-token-12345";
+  auto check = [&](const std::string& org) { return plugin.check_credentials({{"api_token", token}, {"org_id", org}}); };
+
+  auto ok = check("42");
+  EXPECT_FALSE(ok.is_error()) << ok.text();
+  ASSERT_EQ(host.http.requests().size(), 1u);
+  EXPECT_EQ(host.http.requests()[0].header("Authorization"), "Bearer " + token);
+
+  auto r = check("41");
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.error_status, MCPH_ERR_UNAUTHENTICATED);
+  EXPECT_NE(r.text().find("did not accept this API token (HTTP 401)"), std::string::npos) << r.text();
+  r = check("40");
+  EXPECT_EQ(r.error_status, MCPH_ERR_PERMISSION_DENIED);
+  EXPECT_NE(r.text().find("organisation 40 (HTTP 403)"), std::string::npos) << r.text();
+  // Upstream trouble: "try again", not a failed attempt (also with no answer at all).
+  EXPECT_EQ(check("39").error_status, MCPH_ERR_UNAVAILABLE);
+  EXPECT_EQ(check("38").error_status, MCPH_ERR_UNAVAILABLE);
+  for (const auto& req : host.http.requests()) EXPECT_NE(req.url.find("/agent/runs?skip=0&limit=1"), std::string::npos);
+
+  // Refused before any request: an org id that is no number, a token that cannot be one.
+  const size_t before = host.http.requests().size();
+  for (const std::string org : {"abc", "0", "-3", ""}) EXPECT_TRUE(check(org).is_error()) << org;
+  r = plugin.check_credentials({{"api_token", "two words here"}, {"org_id", "42"}});
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.text().find("two words"), std::string::npos);
+  EXPECT_EQ(host.http.requests().size(), before);
+  for (const auto& line : host.logs()) EXPECT_EQ(line.message.find(token), std::string::npos) << line.message;
+}
+
+TEST_F(CodegenHarness, ASignedInUsersConfigComesFromTheirSignInOnly) {
+  // An older version kept a signed-in user's runtime token in clear: it is deleted at start.
+  host.set_state("cfg/" + hex("u-alice") + "/api_token", "old-clear-token-77");
+  host.set_state("cfg//org_id", "43");  // the operator's (no user) stays
+  auto plugin = load();
+  EXPECT_EQ(host.state().count("cfg/" + hex("u-alice") + "/api_token"), 0u);
+  EXPECT_EQ(host.state().count("cfg//org_id"), 1u);
+
+  auto set = plugin.call("codegen_config", {{"action", "set"}, {"key", "api_token"}, {"value", "alice-rt-token-99"}},
+                         as("u-alice", kAlice));
+  EXPECT_TRUE(set.is_error());
+  EXPECT_EQ(set.structured()["error"], "api_token comes from your sign-in");
+  EXPECT_EQ(set.text().find("alice-rt-token-99"), std::string::npos);
+  EXPECT_TRUE(plugin.call("codegen_config", {{"action", "set"}, {"key", "org_id"}, {"value", 7}}, as("u-alice", kAlice))
+                  .is_error());
+  for (const auto& [key, value] : host.state()) {
+    EXPECT_EQ(value.find("alice-rt-token-99"), std::string::npos) << key;
+    EXPECT_EQ(value.find(kAlice.at("api_token")), std::string::npos) << key;
+  }
+  auto get = plugin.call("codegen_config", {{"action", "get"}, {"key", "api_token"}}, as("u-alice", kAlice));
+  EXPECT_EQ(get.structured()["source"], "user");
+  EXPECT_EQ(get.text().find(kAlice.at("api_token")), std::string::npos);
+  get = plugin.call("codegen_config", {{"action", "get"}, {"key", "org_id"}}, as("u-alice", kAlice));
+  EXPECT_EQ(get.structured()["source"], "user");
+  EXPECT_EQ(get.structured()["value"], 42);  // hers, not the operator's runtime 43
+
+  // Without a value from the sign-in: never the YAML's, but a pointer to signing in again.
+  auto none = plugin.call("codegen_new", {{"query", "q"}}, as("u-carol", {{"org_id", "42"}}));
+  EXPECT_EQ(none.structured()["error"], "Codegen API token not configured");
+  EXPECT_NE(none.structured()["details"].get<std::string>().find("sign in"), std::string::npos);
+  EXPECT_TRUE(host.http.requests().empty());
+
+  // Nobody signed in (stdio): runtime config as before.
+  EXPECT_FALSE(plugin.call("codegen_config", {{"action", "set"}, {"key", "api_token"}, {"value", "operator-rt-token"}})
                    .is_error());
-  auto mine = plugin.call("codegen_config", {{"action", "get"}, {"key", "api_token"}});
-  EXPECT_EQ(mine.structured()["source"], "runtime");
-  EXPECT_EQ(mine.text().find("alice-rt-token-99"), std::string::npos);
-  host.principal = "bob";
-  EXPECT_EQ(plugin.call("codegen_config", {{"action", "get"}, {"key", "api_token"}}).structured()["source"], "yaml");
+  EXPECT_EQ(plugin.call("codegen_config", {{"action", "get"}, {"key", "api_token"}}).structured()["source"], "runtime");
+  EXPECT_EQ(plugin.call("codegen_config", {{"action", "get"}, {"key", "api_token"}}, as("u-alice", kAlice))
+                .structured()["source"], "user");
 }
 
 TEST_F(CodegenHarness, ValidatesEverythingBeforeAnySideEffect) {

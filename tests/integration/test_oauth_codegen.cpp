@@ -1,0 +1,264 @@
+// The codegen plugin with per-user credentials: the real binary over HTTP in auth.mode oauth
+// against the fake Codegen API (tests/fakes/codegen_fake.py) with two users' tokens and the
+// operator's. Both users sign in through the form (where the plugin checks their token),
+// each starts a run; every upstream request, the poller's included, carries the right
+// user's token and never the operator's; one user cannot read the other's task; revoking
+// one stops the polling of their run and leaves the other working; no token reaches the log
+// or the state database in clear.
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+
+#include "http_host.hpp"
+#include "auth/oauth.hpp"
+#include "services/crypto.hpp"
+
+namespace mcph::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const char* kAlice = "cg-alice-token-1111";
+const char* kBob = "cg-bob-token-2222";
+const char* kOperator = "cg-operator-token-9999";  // the YAML's: no signed-in user's work may use it
+
+// Polls `pred` every 20 ms until it holds or 15 s pass.
+bool eventually(const std::function<bool()>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+class FakeCodegen {
+ public:
+  FakeCodegen()
+      : proc_({"/usr/bin/env", "python3", std::string(MCPH_SOURCE_DIR) + "/tests/fakes/codegen_fake.py", "--port", "0",
+               "--token", kAlice, "--token", kBob, "--token", kOperator}) {
+    auto line = proc_.read_line(15s);
+    if (line && line->rfind("PORT ", 0) == 0) port_ = std::stoi(line->substr(5));
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Every recorded API request: seq, method, path, body, user (0 Alice, 1 Bob, 2 operator).
+  json requests() {
+    httplib::Client c("127.0.0.1", port_);
+    return body_json(c.Get("/_fake/requests"));
+  }
+  void script_next(const json& script) {
+    httplib::Client c("127.0.0.1", port_);
+    c.Post("/_fake/script_next", script.dump(), "application/json");
+  }
+
+ private:
+  Process proc_;
+  int port_ = 0;
+};
+
+std::string form(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + auth::url_encode(k) + "=" + auth::url_encode(v);
+  return out;
+}
+
+class OAuthCodegenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    host = std::make_unique<HttpHost>(
+        "  - name: cg\n    library: codegen\n    credentials: { api_token: \"" + std::string(kOperator) +
+            "\", org_id: \"42\" }\n    settings: { base_url: \"" + api.url() +
+            "\", poll_interval_ms: 50, poll_max_interval_ms: 200, get_budget_per_30s: 59 }\n",
+        "    auth: { mode: oauth }\n");
+    c = host->client();
+    c->set_follow_location(false);
+  }
+
+  // Posts the form `page` as a person would: its hidden fields and cookie, plus `typed`.
+  httplib::Result post_form(const httplib::Result& page, std::vector<std::pair<std::string, std::string>> typed) {
+    std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
+    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
+      typed.emplace_back((*it)[1], html_unescape((*it)[2]));
+    }
+    const std::string cookie = page->get_header_value("Set-Cookie");
+    return c->Post("/authorize", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}}, form(typed),
+                   "application/x-www-form-urlencoded");
+  }
+
+  // The form's first page for a newly registered client, and that client's id and PKCE verifier.
+  struct Started {
+    httplib::Result page;
+    std::string client_id, verifier;
+  };
+  Started start_sign_in() {
+    const std::string verifier = crypto::b64url(crypto::random_bytes(40));
+    auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", "Test"}}.dump(),
+                       "application/json");
+    EXPECT_EQ(reg->status, 201) << reg->body;
+    const std::string client_id = body_json(reg)["client_id"];
+    const std::string query = form({{"response_type", "code"}, {"client_id", client_id},
+                                    {"redirect_uri", "http://127.0.0.1:4242/callback"},
+                                    {"code_challenge", crypto::b64url(crypto::sha256(verifier))},
+                                    {"code_challenge_method", "S256"}, {"state", "s1"}, {"resource", host->url() + "/mcp"}});
+    auto page = c->Get("/authorize?" + query);
+    EXPECT_EQ(page->status, 200) << page->body;
+    EXPECT_NE(page->body.find("Codegen API token"), std::string::npos) << "the plugin's declared field";
+    EXPECT_NE(page->body.find("Codegen organisation id"), std::string::npos);
+    return Started{std::move(page), client_id, verifier};
+  }
+
+  // The whole sign-in, as a client and a person do it. Returns the token response.
+  json sign_in(const std::string& token, const std::string& org = "42") {
+    Started s = start_sign_in();
+    auto done = post_form(s.page, {{"cg.api_token", token}, {"cg.org_id", org}});
+    EXPECT_EQ(done->status, 302) << done->body;
+    std::smatch m;
+    const std::string location = done->get_header_value("Location");
+    EXPECT_TRUE(std::regex_search(location, m, std::regex("code=([^&]+)"))) << location;
+    auto issued = c->Post("/token", form({{"grant_type", "authorization_code"}, {"client_id", s.client_id}, {"code", m[1]},
+                                          {"code_verifier", s.verifier}, {"redirect_uri", "http://127.0.0.1:4242/callback"},
+                                          {"resource", host->url() + "/mcp"}}),
+                          "application/x-www-form-urlencoded");
+    EXPECT_EQ(issued->status, 200) << issued->body;
+    json t = body_json(issued);
+    t["client_id"] = s.client_id;
+    return t;
+  }
+
+  httplib::Result call(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
+    json meta{{"io.modelcontextprotocol/protocolVersion", "2026-07-28"}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
+    json msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
+    return c->Post("/mcp",
+                   httplib::Headers{{"Authorization", "Bearer " + access_token}, {"MCP-Protocol-Version", "2026-07-28"},
+                                    {"Mcp-Method", "tools/call"}, {"Mcp-Name", tool}, {"Accept", "application/json"}},
+                   msg.dump(), "application/json");
+  }
+  // A tool's result (status 200 and a result expected).
+  json result(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
+    auto r = call(access_token, tool, args);
+    EXPECT_EQ(r->status, 200) << r->body;
+    return body_json(r)["result"];
+  }
+
+  // The fake's GETs of run `id` made as `user` with a seq above `after`.
+  size_t polls(int64_t id, int user, int64_t after = 0) {
+    size_t n = 0;
+    for (const auto& r : api.requests()) {
+      n += r["method"] == "GET" && r["path"].get<std::string>().ends_with("/agent/run/" + std::to_string(id)) &&
+           r["user"] == user && r["seq"].get<int64_t>() > after;
+    }
+    return n;
+  }
+
+  FakeCodegen api;
+  std::unique_ptr<HttpHost> host;
+  std::unique_ptr<httplib::Client> c;
+};
+
+TEST_F(OAuthCodegenTest, TheSignInChecksTheTokenWithCodegen) {
+  Started s = start_sign_in();
+  auto refused = post_form(s.page, {{"cg.api_token", "cg-mallory-token-3333"}, {"cg.org_id", "42"}});
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_NE(refused->body.find("did not accept this API token (HTTP 401)"), std::string::npos) << refused->body;
+  EXPECT_EQ(refused->body.find("cg-mallory-token-3333"), std::string::npos);
+  EXPECT_TRUE(refused->get_header_value("Location").empty());
+  Started again = start_sign_in();
+  auto no_number = post_form(again.page, {{"cg.api_token", kAlice}, {"cg.org_id", "forty-two"}});
+  EXPECT_EQ(no_number->status, 400);
+  EXPECT_NE(no_number->body.find("positive whole number"), std::string::npos) << no_number->body;
+  const json reqs = api.requests();
+  ASSERT_EQ(reqs.size(), 1u) << reqs;  // only the first attempt reached Codegen
+  EXPECT_EQ(reqs[0]["path"], "/v1/organizations/42/agent/runs");
+  EXPECT_EQ(reqs[0]["user"], -1);
+}
+
+TEST_F(OAuthCodegenTest, TwoUsersEachRunWithTheirOwnTokenAndARevokedOneStopsBeingPolled) {
+  json alice = sign_in(kAlice), bob = sign_in(kBob);
+  const std::string at = alice["access_token"], bt = bob["access_token"];
+
+  // Each starts a run that stays active.
+  api.script_next({{"polls", nullptr}});
+  api.script_next({{"polls", nullptr}});
+  json a = result(at, "codegen_new", {{"query", "alice's change"}, {"repo", "o/r"}});
+  ASSERT_FALSE(a.value("isError", false)) << a;
+  json b = result(bt, "codegen_new", {{"query", "bob's change"}, {"repo", "o/r"}});
+  ASSERT_FALSE(b.value("isError", false)) << b;
+  const int64_t a_run = a["structuredContent"]["agent_run_id"], b_run = b["structuredContent"]["agent_run_id"];
+  const std::string a_task = a["structuredContent"]["task_id"], b_task = b["structuredContent"]["task_id"];
+  ASSERT_TRUE(eventually([&] { return polls(a_run, 0) >= 2 && polls(b_run, 1) >= 2; }));
+
+  // Every request so far, the sign-in checks included, came as the right user; none as the
+  // operator and none without a known token.
+  for (const auto& r : api.requests()) {
+    const std::string path = r["path"], body = r["body"].dump();
+    if (path.ends_with("/" + std::to_string(a_run)) || body.find("alice's") != std::string::npos) {
+      EXPECT_EQ(r["user"], 0) << r;
+    } else if (path.ends_with("/" + std::to_string(b_run)) || body.find("bob's") != std::string::npos) {
+      EXPECT_EQ(r["user"], 1) << r;
+    } else {
+      EXPECT_TRUE(r["user"] == 0 || r["user"] == 1) << r;  // the two sign-in checks
+    }
+  }
+
+  // Bob can neither read Alice's task nor see her run; his config is his sign-in.
+  json status = result(bt, "codegen_task_status", {{"task_id", a_task}});
+  EXPECT_TRUE(status.value("isError", false)) << status;
+  EXPECT_EQ(status["structuredContent"]["error"], "task " + a_task + " not found");
+  json listed = result(bt, "codegen_list", {{"repo", "o/r"}});
+  ASSERT_FALSE(listed.value("isError", false)) << listed;
+  ASSERT_EQ(listed["structuredContent"]["runs"].size(), 1u) << listed;
+  EXPECT_EQ(listed["structuredContent"]["runs"][0]["id"], b_run);
+  EXPECT_EQ(result(bt, "codegen_config", {{"action", "get"}, {"key", "api_token"}})["structuredContent"]["source"], "user");
+  json set = result(bt, "codegen_config", {{"action", "set"}, {"key", "api_token"}, {"value", "cg-bob-new-token-4444"}});
+  EXPECT_TRUE(set.value("isError", false)) << set;
+
+  // Alice is revoked: her calls end, her run is no longer polled (once a poll that was in
+  // flight is done: the poller is one thread, so after Bob's next poll), Bob's goes on.
+  auto rv = c->Post("/revoke", form({{"token", alice["refresh_token"]}, {"client_id", alice["client_id"]}}),
+                    "application/x-www-form-urlencoded");
+  EXPECT_EQ(rv->status, 200);
+  EXPECT_EQ(call(at, "codegen_task_status", {{"task_id", a_task}})->status, 401);
+  const int64_t mark = api.requests().size();
+  int64_t after = 0;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& r : api.requests()) {
+      if (r["seq"].get<int64_t>() > mark && r["path"].get<std::string>().ends_with("/" + std::to_string(b_run))) {
+        after = r["seq"];
+        return true;
+      }
+    }
+    return false;
+  }));
+  ASSERT_TRUE(eventually([&] { return polls(b_run, 1, after) >= 4; }));
+  EXPECT_EQ(polls(a_run, 0, after), 0u);
+  EXPECT_EQ(polls(a_run, 2), 0u);  // nor with the operator's token instead
+  json mine = result(bt, "codegen_task_status", {{"task_id", b_task}});
+  EXPECT_FALSE(mine.value("isError", false)) << mine;
+  EXPECT_EQ(mine["structuredContent"]["state"], "running");
+  EXPECT_TRUE(mine["structuredContent"]["paused"].is_null());
+  EXPECT_FALSE(result(bt, "codegen_list", json::object()).value("isError", false));
+  for (const auto& r : api.requests()) EXPECT_NE(r["user"], 2) << r;
+
+  // No token in the log, nor in clear in the state database.
+  const std::string log = host->process().stderr_text();
+  for (const char* token : {kAlice, kBob, kOperator, "cg-bob-new-token-4444"}) EXPECT_EQ(log.find(token), std::string::npos) << token;
+  const auto state_dir = std::filesystem::path(host->config_path()).parent_path() / "state";
+  size_t files = 0;
+  for (const auto& f : std::filesystem::directory_iterator(state_dir)) {
+    const std::string name = f.path().filename();
+    if (name != "state.db" && name != "state.db-wal") continue;
+    ++files;
+    std::ostringstream bytes;
+    bytes << std::ifstream(f.path(), std::ios::binary).rdbuf();
+    for (const char* token : {kAlice, kBob, "cg-bob-new-token-4444"}) {
+      EXPECT_EQ(bytes.str().find(token), std::string::npos) << token << " in " << name;
+    }
+  }
+  EXPECT_GE(files, 1u);
+}
+
+}  // namespace
+}  // namespace mcph::testing
