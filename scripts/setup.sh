@@ -9,6 +9,7 @@ packages=(
   libssl-dev libsqlite3-dev libcli11-dev libgtest-dev json-schema-test-suite
   dpkg-dev file   # scripts/package.sh: CPack's Debian generator runs dpkg-shlibdeps and file
   chromium chromium-driver python3-selenium   # the sign-in page's browser test
+  clang           # the sanitizer build (scripts/test.sh): it compiles it in about half the time
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -526,9 +526,10 @@ class Validator {
         return fail(path, [&] { return "missing required property " + json(name).dump(); });
       }
     }
-    for (const auto& [name, also_required] : node.dependent_required) {
+    for (const auto& entry : node.dependent_required) {  // not [name, ...]: clang 14 cannot capture bindings
+      const auto& name = entry.first;
       if (!v.contains(name)) continue;
-      for (const auto& other : also_required) {
+      for (const auto& other : entry.second) {
         if (v.contains(other)) continue;
         return fail(path, [&] {
           return "property " + json(name).dump() + " requires property " + json(other).dump();

@@ -82,7 +82,7 @@ class Mailbox final : public protocol::ReplyChannel {
     ready_.store(!queue_.empty(), std::memory_order_relaxed);
     return m;
   }
-  void close() {
+  void close() override {
     {
       std::lock_guard lock(mutex_);
       closed_ = true;
@@ -446,7 +446,7 @@ struct HttpTransport::Impl {
     auto pending = std::make_shared<std::deque<json>>(std::move(early));
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, mailbox, pending, on_disconnect](size_t, httplib::DataSink& sink) {
+        [mailbox, pending, on_disconnect](size_t, httplib::DataSink& sink) {
           auto write = [&](const std::string& text) {
             if (sink.write(text.data(), text.size())) return true;
             on_disconnect();
