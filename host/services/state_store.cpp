@@ -206,7 +206,10 @@ Status StateStore::Impl::configure() {
   // NORMAL in WAL mode: a commit is written to the WAL before returning but not fsynced,
   // so it survives the host being killed (the data is in the OS page cache) though not a
   // power cut (SQLite docs, "pragma.html#pragma_synchronous").
-  return exec("PRAGMA synchronous=NORMAL");
+  if (auto s = exec("PRAGMA synchronous=NORMAL"); !s) return s;
+  // Deleted content is overwritten with zeros, not left in free pages: a revoked grant's
+  // sealed credentials, a spent token's hash, a plugin's deleted value.
+  return exec("PRAGMA secure_delete=ON");
 }
 
 Status StateStore::Impl::migrate() {
