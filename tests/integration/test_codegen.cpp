@@ -35,16 +35,6 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
-// Polls `pred` every 20 ms until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 15s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 // The fake Codegen API process and its control endpoints.
 class FakeCodegen {
  public:

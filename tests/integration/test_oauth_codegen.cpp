@@ -11,9 +11,7 @@
 #include <regex>
 #include <sstream>
 
-#include "http_host.hpp"
-#include "auth/oauth.hpp"
-#include "services/crypto.hpp"
+#include "oauth_client.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -24,16 +22,6 @@ using namespace std::chrono_literals;
 const char* kAlice = "cg-alice-token-1111";
 const char* kBob = "cg-bob-token-2222";
 const char* kOperator = "cg-operator-token-9999";  // the YAML's: no signed-in user's work may use it
-
-// Polls `pred` every 20 ms until it holds or 15 s pass.
-bool eventually(const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + 15s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
 
 class FakeCodegen {
  public:
@@ -59,12 +47,6 @@ class FakeCodegen {
   int port_ = 0;
 };
 
-std::string form(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string out;
-  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + auth::url_encode(k) + "=" + auth::url_encode(v);
-  return out;
-}
-
 class OAuthCodegenTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -75,66 +57,25 @@ class OAuthCodegenTest : public ::testing::Test {
         "    auth: { mode: oauth }\n");
     c = host->client();
     c->set_follow_location(false);
+    oauth = std::make_unique<OAuthClient>(*c, host->url() + "/mcp");
   }
 
-  // Posts the form `page` as a person would: its hidden fields and cookie, plus `typed`.
-  httplib::Result post_form(const httplib::Result& page, std::vector<std::pair<std::string, std::string>> typed) {
-    std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
-    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
-      typed.emplace_back((*it)[1], html_unescape((*it)[2]));
-    }
-    const std::string cookie = page->get_header_value("Set-Cookie");
-    return c->Post("/authorize", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}}, form(typed),
-                   "application/x-www-form-urlencoded");
+  // The form's first page for a newly registered client (it asks for codegen's fields).
+  OAuthClient::Started start_sign_in() {
+    auto started = oauth->start();
+    EXPECT_NE(started.page->body.find("Codegen API token"), std::string::npos) << "the plugin's declared field";
+    EXPECT_NE(started.page->body.find("Codegen organisation id"), std::string::npos);
+    return started;
   }
-
-  // The form's first page for a newly registered client, and that client's id and PKCE verifier.
-  struct Started {
-    httplib::Result page;
-    std::string client_id, verifier;
-  };
-  Started start_sign_in() {
-    const std::string verifier = crypto::b64url(crypto::random_bytes(40));
-    auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", "Test"}}.dump(),
-                       "application/json");
-    EXPECT_EQ(reg->status, 201) << reg->body;
-    const std::string client_id = body_json(reg)["client_id"];
-    const std::string query = form({{"response_type", "code"}, {"client_id", client_id},
-                                    {"redirect_uri", "http://127.0.0.1:4242/callback"},
-                                    {"code_challenge", crypto::b64url(crypto::sha256(verifier))},
-                                    {"code_challenge_method", "S256"}, {"state", "s1"}, {"resource", host->url() + "/mcp"}});
-    auto page = c->Get("/authorize?" + query);
-    EXPECT_EQ(page->status, 200) << page->body;
-    EXPECT_NE(page->body.find("Codegen API token"), std::string::npos) << "the plugin's declared field";
-    EXPECT_NE(page->body.find("Codegen organisation id"), std::string::npos);
-    return Started{std::move(page), client_id, verifier};
-  }
+  httplib::Result post_form(const httplib::Result& page, Fields typed) { return oauth->post(page, std::move(typed)); }
 
   // The whole sign-in, as a client and a person do it. Returns the token response.
   json sign_in(const std::string& token, const std::string& org = "42") {
-    Started s = start_sign_in();
-    auto done = post_form(s.page, {{"cg.api_token", token}, {"cg.org_id", org}});
-    EXPECT_EQ(done->status, 302) << done->body;
-    std::smatch m;
-    const std::string location = done->get_header_value("Location");
-    EXPECT_TRUE(std::regex_search(location, m, std::regex("code=([^&]+)"))) << location;
-    auto issued = c->Post("/token", form({{"grant_type", "authorization_code"}, {"client_id", s.client_id}, {"code", m[1]},
-                                          {"code_verifier", s.verifier}, {"redirect_uri", "http://127.0.0.1:4242/callback"},
-                                          {"resource", host->url() + "/mcp"}}),
-                          "application/x-www-form-urlencoded");
-    EXPECT_EQ(issued->status, 200) << issued->body;
-    json t = body_json(issued);
-    t["client_id"] = s.client_id;
-    return t;
+    auto started = start_sign_in();
+    return oauth->finish(post_form(started.page, {{"cg.api_token", token}, {"cg.org_id", org}}), started);
   }
-
   httplib::Result call(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
-    json meta{{"io.modelcontextprotocol/protocolVersion", "2026-07-28"}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
-    json msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
-    return c->Post("/mcp",
-                   httplib::Headers{{"Authorization", "Bearer " + access_token}, {"MCP-Protocol-Version", "2026-07-28"},
-                                    {"Mcp-Method", "tools/call"}, {"Mcp-Name", tool}, {"Accept", "application/json"}},
-                   msg.dump(), "application/json");
+    return oauth->call(access_token, tool, args);
   }
   // A tool's result (status 200 and a result expected).
   json result(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
@@ -156,16 +97,17 @@ class OAuthCodegenTest : public ::testing::Test {
   FakeCodegen api;
   std::unique_ptr<HttpHost> host;
   std::unique_ptr<httplib::Client> c;
+  std::unique_ptr<OAuthClient> oauth;
 };
 
 TEST_F(OAuthCodegenTest, TheSignInChecksTheTokenWithCodegen) {
-  Started s = start_sign_in();
+  auto s = start_sign_in();
   auto refused = post_form(s.page, {{"cg.api_token", "cg-mallory-token-3333"}, {"cg.org_id", "42"}});
   EXPECT_EQ(refused->status, 400);
   EXPECT_NE(refused->body.find("did not accept this API token (HTTP 401)"), std::string::npos) << refused->body;
   EXPECT_EQ(refused->body.find("cg-mallory-token-3333"), std::string::npos);
   EXPECT_TRUE(refused->get_header_value("Location").empty());
-  Started again = start_sign_in();
+  auto again = start_sign_in();
   auto no_number = post_form(again.page, {{"cg.api_token", kAlice}, {"cg.org_id", "forty-two"}});
   EXPECT_EQ(no_number->status, 400);
   EXPECT_NE(no_number->body.find("positive whole number"), std::string::npos) << no_number->body;
@@ -217,8 +159,7 @@ TEST_F(OAuthCodegenTest, TwoUsersEachRunWithTheirOwnTokenAndARevokedOneStopsBein
 
   // Alice is revoked: her calls end, her run is no longer polled (once a poll that was in
   // flight is done: the poller is one thread, so after Bob's next poll), Bob's goes on.
-  auto rv = c->Post("/revoke", form({{"token", alice["refresh_token"]}, {"client_id", alice["client_id"]}}),
-                    "application/x-www-form-urlencoded");
+  auto rv = oauth->revoke(alice);
   EXPECT_EQ(rv->status, 200);
   EXPECT_EQ(call(at, "codegen_task_status", {{"task_id", a_task}})->status, 401);
   const int64_t mark = api.requests().size();

@@ -6,9 +6,7 @@
 #include <fstream>
 #include <regex>
 
-#include "http_host.hpp"
-#include "auth/oauth.hpp"
-#include "services/crypto.hpp"
+#include "oauth_client.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -59,12 +57,6 @@ class FakeApi {
   int port_ = 0;
 };
 
-std::string form(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string out;
-  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + auth::url_encode(k) + "=" + auth::url_encode(v);
-  return out;
-}
-
 class OAuthHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -73,66 +65,30 @@ class OAuthHttpTest : public ::testing::Test {
                                       "    auth: { mode: oauth }\n");
     c = host->client();
     c->set_follow_location(false);
-  }
-
-  // Posts the form `page` as a person would: its hidden fields and cookie, plus `typed`.
-  httplib::Result post_form(const httplib::Result& page, std::vector<std::pair<std::string, std::string>> typed) {
-    std::regex hidden(R"re(<input type="hidden" name="([^"]+)" value="([^"]*)">)re");
-    for (auto it = std::sregex_iterator(page->body.begin(), page->body.end(), hidden); it != std::sregex_iterator(); ++it) {
-      typed.emplace_back((*it)[1], html_unescape((*it)[2]));
-    }
-    const std::string cookie = page->get_header_value("Set-Cookie");
-    return c->Post("/authorize", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}}, form(typed),
-                   "application/x-www-form-urlencoded");
+    oauth = std::make_unique<OAuthClient>(*c, host->url() + "/mcp");
   }
 
   // The whole sign-in, as a client and a person do it (picking `team` if asked). Returns
   // the token response.
   json sign_in(const std::string& key, const std::string& client_name = "Test", const std::string& team = "") {
-    const std::string verifier = crypto::b64url(crypto::random_bytes(40));
-    const std::string challenge = crypto::b64url(crypto::sha256(verifier));
-    auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}, {"client_name", client_name}}.dump(),
-                       "application/json");
-    EXPECT_EQ(reg->status, 201) << reg->body;
-    const std::string client_id = body_json(reg)["client_id"];
-    const std::string query = form({{"response_type", "code"}, {"client_id", client_id},
-                                    {"redirect_uri", "http://127.0.0.1:4242/callback"}, {"code_challenge", challenge},
-                                    {"code_challenge_method", "S256"}, {"state", "s1"}, {"resource", host->url() + "/mcp"}});
-    auto page = c->Get("/authorize?" + query);
-    EXPECT_EQ(page->status, 200) << page->body;
-    EXPECT_NE(page->body.find("Codesphere API token"), std::string::npos) << "the plugin's declared field";
-    auto done = post_form(page, {{"cs.api_token", key}});
+    auto started = oauth->start(client_name);
+    EXPECT_NE(started.page->body.find("Codesphere API token"), std::string::npos) << "the plugin's declared field";
+    auto done = oauth->post(started.page, {{"cs.api_token", key}});
     if (!team.empty()) {
       EXPECT_EQ(done->status, 200) << done->body;
       EXPECT_NE(done->body.find("<select"), std::string::npos) << done->body;
-      done = post_form(done, {{"cs.team_id", team}});
+      done = oauth->post(done, {{"cs.team_id", team}});
     }
-    EXPECT_EQ(done->status, 302) << done->body;
-    std::smatch m;
-    const std::string location = done->get_header_value("Location");
-    EXPECT_TRUE(std::regex_search(location, m, std::regex("code=([^&]+)"))) << location;
-    auto token = c->Post("/token", form({{"grant_type", "authorization_code"}, {"client_id", client_id}, {"code", m[1]},
-                                         {"code_verifier", verifier}, {"redirect_uri", "http://127.0.0.1:4242/callback"},
-                                         {"resource", host->url() + "/mcp"}}),
-                         "application/x-www-form-urlencoded");
-    EXPECT_EQ(token->status, 200) << token->body;
-    json t = body_json(token);
-    t["client_id"] = client_id;
-    return t;
+    return oauth->finish(done, started);
   }
-
   httplib::Result call(const std::string& access_token, const std::string& tool, const json& args = json::object()) {
-    json meta{{"io.modelcontextprotocol/protocolVersion", "2026-07-28"}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
-    json msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
-    return c->Post("/mcp",
-                   httplib::Headers{{"Authorization", "Bearer " + access_token}, {"MCP-Protocol-Version", "2026-07-28"},
-                                    {"Mcp-Method", "tools/call"}, {"Mcp-Name", tool}, {"Accept", "application/json"}},
-                   msg.dump(), "application/json");
+    return oauth->call(access_token, tool, args);
   }
 
   FakeApi api;
   std::unique_ptr<HttpHost> host;
   std::unique_ptr<httplib::Client> c;
+  std::unique_ptr<OAuthClient> oauth;
 };
 
 TEST_F(OAuthHttpTest, DiscoveryStartsFromABare401) {
@@ -167,8 +123,7 @@ TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
   EXPECT_EQ(api.users(), std::vector<int>{1});
 
   // Revoking Alice leaves Bob working.
-  auto rv = c->Post("/revoke", form({{"token", alice["refresh_token"]}, {"client_id", alice["client_id"]}}),
-                    "application/x-www-form-urlencoded");
+  auto rv = oauth->revoke(alice);
   EXPECT_EQ(rv->status, 200);
   EXPECT_EQ(call(alice["access_token"], "list_teams")->status, 401);
   EXPECT_EQ(call(bob["access_token"], "list_teams")->status, 200);
@@ -189,12 +144,7 @@ TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
 
 TEST_F(OAuthHttpTest, TheKeyIsCheckedWithCodesphereAndSeveralTeamsAreAChoice) {
   // A key Codesphere does not know: the form again, with why, and nothing issued.
-  auto reg = c->Post("/register", json{{"redirect_uris", {"http://127.0.0.1/callback"}}}.dump(), "application/json");
-  const std::string client_id = body_json(reg)["client_id"];
-  const std::string query = form({{"response_type", "code"}, {"client_id", client_id}, {"redirect_uri", "http://127.0.0.1:4242/callback"},
-                                  {"code_challenge", crypto::b64url(crypto::sha256(std::string(43, 'v')))},
-                                  {"code_challenge_method", "S256"}, {"state", "s1"}});
-  auto refused = post_form(c->Get("/authorize?" + query), {{"cs.api_token", "key-mallory-3333"}});
+  auto refused = oauth->post(oauth->start().page, {{"cs.api_token", "key-mallory-3333"}});
   EXPECT_EQ(refused->status, 400);
   EXPECT_NE(refused->body.find("did not accept this API token (HTTP 401)"), std::string::npos) << refused->body;
   EXPECT_EQ(refused->body.find("key-mallory-3333"), std::string::npos);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -154,6 +155,17 @@ inline std::pair<int, std::string> run_command(const std::vector<std::string>& a
   while (auto line = p.read_line(std::chrono::seconds(30))) out += *line + "\n";
   auto code = p.wait(std::chrono::seconds(30));
   return {code.value_or(-1), out + p.stderr_text()};
+}
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes: for what another process
+// does in its own time (a poller's requests, a log line).
+inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
 }
 
 }  // namespace mcph::testing

@@ -284,6 +284,7 @@ struct CallState {
   FakeHost* host = nullptr;
   std::optional<std::string> principal;
   const std::map<std::string, std::string>* credentials = nullptr;
+  const std::vector<json>* declared = nullptr;  // the plugin's user credentials
   json capabilities;
   json input_responses;
   std::optional<std::string> state;
@@ -301,7 +302,8 @@ struct CallOptions {
   std::optional<std::string> state;
   // Overrides FakeHost::client_capabilities for this call.
   std::optional<json> client_capabilities;
-  // A call by a signed-in user: overrides FakeHost::principal and FakeHost::credentials.
+  // A call by a signed-in user: overrides FakeHost::principal and FakeHost::credentials
+  // (with a principal but no credentials, the keys the plugin declared per user are unset).
   std::optional<std::string> principal;
   std::optional<std::map<std::string, std::string>> credentials;
 };
@@ -451,6 +453,7 @@ class Plugin {
     state.host = host_;
     state.principal = options.principal;
     if (options.credentials) state.credentials = &*options.credentials;
+    state.declared = &reg_.user_credentials;
     state.capabilities = options.client_capabilities.value_or(host_->client_capabilities);
     state.input_responses = options.input_responses;
     state.state = options.state;
@@ -590,6 +593,11 @@ inline mcph_host_api FakeHost::make_api() {
   };
   a.credential = [](mcph_host_instance* hi, mcph_call* c, mcph_str key, mcph_sink sink, void* user) -> mcph_status {
     auto* st = reinterpret_cast<CallState*>(c);
+    // As the host does: a signed-in user's declared key never falls back to the instance's.
+    if (st && st->principal && !st->principal->empty() && !st->credentials && st->declared &&
+        std::any_of(st->declared->begin(), st->declared->end(), [&](const json& d) { return d["key"] == s(key); })) {
+      return MCPH_ERR_NOT_FOUND;
+    }
     const auto& creds = st && st->credentials ? *st->credentials : self(hi).credentials;
     auto it = creds.find(s(key));
     if (it == creds.end() || it->second.empty()) return MCPH_ERR_NOT_FOUND;
