@@ -594,8 +594,8 @@ void OAuthServer::drop_grant(const std::string& grant_id) {
   }
   erase("grant/" + grant_id);
   std::lock_guard lock(cache_mutex_);
-  std::erase_if(cache_, [&](const auto& kv) { return kv.second.caller.grant == grant_id; });
-  std::erase_if(users_, [&](const auto& kv) { return kv.second.caller.grant == grant_id; });
+  std::erase_if(cache_, [&](const auto& kv) { return kv.second.caller->grant == grant_id; });
+  std::erase_if(users_, [&](const auto& kv) { return kv.second.caller->grant == grant_id; });
 }
 
 Answer OAuthServer::token(const Params& form) {
@@ -659,11 +659,11 @@ Answer OAuthServer::revoke(const Params& form) {
   return json_answer(200, json::object());  // RFC 7009: 200 whether or not the token was known
 }
 
-std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) {
+std::shared_ptr<const Caller> OAuthServer::authenticate(std::string_view authorization) {
   constexpr std::string_view kScheme = "Bearer ";
   if (authorization.size() <= kScheme.size() || !std::equal(kScheme.begin(), kScheme.end(), authorization.begin(),
                                                              [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-    return std::nullopt;
+    return nullptr;
   }
   const std::string key = token_key("access", authorization.substr(kScheme.size()));
   const auto now = std::chrono::system_clock::now();
@@ -675,20 +675,21 @@ std::optional<Caller> OAuthServer::authenticate(std::string_view authorization) 
     }
   }
   auto access = load(key);
-  if (!access || (*access)["expires"].get<int64_t>() < now_s()) return std::nullopt;
+  if (!access || (*access)["expires"].get<int64_t>() < now_s()) return nullptr;
   // A token minted for another resource (another issuer or path sharing this state) is not
   // for us, whoever minted it.
-  if (access->value("aud", resource_) != resource_) return std::nullopt;
+  if (access->value("aud", resource_) != resource_) return nullptr;
   const std::string grant_id = (*access)["grant"];
   auto grant = load("grant/" + grant_id);
-  auto caller = grant ? open_grant(grant_id, *grant) : std::nullopt;
-  if (!caller) return std::nullopt;
+  auto opened = grant ? open_grant(grant_id, *grant) : std::nullopt;
+  if (!opened) return nullptr;
+  auto caller = std::make_shared<const Caller>(std::move(*opened));
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
   // Read again after kRecheck, so a grant revoked by `mcp-host auth revoke` (another process)
   // stops working here within that time.
   const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()));
-  cache_[key] = Cached{*caller, std::min(expires, now + kRecheck)};
+  cache_[key] = Cached{caller, std::min(expires, now + kRecheck)};
   return caller;
 }
 
@@ -716,7 +717,7 @@ std::optional<Caller> OAuthServer::user(const std::string& principal) {
   const auto now = std::chrono::system_clock::now();
   {
     std::lock_guard lock(cache_mutex_);
-    if (auto it = users_.find(principal); it != users_.end() && it->second.expires > now) return it->second.caller;
+    if (auto it = users_.find(principal); it != users_.end() && it->second.expires > now) return *it->second.caller;
   }
   // Any live grant of theirs will do: the newest (a user who signed in again may have
   // entered a new key).
@@ -737,7 +738,7 @@ std::optional<Caller> OAuthServer::user(const std::string& principal) {
     return std::nullopt;
   }
   if (users_.size() > 10000) users_.clear();
-  users_[principal] = Cached{*caller, now + kRecheck};  // revoked elsewhere: noticed within kRecheck
+  users_[principal] = Cached{std::make_shared<const Caller>(*caller), now + kRecheck};  // revoked elsewhere: noticed within kRecheck
   return caller;
 }
 

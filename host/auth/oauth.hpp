@@ -110,9 +110,9 @@ class OAuthServer {
   Answer token(const Params& form);
   Answer revoke(const Params& form);
 
-  // The caller behind "Authorization: Bearer <token>", or nullopt (answer 401). Cached in
-  // memory: the database is read once per token.
-  std::optional<Caller> authenticate(std::string_view authorization);
+  // The caller behind "Authorization: Bearer <token>", or null (answer 401). Cached in
+  // memory and shared, not copied: the database is read once per token per kRecheck.
+  std::shared_ptr<const Caller> authenticate(std::string_view authorization);
   // The user `principal` while they hold a grant (for plugins' work outside a call).
   std::optional<Caller> user(const std::string& principal);
 
@@ -134,7 +134,7 @@ class OAuthServer {
  private:
   static constexpr std::chrono::seconds kRecheck{30};
   struct Cached {
-    Caller caller;
+    std::shared_ptr<const Caller> caller;
     std::chrono::system_clock::time_point expires;
   };
   // What the form carries between its steps, kept here so no secret goes back into a page.

@@ -740,8 +740,8 @@ struct HttpTransport::Impl {
       // endpoints and /healthz do not.
       if (protected_path) {
         const std::string* authorization = header(req, "Authorization");
-        if (auto caller = authorization ? oauth->authenticate(*authorization) : std::nullopt) {
-          t_caller = std::make_shared<const plugins::Caller>(std::move(*caller));
+        if (auto caller = authorization ? oauth->authenticate(*authorization) : nullptr) {
+          t_caller = std::move(caller);
         } else {
           d = {401, authorization ? "Unauthorized: the access token is invalid, expired or revoked" : "Unauthorized: sign in (OAuth)",
                oauth->challenge(authorization ? "invalid_token" : "")};

@@ -125,7 +125,7 @@ TEST_F(OAuthTest, TheWholeFlowCarriesTheUsersCredentials) {
   EXPECT_EQ(header(t, "Cache-Control"), "no-store");
   auto caller = server->authenticate("Bearer " + tokens["access_token"].get<std::string>());
   ASSERT_TRUE(caller);
-  EXPECT_EQ(caller->credentials["cs"]["api_token"], kUserKey);
+  EXPECT_EQ(caller->credentials.at("cs").at("api_token"), kUserKey);
   EXPECT_TRUE(caller->principal.starts_with("u-"));
   EXPECT_EQ(caller->principal.find(kUserKey), std::string::npos);
   EXPECT_FALSE(server->authenticate("Bearer nope"));
@@ -330,8 +330,8 @@ TEST_F(OAuthCheckTest, ARefusedKeyShowsTheFormAgainWithTheMessageButNeverTheKey)
   ASSERT_EQ(t.status, 200) << t.body;
   auto caller = server->authenticate("Bearer " + json::parse(t.body)["access_token"].get<std::string>());
   ASSERT_TRUE(caller);
-  EXPECT_EQ(caller->credentials["cs"]["team_id"], "7") << "values the check adds are kept with the user's";
-  EXPECT_EQ(caller->credentials["cs"]["api_token"], "one-team-key-1234");
+  EXPECT_EQ(caller->credentials.at("cs").at("team_id"), "7") << "values the check adds are kept with the user's";
+  EXPECT_EQ(caller->credentials.at("cs").at("api_token"), "one-team-key-1234");
 }
 
 TEST_F(OAuthCheckTest, SeveralTeamsMeanAChoiceAndThePickIsKept) {
@@ -357,7 +357,7 @@ TEST_F(OAuthCheckTest, SeveralTeamsMeanAChoiceAndThePickIsKept) {
   ASSERT_EQ(t.status, 200) << t.body;
   auto caller = server->authenticate("Bearer " + json::parse(t.body)["access_token"].get<std::string>());
   ASSERT_TRUE(caller);
-  EXPECT_EQ(caller->credentials["cs"]["team_id"], "2");
+  EXPECT_EQ(caller->credentials.at("cs").at("team_id"), "2");
   // The principal comes from the key alone: picking another team later is the same user.
   step = submit(authorize_params(client, verifier_for(1)), "multi-team-key-5678");
   t = exchange(client, code_of(post(step, {{"cs.team_id", "1"}})), verifier_for(1));
@@ -420,8 +420,8 @@ TEST_F(OAuthTest, PluginsFindASignedInUserOutsideACallUntilRevoked) {
   ASSERT_TRUE(ca && cb);
   auto found = users.find(ca->principal);
   ASSERT_TRUE(found);
-  EXPECT_EQ(found->credentials["cs"]["api_token"], kUserKey);
-  EXPECT_EQ(users.find(cb->principal)->credentials["cs"]["api_token"], "another-users-key-BBBB");
+  EXPECT_EQ(found->credentials.at("cs").at("api_token"), kUserKey);
+  EXPECT_EQ(users.find(cb->principal)->credentials.at("cs").at("api_token"), "another-users-key-BBBB");
   EXPECT_FALSE(users.find("u-nobody"));
   ASSERT_TRUE(server->revoke_grant(ca->grant));
   EXPECT_FALSE(users.find(ca->principal)) << "a revoked user's credentials are gone at once";
