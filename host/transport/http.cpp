@@ -727,9 +727,10 @@ struct HttpTransport::Impl {
       return httplib::Server::HandlerResponse::Handled;
     }
     t_caller.reset();
-    const bool protected_path = req.path == config.path ||
-                                std::any_of(config.command_endpoints.begin(), config.command_endpoints.end(),
-                                            [&](const auto& e) { return e.path == req.path; });
+    // Only OAuth tells endpoints apart; without it nothing is computed here per request.
+    const bool protected_path = oauth && (req.path == config.path ||
+                                          std::any_of(config.command_endpoints.begin(), config.command_endpoints.end(),
+                                                      [&](const auto& e) { return e.path == req.path; }));
     // The Host header is checked everywhere (DNS rebinding). Origin guards the MCP endpoints;
     // the authorization server's pages and endpoints are for browsers and browser-based
     // clients by design (a form post from a page with Referrer-Policy: no-referrer even says
