@@ -89,50 +89,71 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
     opts.call_timeout = std::min(opts.call_timeout, std::chrono::milliseconds(c.server.http.request_timeout_ms));
   }
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
+  opts.max_queued_calls = static_cast<size_t>(c.server.max_queued_calls);
   host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
   return host;
 }
 
-// Input ended or a signal came: give running calls the grace period, then cancel them;
-// every call's answer is written before the host goes away.
+// Input ended or a signal came: give running and waiting calls the grace period, then
+// cancel them; every call's answer is written before the host goes away. A handler that
+// ignores cancellation cannot be waited for: after kStuckWait the host exits without
+// destroying its plugins (a plugin's destroy() must never overlap its own handlers).
+constexpr auto kStuckWait = std::chrono::seconds(2);
+
 int drain(Host& host) {
-  const int grace_ms = host.config->server.shutdown_grace_ms;
-  std::mutex m;
-  std::condition_variable cv;
-  bool drained = false;
-  std::thread grace([&] {
-    std::unique_lock lock(m);
-    if (!cv.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] { return drained; })) {
-      spdlog::warn("calls still running after {} ms; cancelling them", grace_ms);
-      host.registry->begin_shutdown();
+  using Clock = std::chrono::steady_clock;
+  const auto grace = std::chrono::milliseconds(host.config->server.shutdown_grace_ms);
+  if (!host.engine->wait_idle(Clock::now() + grace)) {
+    spdlog::warn("calls still running after {} ms; cancelling them", grace.count());
+    host.registry->begin_shutdown();
+    if (!host.engine->wait_idle(Clock::now() + kStuckWait)) {
+      for (const auto& inst : host.registry->instances()) {
+        const auto calls = host.engine->calls(*inst);
+        if (calls.running > 0) spdlog::error("plugin instance '{}': {} handlers ignore cancellation; exiting without waiting for them", inst->name(), calls.running);
+      }
+      spdlog::shutdown();  // flushes
+      std::_Exit(0);
     }
-  });
-  host.engine.reset();  // waits for every call
-  {
-    std::lock_guard lock(m);
-    drained = true;
   }
-  cv.notify_all();
-  grace.join();
+  host.engine.reset();
   host.registry.reset();
   return 0;
 }
 
-// Blocks SIGTERM/SIGINT/SIGHUP in every thread (call before starting any) and hands them
-// to `on_signal` on a dedicated thread.
+// Blocks SIGTERM/SIGINT/SIGHUP in every thread (call block() before starting any) and
+// hands them to the current handler on a dedicated thread. Without one (while the host
+// starts: a plugin's create() may hang), and for a signal after the first (while it
+// drains), the host exits at once: SIGTERM always ends it.
 class SignalWatcher {
  public:
-  template <class F>
-  explicit SignalWatcher(F on_signal) {
-    thread_ = std::thread([this, on_signal] {
+  SignalWatcher() {
+    thread_ = std::thread([this] {
       for (;;) {
         int sig = 0;
         if (sigwait(&set_, &sig) != 0) continue;
         if (sig == SIGUSR1) return;  // our own wake-up at exit
+        std::lock_guard running(running_);  // on_signal waits for a handler that runs
+        std::function<void()> handler;
+        {
+          std::lock_guard lock(mutex_);
+          handler = std::exchange(handler_, nullptr);
+        }
+        if (!handler) {
+          spdlog::warn("received {}; exiting now", strsignal(sig));
+          spdlog::shutdown();
+          std::_Exit(128 + sig);
+        }
         spdlog::info("received {}; shutting down", strsignal(sig));
-        on_signal();
+        handler();
       }
     });
+  }
+  // What the next signal does (once); null: exit at once. Waits for a handler that runs,
+  // so what it uses may be destroyed after this returns.
+  void on_signal(std::function<void()> handler) {
+    std::lock_guard running(running_);
+    std::lock_guard lock(mutex_);
+    handler_ = std::move(handler);
   }
   static void block() {
     sigset_t s = signals();
@@ -143,6 +164,8 @@ class SignalWatcher {
     pthread_kill(thread_.native_handle(), SIGUSR1);
     thread_.join();
   }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
 
  private:
   static sigset_t signals() {
@@ -152,19 +175,26 @@ class SignalWatcher {
     return s;
   }
   sigset_t set_ = signals();
+  std::mutex running_, mutex_;
+  std::function<void()> handler_;  // guarded by mutex_
   std::thread thread_;
 };
 
-// GET /healthz: the host's version and each plugin instance's state.
-json health(const plugins::Registry& registry) {
+// GET /healthz: the host's version and each plugin instance's state: its calls running
+// (stuck ones included: past their deadline, answered, but their handler has not returned)
+// and waiting for a thread.
+json health(const plugins::Registry& registry, const protocol::Engine& engine) {
   json instances = json::array();
   for (const auto& inst : registry.instances()) {
+    const auto calls = engine.calls(*inst);
     instances.push_back({{"name", inst->name()},
                          {"library", inst->library().name()},
                          {"version", inst->library().version()},
                          {"state", inst->shutting_down() ? "stopping" : "running"},
                          {"tools", inst->tools().size()},
-                         {"calls_in_flight", inst->in_flight()}});
+                         {"calls_in_flight", inst->in_flight()},
+                         {"calls_queued", calls.queued},
+                         {"calls_stuck", calls.stuck}});
   }
   return json{{"status", "ok"}, {"version", kVersion}, {"plugins", std::move(instances)}};
 }
@@ -207,6 +237,7 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
 int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg,
           const std::string& listen) {
   SignalWatcher::block();
+  SignalWatcher signals;  // until serving: a signal ends the host at once
   auto host = start(config_arg, log_level, transport_arg);
   if (!host) return fail(host.error());
   const auto& c = *(*host)->config;
@@ -222,23 +253,25 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
       if (!o) return fail(o.error());
       oauth = std::move(*o);
     }
-    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry); }, std::move(oauth),
+    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry, *(*host)->engine); }, std::move(oauth),
                                   (*host)->state.get());
     auto url = http.bind();
     if (!url) return fail(url.error());
-    SignalWatcher signals([&] { http.stop(); });
+    signals.on_signal([&] { http.stop(); });
     // Printed whatever the log level: the URL is what the user needs to connect.
     std::fprintf(stderr, "mcp-host %s serving %zu tools from %zu plugin instances at %s%s\n", kVersion,
                  registry.tools().size(), registry.instances().size(), url->c_str(), http_config.path.c_str());
     http.run();
+    signals.on_signal(nullptr);  // a second signal while draining ends the host at once
     return drain(**host);
   }
   if (transport != "stdio") return fail("unknown transport '" + transport + "' (stdio or http)");
   transport::StdioTransport stdio(*(*host)->engine);
-  SignalWatcher signals([&] { stdio.stop(); });
+  signals.on_signal([&] { stdio.stop(); });
   spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion, registry.tools().size(),
                registry.instances().size());
   stdio.run();
+  signals.on_signal(nullptr);
   return drain(**host);
 }
 
@@ -278,23 +311,25 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
   json args = json::parse(args_text, nullptr, false);
   if (args.is_discarded() || !args.is_object()) return fail("--args must be a JSON object, e.g. '{\"text\":\"hi\"}'");
   SignalWatcher::block();
+  SignalWatcher signals;
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
   auto& engine = *(*host)->engine;
   auto channel = std::make_shared<TerminalChannel>();
-  protocol::Session session;
-  SignalWatcher signals([&] { (*host)->registry->begin_shutdown(); });
+  auto session = std::make_shared<protocol::Session>();
+  signals.on_signal([&] { (*host)->registry->begin_shutdown(); });
   engine.handle(json{{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
                      {"params", {{"protocolVersion", protocol::kLegacyVersions.front()}, {"capabilities", json::object()},
                                  {"clientInfo", {{"name", "mcp-host call"}, {"version", kVersion}}}}}},
-                session, channel);
+                *session, channel);
   json reply = engine.handle(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
                                   {"params", {{"name", tool}, {"arguments", args}, {"_meta", {{"progressToken", 1}}}}}},
-                             session, channel);
+                             *session, channel);
+  signals.on_signal(nullptr);
   if (reply.contains("error")) return fail(reply["error"].value("message", "error"));
   const json& result = reply["result"];
-  std::printf("%s\n", result.dump(2).c_str());
-  return result.value("isError", false) ? 1 : 0;
+  std::printf("%s\n", result.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+  return result.value("isError", json()) == true ? 1 : 0;
 }
 
 // `mcp-host auth list|revoke GRANT`: the users' grants in the state store.

@@ -1,5 +1,7 @@
 #include "auth/oauth.hpp"
 
+#include "json/bounded.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
 #include "services/crypto.hpp"
 #include "services/state_store.hpp"
 
@@ -225,7 +228,7 @@ Answer OAuthServer::authorization_server_metadata() const {
 // ---- Registration (RFC 7591) --------------------------------------------------------------
 
 Answer OAuthServer::register_client(std::string_view body) {
-  const json m = json::parse(body, nullptr, false);
+  const json m = json_text::parse(body).value_or(json());
   auto bad = [](const std::string& why) { return oauth_error(400, "invalid_client_metadata", why); };
   if (!m.is_object()) return bad("the body must be a JSON object");
   const json& uris = m.value("redirect_uris", json());

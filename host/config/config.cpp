@@ -10,6 +10,10 @@
 // values, numbers) and never an interpolated value.
 #include "config/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -36,31 +40,38 @@ using json = nlohmann::json;
 
 // ---- Files -------------------------------------------------------------------------------
 
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
-
 std::string os_reason(int error) {
   return error != 0 ? std::generic_category().message(error) : "read error";
 }
 
-// The error is only the OS reason ("No such file or directory"), so callers phrase the
-// message themselves; it never contains file contents.
-Result<std::string> read_whole_file(const fs::path& path) {
-  errno = 0;
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) return Error{os_reason(errno)};
+// The error is only the OS reason ("No such file or directory") or a bound, so callers
+// phrase the message themselves; it never contains file contents. Only regular files are
+// read (a FIFO would block, /dev/zero never end), and at most `max_bytes`.
+Result<std::string> read_whole_file(const fs::path& path, size_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Error{os_reason(errno)};
+  std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return Error{os_reason(errno)};
+  if (!S_ISREG(st.st_mode)) return Error{S_ISDIR(st.st_mode) ? os_reason(EISDIR) : "not a regular file"};
   std::string text;
   char buffer[8192];
-  size_t count = 0;
-  do {
-    count = std::fread(buffer, 1, sizeof buffer, file.get());
-    text.append(buffer, count);
-  } while (count == sizeof buffer);
-  // fopen() succeeds on a directory on Linux; the read then fails with EISDIR.
-  if (std::ferror(file.get())) return Error{os_reason(errno)};
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{os_reason(errno)};
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > max_bytes) return Error{"larger than " + std::to_string(max_bytes) + " bytes"};
+  }
   return text;
 }
+
+constexpr size_t kMaxConfigBytes = 16 * 1024 * 1024;
+constexpr size_t kMaxSecretFileBytes = 1024 * 1024;
 
 // ---- Interpolation -----------------------------------------------------------------------
 
@@ -92,7 +103,7 @@ Result<std::string> expand_file(std::string_view path_text, const std::string& b
   fs::path path(path_text);
   if (path.is_relative() && !base_dir.empty()) path = fs::path(base_dir) / path;
   path = path.lexically_normal();
-  auto contents = read_whole_file(path);
+  auto contents = read_whole_file(path, kMaxSecretFileBytes);
   if (!contents) return Error{"cannot read file '" + path.string() + "': " + contents.error()};
   return strip_one_newline(std::move(*contents));
 }
@@ -698,6 +709,7 @@ constexpr Field<ServerConfig> kServerFields[] = {
     {"transport", enum_field<&ServerConfig::transport, kTransports>},
     {"page_size", int_field<&ServerConfig::page_size, 1, 1000>},
     {"max_concurrent_calls", int_field<&ServerConfig::max_concurrent_calls, 1, 4096>},
+    {"max_queued_calls", int_field<&ServerConfig::max_queued_calls, 0, 1000000>},
     {"call_timeout_ms", int_field<&ServerConfig::call_timeout_ms, 1, INT_MAX>},
     {"shutdown_grace_ms", int_field<&ServerConfig::shutdown_grace_ms, 0, INT_MAX>},
     {"http", section_field<&ServerConfig::http, kHttpFields>},
@@ -765,6 +777,8 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"tools", section_field<&PluginConfig::tools, kToolFields>},
     {"credentials", read_credentials},
     {"settings", read_settings},
+    {"max_concurrent_calls", int_field<&PluginConfig::max_concurrent_calls, 1, 4096>},
+    {"create_timeout_ms", int_field<&PluginConfig::create_timeout_ms, 1, INT_MAX>},
 };
 
 Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
@@ -863,6 +877,9 @@ Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const
   // yaml-cpp reports syntax errors (and a few others) by throwing; nothing may escape.
   try {
     return load_yaml(Context{source_name, absolute_dir(base_dir)}, yaml);
+  } catch (const YAML::DeepRecursion& e) {
+    return located_error(source_name, std::max(e.mark.line + 1, 1),
+                         "the YAML nests too deep (" + std::to_string(e.depth()) + " levels)");
   } catch (const YAML::ParserException& e) {
     return located_error(source_name, std::max(e.mark.line + 1, 1), "YAML syntax error: " + e.msg);
   } catch (const YAML::Exception& e) {
@@ -875,7 +892,7 @@ Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const
 
 Result<std::shared_ptr<const Config>> load_file(const std::string& path) {
   try {
-    auto text = read_whole_file(path);
+    auto text = read_whole_file(path, kMaxConfigBytes);
     if (!text) return Error{"cannot read config file '" + path + "': " + text.error()};
     return load_string(*text, absolute_dir(path).parent_path().string(), path);
   } catch (...) {

@@ -26,6 +26,8 @@ struct PluginConfig {
   ToolFilter tools;
   std::map<std::string, std::string> credentials;  // interpolated; secrets
   nlohmann::json settings = nlohmann::json::object();
+  int max_concurrent_calls = 0;  // calls of this instance running at once; 0: 3/4 of the server's
+  int create_timeout_ms = 30000;  // the plugin's create() must return within this
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 };
 
@@ -81,6 +83,7 @@ struct ServerConfig {
   std::string transport = "stdio";  // stdio | http
   int page_size = 100;              // tools/list page size
   int max_concurrent_calls = 64;    // tool calls running at once (worker threads)
+  int max_queued_calls = 1000;      // calls waiting per plugin instance; beyond: refused at once
   int call_timeout_ms = 300000;     // a tool call is cancelled after this long
   int shutdown_grace_ms = 5000;     // on EOF/SIGTERM: wait this long for calls, then cancel
   HttpConfig http;

@@ -133,9 +133,11 @@ std::unique_ptr<Created> create(const mcph_plugin_descriptor& d, const std::stri
   c->hi->name = name;
   c->hi->credentials = options.credentials;
   c->hi->services = services;
+  std::vector<std::string> secrets;
   for (const auto& [key, value] : options.credentials) {
-    if (value.size() >= 4) c->hi->secrets.push_back(value);
+    if (plugins::worth_redacting(value)) secrets.push_back(value);
   }
+  c->hi->secrets.set_fixed(std::move(secrets));
   g_recordings[c->hi.get()] = &c->rec;
   const std::string settings = options.settings.dump();
   c->hi->registering = true;

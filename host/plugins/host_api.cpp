@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
 #include "plugins/instance.hpp"
 #include "services/http_client.hpp"
 #include "services/state_store.hpp"
@@ -52,8 +53,9 @@ void fail_registration(mcph_host_instance* hi, const std::string& why) {
 bool parse_field(mcph_host_instance* hi, const std::string& what, const char* field, mcph_str text,
                  json& out) {
   if (text.len == 0) return true;
-  out = json::parse(view(text), nullptr, false);
-  if (out.is_discarded() || !out.is_object()) {
+  auto parsed = json_text::parse(view(text));
+  out = parsed ? std::move(*parsed) : json();
+  if (!out.is_object()) {
     fail_registration(hi, what + ": " + field + " is not a JSON object");
     return false;
   }
@@ -181,7 +183,7 @@ mcph_status register_prompt(mcph_host_instance* hi, const mcph_prompt_def* def) 
   }
   p.arguments = json::array();
   if (d.arguments.len > 0) {
-    p.arguments = json::parse(view(d.arguments), nullptr, false);
+    p.arguments = json_text::parse(view(d.arguments)).value_or(json());
     if (!p.arguments.is_array()) return fail("arguments is not a JSON array");
     for (const auto& a : p.arguments) {
       if (!a.is_object() || !a.contains("name") || !a["name"].is_string() || a["name"].get_ref<const std::string&>().empty()) {
@@ -214,12 +216,13 @@ void log(mcph_host_instance* hi, mcph_log_level level, mcph_str message) {
 
 mcph_status call_result(mcph_call* call, mcph_str result_json) {
   if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
-  // Checked here so a malformed result is the plugin author's error at the source.
-  json parsed = json::parse(view(result_json), nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+  // Checked here so a malformed (or absurdly deep) result is the plugin author's error at
+  // the source.
+  auto parsed = json_text::parse(view(result_json));
+  if (!parsed || !parsed->is_object()) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = false;
-  call->result = std::move(parsed);
+  call->result = std::move(*parsed);
   return MCPH_OK;
 }
 
@@ -233,14 +236,30 @@ mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
   return MCPH_OK;
 }
 
+// The secrets a call's notifications must not carry: the instance's and its caller's.
+std::vector<std::string> call_secrets(const mcph_call* call) {
+  if (call->instance == nullptr) return {};
+  const mcph_host_instance& hi = call->instance->host_instance();
+  std::vector<std::string> secrets = hi.secrets.fixed();
+  if (call->caller != nullptr) {
+    auto mine = hi.caller_secrets(*call->caller);
+    secrets.insert(secrets.end(), mine.begin(), mine.end());
+    plugins::sort_longest_first(secrets);
+  }
+  return secrets;
+}
+
 void call_progress(mcph_call* call, double progress, double total, mcph_str message) {
-  if (call != nullptr && call->events != nullptr) call->events->progress(progress, total, view(message));
+  if (call == nullptr || call->events == nullptr) return;
+  std::string text(view(message));
+  if (!text.empty()) redact_text(text, call_secrets(call));
+  call->events->progress(progress, total, text);
 }
 
 void call_log(mcph_call* call, mcph_log_level level, mcph_str logger, mcph_str data_json) {
   if (call == nullptr || call->events == nullptr) return;
-  json data = json::parse(view(data_json), nullptr, false);
-  if (data.is_discarded()) data = std::string(view(data_json));  // plain text is fine too
+  json data = json_text::parse(view(data_json)).value_or(json(std::string(view(data_json))));  // plain text is fine too
+  redact_json(data, call_secrets(call));
   call->events->log(level, view(logger), data);
 }
 
@@ -378,7 +397,7 @@ bool valid_input_key(std::string_view key) { return !key.empty() && key.size() <
 
 mcph_status call_request_input(mcph_call* call, mcph_str key, mcph_str request_json) {
   if (call == nullptr || !valid_input_key(view(key))) return MCPH_ERR_INVALID_ARGUMENT;
-  json request = json::parse(view(request_json), nullptr, false);
+  json request = json_text::parse(view(request_json)).value_or(json());
   if (!request.is_object() || !request.contains("method") || !request["method"].is_string()) return MCPH_ERR_INVALID_ARGUMENT;
   const char* capability = capability_for(request["method"].get_ref<const std::string&>());
   if (capability == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
@@ -457,11 +476,19 @@ mcph_status user_credential(mcph_host_instance* hi, mcph_str principal, mcph_str
   if (inst == caller->credentials.end()) return MCPH_ERR_NOT_FOUND;
   auto v = inst->second.find(std::string(view(key)));
   if (v == inst->second.end() || v->second.empty()) return MCPH_ERR_NOT_FOUND;
-  {  // a secret from now on, as in a call
-    std::lock_guard lock(hi->user_secrets_mutex);
-    if (v->second.size() >= 4) hi->user_secrets.insert(v->second);
-  }
+  hi->caller_secrets(*caller);  // its secret values are the instance's secrets from now on
   give(sink, user, v->second);
+  return MCPH_OK;
+}
+
+mcph_status declare_credential(mcph_host_instance* hi, mcph_str key, bool secret) {
+  if (hi == nullptr || key.len == 0) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!registering(hi, "declare_credential")) return MCPH_ERR_FAILED_PRECONDITION;
+  if (secret) {
+    hi->public_credentials.erase(std::string(view(key)));
+  } else {
+    hi->public_credentials.insert(std::string(view(key)));
+  }
   return MCPH_OK;
 }
 
@@ -472,9 +499,10 @@ void resource_updated(mcph_host_instance* hi, mcph_str uri) {
 }
 
 // Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
-mcph_status find(mcph_str json_text, mcph_str pointer, json& out) {
-  json doc = json::parse(view(json_text), nullptr, false);
-  if (doc.is_discarded()) return MCPH_ERR_INVALID_ARGUMENT;
+mcph_status find(mcph_str doc_text, mcph_str pointer, json& out) {
+  auto parsed = json_text::parse(view(doc_text));
+  if (!parsed) return MCPH_ERR_INVALID_ARGUMENT;
+  const json& doc = *parsed;
   std::string p(view(pointer));
   if (!p.empty() && p[0] != '/') return MCPH_ERR_INVALID_ARGUMENT;
   try {
@@ -487,16 +515,16 @@ mcph_status find(mcph_str json_text, mcph_str pointer, json& out) {
   return MCPH_OK;
 }
 
-mcph_status json_get(mcph_str json_text, mcph_str pointer, mcph_sink sink, void* user) {
+mcph_status json_get(mcph_str doc_text, mcph_str pointer, mcph_sink sink, void* user) {
   json value;
-  mcph_status st = find(json_text, pointer, value);
-  if (st == MCPH_OK) give(sink, user, value.dump());
+  mcph_status st = find(doc_text, pointer, value);
+  if (st == MCPH_OK) give(sink, user, json_text::dump(value));
   return st;
 }
 
-mcph_status json_string(mcph_str json_text, mcph_str pointer, mcph_sink sink, void* user) {
+mcph_status json_string(mcph_str doc_text, mcph_str pointer, mcph_sink sink, void* user) {
   json value;
-  mcph_status st = find(json_text, pointer, value);
+  mcph_status st = find(doc_text, pointer, value);
   if (st != MCPH_OK) return st;
   if (!value.is_string()) return MCPH_ERR_INVALID_ARGUMENT;
   give(sink, user, value.get_ref<const std::string&>());
@@ -525,6 +553,8 @@ const mcph_host_api& host_api() {
       resource_updated, register_user_credential,
       // 1.2
       register_credential_check, user_credential,
+      // 1.3
+      declare_credential,
   };
   return api;
 }

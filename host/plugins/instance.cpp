@@ -1,6 +1,10 @@
 #include "plugins/instance.hpp"
 
+#include <thread>
+
 #include <spdlog/spdlog.h>
+
+#include "json/bounded.hpp"
 
 bool mcph_call::is_cancelled() const {
   if (cancelled.load(std::memory_order_relaxed)) return true;
@@ -19,18 +23,18 @@ void mcph_call::reset_outcome() {
   missing_capability.clear();
 }
 
-bool mcph_host_instance::redact(std::string& text) const {
-  bool changed = false;
-  auto scrub = [&](const std::string& secret) {
-    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10)) {
-      text.replace(pos, secret.size(), "[REDACTED]");
-      changed = true;
-    }
-  };
-  for (const auto& secret : secrets) scrub(secret);
-  std::lock_guard lock(user_secrets_mutex);
-  for (const auto& secret : user_secrets) scrub(secret);
-  return changed;
+std::vector<std::string> mcph_host_instance::caller_secrets(const mcph::plugins::Caller& caller) const {
+  std::vector<std::string> out;
+  auto inst = caller.credentials.find(name);
+  if (inst == caller.credentials.end()) return out;
+  for (const auto& declared : user_credentials) {
+    if (!declared.secret) continue;
+    auto v = inst->second.find(declared.key);
+    if (v == inst->second.end() || !mcph::plugins::worth_redacting(v->second)) continue;
+    out.push_back(v->second);
+    secrets.add_user(v->second);
+  }
+  return out;
 }
 
 namespace mcph::plugins {
@@ -89,17 +93,47 @@ Result<std::unique_ptr<Instance>> Instance::create(const config::PluginConfig& c
   self->host_.name = cfg.name;
   self->host_.credentials = cfg.credentials;
   self->host_.services = services;
-  for (const auto& [key, value] : cfg.credentials) {
-    // Very short values would redact ordinary words; credentials are never that short.
-    if (value.size() >= 4) self->host_.secrets.push_back(value);
-  }
+  // Until the plugin declares which credentials are public, every one is a secret.
+  auto secret_values = [&](const std::set<std::string>& public_keys) {
+    std::vector<std::string> values;
+    for (const auto& [key, value] : cfg.credentials) {
+      if (!public_keys.contains(key) && worth_redacting(value)) values.push_back(value);
+    }
+    return values;
+  };
+  self->host_.secrets.set_fixed(secret_values({}));
 
-  const std::string settings = cfg.settings.dump();
-  const auto& d = self->library_->descriptor();
-  self->host_.registering = true;
-  mcph_status st = d.create(&host_api(), &self->host_, mcph_str{settings.c_str(), settings.size()},
-                            &self->plugin_instance_);
-  self->host_.registering = false;
+  // create() runs on a thread of its own, under a deadline: a plugin that hangs there must
+  // not hang the host's start (nor keep SIGTERM from ending it). One that does is given up:
+  // the instance (and its library) are left alone for good, since the thread still uses them.
+  struct Pending {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    mcph_status status = MCPH_ERR_INTERNAL;
+  };
+  auto pending = std::make_shared<Pending>();
+  Instance* raw = self.get();
+  std::thread([raw, pending, settings = json_text::dump(cfg.settings)] {
+    raw->host_.registering = true;
+    const mcph_status st = raw->library_->descriptor().create(&host_api(), &raw->host_, mcph_str{settings.c_str(), settings.size()},
+                                                             &raw->plugin_instance_);
+    raw->host_.registering = false;
+    std::lock_guard lock(pending->mutex);
+    pending->status = st;
+    pending->done = true;
+    pending->cv.notify_all();
+  }).detach();
+  const auto timeout = std::chrono::milliseconds(cfg.create_timeout_ms);
+  std::unique_lock wait_lock(pending->mutex);
+  if (!pending->cv.wait_for(wait_lock, timeout, [&] { return pending->done; })) {
+    (void)self.release();  // still in use by the thread inside create()
+    return Error{"plugin instance '" + cfg.name + "' (" + raw->library_->path() + ") did not finish starting within " +
+                 std::to_string(timeout.count()) + " ms (plugins[].create_timeout_ms); it is left disabled"};
+  }
+  const mcph_status st = pending->status;
+  wait_lock.unlock();
+  if (st == MCPH_OK) self->host_.secrets.set_fixed(secret_values(self->host_.public_credentials));
   if (st != MCPH_OK) {
     std::string why = self->host_.create_error.empty() ? status_name(st) : self->host_.create_error;
     self->host_.redact(why);
@@ -129,14 +163,6 @@ void Instance::run(const std::string& what, mcph_tool_handler handler, void* use
                    mcph_call& call) const {
   call.instance = this;
   call.reset_outcome();
-  if (call.caller != nullptr) {  // this user's credentials are secrets here from now on
-    if (auto it = call.caller->credentials.find(host_.name); it != call.caller->credentials.end()) {
-      std::lock_guard lock(host_.user_secrets_mutex);
-      for (const auto& [key, value] : it->second) {
-        if (value.size() >= 4) host_.user_secrets.insert(value);
-      }
-    }
-  }
   in_flight_.fetch_add(1);
   mcph_status st = handler(plugin_instance_, user, &call, mcph_str{input.c_str(), input.size()});
   if (in_flight_.fetch_sub(1) == 1) {
@@ -144,19 +170,23 @@ void Instance::run(const std::string& what, mcph_tool_handler handler, void* use
     drained_.notify_all();
   }
   if (!call.input_requests.empty() || !call.missing_capability.empty()) return;  // another round
-  if (call.has_outcome && !call.is_error) {
-    if (host_.secrets.empty() && call.caller == nullptr) return;
-    // Redact on the text; "[REDACTED]" needs no escaping, so the JSON stays valid.
-    std::string text = call.result.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (host_.redact(text)) call.result = json::parse(text, nullptr, false);
-    return;
-  }
   if (!call.has_outcome) {
     call.has_outcome = call.is_error = true;
     call.error_status = st == MCPH_OK ? MCPH_ERR_INTERNAL : st;
     call.error_text = what + (st == MCPH_OK ? " returned no result" : std::string(" failed: ") + status_name(st));
   }
-  host_.redact(call.error_text);
+  // The secrets this handler could have seen: the instance's and this caller's own.
+  std::vector<std::string> secrets = host_.secrets.fixed();
+  if (call.caller != nullptr) {
+    auto mine = host_.caller_secrets(*call.caller);
+    secrets.insert(secrets.end(), mine.begin(), mine.end());
+    sort_longest_first(secrets);
+  }
+  if (call.is_error) {
+    redact_text(call.error_text, secrets);
+  } else {
+    redact_json(call.result, secrets);
+  }
 }
 
 }  // namespace mcph::plugins

@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "mcp_plugin/abi.h"
 #include "plugins/library.hpp"
+#include "plugins/secrets.hpp"
 #include "result.hpp"
 
 namespace mcph::services {
@@ -183,13 +184,17 @@ struct mcph_host_instance {
   mutable std::shared_mutex listener_mutex;
   mutable mcph::plugins::ResourceListener* listener = nullptr;
   std::string create_error;
-  std::vector<std::string> secrets;  // credential values, redacted from logs and results
-  mutable std::mutex user_secrets_mutex;
-  mutable std::set<std::string> user_secrets;  // users' credential values seen in calls; redacted too
+  std::set<std::string> public_credentials;  // YAML credential keys declared not secret (1.3)
+  // The instance's secret credential values (all of them while create() runs, before the
+  // plugin could declare any public), and users' secret ones seen since.
+  mcph::plugins::Secrets secrets;
   std::atomic<bool> shutting_down{false};
 
   // Replaces every secret in `text` with "[REDACTED]"; true if it found one.
-  bool redact(std::string& text) const;
+  bool redact(std::string& text) const { return secrets.redact(text); }
+  // The values of `caller`'s credentials for this instance that are secret (declared with
+  // secret = true); they become secrets of the instance from now on.
+  std::vector<std::string> caller_secrets(const mcph::plugins::Caller& caller) const;
 };
 
 namespace mcph::plugins {
@@ -221,6 +226,7 @@ class Instance {
     run("credential check", host_.credential_check, host_.credential_check_user, "{}", call);
   }
   const config::PluginConfig& config() const { return config_; }
+  const mcph_host_instance& host_instance() const { return host_; }
 
   // Runs a handler of this instance on this thread with `input` (JSON text). The outcome
   // is left in `call`, secrets redacted; a handler that neither answered nor asked for

@@ -1,6 +1,9 @@
 #include "plugins/library.hpp"
 
+#include <dlfcn.h>
+
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
@@ -28,6 +31,28 @@ std::string version_text(unsigned major, unsigned minor) {
 // not safe everywhere), the mutex just keeps the cache honest.
 std::mutex g_cache_mutex;
 std::unordered_map<std::string, std::weak_ptr<Library>> g_cache;
+
+// Why `path` cannot be a shared library, or "": checked before dlopen, whose own answer for
+// a text file is a bare errno ("Bad file descriptor").
+std::string not_a_library(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  if (!in.read(magic, sizeof magic)) return "the file is too short to be a shared library";
+  if (std::memcmp(magic, "\x7f" "ELF", 4) != 0) return "not a shared library (no ELF header); build the plugin with add_library(... MODULE)";
+  return "";
+}
+
+// The dynamic loader's own words (a missing dependency, a wrong architecture), which
+// Boost.DLL turns into an errno text.
+std::string loader_error(const std::string& path, const std::string& fallback) {
+  dlerror();
+  if (void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(h);
+    return fallback;
+  }
+  const char* why = dlerror();
+  return why != nullptr ? why : fallback;
+}
 
 }  // namespace
 
@@ -76,9 +101,10 @@ Result<std::shared_ptr<Library>> Library::load(const std::string& spec,
 
   std::shared_ptr<Library> lib(new Library());
   lib->path_ = found;
+  if (std::string why = not_a_library(found); !why.empty()) return Error{"cannot load plugin library " + found + ": " + why};
   boost::dll::fs::error_code ec;
   lib->lib_.load(found, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-  if (ec) return Error{"cannot load plugin library " + found + ": " + ec.message()};
+  if (ec) return Error{"cannot load plugin library " + found + ": " + loader_error(found, ec.message())};
   if (!lib->lib_.has(MCPH_ENTRY_SYMBOL)) {
     return Error{found + " is not an mcp-host plugin: it exports no '" MCPH_ENTRY_SYMBOL
                  "' function (define it with MCPH_PLUGIN_EXPORT)"};

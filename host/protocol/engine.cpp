@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <functional>
+#include <future>
 #include <tuple>
 #include <limits>
 
@@ -37,7 +38,10 @@ int level_index(const json& name) {
   return -1;
 }
 
+}  // namespace
+
 // Sends progress and log notifications for one call, in order, and none after it ended.
+// (Outside the anonymous namespace: Session::InFlight holds one.)
 class CallReporter final : public plugins::CallEvents {
  public:
   CallReporter(std::shared_ptr<ReplyChannel> channel, json token, bool with_message, int min_level)
@@ -80,6 +84,8 @@ class CallReporter final : public plugins::CallEvents {
   bool done_ = false;                                       // guarded by mutex_
 };
 
+namespace {
+
 RpcError invalid_params(std::string message) { return {code::kInvalidParams, std::move(message), nullptr}; }
 
 }  // namespace
@@ -105,7 +111,15 @@ std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
 
 struct Session::InFlight {
   mcph_call call;  // call.cancelled is set only by the client's notifications/cancelled
+  std::atomic<bool> answered{false};  // its response went out (the handler's, or at the deadline)
+  std::shared_ptr<CallReporter> reporter;
 };
+
+void Session::forget(const std::string& key, const std::shared_ptr<InFlight>& call) {
+  std::lock_guard lock(mutex_);
+  auto it = in_flight_.find(key);
+  if (it != in_flight_.end() && it->second == call) in_flight_.erase(it);
+}
 
 bool Session::initialized() const {
   std::lock_guard lock(mutex_);
@@ -177,7 +191,14 @@ struct Engine::Prepared {
 };
 
 Engine::Engine(const plugins::Registry& registry, EngineOptions options)
-    : registry_(registry), options_(options), pool_(options.max_concurrent_calls) {
+    : registry_(registry), options_(options), scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
+  // Fairness: by default one instance may run three quarters of the calls at once, so a
+  // flood of slow calls to one plugin always leaves threads for the others.
+  const size_t default_cap = std::max<size_t>(1, (options.max_concurrent_calls * 3 + 3) / 4);
+  for (const auto& inst : registry_.instances()) {
+    const int cap = inst->config().max_concurrent_calls;
+    scheduler_.set_cap(inst.get(), cap > 0 ? static_cast<size_t>(cap) : default_cap);
+  }
   validators_.reserve(registry_.tools().size());
   for (const auto& entry : registry_.tools()) {
     auto schema = Schema::compile(entry.tool->input_schema);
@@ -195,7 +216,7 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
 
 Engine::~Engine() {
   for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);  // waits for a running notice
-  pool_.stop();
+  scheduler_.stop();
 }
 
 void Engine::resource_updated(const std::string& uri) {
@@ -235,39 +256,146 @@ json Engine::capabilities(bool modern) const {
 }
 
 json Engine::handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
-  if (message.is_array()) return handle_batch(message, session, channel);
-  Prepared p = prepare(message, session, channel);
-  return p.call ? execute(p, session) : std::move(p.response);
+  std::shared_ptr<Session> shared = session.weak_from_this().lock();
+  auto wait = [](auto start) {
+    auto promise = std::make_shared<std::promise<json>>();
+    auto answer = promise->get_future();
+    start([promise](json r) { promise->set_value(std::move(r)); });
+    return answer.get();
+  };
+  if (message.is_array()) {
+    return wait([&](Done done) { run_batch(message, session, channel, std::move(done)); });
+  }
+  Prepared p = prepare_guarded(message, session, channel);
+  if (!p.call) return std::move(p.response);
+  if (!shared || scheduler_.try_enter(p.instance)) {
+    json r = execute_guarded(p, session);
+    if (shared) scheduler_.leave(p.instance);
+    return r;
+  }
+  return wait([&](Done done) { schedule(std::make_shared<Prepared>(std::move(p)), shared, std::move(done)); });
 }
 
 void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
                     const std::shared_ptr<ReplyChannel>& channel) {
-  auto finish = [channel](const json& r) {
+  auto finish = [channel](json r) {
     if (!r.is_null()) channel->send(r);
     channel->close();
   };
-  if (message.is_array()) {  // 2025-03-26 batches: rare; run whole on a worker
-    pool_.post([this, message, session, channel, finish] { finish(handle_batch(message, *session, channel)); });
-    return;
-  }
-  auto p = std::make_shared<Prepared>(prepare(message, *session, channel));
-  if (!p->call) return finish(p->response);
-  pool_.post([this, p, session, finish] { finish(execute(*p, *session)); });
+  if (message.is_array()) return run_batch(message, *session, channel, finish);
+  Prepared p = prepare_guarded(message, *session, channel);
+  if (!p.call) return finish(std::move(p.response));
+  schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
 }
 
-json Engine::handle_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done) {
+  auto in = p->call;
+  auto finish = [in, done = std::move(done)](json r) {
+    if (!in->answered.exchange(true)) done(std::move(r));
+  };
+  auto expired = [this, p, session, finish] {
+    if (p->call->answered.load()) return;
+    p->call->reporter->close();
+    session->forget(p->key, p->call);
+    if (scheduler_.stopping()) return finish(late_answer(*p, MCPH_ERR_UNAVAILABLE, "mcp-host is shutting down; " + p->what + " did not run"));
+    finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
+                                                           std::to_string(options_.call_timeout.count()) + " ms"));
+  };
+  auto run = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
+  if (scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) return;
+  in->reporter->close();
+  session->forget(p->key, in);
+  finish(late_answer(*p, MCPH_ERR_RESOURCE_EXHAUSTED,
+                     "mcp-host is busy: too many calls are waiting for plugin instance '" + p->instance->name() +
+                         "' (server.max_queued_calls); try again shortly"));
+}
+
+// The answer for a call that did not get one from its handler: at its deadline, or when it
+// could not be queued. Tools answer with a tool error the model can read, the rest with a
+// JSON-RPC error.
+json Engine::late_answer(Prepared& p, mcph_status status, std::string text) const {
+  mcph_call late;
+  late.has_outcome = late.is_error = true;
+  late.error_status = status;
+  late.error_text = std::move(text);
+  return answer(p, late);
+}
+
+Engine::Prepared Engine::prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+  try {
+    return prepare(message, session, channel);
+  } catch (const std::exception& e) {
+    spdlog::error("internal error while reading a request: {}", e.what());
+  } catch (...) {
+    spdlog::error("internal error while reading a request");
+  }
+  Prepared p;
+  const json* id = message.is_object() && message.contains("id") && valid_id(message["id"]) ? &message["id"] : nullptr;
+  p.response = make_error(id ? *id : json(), {code::kInternalError, "Internal error", nullptr});
+  return p;
+}
+
+json Engine::execute_guarded(Prepared& p, Session& session) {
+  try {
+    return execute(p, session);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: internal error: {}", p.what, e.what());
+  } catch (...) {
+    spdlog::error("{}: internal error", p.what);
+  }
+  p.call->reporter->close();
+  session.forget(p.key, p.call);
+  return make_error(p.req.id, {code::kInternalError, "Internal error", nullptr});
+}
+
+// 2025-03-26 batches: their calls run concurrently, like single requests; the answers come
+// back as one array, in the batch's order, once all are in.
+void Engine::run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done) {
   // Batches exist only in 2025-03-26 (added there, removed in 2025-06-18; mcp-spec §1).
   if (session.version() != "2025-03-26") {
-    return make_error(nullptr, {code::kInvalidRequest, "Invalid Request: JSON-RPC batches are only accepted in protocol version 2025-03-26", nullptr});
+    return done(make_error(nullptr, {code::kInvalidRequest, "Invalid Request: JSON-RPC batches are only accepted in protocol version 2025-03-26", nullptr}));
   }
-  if (batch.empty()) return make_error(nullptr, {code::kInvalidRequest, "Invalid Request: empty batch", nullptr});
-  json out = json::array();
-  for (const auto& m : batch) {
-    json r = m.is_object() ? handle(m, session, channel)
-                           : make_error(nullptr, {code::kInvalidRequest, "Invalid Request: batch entries must be objects", nullptr});
-    if (!r.is_null()) out.push_back(std::move(r));
+  if (batch.empty()) return done(make_error(nullptr, {code::kInvalidRequest, "Invalid Request: empty batch", nullptr}));
+  if (batch.size() > kMaxBatch) {
+    return done(make_error(nullptr, {code::kInvalidRequest, "Invalid Request: a batch holds at most " + std::to_string(kMaxBatch) + " messages", nullptr}));
   }
-  return out.empty() ? json() : out;
+  struct Collector {
+    std::mutex mutex;
+    std::vector<json> answers;
+    size_t pending;
+    Done done;
+  };
+  auto c = std::make_shared<Collector>();
+  c->answers.resize(batch.size());
+  c->pending = batch.size() + 1;  // + 1 until every entry is started
+  c->done = std::move(done);
+  auto complete = [c](size_t i, json r) {
+    std::unique_lock lock(c->mutex);
+    if (i < c->answers.size()) c->answers[i] = std::move(r);
+    if (--c->pending > 0) return;
+    json out = json::array();
+    for (auto& a : c->answers) {
+      if (!a.is_null()) out.push_back(std::move(a));
+    }
+    lock.unlock();
+    c->done(out.empty() ? json() : std::move(out));
+  };
+  std::shared_ptr<Session> shared = session.weak_from_this().lock();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].is_object()) {
+      complete(i, make_error(nullptr, {code::kInvalidRequest, "Invalid Request: batch entries must be objects", nullptr}));
+      continue;
+    }
+    Prepared p = prepare_guarded(batch[i], session, channel);
+    if (!p.call) {
+      complete(i, std::move(p.response));
+    } else if (shared) {
+      schedule(std::make_shared<Prepared>(std::move(p)), shared, [complete, i](json r) { complete(i, std::move(r)); });
+    } else {
+      complete(i, execute_guarded(p, session));
+    }
+  }
+  complete(batch.size(), json());
 }
 
 Engine::Prepared Engine::prepare(const json& m, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
@@ -667,6 +795,14 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
   }
   p.key = req.id.dump();
   p.call = std::make_shared<Session::InFlight>();
+  // The deadline counts from now: time spent waiting for a thread is part of it.
+  p.call->call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+  json token;
+  if (auto t = req.meta.find("progressToken"); req.meta.is_object() && t != req.meta.end() &&
+                                               (t->is_string() || t->is_number_integer())) {
+    token = *t;
+  }
+  p.call->reporter = std::make_shared<CallReporter>(req.channel, token, req.version >= "2025-03-26", req.log_level);
   std::lock_guard lock(session.mutex_);
   if (!session.in_flight_.emplace(p.key, p.call).second) {
     p.call.reset();
@@ -683,15 +819,12 @@ std::string Engine::binding(const Prepared& p) const {
 
 json Engine::execute(Prepared& p, Session& session) {
   const Request& req = p.req;
-  json token;
-  if (auto t = req.meta.find("progressToken"); req.meta.is_object() && t != req.meta.end() &&
-                                               (t->is_string() || t->is_number_integer())) {
-    token = *t;
-  }
-  CallReporter reporter(req.channel, token, req.version >= "2025-03-26", req.log_level);
   mcph_call& call = p.call->call;
-  call.events = &reporter;
-  call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+  if (call.cancelled.load()) {  // cancelled while it waited: the handler never starts
+    session.forget(p.key, p.call);
+    return json();
+  }
+  call.events = p.call->reporter.get();
   call.client_capabilities = req.client_capabilities;
   if (const plugins::Caller* caller = req.channel->caller()) {
     call.caller = caller;
@@ -700,7 +833,6 @@ json Engine::execute(Prepared& p, Session& session) {
   call.input_responses = std::move(p.input_responses);
   call.state = std::move(p.state);
 
-  running_.fetch_add(1);
   json out;
   for (int round = 1;; ++round) {
     p.instance->run(p.what, p.handler, p.user, p.input, call);
@@ -739,12 +871,8 @@ json Engine::execute(Prepared& p, Session& session) {
     call.input_responses = std::move(answers);
     call.state = call.next_state;
   }
-  running_.fetch_sub(1);
-  reporter.close();
-  {
-    std::lock_guard lock(session.mutex_);
-    session.in_flight_.erase(p.key);
-  }
+  p.call->reporter->close();
+  session.forget(p.key, p.call);
   // A cancelled request gets no response (mcp-spec §2.8: no further messages).
   if (call.cancelled.load()) return json();
   return out;

@@ -22,7 +22,7 @@
 #include "protocol/jsonrpc.hpp"
 #include "protocol/request_state.hpp"
 #include "protocol/schema.hpp"
-#include "protocol/worker_pool.hpp"
+#include "protocol/scheduler.hpp"
 
 namespace mcph::protocol {
 
@@ -58,6 +58,7 @@ class ReplyChannel {
 // and the resources the client subscribed to.
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  struct InFlight;
   bool initialized() const;
   std::string version() const;  // negotiated legacy version, empty before initialize
   // True if the host may send this session's client requests (a legacy client that
@@ -66,13 +67,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // Cancels a request in flight on this session, as notifications/cancelled does; its
   // response is then never sent. Unknown or finished ids are ignored.
   void cancel(const json& request_id);
+  // Forgets the request `key` in flight, if it is still `call` (the id may have been reused
+  // by a newer request once this one was answered).
+  void forget(const std::string& key, const std::shared_ptr<InFlight>& call);
   // Where messages that belong to no request go (resource updates): stdout, or the HTTP
   // session's GET stream. Unset: they are dropped.
   void set_channel(std::shared_ptr<ReplyChannel> channel);
 
  private:
   friend class Engine;
-  struct InFlight;
   mutable std::mutex mutex_;
   bool initialized_ = false;                 // guarded by mutex_
   std::string version_;                      // guarded by mutex_
@@ -89,27 +92,39 @@ class Session : public std::enable_shared_from_this<Session> {
 struct EngineOptions {
   size_t page_size = 100;
   std::chrono::milliseconds call_timeout{300000};
-  size_t max_concurrent_calls = 64;
+  size_t max_concurrent_calls = 64;  // over all plugin instances
+  size_t max_queued_calls = 1000;    // per plugin instance; beyond it a call is refused at once
 };
+
+// JSON-RPC batches (2025-03-26) hold at most this many messages.
+inline constexpr size_t kMaxBatch = 1000;
 
 class Engine final : public plugins::ResourceListener {
  public:
   Engine(const plugins::Registry& registry, EngineOptions options);
   ~Engine() override;  // waits for submitted calls (cancel them first: Registry::begin_shutdown)
 
-  // Handles one message (object or, for 2025-03-26 sessions, a batch array) on the
-  // calling thread. Returns the response, or null when there is none (notifications,
-  // responses, calls the client cancelled).
+  // Handles one message (object or, for 2025-03-26 sessions, a batch array) and returns
+  // the response, or null when there is none (notifications, responses, calls the client
+  // cancelled). Plugin code runs on the calling thread when its instance has a free slot,
+  // else the call waits its turn; either way this returns by the call's deadline only if
+  // the handler does (use submit() where the deadline must hold). A session not owned by a
+  // shared_ptr always runs its calls on the calling thread.
   json handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
 
-  // Like handle(), but the response goes to channel->send(). Quick methods are answered
-  // on the calling thread; tools/call is registered here (so a cancel read right after it
-  // finds it) and then runs on the engine's worker pool.
+  // Like handle(), but the response goes to channel->send(), followed by channel->close().
+  // Quick methods are answered on the calling thread; calls are registered here (so a
+  // cancel read right after finds them) and then wait their turn on the scheduler. A call
+  // still running at its deadline is answered then, whether or not its handler returns.
   void submit(const json& message, const std::shared_ptr<Session>& session,
               const std::shared_ptr<ReplyChannel>& channel);
 
-  // Calls that are running now, in every session.
-  int running() const { return running_.load(); }
+  // Calls running now (stuck ones included), in every session.
+  int running() const { return static_cast<int>(scheduler_.running()); }
+  // Running, waiting and stuck calls of one plugin instance (for /healthz).
+  Scheduler::LaneStats calls(const plugins::Instance& instance) const { return scheduler_.stats(&instance); }
+  // Waits until no call runs or waits (true), or until `until` passes (false).
+  bool wait_idle(std::chrono::steady_clock::time_point until) const { return scheduler_.wait_idle(until); }
 
   // Tells the sessions subscribed to `uri` (plugins call it through host->resource_updated).
   void resource_updated(const std::string& uri) override;
@@ -118,9 +133,16 @@ class Engine final : public plugins::ResourceListener {
   struct Request;
   struct Prepared;
 
+  using Done = std::function<void(json)>;
   Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
   json execute(Prepared& prepared, Session& session);
-  json handle_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  json execute_guarded(Prepared& prepared, Session& session);
+  // Runs a prepared call on the scheduler; `done` gets its answer exactly once: the
+  // handler's, the deadline's, or "busy" when its instance's queue is full.
+  void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done);
+  void run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
+  json late_answer(Prepared& p, mcph_status status, std::string text) const;
   void on_notification(const json& message, Session& session);
 
   std::optional<RpcError> select_era(Request& req, Session& session) const;
@@ -152,11 +174,10 @@ class Engine final : public plugins::ResourceListener {
   const plugins::Registry& registry_;
   const EngineOptions options_;
   std::vector<std::shared_ptr<const Schema>> validators_;  // parallel to registry_.tools()
-  std::atomic<int> running_{0};
   RequestStateSealer sealer_;
   std::mutex subscribers_mutex_;
   std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
-  WorkerPool pool_;
+  Scheduler scheduler_;
 };
 
 }  // namespace mcph::protocol

@@ -16,6 +16,12 @@ json make_notification(const char* method, json params) {
   return json{{"jsonrpc", "2.0"}, {"method", method}, {"params", std::move(params)}};
 }
 
+std::string string_member(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 bool valid_id(const json& id) { return id.is_string() || id.is_number_integer(); }
 
 }  // namespace mcph::protocol

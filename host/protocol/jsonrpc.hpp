@@ -33,6 +33,10 @@ json make_result(const json& id, json result);
 json make_error(const json& id, const RpcError& error);
 json make_notification(const char* method, json params);
 
+// obj[key] when obj is an object holding a string there, else "". Never throws: for
+// reading members of a message that may be malformed in any way.
+std::string string_member(const json& obj, const char* key);
+
 // A request id must be a string or an integer (MCP: never null, never fractional).
 bool valid_id(const json& id);
 

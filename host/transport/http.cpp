@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/oauth.hpp"
+#include "json/bounded.hpp"
 #include "transport/http_guard.hpp"
 #include "version.hpp"
 
@@ -50,6 +51,13 @@ bool is_modern(const json& m) {
 }
 
 bool is_response(const json& m) { return m.contains("id") && (m.contains("result") || m.contains("error")); }
+
+// The tool a tools/call message names, else "" (for the access log and quick-call stats).
+std::string tool_of(const json& m) {
+  if (protocol::string_member(m, "method") != "tools/call") return "";
+  auto params = m.find("params");
+  return params == m.end() ? "" : protocol::string_member(*params, "name");
+}
 
 // Messages for one request (notifications, then its response), handed from the worker
 // that runs the call to the HTTP thread that writes them.
@@ -380,16 +388,16 @@ struct HttpTransport::Impl {
   void exchange(const httplib::Request& req, httplib::Response& res, const json& msg,
                 const std::shared_ptr<protocol::Session>& session, bool modern, std::shared_ptr<HttpSession> owner) {
     const bool sse_ok = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
-    const std::string tool = msg.value("method", "") == "tools/call" && msg["params"].is_object()
-                                 ? msg["params"].value("name", "") : "";
+    const std::string tool = tool_of(msg);
     // Run the call on this thread, skipping the hand-off to a worker (which costs about a
-    // third of the throughput), when nothing is lost by it: the client cannot take a
-    // stream, or the tool has been quick so far, so there is neither a long silence to fill
-    // with keep-alives nor time for the client to hang up. Notifications it sends are
-    // delivered ahead of the answer. Not for a legacy client the call might ask for input:
-    // that request must reach it while the call waits.
-    const bool inline_call = !sse_ok || (!tool.empty() && speeds.quick(tool) && !session->may_be_asked());
-    auto mailbox = std::make_shared<Mailbox>(!inline_call, t_caller);
+    // third of the throughput), when the tool has been quick so far: there is neither a
+    // long silence to fill with keep-alives nor time for the client to hang up.
+    // Notifications it sends are delivered ahead of the answer. Not for a legacy client the
+    // call might ask for input: that request must reach it while the call waits. (A quick
+    // tool whose handler hangs for good holds this connection until it returns: the one
+    // case the deadline answer does not cover in process; plugin isolation covers it.)
+    const bool inline_call = !tool.empty() && speeds.quick(tool) && !session->may_be_asked();
+    auto mailbox = std::make_shared<Mailbox>(sse_ok && !inline_call, t_caller);
     if (inline_call) {
       const auto started = Clock::now();
       json r = engine.handle(msg, *session, mailbox);
@@ -412,7 +420,9 @@ struct HttpTransport::Impl {
     auto try_stream_at = Clock::now() + kUpgradeAfter;
     std::deque<json> early;  // notifications seen before deciding
     for (;;) {
-      auto m = mailbox->pop(std::max<Clock::duration>(try_stream_at - Clock::now(), Clock::duration::zero()));
+      const auto wait = sse_ok ? std::max<Clock::duration>(try_stream_at - Clock::now(), Clock::duration::zero())
+                               : Clock::duration(kKeepAlive);
+      auto m = mailbox->pop(wait);
       if (m && is_response(*m)) {
         speeds.record(tool, Clock::now() - started);
         reply_json(res, status_for(*m, modern), *m);
@@ -422,6 +432,7 @@ struct HttpTransport::Impl {
         res.status = 204;
         return;
       }
+      if (!sse_ok) continue;  // no stream can carry notifications: only the answer matters
       if (m) {
         early.push_back(std::move(*m));
         if (early.size() > 1000) early.pop_front();  // waiting for a stream slot: keep the newest
@@ -482,12 +493,16 @@ struct HttpTransport::Impl {
   // ---- Methods --------------------------------------------------------------------------
 
   void post(const httplib::Request& req, httplib::Response& res) {
-    json msg = json::parse(req.body, nullptr, false);
-    if (msg.is_discarded()) return reply_error(res, 400, nullptr, code::kParseError, "Parse error: the body is not valid JSON");
-    if (msg.is_object()) {
-      t_access.mcp_method = msg.value("method", "");
-      if (t_access.mcp_method == "tools/call") t_access.tool = msg.value("params", json::object()).value("name", "");
+    json_text::ParseFailure why;
+    auto parsed = json_text::parse(req.body, &why);
+    if (!parsed) {
+      return why == json_text::ParseFailure::kTooDeep
+                 ? reply_error(res, 400, nullptr, code::kInvalidRequest, "Invalid Request: " + json_text::describe(why))
+                 : reply_error(res, 400, nullptr, code::kParseError, "Parse error: the body is not valid JSON");
     }
+    const json& msg = *parsed;
+    t_access.mcp_method = protocol::string_member(msg, "method");
+    t_access.tool = tool_of(msg);
     // A modern client may also be told by its version header; its body then lacks _meta.
     const std::string* v = header(req, "MCP-Protocol-Version");
     if (is_modern(msg) || (v != nullptr && trimmed(*v) >= protocol::kModernVersion)) return post_modern(req, res, msg);
@@ -546,7 +561,7 @@ struct HttpTransport::Impl {
 
   void post_legacy(const httplib::Request& req, httplib::Response& res, const json& msg) {
     const json id = msg.is_object() && msg.contains("id") && protocol::valid_id(msg["id"]) ? msg["id"] : json();
-    if (msg.is_object() && msg.value("method", "") == "initialize") return initialize(res, msg);
+    if (protocol::string_member(msg, "method") == "initialize") return initialize(res, msg);
 
     const std::string* sid = header(req, "Mcp-Session-Id");
     if (sid == nullptr) {
@@ -651,8 +666,9 @@ struct HttpTransport::Impl {
     auto fail = [&](int status, const std::string& error, const std::string& details) {
       reply_json(res, status, json{{"status", "error"}, {"error", error}, {"details", details}});
     };
-    json env = json::parse(req.body, nullptr, false);
-    if (env.is_discarded() || !env.is_object()) return fail(400, "Invalid JSON", "the body must be a JSON object");
+    const json env = json_text::parse(req.body).value_or(json());
+    if (!env.is_object()) return fail(400, "Invalid JSON", "the body must be a JSON object (nested at most " +
+                                                           std::to_string(json_text::kMaxDepth) + " levels deep)");
     const json& command = env.value("command", json());
     const json args = env.value("args", json::object());
     if (!command.is_string()) return fail(400, "Invalid request", "\"command\" (a string) is required");
@@ -677,9 +693,9 @@ struct HttpTransport::Impl {
     }
     std::string text;
     for (const auto& block : result.value("content", json::array())) {
-      if (block.value("type", "") == "text") text += block.value("text", "");
+      if (protocol::string_member(block, "type") == "text") text += protocol::string_member(block, "text");
     }
-    if (result.value("isError", false)) return fail(200, text, text);
+    if (result.value("isError", json()) == true) return fail(200, text, text);
     reply_json(res, 200, json{{"status", "success"}, {"result", text}});
   }
 

@@ -22,14 +22,37 @@ bool is_loopback_name(const std::string& name) {
 }  // namespace
 
 std::string host_name(std::string_view host) {
+  // RFC 9110 Host: uri-host [ ":" port ]. Anything else ("localhost:80@evil.example", a path,
+  // spaces) is malformed and names no host: "" matches nothing allowed.
+  auto is_port = [](std::string_view p) {
+    return !p.empty() && p.size() <= 5 && std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::string_view name = host, port;
   if (host.starts_with('[')) {
-    size_t close = host.find(']');
-    return lower(host.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return "";
+    name = host.substr(1, close - 1);
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && !(rest.front() == ':' && is_port(rest.substr(1)))) return "";
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; })) {
+      return "";
+    }
+    return lower(name);
   }
-  size_t colon = host.find(':');
+  const size_t colon = name.find(':');
   // More than one colon without brackets is a bare IPv6 address.
-  if (colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) host = host.substr(0, colon);
-  return lower(host);
+  if (colon != std::string_view::npos && name.find(':', colon + 1) == std::string_view::npos) {
+    port = name.substr(colon + 1);
+    name = name.substr(0, colon);
+    if (!is_port(port)) return "";
+  }
+  const bool v6 = name.find(':') != std::string_view::npos;
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || (v6 && c == ':');
+      })) {
+    return "";
+  }
+  return lower(name);
 }
 
 HttpGuard::HttpGuard(const config::HttpConfig& config) {
@@ -42,6 +65,7 @@ HttpGuard::HttpGuard(const config::HttpConfig& config) {
 
 Denial HttpGuard::check_origin(std::string_view host, const std::string* origin) const {
   const std::string name = host_name(host);
+  if (name.empty()) return {403, "Forbidden: the Host header is malformed", {}};
   if (!is_loopback_name(name) && std::find(hosts_.begin(), hosts_.end(), name) == hosts_.end()) {
     return {403, "Forbidden: Host '" + name + "' is not allowed (add it to server.http.allowed_hosts)", {}};
   }

@@ -37,7 +37,8 @@ class HttpGuard {
 // The effective auth mode: as configured, or bearer when tokens are set, else none.
 std::string auth_mode(const config::HttpAuthConfig& auth);
 
-// "name:port" / "[v6]:port" / "name" -> the lower-cased name without brackets or port.
+// "name:port" / "[v6]:port" / "name" -> the lower-cased name without brackets or port;
+// "" when the text is not a well-formed host (e.g. "localhost:80@evil.example").
 std::string host_name(std::string_view host_header);
 
 }  // namespace mcph::transport

@@ -12,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
+
 namespace mcph::transport {
 namespace {
 
@@ -78,12 +80,20 @@ struct StdioTransport::Impl {
 
   void on_line(std::string_view line) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
-    json message = json::parse(line, nullptr, false);
-    if (message.is_discarded()) {
-      out->send(protocol::make_error(nullptr, {protocol::code::kParseError, "Parse error: the line is not valid JSON", nullptr}));
+    json_text::ParseFailure why;
+    auto message = json_text::parse(line, &why);
+    if (!message) {
+      out->send(why == json_text::ParseFailure::kTooDeep
+                    ? protocol::make_error(nullptr, {protocol::code::kInvalidRequest, "Invalid Request: " + json_text::describe(why), nullptr})
+                    : protocol::make_error(nullptr, {protocol::code::kParseError, "Parse error: the line is not valid JSON", nullptr}));
       return;
     }
-    engine.submit(message, session, out);
+    engine.submit(*message, session, out);
+  }
+
+  void too_long() {
+    out->send(protocol::make_error(nullptr, {protocol::code::kInvalidRequest,
+                                             "Invalid Request: message longer than " + std::to_string(kMaxLine) + " bytes", nullptr}));
   }
 };
 
@@ -124,14 +134,18 @@ void StdioTransport::run() {
 
     size_t start = 0;
     for (size_t nl; (nl = buffer.find('\n', scanned)) != std::string::npos; scanned = start = nl + 1) {
-      if (!skipping) impl_->on_line(std::string_view(buffer).substr(start, nl - start));
+      // Checked per line: a line may end in the very read that takes it past the limit.
+      if (!skipping && nl - start > kMaxLine) {
+        impl_->too_long();
+      } else if (!skipping) {
+        impl_->on_line(std::string_view(buffer).substr(start, nl - start));
+      }
       skipping = false;
     }
     buffer.erase(0, start);
     scanned = buffer.size();
     if (!skipping && buffer.size() > kMaxLine) {
-      impl_->out->send(protocol::make_error(nullptr, {protocol::code::kInvalidRequest,
-          "Invalid Request: message longer than " + std::to_string(kMaxLine) + " bytes", nullptr}));
+      impl_->too_long();
       skipping = true;
     }
     if (skipping) {
@@ -139,7 +153,7 @@ void StdioTransport::run() {
       scanned = 0;
     }
   }
-  if (!skipping && !buffer.empty()) impl_->on_line(buffer);  // a last line without '\n'
+  if (!skipping && !buffer.empty()) impl_->on_line(buffer);  // a last line without '\n' (never over the limit here)
 }
 
 }  // namespace mcph::transport

@@ -171,6 +171,9 @@ class Codegen : public mcph::sdk::Plugin {
       throw std::runtime_error("credentials.org_id must be a positive integer (the Codegen organisation id)");
     }
     register_tools();
+    // The organisation id is an identifier, not a secret: run results that mention it must
+    // keep the number (the host redacts every undeclared credential).
+    declare_credential("org_id", /*secret=*/false);
     // Over HTTP with OAuth each user signs in with their own token and organisation, checked
     // before anything is issued; elsewhere the YAML's, the environment's or codegen_config's.
     user_credential("api_token", "Codegen API token",

@@ -384,14 +384,14 @@ TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
        "cfg.yaml:3: unknown key 'colour' in log (known: level, format)"},
       {yaml({"server:", "  page_size: 5", "  transprt: stdio"}),
        "cfg.yaml:3: unknown key 'transprt' in server (known: transport, page_size, max_concurrent_calls, "
-       "call_timeout_ms, shutdown_grace_ms, http)"},
+       "max_queued_calls, call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"server: { page_size: 5, pagesize: 6 }"}),
        "cfg.yaml:1: unknown key 'pagesize' in server (known: transport, page_size, max_concurrent_calls, "
-       "call_timeout_ms, shutdown_grace_ms, http)"},
+       "max_queued_calls, call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "  - name: c", "    library: d",
              "    enable: true"}),
        "cfg.yaml:6: unknown key 'enable' in plugins[1] (known: name, library, enabled, tool_prefix, tools, "
-       "credentials, settings)"},
+       "credentials, settings, max_concurrent_calls, create_timeout_ms)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "    tools:", "      allow: []",
              "      block: [x]"}),
        "cfg.yaml:6: unknown key 'block' in plugins[0].tools (known: allow, deny)"},

@@ -1,5 +1,5 @@
 /*
- * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.2.
+ * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.3.
  *
  * 1.0: tools, and the host services (logging, progress, cancellation, credentials, state,
  *      outbound HTTP, JSON helpers).
@@ -11,6 +11,8 @@
  * 1.2: checking what a user typed on the sign-in form (register_credential_check), and a
  *      user's credentials outside a call, for work done on their behalf (user_credential).
  *      Check host->abi_minor >= 2 before calling them.
+ * 1.3: which credentials are secret (declare_credential).
+ *      Check MCPH_HOST_HAS(host, declare_credential) before calling it.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -56,7 +58,13 @@ extern "C" {
 #endif
 
 #define MCPH_ABI_MAJOR 1
-#define MCPH_ABI_MINOR 2
+#define MCPH_ABI_MINOR 3
+
+/* True when the host's services table has the function `field`: the host knows that minor
+ * version. Works for every field, of every version: MCPH_HOST_HAS(host, user_credential). */
+#define MCPH_HOST_HAS(host, field)                                                            \
+  ((host) != NULL && (host)->struct_size >= offsetof(mcph_host_api, field) + sizeof((host)->field) && \
+   (host)->field != NULL)
 
 /* The one symbol a plugin exports. MCPH_PLUGIN_EXPORT gives it default visibility even
  * when the library is built with -fvisibility=hidden (which it should be). */
@@ -434,6 +442,17 @@ typedef struct mcph_host_api {
    * Do not keep the value; ask again each time you need it. */
   mcph_status (*user_credential)(mcph_host_instance *hi, mcph_str principal, mcph_str key,
                                  mcph_sink sink, void *user);
+
+  /* -- 1.3 ----------------------------------------------------------------------------- */
+
+  /* [create] Say whether the instance credential `key` (from the YAML `credentials`) is a
+   * secret. The host removes the values of secret credentials from its log, from what
+   * handlers log, and from results and error texts (as "[REDACTED]", inside JSON strings
+   * and keys; numbers and other values are never changed). A key not declared counts as
+   * secret. Declare identifiers that are not secret, such as an organisation id, with
+   * secret = false, so that a result mentioning organisation 12345 keeps the number.
+   * (Per-user credentials say the same with mcph_user_credential_def.secret.) */
+  mcph_status (*declare_credential)(mcph_host_instance *hi, mcph_str key, bool secret);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------
@@ -448,8 +467,10 @@ typedef struct mcph_plugin_descriptor {
   mcph_str version;     /* the plugin's own version, e.g. "1.2.0" */
   mcph_str description; /* one line */
 
-  /* Create an instance. [Called on the host's main thread; never concurrently with any
-   * other call on this instance.] `settings_json` is the instance's YAML `settings` as a
+  /* Create an instance. [Called on a host thread, never concurrently with any other call
+   * on this instance, under a deadline (plugins[].create_timeout_ms, 30 s by default): a
+   * create() that has not returned by then fails the instance, and the host never calls it
+   * again, nor unloads the library.] `settings_json` is the instance's YAML `settings` as a
    * JSON object (borrowed). Register tools with host->register_tool(hi, ...). `hi` and
    * `host` stay valid until destroy() returns. On success store the instance pointer
    * (may be NULL if the plugin needs none) and return MCPH_OK; on failure call
@@ -457,7 +478,7 @@ typedef struct mcph_plugin_descriptor {
   mcph_status (*create)(const mcph_host_api *host, mcph_host_instance *hi,
                         mcph_str settings_json, void **out_instance);
 
-  /* Destroy an instance. [Main thread; after every handler of the instance returned.]
+  /* Destroy an instance. [A host thread; after every handler of the instance returned.]
    * Stop and join the plugin's own threads before returning. */
   void (*destroy)(void *instance);
 } mcph_plugin_descriptor;

@@ -498,6 +498,16 @@ class Plugin {
     return true;
   }
 
+  // [constructor only; host ABI 1.3] Says whether the YAML credential `key` is a secret.
+  // Undeclared keys are secrets: the host redacts their values from logs and results.
+  // Declare identifiers that are not secret (an organisation id) with secret = false, so
+  // results that mention them stay intact. Returns false (and does nothing) on an older host.
+  bool declare_credential(const std::string& key, bool secret) {
+    if (!MCPH_HOST_HAS(&host_.api(), declare_credential)) return false;
+    check(host_.api().declare_credential(host_.handle(), str(key), secret), "credential '" + key + "'");
+    return true;
+  }
+
   // [any thread; host ABI 1.1] Tells subscribed clients that the resource at `uri` changed.
   void resource_updated(std::string_view uri) const {
     if (host_.api().abi_minor >= 1) host_.api().resource_updated(host_.handle(), str(uri));

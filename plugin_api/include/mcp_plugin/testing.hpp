@@ -212,6 +212,7 @@ class FakeHost {
     std::vector<json> prompts;
     std::vector<mcph_prompt_def> prompt_defs;
     std::vector<json> user_credentials;  // {key, label, help, secret}
+    std::map<std::string, bool> declared_credentials;  // key -> secret (declare_credential)
     mcph_tool_handler credential_check = nullptr;
     void* credential_check_user = nullptr;
   } registered_;
@@ -362,6 +363,8 @@ class Plugin {
   const std::vector<json>& prompts() const { return reg_.prompts; }
   // The credentials the plugin asks each user for ({key, label, help, secret}).
   const std::vector<json>& user_credentials() const { return reg_.user_credentials; }
+  // What the plugin said of its YAML credentials with declare_credential: key -> secret.
+  const std::map<std::string, bool>& declared_credentials() const { return reg_.declared_credentials; }
 
   // Runs the plugin's credential check (ABI 1.2) as the sign-in form would, with `entered`
   // (key -> what the user typed) answering call.credential(). The result is what the
@@ -747,6 +750,13 @@ inline mcph_host_api FakeHost::make_api() {
     }
     h.registered_.credential_check = check;
     h.registered_.credential_check_user = user;
+    return MCPH_OK;
+  };
+  a.declare_credential = [](mcph_host_instance* hi, mcph_str key, bool secret) -> mcph_status {
+    FakeHost& h = self(hi);
+    if (!h.registering_) return MCPH_ERR_FAILED_PRECONDITION;
+    if (key.len == 0) return MCPH_ERR_INVALID_ARGUMENT;
+    h.registered_.declared_credentials[s(key)] = secret;
     return MCPH_OK;
   };
   a.user_credential = [](mcph_host_instance* hi, mcph_str principal, mcph_str key, mcph_sink sink, void* user) -> mcph_status {

@@ -1,0 +1,263 @@
+#include "protocol/scheduler.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace mcph::protocol {
+
+struct Scheduler::Job {
+  enum class State { kQueued, kRunning, kDone, kExpired };
+  Lane lane;
+  std::pair<Clock::time_point, uint64_t> key;  // in deadlines_
+  std::function<void()> run;
+  std::function<void()> expired;
+  State state = State::kQueued;
+  bool stuck = false;
+};
+
+Scheduler::Scheduler(Options options) : options_(options) {
+  if (options_.max_running == 0) const_cast<size_t&>(options_.max_running) = 1;
+  watchdog_ = std::thread([this] { watchdog(); });
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::set_cap(Lane lane, size_t cap) {
+  std::lock_guard lock(mutex_);
+  caps_[lane] = std::max<size_t>(cap, 1);
+}
+
+size_t Scheduler::cap(Lane lane) const {
+  auto it = caps_.find(lane);
+  return it == caps_.end() ? options_.max_running : it->second;
+}
+
+bool Scheduler::submit(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void()> expired) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return false;
+  LaneState& l = lanes_[lane];
+  // Jobs that free slots will take at once do not count as waiting.
+  const size_t lane_free = cap(lane) - std::min(cap(lane), l.running - l.stuck);
+  const size_t all_free = options_.max_running - std::min(options_.max_running, running_ - stuck_);
+  const size_t waiting = l.queue.size() - std::min(l.queue.size(), std::min(lane_free, all_free));
+  if (waiting >= options_.max_queued) return false;
+  auto job = std::make_shared<Job>();
+  job->lane = lane;
+  job->key = {deadline, next_id_++};
+  job->run = std::move(run);
+  job->expired = std::move(expired);
+  const bool earliest = deadlines_.empty() || job->key < deadlines_.begin()->first;
+  deadlines_.emplace(job->key, job);
+  l.queue.push_back(job);
+  ++queued_;
+  if (!l.ready) {
+    l.ready = true;
+    ready_.push_back(lane);
+  }
+  if (earliest) watch_cv_.notify_one();
+  wake_worker();
+  return true;
+}
+
+bool Scheduler::try_enter(Lane lane) {
+  std::lock_guard lock(mutex_);
+  LaneState& l = lanes_[lane];
+  if (stopping_ || !l.queue.empty() || l.running - l.stuck >= cap(lane) || running_ - stuck_ >= options_.max_running) return false;
+  ++l.running;
+  ++running_;
+  return true;
+}
+
+void Scheduler::leave(Lane lane) {
+  std::lock_guard lock(mutex_);
+  LaneState& l = lanes_[lane];
+  --l.running;
+  --running_;
+  if (!ready_.empty()) wake_worker();
+  forget_if_empty(lane);
+  idle_cv_.notify_all();
+}
+
+Scheduler::LaneStats Scheduler::stats(Lane lane) const {
+  std::lock_guard lock(mutex_);
+  auto it = lanes_.find(lane);
+  if (it == lanes_.end()) return {};
+  return {it->second.running, it->second.queue.size(), it->second.stuck};
+}
+
+size_t Scheduler::running() const {
+  std::lock_guard lock(mutex_);
+  return running_;
+}
+
+bool Scheduler::stopping() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
+bool Scheduler::wait_idle(Clock::time_point until) const {
+  std::unique_lock lock(mutex_);
+  return idle_cv_.wait_until(lock, until, [&] { return running_ == 0 && queued_ == 0; });
+}
+
+// With mutex_ held. A job is waiting: wake an idle thread, or start one if the limit allows
+// (threads of stuck calls do not count against max_running, up to as many again).
+void Scheduler::wake_worker() {
+  if (idle_threads_ > wake_tokens_) {
+    ++wake_tokens_;
+    work_cv_.notify_one();
+    return;
+  }
+  const size_t limit = std::min(options_.max_running + stuck_, 2 * options_.max_running);
+  if (threads_.size() >= limit || stopping_) return;
+  std::thread t([this] { worker(); });
+  threads_.emplace(t.get_id(), std::move(t));
+}
+
+// With mutex_ held: the next job that may run now, taking lanes in turn.
+std::shared_ptr<Scheduler::Job> Scheduler::next_job() {
+  if (running_ - stuck_ >= options_.max_running) return nullptr;
+  for (size_t i = 0, n = ready_.size(); i < n; ++i) {
+    const Lane lane = ready_.front();
+    ready_.pop_front();
+    LaneState& l = lanes_[lane];
+    if (l.queue.empty()) {
+      l.ready = false;
+      continue;
+    }
+    ready_.push_back(lane);  // its turn comes again after the others'
+    if (l.running - l.stuck >= cap(lane)) continue;  // stuck calls hold threads, not slots
+    auto job = std::move(l.queue.front());
+    l.queue.pop_front();
+    --queued_;
+    if (l.queue.empty()) {
+      l.ready = false;
+      ready_.pop_back();
+    }
+    job->state = Job::State::kRunning;
+    ++l.running;
+    ++running_;
+    return job;
+  }
+  return nullptr;
+}
+
+// With mutex_ held: drops a lane's bookkeeping once nothing of it runs or waits (its cap
+// stays in caps_).
+void Scheduler::forget_if_empty(Lane lane) {
+  auto it = lanes_.find(lane);
+  if (it != lanes_.end() && it->second.running == 0 && it->second.queue.empty() && !it->second.ready) lanes_.erase(it);
+}
+
+void Scheduler::worker() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    auto job = next_job();
+    if (!job) {
+      if (stopping_) break;
+      ++idle_threads_;
+      work_cv_.wait(lock, [&] { return stopping_ || wake_tokens_ > 0; });
+      --idle_threads_;
+      if (wake_tokens_ > 0) --wake_tokens_;
+      continue;
+    }
+    lock.unlock();
+    try {
+      job->run();
+    } catch (const std::exception& e) {  // the engine guards its jobs; this is the last net
+      spdlog::error("a call ended with an exception: {}", e.what());
+    } catch (...) {
+      spdlog::error("a call ended with an unknown exception");
+    }
+    lock.lock();
+    LaneState& l = lanes_[job->lane];
+    --l.running;
+    --running_;
+    if (job->stuck) {
+      --l.stuck;
+      --stuck_;
+      spdlog::warn("a call that passed its deadline has returned after all");
+    } else {
+      deadlines_.erase(job->key);
+    }
+    job->state = Job::State::kDone;
+    forget_if_empty(job->lane);
+    idle_cv_.notify_all();
+  }
+  exited_.push_back(std::this_thread::get_id());
+  idle_cv_.notify_all();
+}
+
+void Scheduler::watchdog() {
+  std::unique_lock lock(mutex_);
+  while (!watchdog_stop_) {
+    if (deadlines_.empty()) {
+      watch_cv_.wait(lock);
+      continue;
+    }
+    auto first = deadlines_.begin();
+    if (first->first.first > Clock::now()) {
+      watch_cv_.wait_until(lock, first->first.first);
+      continue;
+    }
+    auto job = std::move(first->second);
+    deadlines_.erase(first);
+    LaneState& l = lanes_[job->lane];
+    if (job->state == Job::State::kQueued) {
+      l.queue.erase(std::find(l.queue.begin(), l.queue.end(), job));
+      --queued_;
+      job->state = Job::State::kExpired;
+      forget_if_empty(job->lane);
+      idle_cv_.notify_all();
+    } else {  // running past its deadline: its thread is written off until it returns
+      job->stuck = true;
+      ++l.stuck;
+      ++stuck_;
+      if (!ready_.empty()) wake_worker();
+    }
+    lock.unlock();
+    try {
+      job->expired();
+    } catch (...) {
+      spdlog::error("answering a call at its deadline failed");
+    }
+    lock.lock();
+  }
+}
+
+void Scheduler::stop() {
+  std::vector<std::shared_ptr<Job>> dropped;
+  std::unique_lock lock(mutex_);
+  if (!stopping_) {
+    stopping_ = true;
+    for (auto& [lane, l] : lanes_) {
+      for (auto& job : l.queue) {
+        job->state = Job::State::kExpired;
+        deadlines_.erase(job->key);
+        dropped.push_back(std::move(job));
+      }
+      queued_ -= l.queue.size();
+      l.queue.clear();
+      l.ready = false;
+    }
+    ready_.clear();
+    work_cv_.notify_all();
+  }
+  lock.unlock();
+  for (auto& job : dropped) job->expired();  // answered: the host is stopping
+  lock.lock();
+  // Every thread is joined, stuck ones included: a handler may not outlive the scheduler
+  // (nor the instance it belongs to). A host that must stop despite a stuck handler exits
+  // without destroying anything (main.cpp).
+  idle_cv_.wait(lock, [&] { return exited_.size() >= threads_.size(); });
+  watchdog_stop_ = true;
+  watch_cv_.notify_all();
+  for (auto& [id, t] : threads_) t.join();
+  threads_.clear();
+  exited_.clear();
+  lock.unlock();
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+}  // namespace mcph::protocol

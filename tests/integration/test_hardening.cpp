@@ -1,0 +1,335 @@
+// Hardening: what a hostile client, a hostile input or a misbehaving plugin must never do to
+// the host (crash it, stall it, exhaust it, leak a secret). Each test is the regression test
+// of one numbered item of the hardening issue, against the real binary over stdio and HTTP.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <tuple>
+
+#include "http_host.hpp"
+
+namespace mcph::testing {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+json req(json id, const std::string& method, json params = json::object()) {
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
+}
+json call(json id, const std::string& tool, json args) { return req(id, "tools/call", {{"name", tool}, {"arguments", args}}); }
+std::string text_of(const json& r) { return r["result"]["content"][0]["text"]; }
+std::string nested(int depth, const std::string& inner = "1") { return std::string(depth, '[') + inner + std::string(depth, ']'); }
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+const char* kTwoInstances = R"(  - name: echo
+    library: example-echo
+  - name: bad
+    library: test-hostile
+    credentials: { api_token: "12345", org_id: "777777" }
+)";
+
+class StdioHost {
+ public:
+  explicit StdioHost(const std::string& plugins = kTwoInstances, const std::string& server = "") {
+    const std::string cfg = dir_.str() + "/mcp-host.yaml";
+    std::ofstream(cfg) << config_yaml(dir_.str() + "/state", plugins, server);
+    process_ = std::make_unique<Process>(std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg});
+    process_->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+    EXPECT_EQ(process_->read_response(0)["result"]["protocolVersion"], "2025-11-25") << process_->stderr_text();
+  }
+  Process& p() { return *process_; }
+  // The host still answers a plain call.
+  void expect_alive() {
+    process_->send(call("alive", "echo", {{"text", "still here"}}));
+    json r = process_->read_response("alive");
+    EXPECT_EQ(text_of(r), "still here") << r << process_->stderr_text();
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Process> process_;
+};
+
+// ---- 1. Nesting is bounded while parsing --------------------------------------------------
+
+TEST(Hardening, DeepNestingOverStdioIsAnErrorNotACrash) {
+  StdioHost host;
+  // params nesting 60k deep, a 100k-deep top-level array, a cancel whose requestId nests 65k.
+  host.p().write_raw(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":)" + nested(60000) + "}}\n");
+  json r = host.p().read();
+  EXPECT_EQ(r["error"]["code"], -32600) << r;
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("levels deep"), std::string::npos);
+  host.p().write_raw(nested(100000) + "\n");
+  EXPECT_EQ(host.p().read()["error"]["code"], -32600);
+  host.p().write_raw(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)" + nested(65000) + "}}\n");
+  EXPECT_EQ(host.p().read()["error"]["code"], -32600);
+  // Nesting that real messages use still works.
+  host.p().send(call(2, "echo", {{"text", "ok"}, {"extra", json::parse(nested(40))}}));
+  EXPECT_TRUE(host.p().read_response(2).contains("result"));
+  host.expect_alive();
+}
+
+TEST(Hardening, DeepNestingOverHttpIsA400) {
+  HttpHost host(kTwoInstances);
+  auto c = host.client();
+  auto r = c->Post("/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":)" + nested(60000) + "}}",
+                   "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(body_json(r)["error"]["code"], -32600);
+  auto h = c->Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
+TEST(Hardening, APluginsOverDeepResultIsRefusedAtTheSource) {
+  StdioHost host;
+  host.p().send(call(1, "deep", {{"depth", 50000}}));
+  json r = host.p().read_response(1);
+  EXPECT_EQ(r["result"]["isError"], true) << r;
+  EXPECT_NE(text_of(r).find("refused"), std::string::npos) << r;
+  host.expect_alive();
+}
+
+// ---- 2. Redaction keeps JSON intact -------------------------------------------------------
+
+TEST(Hardening, RedactionWalksTheValueAndNeverTouchesNumbers) {
+  StdioHost host;  // api_token "12345" (secret), org_id "777777" (declared public)
+  host.p().send(call(1, "mirror", {{"value", {{"sum", 12345}, {"text", "total 12345 in all"}, {"org", 777777}}}}));
+  json r = host.p().read_response(1);
+  ASSERT_TRUE(r.contains("result")) << r;
+  const json& s = r["result"]["structuredContent"];
+  EXPECT_EQ(s["value"]["sum"], 12345);              // a number stays that number
+  EXPECT_EQ(s["value"]["text"], "total [REDACTED] in all");
+  EXPECT_EQ(s["value"]["org"], 777777);
+  EXPECT_EQ(s["sentence"], "token [REDACTED] for org 777777");  // org_id is not a secret
+  EXPECT_TRUE(s.contains("key-[REDACTED]")) << s;    // keys too
+  EXPECT_EQ(text_of(r), "mirrored; the token is [REDACTED]");
+  EXPECT_EQ(r.dump().find("12345\""), std::string::npos);
+  host.expect_alive();
+}
+
+TEST(Hardening, SecretsWithQuotesAndBackslashesAreRedacted) {
+  StdioHost host(R"(  - name: echo
+    library: example-echo
+  - name: bad
+    library: test-hostile
+    credentials: { api_token: 'ab"c\d-tok' }
+)");
+  host.p().send(call(1, "mirror", {{"value", "x"}}));
+  json r = host.p().read_response(1);
+  ASSERT_TRUE(r.contains("result")) << r;
+  EXPECT_EQ(r["result"]["structuredContent"]["sentence"], "token [REDACTED] for org ");
+  EXPECT_EQ(text_of(r), "mirrored; the token is [REDACTED]");
+  EXPECT_EQ(r.dump().find("ab\\\"c"), std::string::npos) << r;
+}
+
+// ---- 3. Exceptions on the request path are JSON-RPC errors -----------------------------
+
+TEST(Hardening, WrongTypesAreErrorsWithoutInternalText) {
+  HttpHost host(kTwoInstances);
+  auto c = host.client();
+  httplib::Headers modern{{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", "5"}};
+  for (const std::string body : {R"({"jsonrpc":"2.0","id":1,"method":5})", R"({"method":5})",
+                                 R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]})",
+                                 R"({"jsonrpc":"2.0","id":{"a":1},"method":"ping"})"}) {
+    for (const auto& headers : {httplib::Headers{}, modern}) {
+      auto r = c->Post("/mcp", headers, body, "application/json");
+      ASSERT_TRUE(r) << body;
+      EXPECT_EQ(r->status, 400) << body << " -> " << r->body;
+      EXPECT_FALSE(r->has_header("EXCEPTION_WHAT")) << body;
+      const int code = body_json(r)["error"].value("code", 0);
+      EXPECT_TRUE(code == -32600 || code == -32602 || code == -32020) << body << " -> " << r->body;
+    }
+  }
+  StdioHost stdio;
+  stdio.p().write_raw(R"({"jsonrpc":"2.0","id":1,"method":5})" "\n");
+  EXPECT_EQ(stdio.p().read()["error"]["code"], -32600);
+  stdio.expect_alive();
+}
+
+// ---- 6. Fairness, bounded queues, deadlines that hold ----------------------------------
+
+TEST(Hardening, ASlowFloodOnOneInstanceLeavesTheOthersFast) {
+  StdioHost host(kTwoInstances, "  max_concurrent_calls: 4\n");
+  for (int i = 0; i < 200; ++i) host.p().send(call("slow-" + std::to_string(i), "slow", {{"ms", 3000}}));
+  const auto t0 = Clock::now();
+  host.p().send(call("e", "echo", {{"text", "hi"}}));
+  json r = host.p().read_response("e");
+  EXPECT_EQ(text_of(r), "hi");
+  EXPECT_LT(seconds_since(t0), 1.0);  // one instance may use 3 of the 4 threads, never the 4th
+}
+
+TEST(Hardening, BeyondItsQueueACallIsRefusedAtOnce) {
+  StdioHost host(kTwoInstances, "  max_concurrent_calls: 2\n  max_queued_calls: 5\n");
+  for (int i = 0; i < 20; ++i) host.p().send(call(i, "slow", {{"ms", 1000}}));
+  // Two run (the instance's cap: 3/4 of 2, rounded up) and five wait; the other thirteen
+  // are refused at once, before any of the slow ones could have finished.
+  std::vector<bool> busy;
+  for (int i = 0; i < 20; ++i) {
+    json r = host.p().read(10s);
+    ASSERT_FALSE(r.is_null()) << "answer " << i << " missing";
+    busy.push_back(r["result"].value("isError", false) && text_of(r).find("busy") != std::string::npos);
+  }
+  EXPECT_EQ(std::count(busy.begin(), busy.end(), true), 13);
+  EXPECT_EQ(std::count(busy.begin(), busy.begin() + 13, true), 13);
+}
+
+TEST(Hardening, AStuckHandlerIsAnsweredAtTheDeadlineAndEofStillExits) {
+  StdioHost host(kTwoInstances, "  call_timeout_ms: 400\n  shutdown_grace_ms: 200\n");
+  const auto t0 = Clock::now();
+  host.p().send(call(1, "stall", {{"ms", 60000}}));
+  json r = host.p().read_response(1);
+  EXPECT_EQ(r["result"]["isError"], true) << r;
+  EXPECT_NE(text_of(r).find("did not finish within 400 ms"), std::string::npos) << r;
+  EXPECT_LT(seconds_since(t0), 1.5);
+  host.expect_alive();
+  // The id may be used again once answered.
+  host.p().send(call(1, "echo", {{"text", "again"}}));
+  EXPECT_EQ(text_of(host.p().read_response(1)), "again");
+  host.p().close_stdin();
+  const auto t1 = Clock::now();
+  EXPECT_EQ(host.p().wait(10s), 0);
+  EXPECT_LT(seconds_since(t1), 5.0);
+  EXPECT_NE(host.p().stderr_text().find("ignore cancellation"), std::string::npos);
+}
+
+TEST(Hardening, EightStuckHandlersDoNotBlockOtherCalls) {
+  StdioHost host(kTwoInstances, "  max_concurrent_calls: 8\n  call_timeout_ms: 300\n");
+  for (int i = 0; i < 8; ++i) host.p().send(call("s" + std::to_string(i), "stall", {{"ms", 8000}}));
+  for (int i = 0; i < 8; ++i) {
+    json r = host.p().read_response("s" + std::to_string(i), nullptr, 3s);
+    EXPECT_EQ(r["result"]["isError"], true) << r;
+  }
+  const auto t0 = Clock::now();
+  host.expect_alive();
+  EXPECT_LT(seconds_since(t0), 1.0);
+}
+
+TEST(Hardening, StuckCallsShowInHealthz) {
+  HttpHost host(kTwoInstances, "", "  call_timeout_ms: 300\n");
+  auto c = host.client();
+  json body = req(1, "tools/call", {{"name", "stall"}, {"arguments", {{"ms", 4000}}}, {"_meta", {
+      {"io.modelcontextprotocol/protocolVersion", "2026-07-28"}, {"io.modelcontextprotocol/clientCapabilities", json::object()}}}});
+  auto r = c->Post("/mcp", {{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", "tools/call"}, {"Mcp-Name", "stall"}},
+                   body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(body_json(r)["result"]["isError"], true) << r->body;
+  json h = body_json(c->Get("/healthz"));
+  json bad;
+  for (const auto& p : h["plugins"]) {
+    if (p["name"] == "bad") bad = p;
+  }
+  EXPECT_EQ(bad["calls_stuck"], 1) << h;
+}
+
+// ---- 7. Config reads and plugin start are bounded; SIGTERM always ends the host ---------
+
+class ConfigBounds : public ::testing::Test {
+ protected:
+  // check-config's exit code and output, and how long it took.
+  std::tuple<int, std::string, double> check(const std::string& plugins) {
+    const std::string cfg = dir.str() + "/c.yaml";
+    std::ofstream(cfg) << config_yaml(dir.str() + "/state", plugins);
+    const auto t0 = Clock::now();
+    auto [code, out] = run_command({MCPH_BINARY, "check-config", "--config", cfg});
+    return {code, out, seconds_since(t0)};
+  }
+  TempDir dir;
+};
+
+TEST_F(ConfigBounds, FileReferencesTakeOnlyBoundedRegularFiles) {
+  auto [code, out, took] = check("  - { name: e, library: example-echo, credentials: { t: \"${file:/dev/zero}\" } }\n");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("not a regular file"), std::string::npos) << out;
+  EXPECT_LT(took, 5.0);
+  const std::string fifo = dir.str() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::tie(code, out, took) = check("  - { name: e, library: example-echo, credentials: { t: \"${file:" + fifo + "}\" } }\n");
+  EXPECT_NE(out.find("not a regular file"), std::string::npos) << out;
+  EXPECT_LT(took, 5.0);
+  std::ofstream(dir.str() + "/big") << std::string(2 * 1024 * 1024, 'x');
+  std::tie(code, out, took) = check("  - { name: e, library: example-echo, credentials: { t: \"${file:" + dir.str() + "/big}\" } }\n");
+  EXPECT_NE(out.find("larger than 1048576 bytes"), std::string::npos) << out;
+}
+
+TEST_F(ConfigBounds, ClearMessagesForDeepYamlAndNonLibraries) {
+  auto [code, out, took] = check("  - { name: e, library: example-echo, settings: { x: " + std::string(5000, '[') + std::string(5000, ']') + " } }\n");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("nests too deep"), std::string::npos) << out;
+  std::ofstream(dir.str() + "/text.so") << "not a library\n";
+  std::tie(code, out, took) = check("  - { name: e, library: " + dir.str() + "/text.so }\n");
+  EXPECT_NE(out.find("no ELF header"), std::string::npos) << out;
+}
+
+TEST_F(ConfigBounds, CreateRunsUnderADeadline) {
+  auto [code, out, took] = check("  - { name: h, library: test-hang-create, create_timeout_ms: 300 }\n");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("did not finish starting within 300 ms"), std::string::npos) << out;
+  EXPECT_LT(took, 5.0);
+}
+
+TEST_F(ConfigBounds, SigtermEndsAHostStuckInCreate) {
+  const std::string cfg = dir.str() + "/c.yaml";
+  std::ofstream(cfg) << config_yaml(dir.str() + "/state", "  - { name: h, library: test-hang-create }\n");
+  Process p({MCPH_BINARY, "serve", "--config", cfg});
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = Clock::now();
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(5s), 128 + SIGTERM);
+  EXPECT_LT(seconds_since(t0), 3.0);
+}
+
+// ---- 8. The smaller ones -----------------------------------------------------------------
+
+TEST(Hardening, TheStdioLineLimitIsExact) {
+  StdioHost host;
+  const size_t limit = 16 * 1024 * 1024;
+  // One byte over the limit, ending in the read that crosses it.
+  host.p().write_raw("\"" + std::string(limit - 1, 'x') + "\"\n");
+  json r = host.p().read(20s);
+  EXPECT_EQ(r["error"]["code"], -32600) << r.dump().substr(0, 200);
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("longer than"), std::string::npos);
+  host.expect_alive();
+}
+
+TEST(Hardening, AHostHeaderWithUserinfoIsRefused) {
+  HttpHost host(kTwoInstances);
+  auto c = host.client();
+  for (const char* bad : {"localhost:80@evil.example", "localhost/x", "localhost:8o", "[::1]x", "127.0.0.1 evil"}) {
+    auto r = c->Get("/healthz", {{"Host", bad}});
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 403) << bad;
+  }
+  auto ok = c->Get("/healthz", {{"Host", "localhost:8080"}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST(Hardening, BatchesAreBoundedAndRunConcurrently) {
+  StdioHost host(kTwoInstances);
+  // A 2025-03-26 session accepts batches.
+  host.p().send(req("v", "initialize", {{"protocolVersion", "2025-03-26"}, {"capabilities", json::object()},
+                                        {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  ASSERT_EQ(host.p().read_response("v")["result"]["protocolVersion"], "2025-03-26");
+  json big = json::array();
+  for (int i = 0; i < 1001; ++i) big.push_back(req(i, "ping"));
+  host.p().send(big);
+  json r = host.p().read(10s);
+  EXPECT_EQ(r["error"]["code"], -32600) << r;
+  json batch = json::array();
+  for (int i = 0; i < 4; ++i) batch.push_back(call("b" + std::to_string(i), "slow", {{"ms", 600}}));
+  const auto t0 = Clock::now();
+  host.p().send(batch);
+  r = host.p().read(10s);
+  ASSERT_TRUE(r.is_array()) << r;
+  EXPECT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[3]["id"], "b3");  // in the batch's order
+  EXPECT_LT(seconds_since(t0), 1.5);  // not one after another (2.4 s)
+}
+
+}  // namespace
+}  // namespace mcph::testing

@@ -1,0 +1,67 @@
+// test-hostile: a plugin that behaves badly on purpose, for the hardening tests: handlers
+// that ignore cancellation, results that repeat credentials (as numbers, in strings, in
+// keys), and over-deep results.
+#include <chrono>
+#include <thread>
+
+#include "mcp_plugin/sdk.hpp"
+
+namespace {
+
+using mcph::sdk::json;
+using mcph::sdk::ToolSpec;
+
+json schema(json properties, json required = json::array()) {
+  return json{{"type", "object"}, {"properties", std::move(properties)}, {"required", std::move(required)}};
+}
+
+class Hostile : public mcph::sdk::Plugin {
+ public:
+  Hostile(mcph::sdk::Host& host, const json&) : Plugin(host) {
+    // org_id is an identifier; api_token stays a secret (undeclared keys are).
+    declare_credential("org_id", false);
+    tool(ToolSpec("stall").description("Sleeps `ms` milliseconds and ignores cancellation.")
+             .input(schema({{"ms", {{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}}}}, {"ms"})),
+         [](mcph::sdk::Call&, const json& args) -> json {
+           std::this_thread::sleep_for(std::chrono::milliseconds(args["ms"].get<int>()));
+           return mcph::sdk::text("stalled");
+         });
+    tool(ToolSpec("slow").description("Sleeps up to `ms` milliseconds, stopping early when cancelled.")
+             .input(schema({{"ms", {{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}}}}, {"ms"})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(args["ms"].get<int>());
+           while (std::chrono::steady_clock::now() < until && !call.cancelled()) {
+             std::this_thread::sleep_for(std::chrono::milliseconds(2));
+           }
+           return mcph::sdk::text(call.cancelled() ? "cancelled" : "done");
+         });
+    tool(ToolSpec("mirror").description("Returns `value` as structuredContent, with the credentials beside it.")
+             .input(schema({{"value", json::object()}})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           const std::string token = call.credential("api_token").value_or("");
+           const std::string org = call.credential("org_id").value_or("");
+           json out{{"value", args.value("value", json())},
+                    {"sentence", "token " + token + " for org " + org},
+                    {token.empty() ? "no-token" : "key-" + token, 1}};
+           return mcph::sdk::structured(out, "mirrored; the token is " + token);
+         });
+    tool(ToolSpec("deep").description("Returns a result nested `depth` arrays deep.")
+             .input(schema({{"depth", {{"type", "integer"}, {"minimum", 1}, {"maximum", 100000}}}}, {"depth"})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           const int depth = args["depth"];
+           const std::string text = "{\"content\":[],\"structuredContent\":{\"x\":" + std::string(depth, '[') +
+                                    std::string(depth, ']') + "}}";
+           // Raw text, as a C plugin would hand it over (the SDK would build a json first).
+           if (call.host().api().call_result(call.handle(), mcph::sdk::str(text)) != MCPH_OK) {
+             throw mcph::sdk::ToolError("the host refused the result", MCPH_ERR_INVALID_ARGUMENT);
+           }
+           // Answered already: end the handler without another answer (InputRequired is the
+           // SDK's way to return MCPH_OK without one).
+           throw mcph::sdk::InputRequired{};
+         });
+  }
+};
+
+}  // namespace
+
+MCPH_SDK_PLUGIN(Hostile, "test-hostile", "0.0.1", "misbehaves on purpose (hardening tests only)")

@@ -1,0 +1,176 @@
+// The pieces that keep outside input and plugins bounded: JSON nesting checked before a
+// value is built, redaction over JSON values, and the call scheduler (caps per instance,
+// bounded queues, deadlines that hold whether or not a job returns).
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "json/bounded.hpp"
+#include "plugins/secrets.hpp"
+#include "protocol/scheduler.hpp"
+
+namespace mcph {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST(JsonBounds, DepthIgnoresBracketsInStrings) {
+  EXPECT_EQ(json_text::depth(R"({"a":[1,{"b":"[[[{{{"}]})"), 3);
+  EXPECT_EQ(json_text::depth(R"(["\"[[[", "\\", []])"), 2);
+  EXPECT_EQ(json_text::depth("42"), 0);
+  EXPECT_EQ(json_text::depth(std::string(1000000, '[')), json_text::kMaxDepth + 1);  // stops early
+}
+
+TEST(JsonBounds, ParseRefusesTooDeepBeforeBuilding) {
+  json_text::ParseFailure why;
+  const int max = json_text::kMaxDepth;
+  EXPECT_TRUE(json_text::parse(std::string(max, '[') + std::string(max, ']'), &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kNone);
+  EXPECT_FALSE(json_text::parse(std::string(max + 1, '[') + std::string(max + 1, ']'), &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kTooDeep);
+  EXPECT_FALSE(json_text::parse("{\"a\":", &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kSyntax);
+  EXPECT_EQ(json_text::dump(json(std::string("\xff"))), "\"\xEF\xBF\xBD\"");  // never throws
+}
+
+TEST(Redaction, NumbersStayNumbersStringsAndKeysAreRedacted) {
+  json v = json::parse(R"({"n":12345,"s":"id 12345!","list":[12345,"12345"],"12345":{"k-12345":true}})");
+  EXPECT_TRUE(plugins::redact_json(v, {"12345"}));
+  EXPECT_EQ(v["n"], 12345);
+  EXPECT_EQ(v["s"], "id [REDACTED]!");
+  EXPECT_EQ(v["list"], json::parse(R"([12345,"[REDACTED]"])"));
+  EXPECT_EQ(v["[REDACTED]"]["k-[REDACTED]"], true);
+  EXPECT_FALSE(v.contains("12345"));
+}
+
+TEST(Redaction, MatchesDecodedTextAndLongestFirst) {
+  json v = json{{"t", "x\"y\\z and abcd1234"}};
+  std::vector<std::string> secrets{"1234", "x\"y\\z", "abcd1234"};
+  plugins::sort_longest_first(secrets);
+  EXPECT_TRUE(plugins::redact_json(v, secrets));
+  EXPECT_EQ(v["t"], "[REDACTED] and [REDACTED]");  // not "abcd[REDACTED]"
+  std::string text = "a 1234 b";
+  EXPECT_TRUE(plugins::redact_text(text, secrets));
+  EXPECT_EQ(text, "a [REDACTED] b");
+  json untouched = json{{"a", 1}};
+  EXPECT_FALSE(plugins::redact_json(untouched, secrets));
+}
+
+TEST(Redaction, SecretsKeepUsersAndFixedApart) {
+  plugins::Secrets s;
+  s.set_fixed({"fixed-secret"});
+  s.add_user("abc");  // too short to be a secret
+  s.add_user("user-secret-1");
+  std::string line = "fixed-secret user-secret-1 abc";
+  EXPECT_TRUE(s.redact(line));
+  EXPECT_EQ(line, "[REDACTED] [REDACTED] abc");
+  EXPECT_EQ(s.fixed().size(), 1u);
+}
+
+// ---- Scheduler ---------------------------------------------------------------------------
+
+struct Gate {  // holds jobs until opened
+  std::promise<void> p;
+  std::shared_future<void> f = p.get_future().share();
+  void open() { p.set_value(); }
+};
+
+TEST(SchedulerTest, CapsPerLaneLeaveRoomForOthers) {
+  protocol::Scheduler s({4, 100});
+  int a = 0, b = 0;
+  s.set_cap(&a, 3);
+  Gate gate;
+  std::atomic<int> a_running{0}, a_peak{0}, b_done{0};
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(s.submit(&a, Clock::now() + 10s, [&] {
+      a_peak = std::max(a_peak.load(), ++a_running);
+      gate.f.wait();
+      --a_running;
+    }, [] {}));
+  }
+  for (auto t0 = Clock::now(); a_running < 3 && Clock::now() - t0 < 5s;) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(s.submit(&b, Clock::now() + 10s, [&] { ++b_done; }, [] {}));
+  const auto t0 = Clock::now();
+  while (b_done == 0 && Clock::now() - t0 < 2s) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(b_done, 1);  // ran while a's jobs held three threads
+  EXPECT_EQ(s.stats(&a).running, 3u);
+  EXPECT_EQ(s.stats(&a).queued, 7u);
+  gate.open();
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 5s));
+  EXPECT_EQ(a_peak, 3);
+}
+
+TEST(SchedulerTest, AFullLaneQueueRefusesAtOnce) {
+  protocol::Scheduler s({1, 2});
+  int a = 0;
+  Gate gate;
+  EXPECT_TRUE(s.submit(&a, Clock::now() + 10s, [&] { gate.f.wait(); }, [] {}));
+  EXPECT_TRUE(s.submit(&a, Clock::now() + 10s, [] {}, [] {}));
+  EXPECT_TRUE(s.submit(&a, Clock::now() + 10s, [] {}, [] {}));
+  EXPECT_FALSE(s.submit(&a, Clock::now() + 10s, [] {}, [] {}));
+  gate.open();
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 5s));
+}
+
+TEST(SchedulerTest, DeadlinesExpireQueuedAndStuckJobsOnce) {
+  protocol::Scheduler s({1, 10});
+  int a = 0;
+  Gate gate;
+  std::atomic<int> expired_running{0}, expired_queued{0}, queued_ran{0};
+  s.submit(&a, Clock::now() + 300ms, [&] { gate.f.wait(); }, [&] { ++expired_running; });
+  s.submit(&a, Clock::now() + 100ms, [&] { ++queued_ran; }, [&] { ++expired_queued; });  // waits behind it
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(expired_running, 1);
+  EXPECT_EQ(expired_queued, 1);
+  EXPECT_EQ(s.stats(&a).stuck, 1u);
+  // The stuck job's thread is written off: a new job still runs.
+  std::atomic<bool> ran{false};
+  s.submit(&a, Clock::now() + 10s, [&] { ran = true; }, [] {});
+  const auto t0 = Clock::now();
+  while (!ran && Clock::now() - t0 < 2s) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(ran);
+  gate.open();
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 5s));
+  EXPECT_EQ(queued_ran, 0);
+  EXPECT_EQ(expired_running, 1);
+  EXPECT_EQ(s.stats(&a).stuck, 0u);
+}
+
+TEST(SchedulerTest, TryEnterRespectsCapsAndQueue) {
+  protocol::Scheduler s({2, 10});
+  int a = 0;
+  s.set_cap(&a, 1);
+  EXPECT_TRUE(s.try_enter(&a));
+  EXPECT_FALSE(s.try_enter(&a));
+  s.leave(&a);
+  EXPECT_TRUE(s.try_enter(&a));
+  s.leave(&a);
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
+}
+
+TEST(SchedulerTest, StopExpiresWhatWaits) {
+  std::atomic<int> expired{0};
+  {
+    protocol::Scheduler s({1, 10});
+    int a = 0;
+    Gate gate;
+    s.submit(&a, Clock::now() + 10s, [&] { gate.f.wait(); }, [] {});
+    std::this_thread::sleep_for(20ms);
+    for (int i = 0; i < 3; ++i) s.submit(&a, Clock::now() + 10s, [] {}, [&] { ++expired; });
+    std::thread opener([&] {
+      std::this_thread::sleep_for(100ms);
+      gate.open();
+    });
+    s.stop();
+    opener.join();
+    EXPECT_FALSE(s.submit(&a, Clock::now() + 10s, [] {}, [] {}));
+  }
+  EXPECT_EQ(expired, 3);
+}
+
+}  // namespace
+}  // namespace mcph
