@@ -70,11 +70,18 @@ struct HttpConfig {
   std::vector<std::string> allowed_hosts;    // Host names beyond localhost, 127.0.0.1, ::1
   HttpAuthConfig auth;
   int max_body_bytes = 4 * 1024 * 1024;
+  int max_header_bytes = 64 * 1024;       // request line + headers; beyond: 431
+  int max_headers = 100;                  // header lines; beyond: 431
+  int header_timeout_ms = 10000;          // a request's head must arrive within this (else 408)
+  int body_timeout_ms = 30000;            // and its body within this after the head
+  int keep_alive_timeout_ms = 5000;       // idle keep-alive connections close after this
+  int max_connections = 1000;             // open at once; beyond: 503
   int request_timeout_ms = 300000;        // a request still running after this is cancelled
-  int worker_threads = 64;                // connections served at once (one each, keep-alive too)
+  int worker_threads = 64;                // requests processed at once (SSE streams hold one each)
   int max_streams = 32;                   // SSE streams open at once
   int session_idle_timeout_ms = 1800000;  // legacy sessions unused this long expire
   int max_sessions = 1000;
+  int max_sessions_per_client = 100;      // per user (OAuth) or address; a client's oldest idle one goes first
   TlsConfig tls;
   std::vector<CommandEndpoint> command_endpoints;
 };

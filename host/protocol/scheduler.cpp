@@ -197,8 +197,9 @@ void Scheduler::watchdog() {
       continue;
     }
     auto first = deadlines_.begin();
-    if (first->first.first > Clock::now()) {
-      watch_cv_.wait_until(lock, first->first.first);
+    const Clock::time_point when = first->first.first;  // a copy: the entry may go while we wait
+    if (when > Clock::now()) {
+      watch_cv_.wait_until(lock, when);
       continue;
     }
     auto job = std::move(first->second);

@@ -19,6 +19,7 @@
 #include "auth/oauth.hpp"
 #include "json/bounded.hpp"
 #include "transport/http_guard.hpp"
+#include "transport/http_listener.hpp"
 #include "version.hpp"
 
 namespace mcph::transport {
@@ -120,6 +121,7 @@ struct HttpSession {
   std::atomic<int64_t> last_used_ms{now_ms()};
   std::atomic<int> requests{0};  // HTTP requests in progress on it
   std::string principal;         // with OAuth: the user who opened it (nobody else may use it)
+  std::string client;            // who it counts against (max_sessions_per_client)
 };
 
 // Session ids: 32 random bytes from OpenSSL's CSPRNG as hex — visible ASCII as required.
@@ -134,65 +136,6 @@ std::string new_session_id() {
   }
   return id;
 }
-
-// cpp-httplib's pool has no bound on waiting connections, so a full host would hang new
-// clients. This one runs at most `workers` connections; beyond that, a connection goes to a
-// single overflow thread that answers 503 (the flag below tells the handler) and closes.
-thread_local bool t_overloaded = false;
-
-class BoundedPool final : public httplib::TaskQueue {
- public:
-  explicit BoundedPool(size_t workers) : workers_(workers) {
-    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { run(queue_, false); });
-    overflow_thread_ = std::thread([this] { run(overflow_, true); });
-  }
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (busy_ + queue_.size() < workers_) {
-        queue_.push_back(std::move(fn));
-      } else {
-        overflow_.push_back(std::move(fn));
-      }
-    }
-    cv_.notify_all();
-  }
-  void shutdown() override {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-    overflow_thread_.join();
-  }
-
- private:
-  void run(std::deque<std::function<void()>>& q, bool overloaded) {
-    t_overloaded = overloaded;
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stopping_ || !q.empty(); });
-      if (q.empty()) return;
-      auto fn = std::move(q.front());
-      q.pop_front();
-      if (!overloaded) ++busy_;
-      lock.unlock();
-      fn();
-      lock.lock();
-      if (!overloaded) --busy_;
-    }
-  }
-
-  const size_t workers_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_, overflow_;  // guarded by mutex_
-  size_t busy_ = 0;                                     // guarded by mutex_
-  bool stopping_ = false;                               // guarded by mutex_
-  std::vector<std::thread> threads_;
-  std::thread overflow_thread_;
-};
 
 // What the access log line says about a request (set by the handler, same thread).
 struct AccessInfo {
@@ -293,7 +236,7 @@ struct HttpTransport::Impl {
   const config::HttpConfig config;
   std::function<json()> health;
   HttpGuard guard{config};
-  std::unique_ptr<httplib::Server> server;
+  std::unique_ptr<Listener> server;
   std::string url;
 
   std::mutex sessions_mutex;
@@ -561,7 +504,7 @@ struct HttpTransport::Impl {
 
   void post_legacy(const httplib::Request& req, httplib::Response& res, const json& msg) {
     const json id = msg.is_object() && msg.contains("id") && protocol::valid_id(msg["id"]) ? msg["id"] : json();
-    if (protocol::string_member(msg, "method") == "initialize") return initialize(res, msg);
+    if (protocol::string_member(msg, "method") == "initialize") return initialize(req, res, msg);
 
     const std::string* sid = header(req, "Mcp-Session-Id");
     if (sid == nullptr) {
@@ -603,17 +546,46 @@ struct HttpTransport::Impl {
     exchange(req, res, msg, s->session, false, s);
   }
 
-  void initialize(httplib::Response& res, const json& msg) {
+  // Makes room for one more session of `client`: its own least recently used session goes
+  // once it holds max_sessions_per_client, and the host's least recently used one once the
+  // host holds max_sessions. Only sessions with no request in progress are ever evicted (a
+  // client that lost one just initializes again); false when none could go.
+  bool make_room(const std::string& client) {
+    std::vector<std::shared_ptr<HttpSession>> evicted;
+    bool ok = true;
     {
       std::lock_guard lock(sessions_mutex);
-      if (sessions.size() >= static_cast<size_t>(config.max_sessions)) {
-        res.set_header("Retry-After", "5");
-        return reply_error(res, 503, msg.value("id", json()), code::kInternalError,
-                           "Service Unavailable: too many sessions (server.http.max_sessions)");
-      }
+      auto evict_lru = [&](bool own_only) {
+        auto victim = sessions.end();
+        for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+          if ((own_only && it->second->client != client) || it->second->requests > 0) continue;
+          if (victim == sessions.end() || it->second->last_used_ms < victim->second->last_used_ms) victim = it;
+        }
+        if (victim == sessions.end()) return false;
+        evicted.push_back(victim->second);
+        sessions.erase(victim);
+        return true;
+      };
+      const auto own = static_cast<size_t>(std::count_if(sessions.begin(), sessions.end(), [&](const auto& e) { return e.second->client == client; }));
+      if (own >= static_cast<size_t>(config.max_sessions_per_client)) ok = evict_lru(true);
+      if (ok && sessions.size() >= static_cast<size_t>(config.max_sessions)) ok = evict_lru(false);
+    }
+    for (auto& s : evicted) s->events->close();
+    if (!evicted.empty()) spdlog::debug("http: evicted {} idle sessions to make room", evicted.size());
+    return ok;
+  }
+
+  void initialize(const httplib::Request& req, httplib::Response& res, const json& msg) {
+    // A client is its user (OAuth), or else its address.
+    const std::string client = t_caller ? "user:" + t_caller->principal : "addr:" + req.remote_addr;
+    if (!make_room(client)) {
+      res.set_header("Retry-After", "5");
+      return reply_error(res, 503, msg.value("id", json()), code::kInternalError,
+                         "Service Unavailable: too many sessions in use (server.http.max_sessions)");
     }
     auto s = std::make_shared<HttpSession>();
     s->session->set_channel(s->events);
+    s->client = client;
     if (t_caller) s->principal = t_caller->principal;
     json r = engine.handle(msg, *s->session, s->events);
     if (r.is_object() && r.contains("result")) {
@@ -735,13 +707,6 @@ struct HttpTransport::Impl {
 
   httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
     t_access = AccessInfo{Clock::now(), "", ""};
-    if (t_overloaded) {
-      res.set_header("Retry-After", "1");
-      res.set_header("Connection", "close");
-      reply_error(res, 503, nullptr, code::kInternalError,
-                  "Service Unavailable: every worker is busy (server.http.worker_threads)");
-      return httplib::Server::HandlerResponse::Handled;
-    }
     t_caller.reset();
     // Only OAuth tells endpoints apart; without it nothing is computed here per request.
     const bool protected_path = oauth && (req.path == config.path ||
@@ -782,18 +747,18 @@ struct HttpTransport::Impl {
   }
 
   void configure() {
-    if (!config.tls.cert.empty()) {
-      server = std::make_unique<httplib::SSLServer>(config.tls.cert.c_str(), config.tls.key.c_str());
-    } else {
-      server = std::make_unique<httplib::Server>();
-    }
-    const size_t workers = static_cast<size_t>(config.worker_threads);
-    server->new_task_queue = [workers] { return new BoundedPool(workers); };
-    // Measured: without TCP_NODELAY every response waits for a delayed ACK (ARCHITECTURE.md).
-    server->set_tcp_nodelay(true);
-    server->set_keep_alive_max_count(100000);
-    server->set_keep_alive_timeout(5);
-    server->set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
+    Listener::Options o;
+    o.workers = static_cast<size_t>(config.worker_threads);
+    o.max_connections = static_cast<size_t>(config.max_connections);
+    o.limits.max_head_bytes = static_cast<size_t>(config.max_header_bytes);
+    o.limits.max_headers = static_cast<size_t>(config.max_headers);
+    o.limits.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+    o.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+    o.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
+    o.idle_timeout = std::chrono::milliseconds(config.keep_alive_timeout_ms);
+    o.tls_cert = config.tls.cert;
+    o.tls_key = config.tls.key;
+    server = std::make_unique<Listener>(std::move(o));
     server->set_pre_routing_handler([this](const auto& req, auto& res) { return pre_route(req, res); });
     server->set_logger([this](const auto& req, const auto& res) { access_log(req, res); });
     server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -851,8 +816,9 @@ Result<std::string> HttpTransport::bind() {
   std::string host = c.listen.substr(0, colon);
   const int port = std::stoi(c.listen.substr(colon + 1));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  int bound = port == 0 ? impl_->server->bind_to_any_port(host) : (impl_->server->bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) return Error{"cannot listen on " + c.listen + ": " + std::strerror(errno)};
+  auto bound_port = impl_->server->bind(host, port);
+  if (!bound_port) return Error{"cannot listen on " + c.listen + ": " + bound_port.error()};
+  const int bound = *bound_port;
   const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   impl_->url = (c.tls.cert.empty() ? "http://" : "https://") + shown_host + ":" + std::to_string(bound);
   if (want_oauth) {
@@ -871,7 +837,7 @@ Result<std::string> HttpTransport::bind() {
 
 void HttpTransport::run() {
   impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
-  impl_->server->listen_after_bind();
+  impl_->server->serve();
 }
 
 void HttpTransport::stop() {
@@ -880,7 +846,7 @@ void HttpTransport::stop() {
     std::lock_guard lock(impl_->sweep_mutex);
   }
   impl_->sweep_cv.notify_all();
-  if (impl_->server) impl_->server->stop();
+  if (impl_->server) impl_->server->shutdown();
   // Idle GET streams end now; request streams end with their call.
   std::lock_guard lock(impl_->sessions_mutex);
   for (auto& [id, s] : impl_->sessions) s->events->close();

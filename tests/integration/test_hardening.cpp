@@ -1,6 +1,10 @@
 // Hardening: what a hostile client, a hostile input or a misbehaving plugin must never do to
 // the host (crash it, stall it, exhaust it, leak a secret). Each test is the regression test
 // of one numbered item of the hardening issue, against the real binary over stdio and HTTP.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -149,6 +153,144 @@ TEST(Hardening, WrongTypesAreErrorsWithoutInternalText) {
   stdio.p().write_raw(R"({"jsonrpc":"2.0","id":1,"method":5})" "\n");
   EXPECT_EQ(stdio.p().read()["error"]["code"], -32600);
   stdio.expect_alive();
+}
+
+// ---- 4, 5. Slow clients and oversized requests -----------------------------------------
+
+// A raw TCP client, for requests no HTTP library would send.
+class Raw {
+ public:
+  explicit Raw(int port, const char* from = nullptr) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (from != nullptr) {  // another loopback address: another client
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      inet_pton(AF_INET, from, &src.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src);
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~Raw() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool send(const std::string& data) { return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size()); }
+  // What arrives until the peer closes or `timeout` passes.
+  std::string read_all(std::chrono::milliseconds timeout) {
+    std::string out;
+    const auto until = Clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      pollfd p{fd_, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return out;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+const std::string kPing = R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})";
+httplib::Headers ping_headers() { return {{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", "tools/call"}, {"Mcp-Name", "echo"}}; }
+
+TEST(Hardening, SlowClientsDoNotDenyService) {
+  HttpHost host(kTwoInstances, "    header_timeout_ms: 1500\n    body_timeout_ms: 1500\n");
+  std::vector<std::unique_ptr<Raw>> slow;
+  for (int i = 0; i < 70; ++i) {
+    auto r = std::make_unique<Raw>(host.port());
+    ASSERT_TRUE(r->connected());
+    switch (i % 3) {  // a dribbled head, a dribbled body, a chunked body that never ends
+      case 0: r->send("POST /mcp HTTP/1.1\r\nHost: localhost\r\n"); break;
+      case 1: r->send("POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{"); break;
+      default: r->send("POST /mcp HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"); break;
+    }
+    slow.push_back(std::move(r));
+  }
+  for (auto& r : slow) r->send("x");  // a byte keeps each one "active"
+  const auto t0 = Clock::now();
+  auto c = host.client();
+  auto r = c->Post("/mcp", ping_headers(), kPing, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_LT(seconds_since(t0), 2.0);
+  // The dribblers get 408 once their time is up, and their connections close.
+  const std::string answer = slow[0]->read_all(5s);
+  EXPECT_NE(answer.find("408"), std::string::npos) << answer;
+  EXPECT_NE(slow[1]->read_all(5s).find("408"), std::string::npos);
+}
+
+TEST(Hardening, ChunkedBodiesAndHeadersAreBoundedWhileRead) {
+  HttpHost host(kTwoInstances, "    max_body_bytes: 65536\n");
+  const long before = rss_kib(host.process().pid());
+  {  // 64 MiB in chunks, far over max_body_bytes: refused once the limit is passed
+    Raw r(host.port());
+    r.send("POST /mcp HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'a') + "\r\n";
+    bool refused = false;
+    for (int i = 0; i < 1024 && !refused; ++i) refused = !r.send(chunk);
+    EXPECT_NE(r.read_all(3s).find("413"), std::string::npos);
+  }
+  {  // a million headers: 431 long before the end
+    Raw r(host.port());
+    r.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n");
+    std::string headers;
+    for (int i = 0; i < 2000; ++i) headers += "X-H" + std::to_string(i) + ": v\r\n";
+    for (int i = 0; i < 500 && r.send(headers); ++i) {
+    }
+    EXPECT_NE(r.read_all(3s).find("431"), std::string::npos);
+  }
+  const long after = rss_kib(host.process().pid());
+  EXPECT_LT(after - before, 20 * 1024) << before << " -> " << after << " KiB";
+  auto c = host.client();
+  auto ok = c->Post("/mcp", ping_headers(), kPing, "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST(Hardening, OverflowIsAnsweredWithoutReadingTheRequest) {
+  HttpHost host(kTwoInstances, "    worker_threads: 2\n", "  max_concurrent_calls: 8\n");
+  // Both workers busy with slow calls...
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back([&] {
+      auto c = host.client();
+      std::string body = kPing;
+      body.replace(body.find("\"echo\""), 6, "\"slow\"");
+      body.replace(body.find("{\"text\":\"hi\"}"), 13, "{\"ms\":1500}");
+      auto h = ping_headers();
+      h.erase("Mcp-Name");
+      h.emplace("Mcp-Name", "slow");
+      c->Post("/mcp", h, body, "application/json");
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  // ...dribbling clients wait without holding anything, and a whole request is refused at once.
+  std::vector<std::unique_ptr<Raw>> slow;
+  for (int i = 0; i < 10; ++i) {
+    slow.push_back(std::make_unique<Raw>(host.port()));
+    slow.back()->send("POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n");
+  }
+  const auto t0 = Clock::now();
+  auto r = host.client()->Post("/mcp", ping_headers(), kPing, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_LT(seconds_since(t0), 0.5);
+  for (auto& t : busy) t.join();
 }
 
 // ---- 6. Fairness, bounded queues, deadlines that hold ----------------------------------
@@ -307,6 +449,34 @@ TEST(Hardening, AHostHeaderWithUserinfoIsRefused) {
   auto ok = c->Get("/healthz", {{"Host", "localhost:8080"}});
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+}
+
+TEST(Hardening, ASessionFloodEvictsOnlyTheFloodersOwnSessions) {
+  HttpHost host(kTwoInstances, "    max_sessions: 50\n    max_sessions_per_client: 20\n");
+  const std::string init = req(1, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                                  {"clientInfo", {{"name", "t"}, {"version", "1"}}}}).dump();
+  auto raw_post = [&](const char* from, const std::string& extra_headers, const std::string& body) {
+    Raw r(host.port(), from);
+    r.send("POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" +
+           extra_headers + "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    return r.read_all(5s);
+  };
+  const std::string first = raw_post("127.0.0.2", "", init);
+  const size_t at = first.find("Mcp-Session-Id: ");
+  ASSERT_NE(at, std::string::npos) << first;
+  const std::string sid = first.substr(at + 16, 64);
+  auto c = host.client();
+  for (int i = 0; i < 200; ++i) {  // one client opens session after session
+    auto r = c->Post("/mcp", init, "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << i << " " << r->body;
+  }
+  const std::string ping = req(2, "ping").dump();
+  EXPECT_NE(raw_post("127.0.0.2", "Mcp-Session-Id: " + sid + "\r\nMCP-Protocol-Version: 2025-11-25\r\n", ping).find("200 OK"),
+            std::string::npos);
+  EXPECT_NE(raw_post("127.0.0.3", "", init).find("Mcp-Session-Id: "), std::string::npos);
+  json h = body_json(c->Get("/healthz"));
+  EXPECT_LE(h["http"]["sessions"].get<int>(), 22) << h;
 }
 
 TEST(Hardening, BatchesAreBoundedAndRunConcurrently) {
