@@ -187,14 +187,22 @@ json health(const plugins::Registry& registry, const protocol::Engine& engine) {
   json instances = json::array();
   for (const auto& inst : registry.instances()) {
     const auto calls = engine.calls(*inst);
-    instances.push_back({{"name", inst->name()},
-                         {"library", inst->library().name()},
-                         {"version", inst->library().version()},
-                         {"state", inst->shutting_down() ? "stopping" : "running"},
-                         {"tools", inst->tools().size()},
-                         {"calls_in_flight", inst->in_flight()},
-                         {"calls_queued", calls.queued},
-                         {"calls_stuck", calls.stuck}});
+    const auto h = inst->health();
+    json item{{"name", inst->name()},
+              {"library", inst->library_name()},
+              {"version", inst->library_version()},
+              {"isolation", h.mode},
+              {"state", inst->shutting_down() ? "stopping" : h.state},
+              {"tools", inst->tools().size()},
+              {"calls_in_flight", inst->in_flight()},
+              {"calls_queued", calls.queued},
+              {"calls_stuck", calls.stuck}};
+    if (h.mode == "process") {
+      item["pid"] = h.pid;
+      item["restarts"] = h.restarts;
+      item["last_failure"] = h.last_failure;
+    }
+    instances.push_back(std::move(item));
   }
   return json{{"status", "ok"}, {"version", kVersion}, {"plugins", std::move(instances)}};
 }
@@ -288,6 +296,12 @@ int list_tools(const std::string& config_arg, const std::string& log_level) {
     std::printf("%-*s  %-16s  %s\n", static_cast<int>(w), t.public_name.c_str(), t.instance->name().c_str(), d.c_str());
   }
   std::printf("%zu tools from %zu plugin instances\n", tools.size(), (*host)->registry->instances().size());
+  for (const auto& inst : (*host)->registry->instances()) {
+    const auto h = inst->health();
+    if (h.mode != "process") continue;
+    std::printf("instance %s: isolation process, pid %d, %s, %d restarts%s%s\n", inst->name().c_str(), h.pid, h.state.c_str(),
+                h.restarts, h.last_failure.empty() ? "" : ", last failure: ", h.last_failure.c_str());
+  }
   return 0;
 }
 
@@ -361,8 +375,14 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
   if (auto st = (*host)->state->check(); !st) return fail(st.error());
   const auto& reg = *(*host)->registry;
   for (const auto& inst : reg.instances()) {
-    std::printf("ok  %-16s %s %s (%zu tools) from %s\n", inst->name().c_str(), inst->library().name().c_str(),
-                inst->library().version().c_str(), inst->tools().size(), inst->library().path().c_str());
+    std::printf("ok  %-16s %s %s (%zu tools) from %s\n", inst->name().c_str(), inst->library_name().c_str(),
+                inst->library_version().c_str(), inst->tools().size(), inst->library_path().c_str());
+    const auto& c = inst->config();
+    if (c.isolation == "process") {
+      std::printf("    isolation: process (pid %d): memory_mb %d, cpu_seconds_per_call %d, open_files %d; restart: max_per_minute %d, backoff_ms %d\n",
+                  inst->health().pid, c.limits.memory_mb, c.limits.cpu_seconds_per_call, c.limits.open_files,
+                  c.restart.max_per_minute, c.restart.backoff_ms);
+    }
   }
   std::printf("configuration OK: %zu plugin instances, %zu tools\n", reg.instances().size(), reg.tools().size());
   return 0;

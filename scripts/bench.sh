@@ -5,7 +5,10 @@
 #  - HTTP: tools/call echo requests/s and latency at 1 and 8 keep-alive connections (wrk),
 #    next to a bare cpp-httplib server with a fixed body (the library's ceiling here);
 #  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
-#    access token, so the token check stays off the hot path.
+#    access token, so the token check stays off the hot path;
+#  - isolation: the same stdio (1 and 64 in flight) and HTTP (8 connections) calls with every
+#    instance in a child process, cold start with two isolated instances, and the resident
+#    memory of one idle child.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -68,3 +71,22 @@ for target in "none:$host_port:" "bearer:$bearer_port:bench-static-token-1234" "
              "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
   printf '%-13s  8 conn: %s\n' "auth $name" "$line"
 done
+
+echo "== isolation: in-process vs isolation: process"
+for mode in none process; do
+  echo "-- $mode"
+  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" 20 20000 1 | sed "s/^/stdio W=1   /"
+  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" 1 200000 64 | grep calls/s | sed "s/^/stdio W=64  /"
+done
+MCP_HOST_ISOLATION=process "$build/mcp-host" serve --config "$work/mcp-host.yaml" 2> "$work/iso.log" &
+for _ in $(seq 100); do grep -q 'http://' "$work/iso.log" && break; sleep 0.05; done
+iso_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/iso.log" | head -1 | cut -d: -f3)
+for target in "in-process:$host_port" "isolated:$iso_port"; do
+  name=${target%%:*} port=${target##*:}
+  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" \
+             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  printf '%-13s  8 conn: %s\n' "$name" "$line"
+done
+child=$(curl -s "http://127.0.0.1:$iso_port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugins"][0]["pid"])')
+sleep 1
+echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"

@@ -776,6 +776,17 @@ Status read_settings(const Context& ctx, const Value& v, PluginConfig& plugin) {
   return Ok{};
 }
 
+constexpr std::string_view kIsolationModes[] = {"none", "process"};
+constexpr Field<IsolationLimits> kLimitFields[] = {
+    {"memory_mb", int_field<&IsolationLimits::memory_mb, 0, 1 << 22>},
+    {"cpu_seconds_per_call", int_field<&IsolationLimits::cpu_seconds_per_call, 0, 1 << 22>},
+    {"open_files", int_field<&IsolationLimits::open_files, 16, 1 << 20>},
+};
+constexpr Field<RestartPolicy> kRestartFields[] = {
+    {"max_per_minute", int_field<&RestartPolicy::max_per_minute, 0, 10000>},
+    {"backoff_ms", int_field<&RestartPolicy::backoff_ms, 0, 600000>},
+};
+
 constexpr Field<PluginConfig> kPluginFields[] = {
     {"name", read_plugin_name},
     {"library", read_library},
@@ -786,6 +797,9 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"settings", read_settings},
     {"max_concurrent_calls", int_field<&PluginConfig::max_concurrent_calls, 1, 4096>},
     {"create_timeout_ms", int_field<&PluginConfig::create_timeout_ms, 1, INT_MAX>},
+    {"isolation", enum_field<&PluginConfig::isolation, kIsolationModes>},
+    {"limits", section_field<&PluginConfig::limits, kLimitFields>},
+    {"restart", section_field<&PluginConfig::restart, kRestartFields>},
 };
 
 Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
@@ -796,6 +810,11 @@ Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
   // Both readers reject empty values, so empty here means the key was absent.
   if (plugin.name.empty()) return ctx.fail(v.line, v.path + " is missing required key 'name'");
   if (plugin.library.empty()) return ctx.fail(v.line, v.path + " is missing required key 'library'");
+  if (plugin.isolation != "process") {  // limits and restarts are a child process's
+    for (const char* key : {"limits", "restart"}) {
+      if (v.node[key]) return ctx.fail(line_of(v.node[key]), v.path + "." + key + " applies only with isolation: process");
+    }
+  }
   return plugin;
 }
 
@@ -873,6 +892,15 @@ Result<std::shared_ptr<const Config>> load_yaml(const Context& ctx, const std::s
     auto path = resolve_path(ctx, Value{YAML::Node(), "state_dir", 1}, default_state_dir);
     if (!path) return Error{path.error()};
     config->state_dir = std::move(*path);
+  }
+  // MCP_HOST_ISOLATION=process runs every instance in a child process, whatever the file
+  // says (=none: every one in the host): to try a deployment's plugins isolated, and how
+  // the test suite runs its plugin tests in both modes.
+  if (const char* mode = std::getenv("MCP_HOST_ISOLATION"); mode != nullptr && *mode != '\0') {
+    if (std::string_view(mode) != "none" && std::string_view(mode) != "process") {
+      return Error{"MCP_HOST_ISOLATION must be none or process, not '" + std::string(mode) + "'"};
+    }
+    for (auto& plugin : config->plugins) plugin.isolation = mode;
   }
   return std::shared_ptr<const Config>(std::move(config));
 }

@@ -18,6 +18,17 @@ struct ToolFilter {
   std::vector<std::string> deny;
 };
 
+// isolation: process only: what the child process may use, and how it is restarted.
+struct IsolationLimits {
+  int memory_mb = 1024;            // resident memory; beyond it the child is ended (0: no limit)
+  int cpu_seconds_per_call = 0;    // CPU one call's handler may use (0: no limit; the call deadline still holds)
+  int open_files = 1024;           // RLIMIT_NOFILE
+};
+struct RestartPolicy {
+  int max_per_minute = 5;  // more crashes than this within a minute: the instance is failed
+  int backoff_ms = 200;    // before a restart; doubles while restarts keep failing (at most 30 s)
+};
+
 struct PluginConfig {
   std::string name;     // instance name, unique
   std::string library;  // bare name searched in plugin paths, or a file path
@@ -28,6 +39,9 @@ struct PluginConfig {
   nlohmann::json settings = nlohmann::json::object();
   int max_concurrent_calls = 0;  // calls of this instance running at once; 0: 3/4 of the server's
   int create_timeout_ms = 30000;  // the plugin's create() must return within this
+  std::string isolation = "none";  // none: in the host's process | process: a supervised child process
+  IsolationLimits limits;
+  RestartPolicy restart;
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 };
 

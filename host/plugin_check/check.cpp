@@ -19,9 +19,12 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "isolation/process_instance.hpp"
 #include "plugin_check/probe.hpp"
 #include "plugins/library.hpp"
+#include "services/http_client.hpp"
 #include "services/logging.hpp"
+#include "services/state_store.hpp"
 
 namespace mcph::plugin_check {
 namespace {
@@ -211,6 +214,40 @@ ChildRun supervise(pid_t pid, int fd, const CheckOptions& options, LibraryReport
   return run;
 }
 
+// The same library in its own process (isolation: process), as an operator may run it: it
+// must start there and register the same tools as in the probe.
+void check_isolated(const ProbeOptions& probe, const std::string& scratch, std::chrono::milliseconds timeout,
+                    LibraryReport& report) {
+  config::PluginConfig cfg;
+  cfg.name = "check";
+  cfg.library = probe.library;
+  cfg.settings = probe.settings;
+  cfg.credentials = probe.credentials;
+  cfg.create_timeout_ms = static_cast<int>(timeout.count());
+  cfg.isolation = "process";
+  auto state = services::StateStore::open(scratch + "/isolated-state");
+  if (!state) {
+    report.findings.push_back({Finding::Level::kError, "isolation", state.error()});
+    return;
+  }
+  services::HttpClient http;
+  auto inst = isolation::ProcessInstance::create(cfg, probe.search_dirs, plugins::Services{state->get(), &http, nullptr});
+  if (!inst) {
+    report.findings.push_back({Finding::Level::kError, "isolation", "does not start in its own process (isolation: process): " + inst.error()});
+    return;
+  }
+  json names = json::array();
+  for (const auto& t : (*inst)->tools()) names.push_back(t.name);
+  const json expected = report.plugin.value("tools", json::array());
+  if (names != expected) {
+    report.findings.push_back({Finding::Level::kError, "isolation",
+                               "registers other tools in its own process (isolation: process): " + names.dump() + " instead of " + expected.dump()});
+    return;
+  }
+  report.findings.push_back({Finding::Level::kNote, "isolation",
+                             "runs in its own process too (isolation: process), with the same " + std::to_string(names.size()) + " tools"});
+}
+
 }  // namespace
 
 bool LibraryReport::ok() const {
@@ -254,6 +291,9 @@ LibraryReport check_library(const std::string& library, const CheckOptions& opti
   ::close(fds[1]);
   ChildRun run = supervise(pid, fds[0], options, report);
   ::close(fds[0]);
+  // When create refused the given settings (a note), there is no instance to compare.
+  const bool created = std::none_of(report.findings.begin(), report.findings.end(), [](const Finding& f) { return f.check == "create"; });
+  if (run.done && report.ok() && created) check_isolated(probe_options, scratch, options.step_timeout, report);
   fs::remove_all(scratch, ec);
 
   if (run.timed_out) {

@@ -160,6 +160,7 @@ mcph_status register_resource(mcph_host_instance* hi, const mcph_resource_def* d
   r.mime_type = view(d.mime_type);
   r.read = d.read;
   r.complete = d.complete;
+  r.completes = d.complete != nullptr;
   r.user = d.user;
   hi->resources.push_back(std::move(r));
   return MCPH_OK;
@@ -196,6 +197,7 @@ mcph_status register_prompt(mcph_host_instance* hi, const mcph_prompt_def* def) 
   p.description = view(d.description);
   p.get = d.get;
   p.complete = d.complete;
+  p.completes = d.complete != nullptr;
   p.user = d.user;
   hi->prompts.push_back(std::move(p));
   return MCPH_OK;
@@ -238,8 +240,8 @@ mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
 
 // The secrets a call's notifications must not carry: the instance's and its caller's.
 std::vector<std::string> call_secrets(const mcph_call* call) {
-  if (call->instance == nullptr) return {};
-  const mcph_host_instance& hi = call->instance->host_instance();
+  if (call->host == nullptr) return {};
+  const mcph_host_instance& hi = *call->host;
   std::vector<std::string> secrets = hi.secrets.fixed();
   if (call->caller != nullptr) {
     auto mine = hi.caller_secrets(*call->caller);
@@ -458,12 +460,13 @@ mcph_status register_user_credential(mcph_host_instance* hi, const mcph_user_cre
 mcph_status register_credential_check(mcph_host_instance* hi, mcph_tool_handler check, void* user) {
   if (hi == nullptr || check == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
   if (!registering(hi, "register_credential_check")) return MCPH_ERR_FAILED_PRECONDITION;
-  if (hi->credential_check != nullptr) {
+  if (hi->has_credential_check) {
     fail_registration(hi, "register_credential_check: an instance has one credential check");
     return MCPH_ERR_INVALID_ARGUMENT;
   }
   hi->credential_check = check;
   hi->credential_check_user = user;
+  hi->has_credential_check = true;
   return MCPH_OK;
 }
 

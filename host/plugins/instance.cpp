@@ -8,7 +8,7 @@
 
 bool mcph_call::is_cancelled() const {
   if (cancelled.load(std::memory_order_relaxed)) return true;
-  if (instance != nullptr && instance->shutting_down()) return true;
+  if (host != nullptr && host->shutting_down.load(std::memory_order_relaxed)) return true;
   return std::chrono::steady_clock::now() >= deadline;
 }
 
@@ -84,91 +84,7 @@ const char* status_name(mcph_status status) {
   }
 }
 
-Result<std::unique_ptr<Instance>> Instance::create(const config::PluginConfig& cfg,
-                                                   std::shared_ptr<Library> library,
-                                                   Services services) {
-  std::unique_ptr<Instance> self(new Instance());
-  self->config_ = cfg;
-  self->library_ = std::move(library);
-  self->host_.name = cfg.name;
-  self->host_.credentials = cfg.credentials;
-  self->host_.services = services;
-  // Until the plugin declares which credentials are public, every one is a secret.
-  auto secret_values = [&](const std::set<std::string>& public_keys) {
-    std::vector<std::string> values;
-    for (const auto& [key, value] : cfg.credentials) {
-      if (!public_keys.contains(key) && worth_redacting(value)) values.push_back(value);
-    }
-    return values;
-  };
-  self->host_.secrets.set_fixed(secret_values({}));
-
-  // create() runs on a thread of its own, under a deadline: a plugin that hangs there must
-  // not hang the host's start (nor keep SIGTERM from ending it). One that does is given up:
-  // the instance (and its library) are left alone for good, since the thread still uses them.
-  struct Pending {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    mcph_status status = MCPH_ERR_INTERNAL;
-  };
-  auto pending = std::make_shared<Pending>();
-  Instance* raw = self.get();
-  std::thread([raw, pending, settings = json_text::dump(cfg.settings)] {
-    raw->host_.registering = true;
-    const mcph_status st = raw->library_->descriptor().create(&host_api(), &raw->host_, mcph_str{settings.c_str(), settings.size()},
-                                                             &raw->plugin_instance_);
-    raw->host_.registering = false;
-    std::lock_guard lock(pending->mutex);
-    pending->status = st;
-    pending->done = true;
-    pending->cv.notify_all();
-  }).detach();
-  const auto timeout = std::chrono::milliseconds(cfg.create_timeout_ms);
-  std::unique_lock wait_lock(pending->mutex);
-  if (!pending->cv.wait_for(wait_lock, timeout, [&] { return pending->done; })) {
-    (void)self.release();  // still in use by the thread inside create()
-    return Error{"plugin instance '" + cfg.name + "' (" + raw->library_->path() + ") did not finish starting within " +
-                 std::to_string(timeout.count()) + " ms (plugins[].create_timeout_ms); it is left disabled"};
-  }
-  const mcph_status st = pending->status;
-  wait_lock.unlock();
-  if (st == MCPH_OK) self->host_.secrets.set_fixed(secret_values(self->host_.public_credentials));
-  if (st != MCPH_OK) {
-    std::string why = self->host_.create_error.empty() ? status_name(st) : self->host_.create_error;
-    self->host_.redact(why);
-    return Error{"plugin instance '" + cfg.name + "' (" + self->library_->path() +
-                 ") failed to start: " + why};
-  }
-  self->created_ = true;
-  if (!self->host_.create_error.empty()) {
-    // A registration error (e.g. a duplicate tool name) that the plugin ignored.
-    std::string why = self->host_.create_error;
-    self->host_.redact(why);
-    return Error{"plugin instance '" + cfg.name + "' (" + self->library_->path() + "): " + why};
-  }
-  return self;
-}
-
-Instance::~Instance() {
-  if (!created_) return;
-  {
-    std::unique_lock lock(drain_mutex_);
-    drained_.wait(lock, [&] { return in_flight_.load() == 0; });
-  }
-  library_->descriptor().destroy(plugin_instance_);
-}
-
-void Instance::run(const std::string& what, mcph_tool_handler handler, void* user, const std::string& input,
-                   mcph_call& call) const {
-  call.instance = this;
-  call.reset_outcome();
-  in_flight_.fetch_add(1);
-  mcph_status st = handler(plugin_instance_, user, &call, mcph_str{input.c_str(), input.size()});
-  if (in_flight_.fetch_sub(1) == 1) {
-    std::lock_guard lock(drain_mutex_);
-    drained_.notify_all();
-  }
+void Instance::finish(const std::string& what, mcph_status st, mcph_call& call) const {
   if (!call.input_requests.empty() || !call.missing_capability.empty()) return;  // another round
   if (!call.has_outcome) {
     call.has_outcome = call.is_error = true;
@@ -187,6 +103,11 @@ void Instance::run(const std::string& what, mcph_tool_handler handler, void* use
   } else {
     redact_json(call.result, secrets);
   }
+}
+
+void Instance::notify_resource_updated(const std::string& uri) const {
+  std::shared_lock lock(host_.listener_mutex);
+  if (host_.listener != nullptr) host_.listener->resource_updated(uri);
 }
 
 }  // namespace mcph::plugins

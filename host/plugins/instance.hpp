@@ -1,6 +1,11 @@
 // One plugin instance: a library created with one YAML entry's settings and credentials,
-// the tools, resources and prompts it registered, and the host services it may use. Also
-// defines mcph_call, the host's side of one request as plugins see it.
+// the tools, resources and prompts it registered, and the host services it may use.
+//
+// Instance is the seam the engine talks to. Two runners fill it: in_process.hpp calls the
+// library inside the host; isolation/process_instance.hpp runs the same library in a
+// supervised child process. Handlers are named by HandlerRef (kind + index), never by
+// function pointer, so a request means the same thing on both sides of a process boundary.
+// Also defines mcph_call, the host's side of one request as plugins see it.
 #pragma once
 
 #include <atomic>
@@ -27,7 +32,7 @@
 
 namespace mcph::services {
 class StateStore;
-class HttpClient;
+class HttpService;
 }  // namespace mcph::services
 
 namespace mcph::plugins {
@@ -48,7 +53,7 @@ struct Tool {
   nlohmann::json input_schema;   // always an object
   nlohmann::json output_schema;  // null when none
   nlohmann::json annotations;    // null when none
-  mcph_tool_handler handler = nullptr;
+  mcph_tool_handler handler = nullptr;  // in-process only (null behind a process boundary)
   void* user = nullptr;
 };
 
@@ -61,9 +66,10 @@ struct Resource {
   std::string description;
   std::string mime_type;
   nlohmann::json annotations;  // null when none
-  mcph_tool_handler read = nullptr;
-  mcph_tool_handler complete = nullptr;  // may be null
+  mcph_tool_handler read = nullptr;      // in-process only
+  mcph_tool_handler complete = nullptr;  // in-process only; may be null
   void* user = nullptr;
+  bool completes = false;                // it has a complete handler
   // uri_template split at its {variables}: literals.size() == variables.size() + 1.
   std::vector<std::string> literals;
   std::vector<std::string> variables;
@@ -77,9 +83,17 @@ struct Prompt {
   std::string title;
   std::string description;
   nlohmann::json arguments;  // array of {name, description?, required?}; empty array when none
-  mcph_tool_handler get = nullptr;
-  mcph_tool_handler complete = nullptr;  // may be null
+  mcph_tool_handler get = nullptr;       // in-process only
+  mcph_tool_handler complete = nullptr;  // in-process only; may be null
   void* user = nullptr;
+  bool completes = false;                // it has a complete handler
+};
+
+// Which handler of an instance a request runs.
+struct HandlerRef {
+  enum class Kind : uint8_t { kTool, kRead, kResourceComplete, kPrompt, kPromptComplete, kCredentialCheck };
+  Kind kind = Kind::kTool;
+  uint32_t index = 0;  // into tools(), resources() or prompts(); 0 for the credential check
 };
 
 // A credential each user brings (host->register_user_credential).
@@ -127,7 +141,7 @@ class UserDirectory {
 
 struct Services {
   services::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
-  services::HttpClient* http = nullptr;
+  services::HttpService* http = nullptr;
   const UserDirectory* users = nullptr;   // may be null: nobody is known
 };
 
@@ -149,8 +163,8 @@ struct mcph_call {
   nlohmann::json input_responses = nlohmann::json::object();
   std::optional<std::string> state;
 
-  // Set by Instance::run.
-  const mcph::plugins::Instance* instance = nullptr;
+  // Set by the runner: the instance whose handler runs (for its secrets and shutdown).
+  const mcph_host_instance* host = nullptr;
   // Outcome, written on the handler thread.
   bool has_outcome = false;
   bool is_error = false;
@@ -177,8 +191,9 @@ struct mcph_host_instance {
   std::vector<mcph::plugins::Resource> resources;
   std::vector<mcph::plugins::Prompt> prompts;
   std::vector<mcph::plugins::UserCredential> user_credentials;
-  mcph_tool_handler credential_check = nullptr;  // host->register_credential_check
+  mcph_tool_handler credential_check = nullptr;  // host->register_credential_check (in-process)
   void* credential_check_user = nullptr;
+  bool has_credential_check = false;
   // Set by the protocol engine: tells subscribed clients that a resource changed. Guarded:
   // a plugin thread may be inside it while the engine goes away.
   mutable std::shared_mutex listener_mutex;
@@ -202,37 +217,45 @@ namespace mcph::plugins {
 // The table every plugin gets (host_api.cpp).
 const mcph_host_api& host_api();
 
+// Where an instance runs and how it fares; /healthz and `mcp-host tools` show it.
+struct InstanceHealth {
+  std::string mode = "none";  // isolation: none | process
+  std::string state = "running";  // running | restarting | failed | stopping
+  int pid = 0;                // the child process (process mode), 0 otherwise
+  int restarts = 0;
+  std::string last_failure;   // empty when none
+};
+
 class Instance {
  public:
-  // Runs the plugin's create() with the entry's settings. Errors name the instance.
-  static Result<std::unique_ptr<Instance>> create(const config::PluginConfig& cfg,
-                                                  std::shared_ptr<Library> library,
-                                                  Services services);
-  // Cancels nothing by itself: call begin_shutdown() first to stop long calls. Waits for
-  // in-flight calls, then runs the plugin's destroy().
-  ~Instance();
+  // Destroying an instance waits for its calls in flight (call begin_shutdown() first to
+  // end long ones), then ends the plugin instance.
+  virtual ~Instance() = default;
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
   const std::string& name() const { return host_.name; }
-  const Library& library() const { return *library_; }
+  const config::PluginConfig& config() const { return config_; }
+  // The library as loaded (path, and the name and version it reports).
+  const std::string& library_path() const { return library_path_; }
+  const std::string& library_name() const { return library_name_; }
+  const std::string& library_version() const { return library_version_; }
   const std::vector<Tool>& tools() const { return host_.tools; }
   const std::vector<Resource>& resources() const { return host_.resources; }
   const std::vector<Prompt>& prompts() const { return host_.prompts; }
   const std::vector<UserCredential>& user_credentials() const { return host_.user_credentials; }
-  bool has_credential_check() const { return host_.credential_check != nullptr; }
-  // Runs the plugin's credential check (see register_credential_check) for `call.caller`.
-  void check_credentials(mcph_call& call) const {
-    run("credential check", host_.credential_check, host_.credential_check_user, "{}", call);
-  }
-  const config::PluginConfig& config() const { return config_; }
+  bool has_credential_check() const { return host_.has_credential_check; }
   const mcph_host_instance& host_instance() const { return host_; }
 
-  // Runs a handler of this instance on this thread with `input` (JSON text). The outcome
-  // is left in `call`, secrets redacted; a handler that neither answered nor asked for
-  // input leaves an error (is_error) saying so, naming `what` (e.g. "prompt 'greet'").
-  void run(const std::string& what, mcph_tool_handler handler, void* user, const std::string& input,
-           mcph_call& call) const;
+  // Runs a handler with `input` (JSON text) on this thread and leaves the outcome in
+  // `call`, secrets redacted; a handler that neither answered nor asked for input leaves an
+  // error (is_error) saying so, naming `what` (e.g. "prompt 'greet'"). Returns when the
+  // handler has returned, or (process mode) when its process died or was ended.
+  virtual void run(const std::string& what, HandlerRef handler, const std::string& input, mcph_call& call) const = 0;
+  // Runs the plugin's credential check (see register_credential_check) for `call.caller`.
+  void check_credentials(mcph_call& call) const {
+    run("credential check", {HandlerRef::Kind::kCredentialCheck, 0}, "{}", call);
+  }
   // Who hears host->resource_updated (the protocol engine); null for nobody.
   void set_listener(ResourceListener* listener) const {
     std::unique_lock lock(host_.listener_mutex);
@@ -240,20 +263,22 @@ class Instance {
   }
 
   // From now on every call_cancelled() of this instance is true.
-  void begin_shutdown() { host_.shutting_down = true; }
+  virtual void begin_shutdown() { host_.shutting_down = true; }
   bool shutting_down() const { return host_.shutting_down.load(std::memory_order_relaxed); }
-  int in_flight() const { return in_flight_.load(); }
+  virtual int in_flight() const = 0;
+  virtual InstanceHealth health() const { return {}; }
 
- private:
+ protected:
   Instance() = default;
+  // What every runner does once a handler returned `status`: a missing outcome becomes an
+  // error naming `what`; secrets (the instance's and the caller's) are redacted.
+  void finish(const std::string& what, mcph_status status, mcph_call& call) const;
+  // Tells the listener (if any) that `uri` changed.
+  void notify_resource_updated(const std::string& uri) const;
+
   config::PluginConfig config_;
-  std::shared_ptr<Library> library_;
+  std::string library_path_, library_name_, library_version_;
   mcph_host_instance host_;
-  void* plugin_instance_ = nullptr;
-  bool created_ = false;
-  mutable std::atomic<int> in_flight_{0};
-  mutable std::mutex drain_mutex_;
-  mutable std::condition_variable drained_;
 };
 
 // MCP tool (and prompt) names: 1-128 characters of [A-Za-z0-9_.-] (spec 2025-11-25).

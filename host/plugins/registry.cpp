@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "isolation/process_instance.hpp"
+#include "plugins/in_process.hpp"
+
 namespace mcph::plugins {
 namespace {
 
@@ -12,22 +15,34 @@ bool listed(const std::vector<std::string>& list, const std::string& name) {
 }
 
 std::string owner(const Instance& inst) {
-  return "instance '" + inst.name() + "' (library " + inst.library().path() + ")";
+  return "instance '" + inst.name() + "' (library " + inst.library_path() + ")";
 }
 
 }  // namespace
+
+Result<std::unique_ptr<Instance>> create_instance(const config::PluginConfig& entry, const std::vector<std::string>& search_dirs,
+                                                  Services services) {
+  if (entry.isolation == "process") {
+    auto inst = isolation::ProcessInstance::create(entry, search_dirs, services);
+    if (!inst) return Error{inst.error()};
+    return std::unique_ptr<Instance>(std::move(*inst));
+  }
+  auto lib = Library::load(entry.library, search_dirs);
+  if (!lib) return Error{"plugin '" + entry.name + "' (line " + std::to_string(entry.line) + "): " + lib.error()};
+  auto inst = InProcessInstance::create(entry, *lib, services);
+  if (!inst) return Error{inst.error()};
+  return std::unique_ptr<Instance>(std::move(*inst));
+}
 
 Result<std::unique_ptr<Registry>> Registry::load(const config::Config& config, Services services) {
   std::vector<std::unique_ptr<Instance>> instances;
   const auto dirs = default_search_dirs(config.plugin_paths);
   for (const auto& entry : config.plugins) {
     if (!entry.enabled) continue;
-    auto lib = Library::load(entry.library, dirs);
-    if (!lib) return Error{"plugin '" + entry.name + "' (line " + std::to_string(entry.line) + "): " + lib.error()};
-    auto inst = Instance::create(entry, *lib, services);
+    auto inst = create_instance(entry, dirs, services);
     if (!inst) return Error{inst.error()};
-    spdlog::debug("loaded plugin instance '{}' from {} ({} {}, {} tools)", entry.name, (*lib)->path(),
-                  (*lib)->name(), (*lib)->version(), (*inst)->tools().size());
+    spdlog::debug("loaded plugin instance '{}' from {} ({} {}, {} tools)", entry.name, (*inst)->library_path(),
+                  (*inst)->library_name(), (*inst)->library_version(), (*inst)->tools().size());
     instances.push_back(std::move(*inst));
   }
   return build(std::move(instances));

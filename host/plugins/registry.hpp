@@ -16,6 +16,11 @@
 
 namespace mcph::plugins {
 
+// Creates the instance an entry describes, in the runner its `isolation` names. Errors
+// name the instance (and the YAML line).
+Result<std::unique_ptr<Instance>> create_instance(const config::PluginConfig& entry, const std::vector<std::string>& search_dirs,
+                                                  Services services);
+
 class Registry {
  public:
   struct Entry {

@@ -88,6 +88,12 @@ namespace {
 
 RpcError invalid_params(std::string message) { return {code::kInvalidParams, std::move(message), nullptr}; }
 
+// Where `item` sits in `list` (an instance's tools, resources or prompts).
+template <typename T>
+uint32_t index_in(const std::vector<T>& list, const T* item) {
+  return static_cast<uint32_t>(item - list.data());
+}
+
 }  // namespace
 
 std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
@@ -167,8 +173,7 @@ struct Engine::Prepared {
   Request req;
   enum class Kind { kTool, kRead, kPrompt, kComplete } kind = Kind::kTool;
   const plugins::Instance* instance = nullptr;
-  mcph_tool_handler handler = nullptr;
-  void* user = nullptr;
+  plugins::HandlerRef handler;
   std::string what;       // e.g. "tool 'echo'", for messages
   std::string name;       // the tool or prompt's public name, or the URI
   const plugins::Resource* resource = nullptr;  // kRead
@@ -178,12 +183,11 @@ struct Engine::Prepared {
   std::string key;        // in-flight key (the id's JSON text)
   std::shared_ptr<Session::InFlight> call;
 
-  void aim(Kind k, const plugins::Instance* i, mcph_tool_handler h, void* u, std::string n, const json& in) {
+  void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, const json& in) {
     static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
     kind = k;
     instance = i;
     handler = h;
-    user = u;
     what = std::string(kWhat[static_cast<int>(k)]) + " '" + n + "'";
     name = std::move(n);
     input = in.dump();
@@ -692,7 +696,8 @@ std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
     p.response = make_result(req.id, std::move(r));
     return std::nullopt;
   }
-  p.aim(Prepared::Kind::kTool, entry->instance, entry->tool->handler, entry->tool->user, entry->public_name, args);
+  p.aim(Prepared::Kind::kTool, entry->instance, {plugins::HandlerRef::Kind::kTool, index_in(entry->instance->tools(), entry->tool)},
+        entry->public_name, args);
   return std::nullopt;
 }
 
@@ -707,7 +712,8 @@ std::optional<RpcError> Engine::prepare_read(Request& req, Prepared& p) {
   }
   json input{{"uri", uri}};
   if (!values.is_null()) input["variables"] = std::move(values);
-  p.aim(Prepared::Kind::kRead, entry->instance, entry->item->read, entry->item->user, uri, input);
+  p.aim(Prepared::Kind::kRead, entry->instance, {plugins::HandlerRef::Kind::kRead, index_in(entry->instance->resources(), entry->item)},
+        uri, input);
   p.resource = entry->item;
   return std::nullopt;
 }
@@ -729,7 +735,8 @@ std::optional<RpcError> Engine::prepare_prompt(Request& req, Prepared& p) {
                             entry->public_name + "'");
     }
   }
-  p.aim(Prepared::Kind::kPrompt, entry->instance, entry->item->get, entry->item->user, entry->public_name, args);
+  p.aim(Prepared::Kind::kPrompt, entry->instance, {plugins::HandlerRef::Kind::kPrompt, index_in(entry->instance->prompts(), entry->item)},
+        entry->public_name, args);
   return std::nullopt;
 }
 
@@ -762,8 +769,7 @@ std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
   } else {
     return invalid_params("completion/complete: ref must be {type: \"ref/prompt\", name} or {type: \"ref/resource\", uri}");
   }
-  mcph_tool_handler complete = prompt ? prompt->complete : resource ? resource->complete : nullptr;
-  if (complete == nullptr) {  // nothing to suggest
+  if (prompt ? !prompt->completes : resource ? !resource->completes : true) {  // nothing to suggest
     json r{{"completion", {{"values", json::array()}, {"total", 0}, {"hasMore", false}}}};
     finish_result(r, req);
     p.response = make_result(req.id, std::move(r));
@@ -771,7 +777,9 @@ std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
   }
   json input{{"argument", argument}};
   if (auto c = req.params.find("context"); c != req.params.end() && c->is_object()) input["context"] = *c;
-  p.aim(Prepared::Kind::kComplete, instance, complete, prompt ? prompt->user : resource->user, name, input);
+  const plugins::HandlerRef target = prompt ? plugins::HandlerRef{plugins::HandlerRef::Kind::kPromptComplete, index_in(instance->prompts(), prompt)}
+                                         : plugins::HandlerRef{plugins::HandlerRef::Kind::kResourceComplete, index_in(instance->resources(), resource)};
+  p.aim(Prepared::Kind::kComplete, instance, target, name, input);
   return std::nullopt;
 }
 
@@ -835,7 +843,7 @@ json Engine::execute(Prepared& p, Session& session) {
 
   json out;
   for (int round = 1;; ++round) {
-    p.instance->run(p.what, p.handler, p.user, p.input, call);
+    p.instance->run(p.what, p.handler, p.input, call);
     if (call.cancelled.load()) break;
     if (!call.missing_capability.empty()) {
       out = make_error(req.id, {code::kMissingClientCapability,

@@ -37,15 +37,23 @@ struct HttpResponse {
   std::string error;  // set unless outcome is Ok
 };
 
-class HttpClient {
+// What plugins' outbound HTTP goes through: the real client below, or in an isolated
+// plugin's child process one that forwards to its host (isolation/).
+class HttpService {
+ public:
+  virtual ~HttpService() = default;
+  // Thread-safe; blocks until the request ends.
+  virtual HttpResponse send(const HttpRequest& request) = 0;
+};
+
+class HttpClient final : public HttpService {
  public:
   HttpClient();
-  ~HttpClient();  // stops the watcher; no request may be running
+  ~HttpClient() override;  // stops the watcher; no request may be running
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Thread-safe; blocks until the request ends.
-  HttpResponse send(const HttpRequest& request);
+  HttpResponse send(const HttpRequest& request) override;
 
  private:
   struct Impl;

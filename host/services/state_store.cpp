@@ -145,7 +145,7 @@ Status ensure_private_file(const fs::path& file) {
 // `mutex` held. Writes are short autocommit transactions, so one connection is plenty; the
 // mutex also makes the statement cache safe, which SQLite's own serialized mode would not
 // (a statement's bindings and cursor are per statement, not per call).
-struct StateStore::Impl {
+struct SqliteImpl {
   std::string path;  // for error messages
   std::mutex mutex;
   // Declared before the statements so that it is destroyed after them.
@@ -188,7 +188,7 @@ struct StateStore::Impl {
   Status prepare_all();
 };
 
-Status StateStore::Impl::configure() {
+Status SqliteImpl::configure() {
   // busy_timeout first, so that switching to WAL waits for another process's lock instead
   // of failing at once.
   if (auto s = exec("PRAGMA busy_timeout=5000"); !s) return s;
@@ -212,7 +212,7 @@ Status StateStore::Impl::configure() {
   return exec("PRAGMA secure_delete=ON");
 }
 
-Status StateStore::Impl::migrate() {
+Status SqliteImpl::migrate() {
   // IMMEDIATE takes the write lock up front, so two hosts opening a fresh file at once
   // cannot both decide to create the schema.
   if (auto s = exec("BEGIN IMMEDIATE"); !s) return s;
@@ -253,7 +253,7 @@ Status StateStore::Impl::migrate() {
   return exec("COMMIT");
 }
 
-Status StateStore::Impl::prepare_all() {
+Status SqliteImpl::prepare_all() {
   struct Target {
     StmtPtr* slot;
     const char* sql;
@@ -277,10 +277,21 @@ Status StateStore::Impl::prepare_all() {
   return Ok{};
 }
 
-// ---- StateStore ------------------------------------------------------------------------
+// ---- SqliteStateStore ------------------------------------------------------------------
 
-StateStore::StateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-StateStore::~StateStore() = default;
+class SqliteStateStore final : public StateStore {
+ public:
+  explicit SqliteStateStore(std::unique_ptr<SqliteImpl> impl) : impl_(std::move(impl)) {}
+  Status check() override;
+  Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) override;
+  Status put(std::string_view ns, std::string_view key, std::string_view value) override;
+  Status erase(std::string_view ns, std::string_view key) override;
+  Status list(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view key, std::string_view value)>& each) override;
+
+ private:
+  std::unique_ptr<SqliteImpl> impl_;
+};
 
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
   const fs::path folder(dir);
@@ -288,14 +299,14 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
   if (auto s = ensure_private_dir(folder); !s) return Error{s.error()};
   if (auto s = ensure_private_file(file); !s) return Error{s.error()};
 
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteImpl>();
   impl->path = file.string();
-  return std::unique_ptr<StateStore>(new StateStore(std::move(impl)));
+  return std::unique_ptr<StateStore>(new SqliteStateStore(std::move(impl)));
 }
 
 // The database opens on first use, not at start-up: a host whose plugins keep no state
 // never pays for SQLite (and its start stays fast). Called with the mutex held.
-Status StateStore::Impl::ensure_open() {
+Status SqliteImpl::ensure_open() {
   if (db) return Ok{};
   if (!open_error.empty()) return Error{open_error};
   sqlite3* raw = nullptr;
@@ -325,12 +336,12 @@ Status StateStore::Impl::ensure_open() {
   return st;
 }
 
-Status StateStore::check() {
+Status SqliteStateStore::check() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->ensure_open();
 }
 
-Result<std::optional<std::string>> StateStore::get(std::string_view ns, std::string_view key) {
+Result<std::optional<std::string>> SqliteStateStore::get(std::string_view ns, std::string_view key) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (auto s = impl_->ensure_open(); !s) return Error{s.error()};
   StmtUse use(impl_->get_stmt.get());
@@ -343,7 +354,7 @@ Result<std::optional<std::string>> StateStore::get(std::string_view ns, std::str
   return std::optional<std::string>(std::string(column_bytes(use.get(), 0)));
 }
 
-Status StateStore::put(std::string_view ns, std::string_view key, std::string_view value) {
+Status SqliteStateStore::put(std::string_view ns, std::string_view key, std::string_view value) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (auto s = impl_->ensure_open(); !s) return s;
   StmtUse use(impl_->put_stmt.get());
@@ -357,7 +368,7 @@ Status StateStore::put(std::string_view ns, std::string_view key, std::string_vi
   return Ok{};
 }
 
-Status StateStore::erase(std::string_view ns, std::string_view key) {
+Status SqliteStateStore::erase(std::string_view ns, std::string_view key) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (auto s = impl_->ensure_open(); !s) return s;
   StmtUse use(impl_->erase_stmt.get());
@@ -371,7 +382,7 @@ Status StateStore::erase(std::string_view ns, std::string_view key) {
 // `each` runs with the store's mutex held and with a read transaction open, so it must not
 // call back into this StateStore (std::mutex is not recursive: that would deadlock) and
 // should be quick. The views it gets are valid only during that call.
-Status StateStore::list(
+Status SqliteStateStore::list(
     std::string_view ns, std::string_view prefix,
     const std::function<bool(std::string_view key, std::string_view value)>& each) {
   const std::optional<std::string> upper = prefix_successor(prefix);

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "http_host.hpp"
+#include "rpc.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -19,13 +20,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-json req(json id, const std::string& method, json params = json::object()) {
-  return json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
-}
-json call(json id, const std::string& tool, json args) { return req(id, "tools/call", {{"name", tool}, {"arguments", args}}); }
-std::string text_of(const json& r) { return r["result"]["content"][0]["text"]; }
 std::string nested(int depth, const std::string& inner = "1") { return std::string(depth, '[') + inner + std::string(depth, ']'); }
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 const char* kTwoInstances = R"(  - name: echo
     library: example-echo
@@ -336,7 +331,11 @@ TEST(Hardening, AStuckHandlerIsAnsweredAtTheDeadlineAndEofStillExits) {
   const auto t1 = Clock::now();
   EXPECT_EQ(host.p().wait(10s), 0);
   EXPECT_LT(seconds_since(t1), 5.0);
-  EXPECT_NE(host.p().stderr_text().find("ignore cancellation"), std::string::npos);
+  // In the host the handler is left behind; in a child process (MCP_HOST_ISOLATION=process)
+  // the child is ended and restarted once the handler ignores its cancellation.
+  const std::string log = host.p().stderr_text();
+  EXPECT_TRUE(log.find("ignore cancellation") != std::string::npos ||
+              log.find("ignored its cancellation past its deadline") != std::string::npos) << log;
 }
 
 TEST(Hardening, EightStuckHandlersDoNotBlockOtherCalls) {

@@ -1,8 +1,14 @@
-// test-hostile: a plugin that behaves badly on purpose, for the hardening tests: handlers
-// that ignore cancellation, results that repeat credentials (as numbers, in strings, in
-// keys), and over-deep results.
+// test-hostile: a plugin that behaves badly on purpose, for the hardening and isolation
+// tests: handlers that ignore cancellation, results that repeat credentials (as numbers, in
+// strings, in keys), over-deep results, and handlers that crash, exit, spin or hoard memory.
+#include <unistd.h>
+
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+#include <vector>
 
 #include "mcp_plugin/sdk.hpp"
 
@@ -58,6 +64,40 @@ class Hostile : public mcph::sdk::Plugin {
            // Answered already: end the handler without another answer (InputRequired is the
            // SDK's way to return MCPH_OK without one).
            throw mcph::sdk::InputRequired{};
+         });
+    tool(ToolSpec("pid").description("The process the handler runs in."),
+         [](mcph::sdk::Call&, const json&) -> json { return mcph::sdk::structured(json{{"pid", getpid()}}, "pid"); });
+    tool(ToolSpec("crash").description("Ends its process: SIGSEGV, SIGABRT, or exit with status 3.")
+             .input(schema({{"how", {{"type", "string"}, {"enum", {"segv", "abort", "exit"}}}}}, {"how"})),
+         [](mcph::sdk::Call&, const json& args) -> json {
+           const std::string how = args["how"];
+           if (how == "segv") std::raise(SIGSEGV);
+           if (how == "abort") std::abort();
+           _exit(3);
+         });
+    tool(ToolSpec("hoard").description("Allocates and touches `mb` MiB, keeps it, then sleeps `ms`.")
+             .input(schema({{"mb", {{"type", "integer"}, {"minimum", 1}, {"maximum", 4096}}},
+                            {"ms", {{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}}}},
+                           {"mb"})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           static std::vector<std::vector<char>> kept;
+           for (int i = 0; i < args["mb"].get<int>(); ++i) {
+             kept.emplace_back(1 << 20);
+             std::memset(kept.back().data(), 1, kept.back().size());
+           }
+           const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(args.value("ms", 0));
+           while (std::chrono::steady_clock::now() < until && !call.cancelled()) {
+             std::this_thread::sleep_for(std::chrono::milliseconds(5));
+           }
+           return mcph::sdk::text("hoarding");
+         });
+    tool(ToolSpec("spin").description("Burns CPU for `ms` milliseconds and ignores cancellation.")
+             .input(schema({{"ms", {{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}}}}, {"ms"})),
+         [](mcph::sdk::Call&, const json& args) -> json {
+           const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(args["ms"].get<int>());
+           volatile unsigned long x = 0;
+           while (std::chrono::steady_clock::now() < until) x = x + 1;
+           return mcph::sdk::text("spun");
          });
   }
 };

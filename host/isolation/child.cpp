@@ -1,0 +1,484 @@
+#include "isolation/child.hpp"
+
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "isolation/wire.hpp"
+#include "json/bounded.hpp"
+#include "plugins/in_process.hpp"
+#include "services/http_client.hpp"
+#include "services/state_store.hpp"
+
+namespace mcph::isolation {
+namespace {
+
+using nlohmann::json;
+
+// Length-prefixed pairs: how state_list's rows travel (values are bytes, not JSON).
+void read_pairs(std::string_view body, const std::function<bool(std::string_view, std::string_view)>& each) {
+  auto take = [&](std::string_view& out) {
+    if (body.size() < 4) return false;
+    uint32_t n = 0;
+    for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(body[i])) << (8 * i);
+    if (body.size() - 4 < n) return false;
+    out = body.substr(4, n);
+    body.remove_prefix(4 + n);
+    return true;
+  };
+  std::string_view k, v;
+  while (take(k) && take(v)) {
+    if (!each(k, v)) return;
+  }
+}
+
+class Child;
+
+// Log lines of the plugin and the runner go to the host's log, in its format.
+class ForwardSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit ForwardSink(Channel& ch) : ch_(ch) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    ch_.send(Msg::kLog, 0, json{{"level", static_cast<int>(msg.level)}}, std::string_view(msg.payload.data(), msg.payload.size()));
+  }
+  void flush_() override {}
+
+ private:
+  Channel& ch_;
+};
+
+class Child {
+ public:
+  explicit Child(int fd) : ch_(fd) {}
+  int serve();
+
+  // A service request to the host; the frames it answers with (streamed HTTP parts, then
+  // the kReply) go to `on_frame` on this thread. The kReply, or an error if the host is gone.
+  // `stop` is polled while waiting: true sends kHttpStop {cancel: true} once.
+  std::optional<Frame> ask(const json& head, std::string_view body, const std::function<void(Frame&)>& on_frame = {},
+                           const std::function<bool()>& stop = {});
+  Channel& channel() { return ch_; }
+
+ private:
+  struct Slot {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Frame> frames;
+    bool gone = false;
+  };
+  struct Call;
+  void create(const Frame& f);
+  void start_call(Frame& f);
+  void submit(std::function<void()> job);
+  void watch_cpu(double limit_s);
+  void end_all_slots();
+
+  Channel ch_;
+  std::unique_ptr<plugins::InProcessInstance> instance_;  // set once by create()
+  std::atomic<plugins::InProcessInstance*> live_{nullptr};  // instance_, once created
+  std::atomic<bool> creating_{false};
+  std::unique_ptr<services::StateStore> state_;
+  std::unique_ptr<services::HttpService> http_;
+  plugins::UserDirectory users_;
+  std::unique_ptr<plugins::ResourceListener> listener_;
+
+  std::mutex mutex_;
+  std::unordered_map<uint32_t, std::shared_ptr<Slot>> slots_;  // guarded by mutex_
+  uint32_t next_slot_ = 0;                                     // guarded by mutex_
+  std::unordered_map<uint32_t, std::shared_ptr<Call>> calls_;  // guarded by mutex_
+  std::condition_variable calls_done_;                         // a call left calls_
+  bool host_gone_ = false;                                     // guarded by mutex_
+
+  // Workers for calls: idle ones wait for jobs; more start when none is idle.
+  std::mutex pool_mutex_;
+  std::condition_variable pool_cv_;
+  std::deque<std::function<void()>> jobs_;  // guarded by pool_mutex_
+  int idle_ = 0;                            // guarded by pool_mutex_
+};
+
+// A call running here; its events become frames.
+struct Child::Call final : plugins::CallEvents {
+  Call(Channel& ch, uint32_t id) : ch(ch), id(id) {}
+  void progress(double progress, double total, std::string_view message) override {
+    ch.send(Msg::kProgress, id, json{{"progress", progress}, {"total", total}, {"message", message}});
+  }
+  void log(mcph_log_level level, std::string_view logger, const json& data) override {
+    ch.send(Msg::kCallLog, id, json{{"level", static_cast<int>(level)}, {"logger", logger}}, json_text::dump(data));
+  }
+  Channel& ch;
+  uint32_t id;
+  mcph_call call;
+  plugins::Caller caller;
+  std::string what, input;
+  plugins::HandlerRef ref;
+  std::atomic<bool> started{false};
+  clockid_t cpu_clock{};
+  bool over_cpu = false;  // watcher thread only
+};
+
+class RemoteStore final : public services::StateStore {
+ public:
+  explicit RemoteStore(Child& child) : child_(child) {}
+  Status check() override { return Ok{}; }
+  Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) override {
+    auto r = child_.ask(json{{"op", "state_get"}, {"key", key}}, {});
+    if (auto e = failure(r, ns)) return Error{*e};
+    if (!r->head.value("found", false)) return std::optional<std::string>();
+    return std::optional<std::string>(std::move(r->body));
+  }
+  Status put(std::string_view ns, std::string_view key, std::string_view value) override {
+    auto r = child_.ask(json{{"op", "state_put"}, {"key", key}}, value);
+    if (auto e = failure(r, ns)) return Error{*e};
+    return Ok{};
+  }
+  Status erase(std::string_view ns, std::string_view key) override {
+    auto r = child_.ask(json{{"op", "state_delete"}, {"key", key}}, {});
+    if (auto e = failure(r, ns)) return Error{*e};
+    return Ok{};
+  }
+  Status list(std::string_view ns, std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& each) override {
+    auto r = child_.ask(json{{"op", "state_list"}, {"key", prefix}}, {});
+    if (auto e = failure(r, ns)) return Error{*e};
+    read_pairs(r->body, each);
+    return Ok{};
+  }
+
+ private:
+  // The host serves only this instance's namespace: the child cannot name another.
+  static std::optional<std::string> failure(const std::optional<Frame>& r, std::string_view) {
+    if (!r) return "the host is gone";
+    if (r->head.value("ok", false)) return std::nullopt;
+    return r->head.value("error", std::string("state store unavailable"));
+  }
+  Child& child_;
+};
+
+class RemoteHttp final : public services::HttpService {
+ public:
+  explicit RemoteHttp(Child& child) : child_(child) {}
+  services::HttpResponse send(const services::HttpRequest& req) override {
+    services::HttpResponse res;
+    json head{{"op", "http"},
+              {"method", req.method},
+              {"url", req.url},
+              {"headers", req.headers},
+              {"timeout_ms", req.timeout.count()},
+              {"connect_timeout_ms", req.connect_timeout.count()},
+              {"stream_head", static_cast<bool>(req.on_head)},
+              {"stream_body", static_cast<bool>(req.on_body)}};
+    bool reading = true;  // false once a callback said stop
+    auto on_frame = [&](Frame& f) {
+      if (!reading) return;
+      if (f.type == Msg::kHttpHead && req.on_head) {
+        services::Headers headers;
+        for (const auto& h : f.head.value("headers", json::array())) headers.emplace_back(h.at(0), h.at(1));
+        reading = req.on_head(f.head.value("status", 0), headers);
+      } else if (f.type == Msg::kHttpBody && req.on_body) {
+        reading = req.on_body(f.body.data(), f.body.size());
+      }
+      if (!reading) child_.channel().send(Msg::kHttpStop, f.id, json{{"cancel", false}});
+    };
+    auto r = child_.ask(head, req.body, on_frame, req.cancelled);
+    if (!r) {
+      res.outcome = services::HttpResponse::Outcome::Network;
+      res.error = "the host is gone";
+      return res;
+    }
+    res.outcome = static_cast<services::HttpResponse::Outcome>(r->head.value("outcome", 3));
+    res.status = r->head.value("status", 0);
+    res.error = r->head.value("error", "");
+    for (const auto& h : r->head.value("headers", json::array())) res.headers.emplace_back(h.at(0), h.at(1));
+    res.body = std::move(r->body);
+    return res;
+  }
+
+ private:
+  Child& child_;
+};
+
+class RemoteListener final : public plugins::ResourceListener {
+ public:
+  explicit RemoteListener(Channel& ch) : ch_(ch) {}
+  void resource_updated(const std::string& uri) override { ch_.send(Msg::kResourceUpdated, 0, nullptr, uri); }
+
+ private:
+  Channel& ch_;
+};
+
+std::optional<Frame> Child::ask(const json& head, std::string_view body, const std::function<void(Frame&)>& on_frame,
+                                const std::function<bool()>& stop) {
+  auto slot = std::make_shared<Slot>();
+  uint32_t id;
+  {
+    std::lock_guard lock(mutex_);
+    if (host_gone_) return std::nullopt;
+    do id = ++next_slot_; while (id == 0 || slots_.contains(id));
+    slots_.emplace(id, slot);
+  }
+  auto forget = [&] {
+    std::lock_guard lock(mutex_);
+    slots_.erase(id);
+  };
+  if (!ch_.send(Msg::kService, id, head, body)) {
+    forget();
+    return std::nullopt;
+  }
+  bool stop_sent = false;
+  std::unique_lock lock(slot->mutex);
+  for (;;) {
+    if (stop) {
+      slot->cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !slot->frames.empty() || slot->gone; });
+    } else {
+      slot->cv.wait(lock, [&] { return !slot->frames.empty() || slot->gone; });
+    }
+    while (!slot->frames.empty()) {
+      Frame f = std::move(slot->frames.front());
+      slot->frames.pop_front();
+      if (f.type == Msg::kReply) {
+        lock.unlock();
+        forget();
+        return f;
+      }
+      if (on_frame) {
+        lock.unlock();
+        on_frame(f);
+        lock.lock();
+      }
+    }
+    if (slot->gone) break;
+    if (stop && !stop_sent && stop()) {
+      stop_sent = true;
+      ch_.send(Msg::kHttpStop, id, json{{"cancel", true}});
+    }
+  }
+  lock.unlock();
+  forget();
+  return std::nullopt;
+}
+
+void Child::end_all_slots() {
+  std::lock_guard lock(mutex_);
+  host_gone_ = true;
+  for (auto& [id, slot] : slots_) {
+    std::lock_guard slot_lock(slot->mutex);
+    slot->gone = true;
+    slot->cv.notify_all();
+  }
+}
+
+void Child::submit(std::function<void()> job) {
+  std::unique_lock lock(pool_mutex_);
+  jobs_.push_back(std::move(job));
+  if (idle_ > 0) {
+    pool_cv_.notify_one();
+    return;
+  }
+  std::thread([this] {
+    std::unique_lock l(pool_mutex_);
+    for (;;) {
+      ++idle_;
+      const bool got = pool_cv_.wait_for(l, std::chrono::seconds(30), [&] { return !jobs_.empty(); });
+      --idle_;
+      if (!got) return;  // idle for long: this worker goes
+      auto next = std::move(jobs_.front());
+      jobs_.pop_front();
+      l.unlock();
+      next();
+      l.lock();
+    }
+  }).detach();
+}
+
+void Child::create(const Frame& f) {
+  const json& h = f.head;
+  config::PluginConfig cfg;
+  json result{{"ok", false}};
+  try {
+    cfg.name = h.at("name");
+    cfg.library = h.at("library");
+    cfg.credentials = h.at("credentials").get<std::map<std::string, std::string>>();
+    cfg.settings = h.at("settings");
+    cfg.create_timeout_ms = h.at("create_timeout_ms");
+    spdlog::set_level(static_cast<spdlog::level::level_enum>(h.value("log_level", 2)));
+    auto lib = plugins::Library::load(cfg.library, h.at("search_dirs").get<std::vector<std::string>>());
+    if (!lib) {
+      result["error"] = lib.error();
+    } else {
+      state_ = std::make_unique<RemoteStore>(*this);
+      http_ = std::make_unique<RemoteHttp>(*this);
+      users_.set([this, name = cfg.name](const std::string& principal) -> std::optional<plugins::Caller> {
+        auto r = ask(json{{"op", "user"}, {"principal", principal}}, {});
+        if (!r || !r->head.value("found", false)) return std::nullopt;
+        plugins::Caller c;
+        c.principal = principal;
+        c.credentials[name] = r->head.at("credentials").get<std::map<std::string, std::string>>();
+        return c;
+      });
+      auto inst = plugins::InProcessInstance::create(cfg, *lib, plugins::Services{state_.get(), http_.get(), &users_});
+      if (!inst) {
+        result["error"] = inst.error();
+      } else {
+        instance_ = std::move(*inst);
+        listener_ = std::make_unique<RemoteListener>(ch_);
+        instance_->set_listener(listener_.get());
+        live_ = instance_.get();
+        result = {{"ok", true},
+                  {"library", {{"path", instance_->library_path()}, {"name", instance_->library_name()}, {"version", instance_->library_version()}}},
+                  {"registration", registration_to_json(instance_->host_instance())}};
+        const double cpu = h.value("cpu_seconds_per_call", 0.0);
+        if (cpu > 0) std::thread([this, cpu] { watch_cpu(cpu); }).detach();
+      }
+    }
+  } catch (const json::exception& e) {
+    result["error"] = std::string("malformed create frame: ") + e.what();
+  }
+  ch_.send(Msg::kCreated, 0, result);
+}
+
+void Child::start_call(Frame& f) {
+  auto c = std::make_shared<Call>(ch_, f.id);
+  try {
+    const json& h = f.head;
+    c->ref = {static_cast<plugins::HandlerRef::Kind>(h.at("kind").get<int>()), h.at("index").get<uint32_t>()};
+    c->what = h.at("what");
+    c->input = std::move(f.body);
+    c->call.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(h.at("deadline_ms").get<int64_t>());
+    c->call.principal = h.value("principal", "");
+    c->call.client_capabilities = h.value("client_capabilities", json::object());
+    c->call.input_responses = h.value("input_responses", json::object());
+    if (auto s = h.find("state"); s != h.end() && s->is_string()) c->call.state = s->get<std::string>();
+    if (auto cr = h.find("caller"); cr != h.end() && cr->is_object()) {
+      c->caller.principal = c->call.principal;
+      c->caller.credentials[live_.load()->name()] = cr->get<std::map<std::string, std::string>>();
+      c->call.caller = &c->caller;
+    }
+  } catch (const json::exception& e) {
+    c->call.has_outcome = c->call.is_error = true;
+    c->call.error_status = MCPH_ERR_INTERNAL;
+    c->call.error_text = std::string("malformed call frame: ") + e.what();
+    ch_.send(Msg::kResult, f.id, json{{"has_outcome", true}, {"is_error", true}, {"error_status", MCPH_ERR_INTERNAL}, {"error_text", c->call.error_text}});
+    return;
+  }
+  c->call.events = c.get();
+  {
+    std::lock_guard lock(mutex_);
+    calls_[f.id] = c;
+  }
+  submit([this, c, inst = live_.load()] {
+    pthread_getcpuclockid(pthread_self(), &c->cpu_clock);
+    c->started = true;
+    inst->run(c->what, c->ref, c->input, c->call);
+    {
+      std::lock_guard lock(mutex_);
+      calls_.erase(c->id);
+      calls_done_.notify_all();
+    }
+    const mcph_call& o = c->call;
+    json head{{"has_outcome", o.has_outcome},   {"is_error", o.is_error},
+              {"error_status", o.error_status}, {"error_text", o.error_text},
+              {"input_requests", o.input_requests}, {"missing_capability", o.missing_capability}};
+    if (o.next_state) head["next_state"] = *o.next_state;
+    ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
+  });
+}
+
+// Cancels a call whose handler thread used more CPU than `limit_s`, and tells the host,
+// which ends the process if the handler goes on anyway.
+void Child::watch_cpu(double limit_s) {
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<std::shared_ptr<Call>> running;
+    {
+      std::lock_guard lock(mutex_);
+      if (host_gone_) return;
+      for (auto& [id, c] : calls_) running.push_back(c);
+    }
+    for (auto& c : running) {
+      timespec ts{};
+      if (c->over_cpu || !c->started || clock_gettime(c->cpu_clock, &ts) != 0) continue;
+      if (static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9 <= limit_s) continue;
+      c->over_cpu = true;
+      c->call.cancelled = true;
+      ch_.send(Msg::kOverCpu, c->id);
+    }
+  }
+}
+
+int Child::serve() {
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("plugin", std::make_shared<ForwardSink>(ch_)));
+  Frame f;
+  for (;;) {
+    if (!ch_.read(f)) break;  // the host is gone: nothing left to serve
+    switch (f.type) {
+      case Msg::kCreate:
+        // On a thread of its own: create() may use host services, whose answers this
+        // thread reads.
+        if (!creating_.exchange(true)) std::thread([this, frame = std::move(f)] { create(frame); }).detach();
+        break;
+      case Msg::kCall:
+        if (live_.load() != nullptr) start_call(f);
+        break;
+      case Msg::kCancel: {
+        std::lock_guard lock(mutex_);
+        if (auto it = calls_.find(f.id); it != calls_.end()) it->second->call.cancelled = true;
+        break;
+      }
+      case Msg::kReply:
+      case Msg::kHttpHead:
+      case Msg::kHttpBody: {
+        std::shared_ptr<Slot> slot;
+        {
+          std::lock_guard lock(mutex_);
+          if (auto it = slots_.find(f.id); it != slots_.end()) slot = it->second;
+        }
+        if (slot) {
+          std::lock_guard lock(slot->mutex);
+          slot->frames.push_back(std::move(f));
+          slot->cv.notify_all();
+        }
+        break;
+      }
+      case Msg::kShutdown:
+        // Calls see call_cancelled(); the plugin's destroy() runs once they returned. This
+        // thread keeps serving their service requests meanwhile.
+        std::thread([this] {
+          if (live_.exchange(nullptr) != nullptr) {
+            instance_->begin_shutdown();
+            std::unique_lock lock(mutex_);
+            calls_done_.wait(lock, [&] { return calls_.empty(); });
+            lock.unlock();
+            instance_.reset();
+          }
+          std::fflush(nullptr);
+          _exit(0);
+        }).detach();
+        break;
+      default:
+        break;  // unknown frames from a newer host are ignored
+    }
+  }
+  end_all_slots();
+  std::fflush(nullptr);
+  _exit(0);  // without destroy(): the host is gone and calls may still be running
+}
+
+}  // namespace
+
+int serve_child(int fd) {
+  Child child(fd);
+  return child.serve();
+}
+
+}  // namespace mcph::isolation

@@ -1,0 +1,800 @@
+#include "isolation/process_instance.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <spdlog/spdlog.h>
+
+#include "isolation/wire.hpp"
+#include "json/bounded.hpp"
+#include "services/http_client.hpp"
+#include "services/state_store.hpp"
+
+namespace mcph::isolation {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// How long a call that was cancelled for its deadline (or CPU) may take to return before
+// its process is ended; and how long a stopping child may take to exit.
+constexpr auto kKillGrace = std::chrono::milliseconds(1000);
+constexpr auto kExitGrace = std::chrono::milliseconds(2000);
+// Outbound HTTP requests one child may have running at once.
+constexpr int kMaxHttpRequests = 256;
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// Forks every child from one thread that lives as long as the process: PR_SET_PDEATHSIG
+// fires when the *thread* that forked ends, not the process, so a child forked by a
+// short-lived thread would die with it.
+class Spawner {
+ public:
+  static Spawner& get() {
+    static Spawner* spawner = new Spawner();  // never destroyed: children may outlive main()
+    return *spawner;
+  }
+  struct Request {
+    std::string path;
+    std::vector<std::string> args;
+    int fd;  // becomes the child's fd 3
+    rlim_t open_files;
+  };
+  Result<pid_t> spawn(Request r) {
+    std::promise<Result<pid_t>> done;
+    auto answer = done.get_future();
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.emplace_back([&] { done.set_value(fork_exec(r)); });
+    }
+    cv_.notify_one();
+    return answer.get();
+  }
+
+ private:
+  Spawner() {
+    std::thread([this] {
+      for (;;) {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return !jobs_.empty(); });
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        job();
+      }
+    }).detach();
+  }
+
+  static Result<pid_t> fork_exec(const Request& r) {
+    std::vector<char*> argv;
+    for (const auto& a : r.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const pid_t parent = getpid();
+    const pid_t pid = fork();
+    if (pid < 0) return Error{std::string("fork: ") + std::strerror(errno)};
+    if (pid == 0) {
+      // Only async-signal-safe calls from here to execv.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);  // the host died before prctl
+      prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+      const rlimit no_core{0, 0};
+      setrlimit(RLIMIT_CORE, &no_core);  // a crash dump would hold the plugin's secrets
+      if (r.open_files > 0) {
+        const rlimit files{r.open_files, r.open_files};
+        setrlimit(RLIMIT_NOFILE, &files);
+      }
+      const int sock = fcntl(r.fd, F_DUPFD, 10);
+      const int null_fd = open("/dev/null", O_RDONLY);
+      if (sock < 0 || null_fd < 0) _exit(127);
+      dup2(null_fd, 0);  // never the host's stdin: that is the MCP stream on stdio
+      dup2(2, 1);        // nor its stdout: a plugin's printf goes to the log instead
+      dup2(sock, 3);
+      syscall(SYS_close_range, 4u, ~0u, 0u);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+};
+
+// A call waiting for its child's answer.
+struct Pending {
+  mcph_call* call = nullptr;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  bool over_cpu = false;
+  std::string failure;  // set when the child died or was ended
+};
+
+void fill_outcome(mcph_call& call, const Frame& f) {
+  const json& h = f.head;
+  call.has_outcome = h.value("has_outcome", false);
+  call.is_error = h.value("is_error", false);
+  call.error_status = static_cast<mcph_status>(h.value("error_status", static_cast<int>(MCPH_OK)));
+  call.error_text = h.value("error_text", "");
+  call.input_requests = h.value("input_requests", json::object());
+  call.missing_capability = h.value("missing_capability", "");
+  if (auto s = h.find("next_state"); s != h.end() && s->is_string()) call.next_state = s->get<std::string>();
+  if (call.has_outcome && !call.is_error) {
+    auto result = json_text::parse(f.body);
+    if (result && result->is_object()) {
+      call.result = std::move(*result);
+    } else {
+      call.is_error = true;
+      call.error_status = MCPH_ERR_INTERNAL;
+      call.error_text = "the plugin's process sent a malformed result";
+    }
+  }
+}
+
+}  // namespace
+
+std::string runner_path() {
+  if (const char* env = std::getenv("MCP_HOST_PLUGIN_RUNNER"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  const fs::path exe_dir = boost::dll::program_location(ec).parent_path();
+  if (ec) return "";
+  for (const fs::path& candidate : {exe_dir / "mcp-host-plugin", exe_dir.parent_path() / "mcp-host-plugin",
+                                    exe_dir.parent_path() / "lib" / "mcp-host" / "mcp-host-plugin"}) {
+    if (fs::is_regular_file(candidate, ec)) return candidate.lexically_normal().string();
+  }
+  return "";
+}
+
+// One child process and the calls and service requests on it.
+struct Incarnation {
+  pid_t pid = 0;
+  std::unique_ptr<Channel> ch;
+  std::thread reader;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::unordered_map<uint32_t, std::shared_ptr<Pending>> calls;               // guarded by mutex
+  std::unordered_map<uint32_t, std::shared_ptr<std::atomic<int>>> http_stops;  // 1 stop reading, 2 cancel; guarded
+  int http_running = 0;                                                       // guarded by mutex
+  std::optional<Frame> created;                                               // guarded by mutex
+  bool dead = false;                                                          // guarded by mutex
+  std::string kill_reason;                                                    // guarded by mutex
+  std::atomic<bool> gone{false};  // dead, for HTTP cancel checks without the lock
+
+  // Ends the process (the reader then reports the death, with `reason`).
+  void kill(const std::string& reason) {
+    {
+      std::lock_guard lock(mutex);
+      if (dead || !kill_reason.empty()) return;
+      kill_reason = reason;
+    }
+    ::kill(pid, SIGKILL);
+  }
+};
+
+struct ProcessInstance::Impl {
+  ProcessInstance& self;
+  config::PluginConfig cfg;
+  std::vector<std::string> dirs;
+  plugins::Services services;
+  std::string runner;
+  json registration;  // as the first child reported it: every restart must match
+
+  mutable std::mutex mutex;
+  mutable std::condition_variable cv;          // state or current changed
+  std::shared_ptr<Incarnation> current;        // guarded by mutex; null unless running
+  std::string state = "running";               // guarded by mutex
+  int restarts = 0;                            // guarded by mutex
+  std::string last_failure;                    // guarded by mutex
+  std::deque<Clock::time_point> crashes;       // guarded by mutex: within the last minute
+  std::vector<std::shared_ptr<Incarnation>> dead;  // guarded by mutex: readers to join
+  bool stopping = false;                       // guarded by mutex
+  std::thread supervisor;
+  std::atomic<uint32_t> next_call{0};
+  std::atomic<int> in_flight{0};
+
+  Impl(ProcessInstance& s, const config::PluginConfig& c, std::vector<std::string> d, plugins::Services sv)
+      : self(s), cfg(c), dirs(std::move(d)), services(sv) {}
+
+  Result<std::shared_ptr<Incarnation>> start();
+  void read_loop(const std::shared_ptr<Incarnation>& inc);
+  void on_service(const std::shared_ptr<Incarnation>& inc, Frame& f);
+  void serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f);
+  void on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken);
+  void supervise();
+  std::string health_text() const;
+};
+
+Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
+  if (runner.empty()) return Error{"mcp-host-plugin (the child-process runner) was not found beside mcp-host; set MCP_HOST_PLUGIN_RUNNER"};
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return Error{std::string("socketpair: ") + std::strerror(errno)};
+  auto inc = std::make_shared<Incarnation>();
+  inc->ch = std::make_unique<Channel>(fds[0]);
+  auto pid = Spawner::get().spawn({runner, {runner, "--instance", cfg.name}, fds[1], static_cast<rlim_t>(cfg.limits.open_files)});
+  ::close(fds[1]);
+  if (!pid) return Error{pid.error()};
+  inc->pid = *pid;
+  inc->reader = std::thread([this, inc] { read_loop(inc); });
+  json head{{"name", cfg.name},
+            {"library", cfg.library},
+            {"search_dirs", dirs},
+            {"credentials", cfg.credentials},
+            {"settings", cfg.settings},
+            {"create_timeout_ms", cfg.create_timeout_ms},
+            {"cpu_seconds_per_call", cfg.limits.cpu_seconds_per_call},
+            {"log_level", static_cast<int>(spdlog::get_level())}};
+  inc->ch->send(Msg::kCreate, 0, head);
+  std::unique_lock lock(inc->mutex);
+  // The child's own create() deadline, plus the time it takes to start.
+  const auto limit = std::chrono::milliseconds(cfg.create_timeout_ms) + std::chrono::seconds(2);
+  if (!inc->cv.wait_for(lock, limit, [&] { return inc->created.has_value() || inc->dead; })) {
+    lock.unlock();
+    inc->kill("did not finish starting");
+    inc->reader.join();
+    return Error{"plugin instance '" + cfg.name + "' did not finish starting within " + std::to_string(cfg.create_timeout_ms) +
+                 " ms (plugins[].create_timeout_ms); its process was ended"};
+  }
+  if (inc->dead) {
+    const std::string why = inc->kill_reason;
+    lock.unlock();
+    inc->reader.join();
+    return Error{"plugin instance '" + cfg.name + "': its process " + why + " while starting"};
+  }
+  const json result = inc->created->head;
+  lock.unlock();
+  if (!result.value("ok", false)) {
+    inc->kill("failed to start");
+    inc->reader.join();
+    std::string why = result.value("error", "the plugin failed to start");
+    return Error{why};
+  }
+  return inc;
+}
+
+void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
+  Frame f;
+  std::string broken;
+  for (;;) {
+    auto st = inc->ch->read(f);
+    if (!st) {
+      if (st.error() != "closed") broken = st.error();
+      break;
+    }
+    switch (f.type) {
+      case Msg::kCreated: {
+        std::lock_guard lock(inc->mutex);
+        inc->created = std::move(f);
+        inc->cv.notify_all();
+        break;
+      }
+      case Msg::kResult:
+      case Msg::kOverCpu: {
+        std::shared_ptr<Pending> p;
+        {
+          std::lock_guard lock(inc->mutex);
+          if (auto it = inc->calls.find(f.id); it != inc->calls.end()) p = it->second;
+        }
+        if (!p) break;
+        std::lock_guard lock(p->mutex);
+        if (f.type == Msg::kOverCpu) {
+          p->over_cpu = true;
+        } else if (!p->done) {
+          fill_outcome(*p->call, f);
+          p->done = true;
+        }
+        p->cv.notify_all();
+        break;
+      }
+      case Msg::kProgress:
+      case Msg::kCallLog: {
+        std::lock_guard lock(inc->mutex);  // the call stays registered (and its events alive) meanwhile
+        auto it = inc->calls.find(f.id);
+        // Nothing more for a call its client cancelled (the child may not know yet).
+        if (it == inc->calls.end() || it->second->call->events == nullptr || it->second->call->cancelled.load()) break;
+        plugins::CallEvents* events = it->second->call->events;
+        if (f.type == Msg::kProgress) {
+          events->progress(f.head.value("progress", 0.0), f.head.value("total", 0.0), f.head.value("message", ""));
+        } else {
+          json data = json_text::parse(f.body).value_or(json(f.body));
+          events->log(static_cast<mcph_log_level>(f.head.value("level", 0)), f.head.value("logger", ""), data);
+        }
+        break;
+      }
+      case Msg::kLog:
+        spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(f.head.value("level", 2), 0, 6)), "{}", f.body);
+        break;
+      case Msg::kService:
+        on_service(inc, f);
+        break;
+      case Msg::kHttpStop: {
+        std::lock_guard lock(inc->mutex);
+        if (auto it = inc->http_stops.find(f.id); it != inc->http_stops.end()) {
+          it->second->store(f.head.value("cancel", false) ? 2 : 1);
+        }
+        break;
+      }
+      case Msg::kResourceUpdated:
+        self.notify_resource_updated(f.body);
+        break;
+      default:
+        broken = "sent an unknown frame";
+        break;
+    }
+    if (!broken.empty()) break;
+  }
+  on_death(inc, broken);
+}
+
+void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, Frame& f) {
+  const std::string op = f.head.value("op", "");
+  const std::string key = f.head.value("key", "");
+  json reply{{"ok", true}};
+  std::string body;
+  auto fail = [&](const std::string& why) { reply = {{"ok", false}, {"error", why}}; };
+  services::StateStore* state = services.state;
+  // The store namespace is this instance's name: a child cannot reach another's state.
+  if (op.starts_with("state_") && state == nullptr) {
+    fail("no state store (set state_dir)");
+  } else if (op == "state_get") {
+    auto r = state->get(cfg.name, key);
+    if (!r) {
+      fail(r.error());
+    } else if (r->has_value()) {
+      reply["found"] = true;
+      body = std::move(**r);
+    }
+  } else if (op == "state_put") {
+    if (auto r = state->put(cfg.name, key, f.body); !r) fail(r.error());
+  } else if (op == "state_delete") {
+    if (auto r = state->erase(cfg.name, key); !r) fail(r.error());
+  } else if (op == "state_list") {
+    auto put = [&](std::string_view s) {
+      char n[4];
+      for (int i = 0; i < 4; ++i) n[i] = static_cast<char>((s.size() >> (8 * i)) & 0xff);
+      body.append(n, 4);
+      body.append(s);
+    };
+    auto r = state->list(cfg.name, key, [&](std::string_view k, std::string_view v) {
+      put(k);
+      put(v);
+      return true;
+    });
+    if (!r) fail(r.error());
+  } else if (op == "user") {
+    // Only this instance's credentials of that user travel.
+    reply = {{"found", false}};
+    if (services.users != nullptr) {
+      if (auto caller = services.users->find(f.head.value("principal", "")); caller) {
+        if (auto it = caller->credentials.find(cfg.name); it != caller->credentials.end()) {
+          reply = {{"found", true}, {"credentials", it->second}};
+        }
+      }
+    }
+  } else if (op == "http") {
+    bool admitted = false;
+    {
+      std::lock_guard lock(inc->mutex);
+      if (inc->http_running < kMaxHttpRequests) {
+        ++inc->http_running;
+        admitted = true;
+        inc->http_stops[f.id] = std::make_shared<std::atomic<int>>(0);
+      }
+    }
+    if (admitted) {
+      std::thread([this, inc, id = f.id, frame = std::move(f)]() mutable { serve_http(inc, id, std::move(frame)); }).detach();
+      return;
+    }
+    reply = {{"outcome", static_cast<int>(services::HttpResponse::Outcome::Network)},
+             {"error", "too many outbound requests at once (" + std::to_string(kMaxHttpRequests) + ")"}};
+  } else {
+    fail("unknown service '" + op + "'");
+  }
+  inc->ch->send(Msg::kReply, f.id, reply, body);
+}
+
+void ProcessInstance::Impl::serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f) {
+  std::shared_ptr<std::atomic<int>> stop;
+  {
+    std::lock_guard lock(inc->mutex);
+    stop = inc->http_stops[id];
+  }
+  services::HttpRequest req;
+  const json& h = f.head;
+  req.method = h.value("method", "GET");
+  req.url = h.value("url", "");
+  for (const auto& kv : h.value("headers", json::array())) {
+    if (kv.is_array() && kv.size() == 2 && kv[0].is_string() && kv[1].is_string()) req.headers.emplace_back(kv[0], kv[1]);
+  }
+  req.body = std::move(f.body);
+  req.timeout = std::chrono::milliseconds(h.value("timeout_ms", 30000));
+  req.connect_timeout = std::chrono::milliseconds(h.value("connect_timeout_ms", 10000));
+  req.cancelled = [this, inc, stop] { return stop->load() == 2 || inc->gone.load() || self.shutting_down(); };
+  if (h.value("stream_head", false)) {
+    req.on_head = [inc, id, stop](int status, const services::Headers& headers) {
+      inc->ch->send(Msg::kHttpHead, id, json{{"status", status}, {"headers", headers}});
+      return stop->load() == 0;
+    };
+  }
+  if (h.value("stream_body", false)) {
+    req.on_body = [inc, id, stop](const char* data, size_t len) {
+      inc->ch->send(Msg::kHttpBody, id, nullptr, std::string_view(data, len));
+      return stop->load() == 0;
+    };
+  }
+  services::HttpResponse res;
+  if (services.http == nullptr) {
+    res.outcome = services::HttpResponse::Outcome::InvalidRequest;
+    res.error = "no HTTP client";
+  } else {
+    res = services.http->send(req);
+  }
+  self.host_.redact(res.error);
+  inc->ch->send(Msg::kReply, id,
+                json{{"outcome", static_cast<int>(res.outcome)}, {"status", res.status}, {"headers", res.headers}, {"error", res.error}},
+                res.body);
+  std::lock_guard lock(inc->mutex);
+  inc->http_stops.erase(id);
+  --inc->http_running;
+  inc->cv.notify_all();
+}
+
+// The child is gone (or the channel broke): find out how, fail its calls, and let the
+// supervisor decide whether to start another.
+void ProcessInstance::Impl::on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken) {
+  inc->gone = true;
+  inc->ch->shutdown();
+  if (!broken.empty()) inc->kill("broke the protocol (" + broken + ")");
+  int status = 0;
+  // A dying process closes its files before it can be reaped: give it a moment to finish.
+  pid_t r = 0;
+  for (int i = 0; i < 500 && (r = waitpid(inc->pid, &status, WNOHANG)) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (r == 0) {  // the channel broke but the process lives on: end it
+    {
+      std::lock_guard lock(inc->mutex);
+      if (inc->kill_reason.empty()) inc->kill_reason = broken.empty() ? "closed its connection" : broken;
+    }
+    ::kill(inc->pid, SIGKILL);
+    r = waitpid(inc->pid, &status, 0);
+  }
+  std::string how;
+  {
+    std::lock_guard lock(inc->mutex);
+    if (!inc->kill_reason.empty()) {
+      how = inc->kill_reason;
+    } else if (r > 0 && WIFSIGNALED(status)) {
+      how = "crashed (" + signal_name(WTERMSIG(status)) + ")";
+    } else if (r > 0 && WIFEXITED(status)) {
+      how = "exited with status " + std::to_string(WEXITSTATUS(status));
+    } else {
+      how = "ended";
+    }
+  }
+  // The supervisor's decision, so the calls' errors can say what happens next.
+  std::string next;
+  {
+    std::lock_guard lock(mutex);
+    const bool was_current = current == inc;
+    if (was_current) current.reset();
+    dead.push_back(inc);
+    if (was_current && !stopping) {
+      const auto now = Clock::now();
+      crashes.push_back(now);
+      while (!crashes.empty() && now - crashes.front() > std::chrono::minutes(1)) crashes.pop_front();
+      last_failure = how;
+      if (static_cast<int>(crashes.size()) > cfg.restart.max_per_minute) {
+        state = "failed";
+        next = "; it failed " + std::to_string(crashes.size()) + " times within a minute and stays stopped until the configuration is reloaded";
+      } else {
+        state = "restarting";
+        next = "; restarting";
+      }
+      spdlog::error("plugin instance '{}' (pid {}) {}{}", cfg.name, inc->pid, how, next);
+    }
+    cv.notify_all();
+  }
+  std::lock_guard lock(inc->mutex);
+  inc->dead = true;
+  if (inc->kill_reason.empty()) inc->kill_reason = how;
+  for (auto& [id, p] : inc->calls) {
+    std::lock_guard call_lock(p->mutex);
+    p->failure = how + next;
+    p->cv.notify_all();
+  }
+  inc->cv.notify_all();
+}
+
+void ProcessInstance::Impl::supervise() {
+  int failures_in_row = 0;
+  std::unique_lock lock(mutex);
+  while (!stopping) {
+    cv.wait_for(lock, std::chrono::milliseconds(100));
+    // Reap readers of ended children.
+    for (auto& inc : std::exchange(dead, {})) {
+      lock.unlock();
+      if (inc->reader.joinable()) inc->reader.join();
+      lock.lock();
+    }
+    if (stopping) break;
+    if (state == "running" && current && cfg.limits.memory_mb > 0) {
+      // Resident memory, checked every 100 ms (RLIMIT_AS would count address space, not use).
+      const auto inc = current;
+      lock.unlock();
+      long pages = 0;
+      if (FILE* f = std::fopen(("/proc/" + std::to_string(inc->pid) + "/statm").c_str(), "r")) {
+        long size = 0;
+        if (std::fscanf(f, "%ld %ld", &size, &pages) != 2) pages = 0;
+        std::fclose(f);
+      }
+      const long mib = pages * sysconf(_SC_PAGESIZE) / (1024 * 1024);
+      if (mib > cfg.limits.memory_mb) {
+        inc->kill("was ended for going over its memory limit (" + std::to_string(mib) + " MiB resident; limits.memory_mb: " +
+                  std::to_string(cfg.limits.memory_mb) + ")");
+      }
+      lock.lock();
+      continue;
+    }
+    if (state != "restarting") continue;
+    // Back off: backoff_ms, doubling with each failure in a row, at most 30 s.
+    const auto delay = std::chrono::milliseconds(std::min<long long>(
+        static_cast<long long>(cfg.restart.backoff_ms) << std::min(failures_in_row, 16), 30000));
+    if (cv.wait_for(lock, delay, [&] { return stopping; })) break;
+    lock.unlock();
+    auto inc = start();
+    std::string problem;
+    if (inc && (*inc)->created->head.value("registration", json()) != registration) {
+      problem = "registered different tools, resources or prompts after restarting; reload the configuration to pick them up";
+    }
+    lock.lock();
+    if (inc && problem.empty() && !stopping) {
+      current = *inc;
+      state = "running";
+      ++restarts;
+      failures_in_row = 0;
+      spdlog::info("plugin instance '{}' restarted (pid {})", cfg.name, current->pid);
+      cv.notify_all();
+      continue;
+    }
+    if (inc) {
+      lock.unlock();
+      (*inc)->kill(problem.empty() ? "stopping" : problem);
+      lock.lock();
+    }
+    if (stopping) break;
+    ++failures_in_row;
+    last_failure = problem.empty() ? inc.error() : problem;
+    crashes.push_back(Clock::now());
+    if (!problem.empty() || static_cast<int>(crashes.size()) > cfg.restart.max_per_minute) {
+      state = "failed";
+      spdlog::error("plugin instance '{}' failed: {}", cfg.name, last_failure);
+    } else {
+      spdlog::error("plugin instance '{}' could not restart: {}", cfg.name, last_failure);
+    }
+    cv.notify_all();
+  }
+}
+
+std::string ProcessInstance::Impl::health_text() const {
+  if (state == "failed") {
+    return "is failed (" + last_failure + "); fix the plugin and reload the configuration";
+  }
+  if (stopping) return "is shutting down";
+  return "is restarting after it " + last_failure;
+}
+
+Result<std::unique_ptr<ProcessInstance>> ProcessInstance::create(const config::PluginConfig& cfg,
+                                                                 const std::vector<std::string>& search_dirs,
+                                                                 plugins::Services services) {
+  std::unique_ptr<ProcessInstance> self(new ProcessInstance());
+  self->impl_ = std::make_unique<Impl>(*self, cfg, search_dirs, services);
+  Impl& impl = *self->impl_;
+  impl.runner = runner_path();
+  auto inc = impl.start();
+  if (!inc) {
+    std::string why = inc.error();
+    for (const auto& [key, value] : cfg.credentials) {  // the child's message may quote a credential
+      if (plugins::worth_redacting(value)) plugins::redact_text(why, {value});
+    }
+    if (why.starts_with("plugin instance '")) return Error{why};
+    return Error{"plugin '" + cfg.name + "' (line " + std::to_string(cfg.line) + ", isolation: process): " + why};
+  }
+  const json& created = (*inc)->created->head;
+  self->config_ = cfg;
+  self->host_.name = cfg.name;
+  self->host_.credentials = cfg.credentials;
+  self->host_.services = services;
+  const json& lib = created.value("library", json::object());
+  self->library_path_ = lib.value("path", cfg.library);
+  self->library_name_ = lib.value("name", "");
+  self->library_version_ = lib.value("version", "");
+  impl.registration = created.value("registration", json::object());
+  if (auto st = registration_from_json(impl.registration, self->host_); !st) {
+    (*inc)->kill("sent a malformed registration");
+    (*inc)->reader.join();
+    return Error{"plugin instance '" + cfg.name + "': " + st.error()};
+  }
+  std::vector<std::string> secrets;
+  for (const auto& [key, value] : cfg.credentials) {
+    if (!self->host_.public_credentials.contains(key) && plugins::worth_redacting(value)) secrets.push_back(value);
+  }
+  self->host_.secrets.set_fixed(secrets);
+  impl.current = *inc;
+  impl.supervisor = std::thread([&impl] { impl.supervise(); });
+  return self;
+}
+
+ProcessInstance::~ProcessInstance() {
+  Impl& impl = *impl_;
+  std::shared_ptr<Incarnation> inc;
+  {
+    std::lock_guard lock(impl.mutex);
+    impl.stopping = true;
+    impl.state = "stopping";
+    inc = impl.current;
+    impl.cv.notify_all();
+  }
+  if (impl.supervisor.joinable()) impl.supervisor.join();
+  if (inc) {
+    // The child cancels its calls, runs the plugin's destroy() and exits; else SIGKILL.
+    inc->ch->send(Msg::kShutdown, 0);
+    std::unique_lock lock(inc->mutex);
+    if (!inc->cv.wait_for(lock, kExitGrace, [&] { return inc->dead; })) {
+      lock.unlock();
+      inc->kill("did not stop within " + std::to_string(kExitGrace.count()) + " ms; killed");
+      lock.lock();
+      inc->cv.wait(lock, [&] { return inc->dead; });
+    }
+    // Service threads still answering the child end quickly: it is gone.
+    inc->cv.wait(lock, [&] { return inc->http_running == 0; });
+  }
+  std::vector<std::shared_ptr<Incarnation>> dead;
+  {
+    std::lock_guard lock(impl.mutex);
+    dead = std::exchange(impl.dead, {});
+  }
+  for (auto& d : dead) {
+    if (d->reader.joinable()) d->reader.join();
+    std::unique_lock lock(d->mutex);
+    d->cv.wait(lock, [&] { return d->http_running == 0; });
+  }
+}
+
+void ProcessInstance::begin_shutdown() {
+  Instance::begin_shutdown();
+  std::lock_guard lock(impl_->mutex);
+  impl_->cv.notify_all();
+}
+
+int ProcessInstance::in_flight() const { return impl_->in_flight.load(); }
+
+plugins::InstanceHealth ProcessInstance::health() const {
+  std::lock_guard lock(impl_->mutex);
+  plugins::InstanceHealth h;
+  h.mode = "process";
+  h.state = impl_->state;
+  h.pid = impl_->current ? impl_->current->pid : 0;
+  h.restarts = impl_->restarts;
+  h.last_failure = impl_->last_failure;
+  return h;
+}
+
+void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call) const {
+  Impl& impl = *impl_;
+  call.host = &host_;
+  call.reset_outcome();
+  auto fail = [&](mcph_status status, const std::string& text) {
+    call.has_outcome = call.is_error = true;
+    call.error_status = status;
+    call.error_text = "plugin '" + impl.cfg.name + "' " + text;
+  };
+  // A child that is restarting gets until the call's deadline to come back.
+  std::shared_ptr<Incarnation> inc;
+  {
+    std::unique_lock lock(impl.mutex);
+    impl.cv.wait_until(lock, call.deadline, [&] {
+      return impl.current != nullptr || impl.state == "failed" || impl.stopping || shutting_down() || call.cancelled.load();
+    });
+    inc = impl.current;
+    if (!inc || shutting_down()) {
+      fail(MCPH_ERR_UNAVAILABLE, shutting_down() ? "is shutting down" : impl.health_text());
+      return;
+    }
+  }
+  auto p = std::make_shared<Pending>();
+  p->call = &call;
+  const uint32_t id = impl.next_call.fetch_add(1) + 1;
+  {
+    std::lock_guard lock(inc->mutex);
+    if (inc->dead) {
+      fail(MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
+      return;
+    }
+    inc->calls.emplace(id, p);
+  }
+  impl.in_flight.fetch_add(1);
+  json head{{"kind", static_cast<int>(handler.kind)},
+            {"index", handler.index},
+            {"what", what},
+            {"deadline_ms", std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now()).count())},
+            {"principal", call.principal},
+            {"client_capabilities", call.client_capabilities},
+            {"input_responses", call.input_responses}};
+  if (call.state) head["state"] = *call.state;
+  if (call.caller != nullptr) {  // only this user's credentials for this instance travel
+    auto it = call.caller->credentials.find(impl.cfg.name);
+    head["caller"] = it == call.caller->credentials.end() ? json::object() : json(it->second);
+  }
+  if (call.deadline == Clock::time_point::max()) head["deadline_ms"] = int64_t{1} << 40;
+  inc->ch->send(Msg::kCall, id, head, input);  // a failed send shows up as the child's death
+
+  bool cancel_sent = false;
+  auto kill_at = Clock::time_point::max();
+  std::string kill_reason;
+  std::unique_lock lock(p->mutex);
+  while (!p->done && p->failure.empty()) {
+    const auto now = Clock::now();
+    const bool expired = now >= call.deadline;
+    if (!cancel_sent && (call.cancelled.load() || expired || p->over_cpu || shutting_down())) {
+      cancel_sent = true;
+      inc->ch->send(Msg::kCancel, id);
+    }
+    if (kill_at == Clock::time_point::max() && (expired || p->over_cpu)) {
+      kill_at = now + kKillGrace;
+      kill_reason = p->over_cpu ? "was ended because a call used more than " + json(impl.cfg.limits.cpu_seconds_per_call).dump() +
+                                      " s of CPU (limits.cpu_seconds_per_call) and ignored its cancellation"
+                                : "was ended because a call ignored its cancellation past its deadline";
+    }
+    if (now >= kill_at) {
+      lock.unlock();
+      inc->kill(kill_reason);
+      lock.lock();
+      kill_at = Clock::time_point::max() - std::chrono::hours(1);  // once
+      continue;
+    }
+    p->cv.wait_until(lock, std::min({now + std::chrono::milliseconds(20), kill_at}));
+  }
+  const bool over_cpu = p->over_cpu;
+  const std::string failure = p->failure;
+  lock.unlock();
+  {
+    std::lock_guard inc_lock(inc->mutex);
+    inc->calls.erase(id);
+  }
+  impl.in_flight.fetch_sub(1);
+  if (!failure.empty()) {  // e.g. "crashed (SIGSEGV)" + "; restarting"
+    call.reset_outcome();
+    const size_t semi = failure.find("; ");
+    fail(MCPH_ERR_UNAVAILABLE, failure.substr(0, semi) + " during " + what + (semi == std::string::npos ? "" : failure.substr(semi)));
+    return;
+  }
+  if (over_cpu) {
+    call.reset_outcome();
+    fail(MCPH_ERR_RESOURCE_EXHAUSTED, "used more than " + json(impl.cfg.limits.cpu_seconds_per_call).dump() +
+                                          " s of CPU (limits.cpu_seconds_per_call) in " + what + "; cancelled");
+  }
+}
+
+}  // namespace mcph::isolation

@@ -1,0 +1,87 @@
+// The framed protocol between mcp-host and an isolated plugin's child process
+// (mcp-host-plugin), over one socketpair. A frame is
+//
+//   u32 size | u8 type | u32 id | u32 head size | head (JSON text) | body (raw bytes)
+//
+// little-endian, `size` counting everything after itself. `id` names the call (host's
+// calls) or the service request (the child's) a frame belongs to. The head carries the
+// small structured part; the body carries bulk bytes untouched (a tool's input and result,
+// a state value, an HTTP body), so nothing is escaped twice.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "plugins/instance.hpp"
+#include "result.hpp"
+
+namespace mcph::isolation {
+
+enum class Msg : uint8_t {
+  // host -> child
+  kCreate = 1,    // head: {name, library, search_dirs, credentials, settings, create_timeout_ms, cpu_seconds_per_call}
+  kCall = 2,      // id: call. head: {kind, index, what, deadline_ms, principal, caller?, client_capabilities,
+                  //   input_responses, state?}; body: the input JSON
+  kCancel = 3,    // id: call
+  kReply = 4,     // id: service request. head: the answer; body: bytes it carries
+  kHttpHead = 5,  // id: service request (streamed HTTP). head: {status, headers}
+  kHttpBody = 6,  // id: service request (streamed HTTP). body: a chunk
+  kShutdown = 7,  // end calls (they see call_cancelled), destroy the instance, exit 0
+  // child -> host
+  kCreated = 20,  // head: {ok, error?, library: {path, name, version}, registration}
+  kResult = 21,   // id: call. head: the outcome; body: the result JSON (when not an error)
+  kProgress = 22, // id: call. head: {progress, total, message}
+  kCallLog = 23,  // id: call. head: {level, logger}; body: data JSON
+  kLog = 24,      // head: {level}; body: a log line of the plugin (or the runner)
+  kService = 25,  // id: service request. head: {op, call?, ...}; body: bytes it carries
+  kHttpStop = 26, // id: service request: the plugin stopped reading a streamed body
+  kResourceUpdated = 27,  // body: the URI
+  kOverCpu = 28,  // id: call: its handler used more CPU than cpu_seconds_per_call; cancelled
+};
+
+struct Frame {
+  Msg type{};
+  uint32_t id = 0;
+  nlohmann::json head;  // null when the frame had none
+  std::string body;
+};
+
+// Frames larger than this end the connection (a confused or hostile peer).
+constexpr size_t kMaxFrameBytes = 256u << 20;
+
+// One end of the socketpair. send() is thread-safe; read() belongs to one reader thread.
+class Channel {
+ public:
+  explicit Channel(int fd) : fd_(fd) {}
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  int fd() const { return fd_; }
+  // False once the peer is gone (or the socket was shut down).
+  bool send(Msg type, uint32_t id, const nlohmann::json& head = nullptr, std::string_view body = {});
+  // Blocks for the next frame. An error when the peer closed, the socket failed, or a frame
+  // was malformed ("closed" for an orderly end).
+  Status read(Frame& frame);
+  // Wakes a blocked read() and fails every later send (the fd stays open until destruction).
+  void shutdown();
+
+ private:
+  bool fill(size_t need);  // until buf_ holds `need` bytes after pos_
+  int fd_;
+  std::mutex write_mutex_;
+  std::string buf_;  // read side
+  size_t pos_ = 0;
+};
+
+// What an instance registered in create(), as it travels from child to host: tools,
+// resources, prompts, user credentials, the credential check, public credential keys.
+nlohmann::json registration_to_json(const mcph_host_instance& hi);
+// Fills hi's registration from it (handlers stay null: they live in the child).
+Status registration_from_json(const nlohmann::json& j, mcph_host_instance& hi);
+
+}  // namespace mcph::isolation

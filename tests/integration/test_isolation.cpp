@@ -1,0 +1,262 @@
+// Isolation: plugin instances with `isolation: process` run in a supervised child process.
+// A crash, an exit, a memory hog, a CPU spinner or a handler that ignores its deadline ends
+// only that child: the call gets a clear error, the instance restarts (or ends failed when
+// it keeps crashing), and every other instance answers throughout. Against the real binary.
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "http_host.hpp"
+#include "rpc.hpp"
+
+namespace mcph::testing {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+
+// Under AddressSanitizer a SIGSEGV is caught, reported, and the process exits with status 1.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MCPH_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(MCPH_TEST_ASAN)
+const char* const kSegvEnds = "exited with status 1";
+#else
+const char* const kSegvEnds = "crashed (SIGSEGV)";
+#endif
+
+// A process that is gone (or a zombie nobody reaped yet).
+bool process_gone(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+long rss_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+std::string isolated(const std::string& extra = "") {
+  return R"(  - name: echo
+    library: example-echo
+  - name: bad
+    library: test-hostile
+    isolation: process
+    credentials: { api_token: "12345", org_id: "777777" }
+)" + extra;
+}
+
+// The host over stdio, with a second thread that calls echo in a loop: every answer must be
+// the right one, however the isolated instance fares meanwhile.
+class StdioHost {
+ public:
+  explicit StdioHost(const std::string& plugins, const std::string& server = "") {
+    const std::string cfg = dir_.str() + "/mcp-host.yaml";
+    std::ofstream(cfg) << config_yaml(dir_.str() + "/state", plugins, server);
+    process_ = std::make_unique<Process>(std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg});
+    process_->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+    EXPECT_EQ(process_->read_response(0)["result"]["protocolVersion"], "2025-11-25") << process_->stderr_text();
+  }
+  Process& p() { return *process_; }
+  json ask(const json& request, std::chrono::milliseconds timeout = 10s) {
+    process_->send(request);
+    return process_->read_response(request["id"], nullptr, timeout);
+  }
+  int child_pid() {
+    json r = ask(call("pid-" + std::to_string(++asked_), "pid"));
+    return r["result"]["structuredContent"].value("pid", 0);
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Process> process_;
+  int asked_ = 0;
+};
+
+TEST(Isolation, AnIsolatedInstanceRunsInItsOwnProcessWithTheSameResults) {
+  StdioHost host(isolated());
+  const int pid = host.child_pid();
+  EXPECT_GT(pid, 0);
+  EXPECT_FALSE(process_gone(pid));
+  // The same redaction as in the host: the token is a secret, the org id is public.
+  json r = host.ask(call(2, "mirror", {{"value", {{"n", 12345}}}}));
+  EXPECT_EQ(r["result"]["structuredContent"]["sentence"], "token [REDACTED] for org 777777") << r;
+  EXPECT_EQ(r["result"]["structuredContent"]["value"]["n"], 12345) << r;
+}
+
+TEST(Isolation, ACrashIsAClearErrorWithinASecondAndTheInstanceRestarts) {
+  StdioHost host(isolated());
+  const int first = host.child_pid();
+  for (const auto& [how, said] : {std::pair{"segv", kSegvEnds}, {"abort", "crashed (SIGABRT)"}, {"exit", "exited with status 3"}}) {
+    const auto t0 = Clock::now();
+    json r = host.ask(call(std::string("crash-") + how, "crash", {{"how", how}}));
+    EXPECT_LT(seconds_since(t0), 1.0) << how;
+    EXPECT_TRUE(r["result"]["isError"].get<bool>()) << r;
+    EXPECT_EQ(text_of(r), std::string("plugin 'bad' ") + said + " during tool 'crash'; restarting") << r;
+    // It comes back in a new process.
+    int again = 0;
+    EXPECT_TRUE(eventually([&] { return (again = host.child_pid()) > 0; }, 5s)) << host.p().stderr_text();
+    EXPECT_NE(again, first);
+  }
+  EXPECT_NE(host.p().stderr_text().find("plugin instance 'bad' restarted"), std::string::npos);
+}
+
+TEST(Isolation, TheHealthyInstanceAnswersThroughoutACrash) {
+  StdioHost host(isolated());
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, wrong{0};
+  // Requests go out from this thread and another; responses are matched by id.
+  std::thread echo_loop([&] {
+    for (int i = 0; !stop; ++i) {
+      host.p().send(call("e" + std::to_string(i), "echo", {{"text", "hi " + std::to_string(i)}}));
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  host.p().send(call("boom", "crash", {{"how", "segv"}}));
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  echo_loop.join();
+  json boom;
+  for (json m; !(m = host.p().read(2s)).is_null();) {
+    if (m["id"] == "boom") {
+      boom = m;
+      continue;
+    }
+    const std::string id = m["id"];
+    if (text_of(m) == "hi " + id.substr(1)) {
+      ++answered;
+    } else {
+      ++wrong;
+    }
+  }
+  EXPECT_GT(answered.load(), 20);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_NE(text_of(boom).find(kSegvEnds), std::string::npos) << boom;
+}
+
+TEST(Isolation, AnInstanceThatKeepsCrashingEndsFailed) {
+  StdioHost host(isolated("    restart: { max_per_minute: 2, backoff_ms: 20 }\n"));
+  for (int i = 0; i < 3; ++i) {
+    json r = host.ask(call("c" + std::to_string(i), "crash", {{"how", "exit"}}));
+    EXPECT_NE(text_of(r).find("exited with status 3"), std::string::npos) << r;
+    if (i < 2) {
+      EXPECT_TRUE(eventually([&] { return host.child_pid() > 0; }, 5s));
+    }
+  }
+  json r = host.ask(call("after", "pid"));
+  EXPECT_NE(text_of(r).find("plugin 'bad' is failed (exited with status 3)"), std::string::npos) << r;
+  // It stays failed (no restart loop), and the other instance is fine.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NE(text_of(host.ask(call("after2", "pid"))).find("is failed"), std::string::npos);
+  EXPECT_EQ(text_of(host.ask(call("e", "echo", {{"text", "ok"}}))), "ok");
+}
+
+TEST(Isolation, AHandlerThatIgnoresItsDeadlineIsEndedAndRestarted) {
+  StdioHost host(isolated(), "  call_timeout_ms: 400\n");
+  const int first = host.child_pid();
+  const auto t0 = Clock::now();
+  json r = host.ask(call("stall", "stall", {{"ms", 20000}}));
+  EXPECT_LT(seconds_since(t0), 1.5);
+  EXPECT_TRUE(r["result"]["isError"].get<bool>()) << r;
+  // After the grace period the child is ended and replaced.
+  EXPECT_TRUE(eventually([&] { return process_gone(first); }, 3s));
+  int again = 0;
+  EXPECT_TRUE(eventually([&] { return (again = host.child_pid()) > 0 && again != first; }, 5s));
+  EXPECT_NE(host.p().stderr_text().find("ignored its cancellation past its deadline"), std::string::npos);
+}
+
+TEST(Isolation, ACallOverItsCpuLimitIsCancelledThenEnded) {
+  StdioHost host(isolated("    limits: { cpu_seconds_per_call: 1 }\n"));
+  const auto t0 = Clock::now();
+  json r = host.ask(call("spin", "spin", {{"ms", 30000}}), 15s);
+  EXPECT_LT(seconds_since(t0), 4.0);
+  EXPECT_NE(text_of(r).find("used more than 1 s of CPU (limits.cpu_seconds_per_call)"), std::string::npos) << r;
+  EXPECT_TRUE(eventually([&] { return host.child_pid() > 0; }, 5s));
+}
+
+TEST(Isolation, AMemoryHogIsEndedAndTheHostStaysSmall) {
+  StdioHost host(isolated("    limits: { memory_mb: 300 }\n"));
+  const long host_before = rss_kib(host.p().pid());
+  json r = host.ask(call("hoard", "hoard", {{"mb", 600}, {"ms", 10000}}), 20s);
+  EXPECT_NE(text_of(r).find("was ended for going over its memory limit"), std::string::npos) << r;
+  EXPECT_NE(text_of(r).find("limits.memory_mb: 300"), std::string::npos) << r;
+  EXPECT_LT(rss_kib(host.p().pid()) - host_before, 20 * 1024);
+  EXPECT_TRUE(eventually([&] { return host.child_pid() > 0; }, 5s));
+}
+
+TEST(Isolation, KillNineOfTheHostLeavesNoChildBehind) {
+  StdioHost host(isolated() + "  - name: bad2\n    library: test-hostile\n    tool_prefix: two_\n    isolation: process\n");
+  const int one = host.child_pid();
+  json r = host.ask(call("p2", "two_pid"));
+  const int two = r["result"]["structuredContent"].value("pid", 0);
+  ASSERT_GT(one, 0);
+  ASSERT_GT(two, 0);
+  host.p().signal(SIGKILL);
+  host.p().wait();
+  EXPECT_TRUE(eventually([&] { return process_gone(one) && process_gone(two); }, 3s));
+}
+
+TEST(Isolation, SigtermStopsTheChildrenAndExits) {
+  StdioHost host(isolated());
+  const int child = host.child_pid();
+  host.p().signal(SIGTERM);
+  EXPECT_EQ(host.p().wait(10s), 0) << host.p().stderr_text();
+  EXPECT_TRUE(process_gone(child));
+}
+
+TEST(Isolation, HealthzAndToolsShowTheModePidAndRestarts) {
+  HttpHost host(isolated());
+  auto c = host.client();
+  json h = body_json(c->Get("/healthz"));
+  json bad;
+  for (const auto& i : h["plugins"]) {
+    if (i["name"] == "bad") bad = i;
+  }
+  EXPECT_EQ(bad["isolation"], "process") << h;
+  EXPECT_EQ(bad["state"], "running");
+  EXPECT_GT(bad["pid"].get<int>(), 0);
+  EXPECT_EQ(bad["restarts"], 0);
+  EXPECT_EQ(h["plugins"][0]["isolation"], "none");
+
+  auto [code, out] = run_command({MCPH_BINARY, "check-config", "--config", host.config_path()});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("isolation: process"), std::string::npos) << out;
+  EXPECT_NE(out.find("memory_mb 1024"), std::string::npos) << out;
+}
+
+TEST(Isolation, ConfigErrorsAreClear) {
+  TempDir dir;
+  const std::string cfg = dir.str() + "/mcp-host.yaml";
+  auto check = [&](const std::string& plugins) {
+    std::ofstream(cfg) << config_yaml(dir.str() + "/state", plugins);
+    Process p({MCPH_BINARY, "check-config", "--config", cfg});
+    EXPECT_EQ(p.wait(), 1);
+    return p.stderr_text();
+  };
+  std::string err = check("  - name: e\n    library: example-echo\n    limits: { memory_mb: 10 }\n");
+  EXPECT_NE(err.find("plugins[0].limits applies only with isolation: process"), std::string::npos) << err;
+  err = check("  - name: e\n    library: example-echo\n    isolation: container\n");
+  EXPECT_NE(err.find("isolation"), std::string::npos) << err;
+  EXPECT_NE(err.find("container"), std::string::npos) << err;
+  // A library that does not exist: the child says so, and the host names the instance.
+  err = check("  - name: e\n    library: no-such-plugin\n    isolation: process\n");
+  EXPECT_NE(err.find("plugin 'e'"), std::string::npos) << err;
+  EXPECT_NE(err.find("no-such-plugin"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace mcph::testing
