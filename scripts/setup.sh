@@ -10,6 +10,7 @@ packages=(
   dpkg-dev file   # scripts/package.sh: CPack's Debian generator runs dpkg-shlibdeps and file
   chromium chromium-driver python3-selenium   # the sign-in page's browser test
   clang           # the sanitizer build (scripts/test.sh): it compiles it in about half the time
+  libseccomp-dev  # isolation: process with sandbox: strict (a seccomp filter in the child)
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/fuzz.sh)
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.

@@ -777,6 +777,7 @@ Status read_settings(const Context& ctx, const Value& v, PluginConfig& plugin) {
 }
 
 constexpr std::string_view kIsolationModes[] = {"none", "process"};
+constexpr std::string_view kSandboxModes[] = {"none", "strict"};
 constexpr Field<IsolationLimits> kLimitFields[] = {
     {"memory_mb", int_field<&IsolationLimits::memory_mb, 0, 1 << 22>},
     {"cpu_seconds_per_call", int_field<&IsolationLimits::cpu_seconds_per_call, 0, 1 << 22>},
@@ -800,6 +801,7 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"isolation", enum_field<&PluginConfig::isolation, kIsolationModes>},
     {"limits", section_field<&PluginConfig::limits, kLimitFields>},
     {"restart", section_field<&PluginConfig::restart, kRestartFields>},
+    {"sandbox", enum_field<&PluginConfig::sandbox, kSandboxModes>},
 };
 
 Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
@@ -811,7 +813,7 @@ Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
   if (plugin.name.empty()) return ctx.fail(v.line, v.path + " is missing required key 'name'");
   if (plugin.library.empty()) return ctx.fail(v.line, v.path + " is missing required key 'library'");
   if (plugin.isolation != "process") {  // limits and restarts are a child process's
-    for (const char* key : {"limits", "restart"}) {
+    for (const char* key : {"limits", "restart", "sandbox"}) {
       if (v.node[key]) return ctx.fail(line_of(v.node[key]), v.path + "." + key + " applies only with isolation: process");
     }
   }

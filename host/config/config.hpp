@@ -42,6 +42,7 @@ struct PluginConfig {
   std::string isolation = "none";  // none: in the host's process | process: a supervised child process
   IsolationLimits limits;
   RestartPolicy restart;
+  std::string sandbox = "none";    // isolation: process: none | strict (seccomp: no files, sockets or programs after create)
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 };
 

@@ -13,6 +13,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "isolation/sandbox.hpp"
 #include "isolation/wire.hpp"
 #include "json/bounded.hpp"
 #include "plugins/in_process.hpp"
@@ -339,6 +340,9 @@ void Child::create(const Frame& f) {
                   {"registration", registration_to_json(instance_->host_instance())}};
         const double cpu = h.value("cpu_seconds_per_call", 0.0);
         if (cpu > 0) std::thread([this, cpu] { watch_cpu(cpu); }).detach();
+        if (h.value("sandbox", "none") == "strict") {
+          if (auto st = enter_strict_sandbox(); !st) result = {{"ok", false}, {"error", "could not enter sandbox: strict: " + st.error()}};
+        }
       }
     }
   } catch (const json::exception& e) {

@@ -244,6 +244,7 @@ Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
             {"settings", cfg.settings},
             {"create_timeout_ms", cfg.create_timeout_ms},
             {"cpu_seconds_per_call", cfg.limits.cpu_seconds_per_call},
+            {"sandbox", cfg.sandbox},
             {"log_level", static_cast<int>(spdlog::get_level())}};
   inc->ch->send(Msg::kCreate, 0, head);
   std::unique_lock lock(inc->mutex);

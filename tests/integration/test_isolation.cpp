@@ -218,6 +218,38 @@ TEST(Isolation, SigtermStopsTheChildrenAndExits) {
   EXPECT_TRUE(process_gone(child));
 }
 
+TEST(Isolation, SandboxStrictLeavesOnlyTheHostsServices) {
+  httplib::Server upstream;
+  upstream.Get("/page", [](const httplib::Request&, httplib::Response& res) { res.set_content("served upstream", "text/plain"); });
+  const int port = upstream.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { upstream.listen_after_bind(); });
+  StdioHost host(isolated("    sandbox: strict\n") +
+                 "  - name: svc\n    library: test-services\n    isolation: process\n    sandbox: strict\n");
+  json r = host.ask(call("esc", "escape"));
+  const json& tried = r["result"]["structuredContent"];
+  EXPECT_EQ(tried["open"], "Operation not permitted") << r;
+  EXPECT_EQ(tried["socket"], "Operation not permitted") << r;
+  EXPECT_EQ(tried["fork"], "Operation not permitted") << r;
+  // The host's services still reach the outside world for it: HTTP and state; a crash
+  // still reads as a crash.
+  r = host.ask(call("fetch", "fetch", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/page"}}));
+  EXPECT_EQ(r["result"]["structuredContent"]["body"], "served upstream") << r;
+  upstream.stop();
+  serving.join();
+  r = host.ask(call("put", "state", {{"op", "put"}, {"key", "k"}, {"value", "v"}}));
+  EXPECT_EQ(r["result"]["structuredContent"]["ok"], true) << r;
+  r = host.ask(call("get", "state", {{"op", "get"}, {"key", "k"}}));
+  EXPECT_EQ(r["result"]["structuredContent"]["value"], "v") << r;
+  r = host.ask(call("abort", "crash", {{"how", "abort"}}));
+  EXPECT_NE(text_of(r).find("crashed (SIGABRT)"), std::string::npos) << r;
+}
+
+TEST(Isolation, WithoutTheSandboxTheChildMayDoWhatTheUserMay) {
+  StdioHost host(isolated());
+  json r = host.ask(call("esc", "escape"));
+  EXPECT_EQ(r["result"]["structuredContent"]["open"], "allowed") << r;
+}
+
 TEST(Isolation, HealthzAndToolsShowTheModePidAndRestarts) {
   HttpHost host(isolated());
   auto c = host.client();

@@ -1,6 +1,9 @@
 // test-hostile: a plugin that behaves badly on purpose, for the hardening and isolation
 // tests: handlers that ignore cancellation, results that repeat credentials (as numbers, in
 // strings, in keys), over-deep results, and handlers that crash, exit, spin or hoard memory.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -90,6 +93,22 @@ class Hostile : public mcph::sdk::Plugin {
              std::this_thread::sleep_for(std::chrono::milliseconds(5));
            }
            return mcph::sdk::text("hoarding");
+         });
+    tool(ToolSpec("escape").description("Tries to open a file, make a socket and start a process; says what worked."),
+         [](mcph::sdk::Call&, const json&) -> json {
+           auto outcome = [](int rc) { return rc >= 0 ? std::string("allowed") : std::string(std::strerror(errno)); };
+           json out;
+           const int fd = ::open("/etc/hostname", O_RDONLY);
+           out["open"] = outcome(fd);
+           if (fd >= 0) ::close(fd);
+           const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+           out["socket"] = outcome(s);
+           if (s >= 0) ::close(s);
+           const pid_t pid = ::fork();
+           if (pid == 0) _exit(0);
+           if (pid > 0) ::waitpid(pid, nullptr, 0);
+           out["fork"] = outcome(pid);
+           return mcph::sdk::structured(out, "tried");
          });
     tool(ToolSpec("spin").description("Burns CPU for `ms` milliseconds and ignores cancellation.")
              .input(schema({{"ms", {{"type", "integer"}, {"minimum", 0}, {"maximum", 60000}}}}, {"ms"})),

@@ -391,7 +391,7 @@ TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
       {yaml({"plugins:", "  - name: a", "    library: b", "  - name: c", "    library: d",
              "    enable: true"}),
        "cfg.yaml:6: unknown key 'enable' in plugins[1] (known: name, library, enabled, tool_prefix, tools, "
-       "credentials, settings, max_concurrent_calls, create_timeout_ms, isolation, limits, restart)"},
+       "credentials, settings, max_concurrent_calls, create_timeout_ms, isolation, limits, restart, sandbox)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "    tools:", "      allow: []",
              "      block: [x]"}),
        "cfg.yaml:6: unknown key 'block' in plugins[0].tools (known: allow, deny)"},
