@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -871,9 +873,52 @@ fs::path absolute_dir(const std::string& dir) {
   return error ? fs::path(dir) : path.lexically_normal();
 }
 
+// Where each YAML document starts, and nothing else (a YAML::EventHandler that builds nothing).
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;  // where each document starts
+  std::vector<YAML::Mark> content;  // where each one's first node is (for messages)
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { node(mark); }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { node(mark); }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { node(mark); }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (content.size() < starts.size()) content.push_back(mark);
+  }
+};
+
+// The file must hold one document. Counted with a bound, never with YAML::LoadAll: on some
+// malformed input (a stray ',' or an unclosed '[' at the top level) yaml-cpp 0.7 hands back
+// the same empty document for ever, and LoadAll allocates until memory runs out
+// (jbeder/yaml-cpp#1040, fixed upstream by #1319; found by tests/fuzz/fuzz_config).
+Status check_one_document(const Context& ctx, const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentStarts seen;
+  while (seen.starts.size() < 2 && parser.HandleNextDocument(seen)) {
+  }
+  if (seen.starts.size() < 2) return Ok{};
+  const YAML::Mark& second = seen.starts[1];
+  if (second.pos == seen.starts[0].pos) {  // no progress: yaml-cpp is stuck on a token it cannot use
+    // (marks are 0-based)
+    return ctx.fail(second.line + 1, "YAML syntax error: unexpected '" + std::string(1, yaml[std::min<size_t>(second.pos, yaml.size() - 1)]) +
+                                         "' at column " + std::to_string(second.column + 1));
+  }
+  const YAML::Mark& where = seen.content.size() > 1 ? seen.content[1] : second;
+  return ctx.fail(where.line + 1, "only one YAML document is allowed");
+}
+
 Result<std::shared_ptr<const Config>> load_yaml(const Context& ctx, const std::string& yaml) {
-  const std::vector<YAML::Node> documents = YAML::LoadAll(yaml);
-  if (documents.size() > 1) return ctx.fail(line_of(documents[1]), "only one YAML document is allowed");
+  if (auto st = check_one_document(ctx, yaml); !st) return Error{st.error()};
+  std::vector<YAML::Node> documents;
+  if (YAML::Node root = YAML::Load(yaml); root.IsDefined()) documents.push_back(root);
 
   auto config = std::make_shared<Config>();
   config->source = ctx.source;

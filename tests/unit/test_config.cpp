@@ -447,6 +447,9 @@ TEST_F(ConfigErrorTest, YamlSyntaxErrorsNameTheLine) {
 TEST_F(ConfigErrorTest, OnlyOneDocument) {
   expect_errors({
       {yaml({"log: {}", "---", "server: {}"}), "cfg.yaml:3: only one YAML document is allowed"},
+      // yaml-cpp 0.7 would loop for ever on these (found by fuzz_config).
+      {yaml({",{"}), "cfg.yaml:1: YAML syntax error: unexpected ',' at column 1"},
+      {yaml({"# a comment", "  , ["}), "cfg.yaml:2: YAML syntax error: unexpected ',' at column 3"},
   });
 }
 
