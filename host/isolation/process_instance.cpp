@@ -760,7 +760,10 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
     const bool expired = now >= call.deadline;
     if (!cancel_sent && (call.cancelled.load() || expired || p->over_cpu || shutting_down())) {
       cancel_sent = true;
+      lock.unlock();  // never hold the call's lock on a socket write
       inc->ch->send(Msg::kCancel, id);
+      lock.lock();
+      continue;
     }
     if (kill_at == Clock::time_point::max() && (expired || p->over_cpu)) {
       kill_at = now + kKillGrace;

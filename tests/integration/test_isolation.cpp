@@ -77,7 +77,8 @@ class StdioHost {
   }
   int child_pid() {
     json r = ask(call("pid-" + std::to_string(++asked_), "pid"));
-    return r["result"]["structuredContent"].value("pid", 0);
+    const json& pid = r["result"]["structuredContent"];
+    return pid.is_object() ? pid.value("pid", 0) : 0;  // 0 while it restarts
   }
 
  private:
