@@ -80,8 +80,11 @@ class Child {
   };
   struct Call;
   void create(const Frame& f);
-  void start_call(Frame& f);
-  void submit(std::function<void()> job);
+  std::shared_ptr<Call> take_call(Frame& f);  // null if malformed (answered already)
+  void run_call(const std::shared_ptr<Call>& c);
+  void follow(bool main_thread);
+  std::shared_ptr<Call> read_until_call();
+  void hand_off_reading();
   void watch_cpu(double limit_s);
   void end_all_slots();
 
@@ -89,6 +92,7 @@ class Child {
   std::unique_ptr<plugins::InProcessInstance> instance_;  // set once by create()
   std::atomic<plugins::InProcessInstance*> live_{nullptr};  // instance_, once created
   std::atomic<bool> creating_{false};
+  std::string instance_name_;  // set before live_
   std::unique_ptr<services::StateStore> state_;
   std::unique_ptr<services::HttpService> http_;
   plugins::UserDirectory users_;
@@ -101,11 +105,13 @@ class Child {
   std::condition_variable calls_done_;                         // a call left calls_
   bool host_gone_ = false;                                     // guarded by mutex_
 
-  // Workers for calls: idle ones wait for jobs; more start when none is idle.
+  // Threads take turns reading the socket (leader/followers): the one reading (the leader)
+  // runs a call it reads itself, after handing the reading to an idle follower (or a new
+  // thread), so a call starts without waking a second thread first.
   std::mutex pool_mutex_;
   std::condition_variable pool_cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by pool_mutex_
-  int idle_ = 0;                            // guarded by pool_mutex_
+  bool leading_ = false;  // guarded by pool_mutex_: some thread reads the socket
+  int idle_ = 0;          // guarded by pool_mutex_: followers waiting to lead
 };
 
 // A call running here; its events become frames.
@@ -119,6 +125,7 @@ struct Child::Call final : plugins::CallEvents {
   }
   Channel& ch;
   uint32_t id;
+  plugins::InProcessInstance* inst = nullptr;  // alive while the call is in calls_
   mcph_call call;
   plugins::Caller caller;
   std::string what, input;
@@ -279,27 +286,14 @@ void Child::end_all_slots() {
   }
 }
 
-void Child::submit(std::function<void()> job) {
-  std::unique_lock lock(pool_mutex_);
-  jobs_.push_back(std::move(job));
+void Child::hand_off_reading() {
+  std::lock_guard lock(pool_mutex_);
+  leading_ = false;
   if (idle_ > 0) {
     pool_cv_.notify_one();
-    return;
+  } else {
+    std::thread([this] { follow(false); }).detach();
   }
-  std::thread([this] {
-    std::unique_lock l(pool_mutex_);
-    for (;;) {
-      ++idle_;
-      const bool got = pool_cv_.wait_for(l, std::chrono::seconds(30), [&] { return !jobs_.empty(); });
-      --idle_;
-      if (!got) return;  // idle for long: this worker goes
-      auto next = std::move(jobs_.front());
-      jobs_.pop_front();
-      l.unlock();
-      next();
-      l.lock();
-    }
-  }).detach();
 }
 
 void Child::create(const Frame& f) {
@@ -332,6 +326,7 @@ void Child::create(const Frame& f) {
         result["error"] = inst.error();
       } else {
         instance_ = std::move(*inst);
+        instance_name_ = cfg.name;
         listener_ = std::make_unique<RemoteListener>(ch_);
         instance_->set_listener(listener_.get());
         live_ = instance_.get();
@@ -351,7 +346,7 @@ void Child::create(const Frame& f) {
   ch_.send(Msg::kCreated, 0, result);
 }
 
-void Child::start_call(Frame& f) {
+std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
   auto c = std::make_shared<Call>(ch_, f.id);
   try {
     const json& h = f.head;
@@ -365,7 +360,7 @@ void Child::start_call(Frame& f) {
     if (auto s = h.find("state"); s != h.end() && s->is_string()) c->call.state = s->get<std::string>();
     if (auto cr = h.find("caller"); cr != h.end() && cr->is_object()) {
       c->caller.principal = c->call.principal;
-      c->caller.credentials[live_.load()->name()] = cr->get<std::map<std::string, std::string>>();
+      c->caller.credentials[instance_name_] = cr->get<std::map<std::string, std::string>>();
       c->call.caller = &c->caller;
     }
   } catch (const json::exception& e) {
@@ -373,30 +368,33 @@ void Child::start_call(Frame& f) {
     c->call.error_status = MCPH_ERR_INTERNAL;
     c->call.error_text = std::string("malformed call frame: ") + e.what();
     ch_.send(Msg::kResult, f.id, json{{"has_outcome", true}, {"is_error", true}, {"error_status", MCPH_ERR_INTERNAL}, {"error_text", c->call.error_text}});
-    return;
+    return nullptr;
   }
   c->call.events = c.get();
+  std::lock_guard lock(mutex_);  // with the shutdown's check: a registered call keeps the instance alive
+  c->inst = live_.load();
+  if (c->inst == nullptr) return nullptr;  // shutting down: the host hears of it when the process ends
+  calls_[f.id] = c;
+  return c;
+}
+
+void Child::run_call(const std::shared_ptr<Call>& c) {
+  pthread_getcpuclockid(pthread_self(), &c->cpu_clock);
+  c->started = true;
+  c->inst->run(c->what, c->ref, c->input, c->call);
   {
     std::lock_guard lock(mutex_);
-    calls_[f.id] = c;
+    calls_.erase(c->id);
+    calls_done_.notify_all();
   }
-  submit([this, c, inst = live_.load()] {
-    pthread_getcpuclockid(pthread_self(), &c->cpu_clock);
-    c->started = true;
-    inst->run(c->what, c->ref, c->input, c->call);
-    {
-      std::lock_guard lock(mutex_);
-      calls_.erase(c->id);
-      calls_done_.notify_all();
-    }
-    const mcph_call& o = c->call;
-    json head{{"has_outcome", o.has_outcome},   {"is_error", o.is_error},
-              {"error_status", o.error_status}, {"error_text", o.error_text},
-              {"input_requests", o.input_requests}, {"missing_capability", o.missing_capability}};
-    if (o.next_state) head["next_state"] = *o.next_state;
-    ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
-  });
+  const mcph_call& o = c->call;
+  json head{{"has_outcome", o.has_outcome},   {"is_error", o.is_error},
+            {"error_status", o.error_status}, {"error_text", o.error_text},
+            {"input_requests", o.input_requests}, {"missing_capability", o.missing_capability}};
+  if (o.next_state) head["next_state"] = *o.next_state;
+  ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
 }
+
 
 // Cancels a call whose handler thread used more CPU than `limit_s`, and tells the host,
 // which ends the process if the handler goes on anyway.
@@ -422,6 +420,34 @@ void Child::watch_cpu(double limit_s) {
 
 int Child::serve() {
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("plugin", std::make_shared<ForwardSink>(ch_)));
+  follow(true);
+  return 0;
+}
+
+// A thread of the child: waits to lead, then reads frames until it reads a call, which it
+// runs after handing the reading on. The main thread never retires; others do after 30 s idle.
+void Child::follow(bool main_thread) {
+  for (;;) {
+    {
+      std::unique_lock lock(pool_mutex_);
+      ++idle_;
+      const bool lead = pool_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !leading_; });
+      --idle_;
+      if (!lead) {
+        if (main_thread) continue;
+        return;  // someone else leads; this one has been idle long enough
+      }
+      leading_ = true;
+    }
+    std::shared_ptr<Call> call;
+    while (!call) call = read_until_call();
+    hand_off_reading();
+    run_call(call);
+  }
+}
+
+// The leader's loop: serves every frame but a call, which it returns.
+std::shared_ptr<Child::Call> Child::read_until_call() {
   Frame f;
   for (;;) {
     if (!ch_.read(f)) break;  // the host is gone: nothing left to serve
@@ -432,7 +458,9 @@ int Child::serve() {
         if (!creating_.exchange(true)) std::thread([this, frame = std::move(f)] { create(frame); }).detach();
         break;
       case Msg::kCall:
-        if (live_.load() != nullptr) start_call(f);
+        if (live_.load() != nullptr) {
+          if (auto c = take_call(f)) return c;
+        }
         break;
       case Msg::kCancel: {
         std::lock_guard lock(mutex_);
@@ -458,9 +486,9 @@ int Child::serve() {
         // Calls see call_cancelled(); the plugin's destroy() runs once they returned. This
         // thread keeps serving their service requests meanwhile.
         std::thread([this] {
+          std::unique_lock lock(mutex_);
           if (live_.exchange(nullptr) != nullptr) {
             instance_->begin_shutdown();
-            std::unique_lock lock(mutex_);
             calls_done_.wait(lock, [&] { return calls_.empty(); });
             lock.unlock();
             instance_.reset();
