@@ -40,6 +40,9 @@ bool redact_json(json& value, const std::vector<std::string>& secrets) {
         for (auto& item : v->items()) {
           std::string key = item.key();
           redact_text(key, secrets);
+          // Two keys may redact to the same text ("[REDACTED]" beside "12345"): keep both.
+          const std::string base = key;
+          for (int n = 2; rebuilt.contains(key); ++n) key = base + " #" + std::to_string(n);
           rebuilt[key] = std::move(item.value());
         }
         *v = std::move(rebuilt);

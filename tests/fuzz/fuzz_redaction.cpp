@@ -1,5 +1,7 @@
 // libFuzzer: redaction over JSON values. Input: a secret, a newline, JSON. The result must
 // stay valid JSON, with every number as it was, and the secret in no string or key.
+#include <algorithm>
+
 #include "json/bounded.hpp"
 #include "plugins/secrets.hpp"
 
@@ -7,7 +9,7 @@ namespace {
 
 using nlohmann::json;
 
-// Numbers in document order.
+// Every number, sorted (redacting a key may move its member within the object).
 std::vector<json> numbers(const json& v) {
   std::vector<json> out;
   std::vector<const json*> stack{&v};
@@ -19,6 +21,7 @@ std::vector<json> numbers(const json& v) {
       for (auto it = j->rbegin(); it != j->rend(); ++it) stack.push_back(&*it);
     }
   }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -47,6 +47,14 @@ TEST(Redaction, NumbersStayNumbersStringsAndKeysAreRedacted) {
   EXPECT_FALSE(v.contains("12345"));
 }
 
+// Found by fuzz_redaction: a key that redacts to one already there must not replace it.
+TEST(Redaction, KeysThatRedactAlikeAreBothKept) {
+  json v = json::parse(R"({"[REDACTED]":1,"12345":2})");
+  EXPECT_TRUE(plugins::redact_json(v, {"12345"}));
+  ASSERT_EQ(v.size(), 2u) << v;
+  EXPECT_EQ(v["[REDACTED]"].get<int>() + v["[REDACTED] #2"].get<int>(), 3) << v;
+}
+
 TEST(Redaction, MatchesDecodedTextAndLongestFirst) {
   json v = json{{"t", "x\"y\\z and abcd1234"}};
   std::vector<std::string> secrets{"1234", "x\"y\\z", "abcd1234"};
