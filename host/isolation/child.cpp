@@ -25,23 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-// Length-prefixed pairs: how state_list's rows travel (values are bytes, not JSON).
-void read_pairs(std::string_view body, const std::function<bool(std::string_view, std::string_view)>& each) {
-  auto take = [&](std::string_view& out) {
-    if (body.size() < 4) return false;
-    uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(body[i])) << (8 * i);
-    if (body.size() - 4 < n) return false;
-    out = body.substr(4, n);
-    body.remove_prefix(4 + n);
-    return true;
-  };
-  std::string_view k, v;
-  while (take(k) && take(v)) {
-    if (!each(k, v)) return;
-  }
-}
-
 class Child;
 
 // Log lines of the plugin and the runner go to the host's log, in its format.

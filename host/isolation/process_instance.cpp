@@ -371,15 +371,8 @@ void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, 
   } else if (op == "state_delete") {
     if (auto r = state->erase(cfg.name, key); !r) fail(r.error());
   } else if (op == "state_list") {
-    auto put = [&](std::string_view s) {
-      char n[4];
-      for (int i = 0; i < 4; ++i) n[i] = static_cast<char>((s.size() >> (8 * i)) & 0xff);
-      body.append(n, 4);
-      body.append(s);
-    };
     auto r = state->list(cfg.name, key, [&](std::string_view k, std::string_view v) {
-      put(k);
-      put(v);
+      append_pair(body, k, v);
       return true;
     });
     if (!r) fail(r.error());
@@ -613,20 +606,19 @@ Result<std::unique_ptr<ProcessInstance>> ProcessInstance::create(const config::P
   self->impl_ = std::make_unique<Impl>(*self, cfg, search_dirs, services);
   Impl& impl = *self->impl_;
   impl.runner = runner_path();
-  auto inc = impl.start();
-  if (!inc) {
-    std::string why = inc.error();
-    for (const auto& [key, value] : cfg.credentials) {  // the child's message may quote a credential
-      if (plugins::worth_redacting(value)) plugins::redact_text(why, {value});
-    }
-    if (why.starts_with("plugin instance '")) return Error{why};
-    return Error{"plugin '" + cfg.name + "' (line " + std::to_string(cfg.line) + ", isolation: process): " + why};
-  }
-  const json& created = (*inc)->created->head;
   self->config_ = cfg;
   self->host_.name = cfg.name;
   self->host_.credentials = cfg.credentials;
   self->host_.services = services;
+  self->host_.fix_credential_secrets();  // every credential, until the plugin declares some public
+  auto inc = impl.start();
+  if (!inc) {
+    std::string why = inc.error();
+    self->host_.redact(why);  // the child's message may quote a credential
+    if (why.starts_with("plugin instance '")) return Error{why};
+    return Error{"plugin '" + cfg.name + "' (line " + std::to_string(cfg.line) + ", isolation: process): " + why};
+  }
+  const json& created = (*inc)->created->head;
   const json& lib = created.value("library", json::object());
   self->library_path_ = lib.value("path", cfg.library);
   self->library_name_ = lib.value("name", "");
@@ -637,11 +629,7 @@ Result<std::unique_ptr<ProcessInstance>> ProcessInstance::create(const config::P
     (*inc)->reader.join();
     return Error{"plugin instance '" + cfg.name + "': " + st.error()};
   }
-  std::vector<std::string> secrets;
-  for (const auto& [key, value] : cfg.credentials) {
-    if (!self->host_.public_credentials.contains(key) && plugins::worth_redacting(value)) secrets.push_back(value);
-  }
-  self->host_.secrets.set_fixed(secrets);
+  self->host_.fix_credential_secrets();
   impl.current = *inc;
   impl.supervisor = std::thread([&impl] { impl.supervise(); });
   return self;

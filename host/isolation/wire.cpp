@@ -111,6 +111,28 @@ Status Channel::read(Frame& frame) {
   return Ok{};
 }
 
+void append_pair(std::string& body, std::string_view key, std::string_view value) {
+  for (std::string_view part : {key, value}) {
+    char n[4];
+    put_u32(n, static_cast<uint32_t>(part.size()));
+    body.append(n, 4);
+    body.append(part);
+  }
+}
+
+void read_pairs(std::string_view body, const std::function<bool(std::string_view, std::string_view)>& each) {
+  auto take = [&](std::string_view& out) {
+    if (body.size() < 4 || body.size() - 4 < get_u32(body.data())) return false;
+    out = body.substr(4, get_u32(body.data()));
+    body.remove_prefix(4 + out.size());
+    return true;
+  };
+  std::string_view k, v;
+  while (take(k) && take(v)) {
+    if (!each(k, v)) return;
+  }
+}
+
 using nlohmann::json;
 
 json registration_to_json(const mcph_host_instance& hi) {

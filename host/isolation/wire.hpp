@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -77,6 +78,12 @@ class Channel {
   std::string buf_;  // read side
   size_t pos_ = 0;
 };
+
+// state_list's rows as they travel in a body (values are bytes, not JSON): u32-prefixed
+// key, u32-prefixed value, repeated. read_pairs stops at the first incomplete pair or when
+// `each` returns false.
+void append_pair(std::string& body, std::string_view key, std::string_view value);
+void read_pairs(std::string_view body, const std::function<bool(std::string_view, std::string_view)>& each);
 
 // What an instance registered in create(), as it travels from child to host: tools,
 // resources, prompts, user credentials, the credential check, public credential keys.

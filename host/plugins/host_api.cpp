@@ -240,15 +240,7 @@ mcph_status call_error(mcph_call* call, mcph_status status, mcph_str message) {
 
 // The secrets a call's notifications must not carry: the instance's and its caller's.
 std::vector<std::string> call_secrets(const mcph_call* call) {
-  if (call->host == nullptr) return {};
-  const mcph_host_instance& hi = *call->host;
-  std::vector<std::string> secrets = hi.secrets.fixed();
-  if (call->caller != nullptr) {
-    auto mine = hi.caller_secrets(*call->caller);
-    secrets.insert(secrets.end(), mine.begin(), mine.end());
-    plugins::sort_longest_first(secrets);
-  }
-  return secrets;
+  return call->host == nullptr ? std::vector<std::string>() : call->host->secrets_for(call->caller);
 }
 
 void call_progress(mcph_call* call, double progress, double total, mcph_str message) {

@@ -19,14 +19,7 @@ Result<std::unique_ptr<InProcessInstance>> InProcessInstance::create(const confi
   self->host_.credentials = cfg.credentials;
   self->host_.services = services;
   // Until the plugin declares which credentials are public, every one is a secret.
-  auto secret_values = [&](const std::set<std::string>& public_keys) {
-    std::vector<std::string> values;
-    for (const auto& [key, value] : cfg.credentials) {
-      if (!public_keys.contains(key) && worth_redacting(value)) values.push_back(value);
-    }
-    return values;
-  };
-  self->host_.secrets.set_fixed(secret_values({}));
+  self->host_.fix_credential_secrets();
 
   // create() runs on a thread of its own, under a deadline: a plugin that hangs there must
   // not hang the host's start (nor keep SIGTERM from ending it). One that does is given up:
@@ -58,7 +51,7 @@ Result<std::unique_ptr<InProcessInstance>> InProcessInstance::create(const confi
   }
   const mcph_status st = pending->status;
   wait_lock.unlock();
-  if (st == MCPH_OK) self->host_.secrets.set_fixed(secret_values(self->host_.public_credentials));
+  if (st == MCPH_OK) self->host_.fix_credential_secrets();
   if (st != MCPH_OK) {
     std::string why = self->host_.create_error.empty() ? status_name(st) : self->host_.create_error;
     self->host_.redact(why);

@@ -37,6 +37,24 @@ std::vector<std::string> mcph_host_instance::caller_secrets(const mcph::plugins:
   return out;
 }
 
+std::vector<std::string> mcph_host_instance::secrets_for(const mcph::plugins::Caller* caller) const {
+  std::vector<std::string> out = secrets.fixed();
+  if (caller != nullptr) {
+    auto mine = caller_secrets(*caller);
+    out.insert(out.end(), mine.begin(), mine.end());
+    mcph::plugins::sort_longest_first(out);
+  }
+  return out;
+}
+
+void mcph_host_instance::fix_credential_secrets() {
+  std::vector<std::string> values;
+  for (const auto& [key, value] : credentials) {
+    if (!public_credentials.contains(key) && mcph::plugins::worth_redacting(value)) values.push_back(value);
+  }
+  secrets.set_fixed(std::move(values));
+}
+
 namespace mcph::plugins {
 
 using nlohmann::json;
@@ -92,12 +110,7 @@ void Instance::finish(const std::string& what, mcph_status st, mcph_call& call) 
     call.error_text = what + (st == MCPH_OK ? " returned no result" : std::string(" failed: ") + status_name(st));
   }
   // The secrets this handler could have seen: the instance's and this caller's own.
-  std::vector<std::string> secrets = host_.secrets.fixed();
-  if (call.caller != nullptr) {
-    auto mine = host_.caller_secrets(*call.caller);
-    secrets.insert(secrets.end(), mine.begin(), mine.end());
-    sort_longest_first(secrets);
-  }
+  const std::vector<std::string> secrets = host_.secrets_for(call.caller);
   if (call.is_error) {
     redact_text(call.error_text, secrets);
   } else {

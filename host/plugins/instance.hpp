@@ -210,6 +210,11 @@ struct mcph_host_instance {
   // The values of `caller`'s credentials for this instance that are secret (declared with
   // secret = true); they become secrets of the instance from now on.
   std::vector<std::string> caller_secrets(const mcph::plugins::Caller& caller) const;
+  // What a handler running for `caller` (may be null) could have seen: the instance's
+  // secrets and the caller's, longest first.
+  std::vector<std::string> secrets_for(const mcph::plugins::Caller* caller) const;
+  // Makes the YAML credentials not declared public (public_credentials) the fixed secrets.
+  void fix_credential_secrets();
 };
 
 namespace mcph::plugins {

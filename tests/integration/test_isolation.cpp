@@ -10,6 +10,7 @@
 
 #include "http_host.hpp"
 #include "rpc.hpp"
+#include "stdio_host.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -58,23 +59,10 @@ std::string isolated(const std::string& extra = "") {
 )" + extra;
 }
 
-// The host over stdio, with a second thread that calls echo in a loop: every answer must be
-// the right one, however the isolated instance fares meanwhile.
-class StdioHost {
+// The host over stdio, and the pid its isolated instance 'bad' runs in.
+class StdioHost : public mcph::testing::StdioHost {
  public:
-  explicit StdioHost(const std::string& plugins, const std::string& server = "") {
-    const std::string cfg = dir_.str() + "/mcp-host.yaml";
-    std::ofstream(cfg) << config_yaml(dir_.str() + "/state", plugins, server);
-    process_ = std::make_unique<Process>(std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg});
-    process_->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
-                                         {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
-    EXPECT_EQ(process_->read_response(0)["result"]["protocolVersion"], "2025-11-25") << process_->stderr_text();
-  }
-  Process& p() { return *process_; }
-  json ask(const json& request, std::chrono::milliseconds timeout = 10s) {
-    process_->send(request);
-    return process_->read_response(request["id"], nullptr, timeout);
-  }
+  using mcph::testing::StdioHost::StdioHost;
   int child_pid() {
     json r = ask(call("pid-" + std::to_string(++asked_), "pid"));
     const json& pid = r["result"]["structuredContent"];
@@ -82,8 +70,6 @@ class StdioHost {
   }
 
  private:
-  TempDir dir_;
-  std::unique_ptr<Process> process_;
   int asked_ = 0;
 };
 
