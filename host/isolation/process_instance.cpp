@@ -1,11 +1,13 @@
 #include "isolation/process_instance.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +39,8 @@ constexpr auto kKillGrace = std::chrono::milliseconds(1000);
 constexpr auto kExitGrace = std::chrono::milliseconds(2000);
 // Outbound HTTP requests one child may have running at once.
 constexpr int kMaxHttpRequests = 256;
+// How soon the reader thread takes up reading again after the last call stopped waiting.
+constexpr auto kReaderLinger = std::chrono::milliseconds(5);
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -72,6 +76,12 @@ class Spawner {
  private:
   Spawner() {
     std::thread([this] {
+      // Every signal blocked on this thread, and so in a child until it has run execv: a
+      // handler of the host must never run in a vfork()ed child, which shares its memory.
+      // mcp-host-plugin unblocks them first thing.
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, nullptr);
       for (;;) {
         std::unique_lock lock(mutex_);
         cv_.wait(lock, [&] { return !jobs_.empty(); });
@@ -88,8 +98,10 @@ class Spawner {
     for (const auto& a : r.args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) return Error{std::string("fork: ") + std::strerror(errno)};
+    // vfork: the child shares the host's memory until execv (no copy of its page tables,
+    // which cost milliseconds for a large host) and runs only system calls meanwhile.
+    const pid_t pid = vfork();
+    if (pid < 0) return Error{std::string("vfork: ") + std::strerror(errno)};
     if (pid == 0) {
       // Only async-signal-safe calls from here to execv.
       prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -108,9 +120,6 @@ class Spawner {
       dup2(2, 1);        // nor its stdout: a plugin's printf goes to the log instead
       dup2(sock, 3);
       syscall(SYS_close_range, 4u, ~0u, 0u);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -122,36 +131,54 @@ class Spawner {
   std::deque<std::function<void()>> jobs_;
 };
 
-// A call waiting for its child's answer.
+// A call waiting for its child's answer. Guarded by its Incarnation's mutex.
 struct Pending {
   mcph_call* call = nullptr;
-  std::mutex mutex;
-  std::condition_variable cv;
+  std::condition_variable cv;  // its answer arrived, it failed, or the read token is free for it
   bool done = false;
   bool over_cpu = false;
   std::string failure;  // set when the child died or was ended
 };
 
-void fill_outcome(mcph_call& call, const Frame& f) {
-  const json& h = f.head;
-  call.has_outcome = h.value("has_outcome", false);
-  call.is_error = h.value("is_error", false);
-  call.error_status = static_cast<mcph_status>(h.value("error_status", static_cast<int>(MCPH_OK)));
-  call.error_text = h.value("error_text", "");
-  call.input_requests = h.value("input_requests", json::object());
-  call.missing_capability = h.value("missing_capability", "");
-  if (auto s = h.find("next_state"); s != h.end() && s->is_string()) call.next_state = s->get<std::string>();
-  if (call.has_outcome && !call.is_error) {
-    auto result = json_text::parse(f.body);
-    if (result && result->is_object()) {
-      call.result = std::move(*result);
-    } else {
-      call.is_error = true;
-      call.error_status = MCPH_ERR_INTERNAL;
-      call.error_text = "the plugin's process sent a malformed result";
+// A kResult frame's outcome, parsed before it is handed to its call.
+struct Outcome {
+  bool has_outcome = false, is_error = false;
+  mcph_status error_status = MCPH_OK;
+  std::string error_text, missing_capability;
+  json input_requests, result;
+  std::optional<std::string> next_state;
+
+  explicit Outcome(const Frame& f) {
+    const json& h = f.head;
+    has_outcome = h.value("has_outcome", false);
+    is_error = h.value("is_error", false);
+    error_status = static_cast<mcph_status>(h.value("error_status", static_cast<int>(MCPH_OK)));
+    error_text = h.value("error_text", "");
+    input_requests = h.value("input_requests", json::object());
+    missing_capability = h.value("missing_capability", "");
+    if (auto s = h.find("next_state"); s != h.end() && s->is_string()) next_state = s->get<std::string>();
+    if (has_outcome && !is_error) {
+      auto parsed = json_text::parse(f.body);
+      if (parsed && parsed->is_object()) {
+        result = std::move(*parsed);
+      } else {
+        is_error = true;
+        error_status = MCPH_ERR_INTERNAL;
+        error_text = "the plugin's process sent a malformed result";
+      }
     }
   }
-}
+  void move_to(mcph_call& call) {
+    call.has_outcome = has_outcome;
+    call.is_error = is_error;
+    call.error_status = error_status;
+    call.error_text = std::move(error_text);
+    call.input_requests = std::move(input_requests);
+    call.missing_capability = std::move(missing_capability);
+    if (next_state) call.next_state = std::move(next_state);
+    if (!result.is_null()) call.result = std::move(result);
+  }
+};
 
 }  // namespace
 
@@ -168,9 +195,16 @@ std::string runner_path() {
 }
 
 // One child process and the calls and service requests on it.
+//
+// Reading the socket is a token (`reading`) that one thread holds at a time: a call waiting
+// for its answer takes it and reads, so the answer it waits for wakes no other thread;
+// frames for others it hands on as it meets them. When no call waits, the incarnation's own
+// reader thread holds it, for the child's log lines, service requests and its death. A
+// call that starts while that thread waits in poll() kicks it (an eventfd) to let go.
 struct Incarnation {
   pid_t pid = 0;
   std::unique_ptr<Channel> ch;
+  int kick = -1;  // eventfd: a call wants the read token from the reader thread
   std::thread reader;
   std::mutex mutex;
   std::condition_variable cv;
@@ -181,6 +215,17 @@ struct Incarnation {
   bool dead = false;                                                          // guarded by mutex
   std::string kill_reason;                                                    // guarded by mutex
   std::atomic<bool> gone{false};  // dead, for HTTP cancel checks without the lock
+  // The read token, guarded by mutex.
+  bool reading = false;
+  bool reader_reads = false;  // the reader thread holds it
+  bool ended = false;         // a read failed: the channel is over; the reader thread reports it
+  int waiting = 0;            // calls waiting for an answer
+  std::vector<Pending*> idle; // of them, those waiting without the token
+  std::condition_variable reader_cv;
+
+  ~Incarnation() {
+    if (kick >= 0) ::close(kick);
+  }
 
   // Ends the process (the reader then reports the death, with `reason`).
   void kill(const std::string& reason) {
@@ -190,6 +235,36 @@ struct Incarnation {
       kill_reason = reason;
     }
     ::kill(pid, SIGKILL);
+  }
+
+  // Lets go of the read token (with the lock held): to a call waiting without it; the
+  // reader thread takes it up once no call waits (or at once to report the end).
+  void release_token() {
+    reading = reader_reads = false;
+    while (!idle.empty() && (idle.back()->done || !idle.back()->failure.empty())) idle.pop_back();
+    if (ended) {
+      reader_cv.notify_one();  // it reports the end
+    } else if (!idle.empty()) {
+      idle.back()->cv.notify_one();
+      idle.pop_back();
+    }
+  }
+
+  // Waits up to `timeout` for a frame (with the token held, without the lock). Ok with
+  // `got` false when none came.
+  Status read_frame(Frame& f, bool& got, int timeout_ms, bool watch_kick) {
+    got = false;
+    if (!ch->buffered()) {
+      pollfd fds[2] = {{ch->fd(), POLLIN, 0}, {kick, POLLIN, 0}};
+      const int n = ::poll(fds, watch_kick ? 2 : 1, timeout_ms);
+      if (watch_kick && (fds[1].revents & POLLIN) != 0) {
+        uint64_t count;
+        [[maybe_unused]] auto r = ::read(kick, &count, sizeof count);
+      }
+      if (n <= 0 || fds[0].revents == 0) return Ok{};
+    }
+    got = true;
+    return ch->read(f);
   }
 };
 
@@ -219,6 +294,7 @@ struct ProcessInstance::Impl {
 
   Result<std::shared_ptr<Incarnation>> start();
   void read_loop(const std::shared_ptr<Incarnation>& inc);
+  std::string dispatch(const std::shared_ptr<Incarnation>& inc, Frame& f);
   void on_service(const std::shared_ptr<Incarnation>& inc, Frame& f);
   void serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f);
   void on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken);
@@ -232,6 +308,11 @@ Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return Error{std::string("socketpair: ") + std::strerror(errno)};
   auto inc = std::make_shared<Incarnation>();
   inc->ch = std::make_unique<Channel>(fds[0]);
+  inc->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (inc->kick < 0) {
+    ::close(fds[1]);
+    return Error{std::string("eventfd: ") + std::strerror(errno)};
+  }
   auto pid = Spawner::get().spawn({runner, {runner, "--instance", cfg.name}, fds[1], static_cast<rlim_t>(cfg.limits.open_files)});
   ::close(fds[1]);
   if (!pid) return Error{pid.error()};
@@ -278,74 +359,93 @@ void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
   Frame f;
   std::string broken;
   for (;;) {
-    auto st = inc->ch->read(f);
+    {
+      std::unique_lock lock(inc->mutex);
+      // Calls do not wake this thread when they are done (that would cost a wake-up per
+      // call): it looks again every 5 ms, and at once when the channel ended.
+      while (!inc->reader_cv.wait_for(lock, kReaderLinger, [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); })) {
+      }
+      inc->reading = inc->reader_reads = true;
+    }
+    bool got = false;
+    auto st = inc->read_frame(f, got, -1, true);
+    if (st && got) broken = dispatch(inc, f);  // under the token: a frame is served before the next is read
+    {
+      std::lock_guard lock(inc->mutex);
+      if (!st || !broken.empty()) inc->ended = true;
+      inc->release_token();
+    }
     if (!st) {
       if (st.error() != "closed") broken = st.error();
       break;
     }
-    switch (f.type) {
-      case Msg::kCreated: {
-        std::lock_guard lock(inc->mutex);
-        inc->created = std::move(f);
-        inc->cv.notify_all();
-        break;
-      }
-      case Msg::kResult:
-      case Msg::kOverCpu: {
-        std::shared_ptr<Pending> p;
-        {
-          std::lock_guard lock(inc->mutex);
-          if (auto it = inc->calls.find(f.id); it != inc->calls.end()) p = it->second;
-        }
-        if (!p) break;
-        std::lock_guard lock(p->mutex);
-        if (f.type == Msg::kOverCpu) {
-          p->over_cpu = true;
-        } else if (!p->done) {
-          fill_outcome(*p->call, f);
-          p->done = true;
-        }
-        p->cv.notify_all();
-        break;
-      }
-      case Msg::kProgress:
-      case Msg::kCallLog: {
-        std::lock_guard lock(inc->mutex);  // the call stays registered (and its events alive) meanwhile
-        auto it = inc->calls.find(f.id);
-        // Nothing more for a call its client cancelled (the child may not know yet).
-        if (it == inc->calls.end() || it->second->call->events == nullptr || it->second->call->cancelled.load()) break;
-        plugins::CallEvents* events = it->second->call->events;
-        if (f.type == Msg::kProgress) {
-          events->progress(f.head.value("progress", 0.0), f.head.value("total", 0.0), f.head.value("message", ""));
-        } else {
-          json data = json_text::parse(f.body).value_or(json(f.body));
-          events->log(static_cast<mcph_log_level>(f.head.value("level", 0)), f.head.value("logger", ""), data);
-        }
-        break;
-      }
-      case Msg::kLog:
-        spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(f.head.value("level", 2), 0, 6)), "{}", f.body);
-        break;
-      case Msg::kService:
-        on_service(inc, f);
-        break;
-      case Msg::kHttpStop: {
-        std::lock_guard lock(inc->mutex);
-        if (auto it = inc->http_stops.find(f.id); it != inc->http_stops.end()) {
-          it->second->store(f.head.value("cancel", false) ? 2 : 1);
-        }
-        break;
-      }
-      case Msg::kResourceUpdated:
-        self.notify_resource_updated(f.body);
-        break;
-      default:
-        broken = "sent an unknown frame";
-        break;
-    }
     if (!broken.empty()) break;
   }
   on_death(inc, broken);
+}
+
+// Serves one frame from the child; what broke the protocol, if it did.
+std::string ProcessInstance::Impl::dispatch(const std::shared_ptr<Incarnation>& inc, Frame& f) {
+  switch (f.type) {
+    case Msg::kCreated: {
+      std::lock_guard lock(inc->mutex);
+      inc->created = std::move(f);
+      inc->cv.notify_all();
+      break;
+    }
+    case Msg::kResult: {
+      Outcome outcome(f);  // parsed before the lock
+      std::lock_guard lock(inc->mutex);
+      if (auto it = inc->calls.find(f.id); it != inc->calls.end() && !it->second->done) {
+        outcome.move_to(*it->second->call);
+        it->second->done = true;
+        it->second->cv.notify_one();
+      }
+      break;
+    }
+    case Msg::kOverCpu: {
+      std::lock_guard lock(inc->mutex);
+      if (auto it = inc->calls.find(f.id); it != inc->calls.end()) {
+        it->second->over_cpu = true;
+        it->second->cv.notify_one();
+      }
+      break;
+    }
+    case Msg::kProgress:
+    case Msg::kCallLog: {
+      std::lock_guard lock(inc->mutex);  // the call stays registered (and its events alive) meanwhile
+      auto it = inc->calls.find(f.id);
+      // Nothing more for a call its client cancelled (the child may not know yet).
+      if (it == inc->calls.end() || it->second->call->events == nullptr || it->second->call->cancelled.load()) break;
+      plugins::CallEvents* events = it->second->call->events;
+      if (f.type == Msg::kProgress) {
+        events->progress(f.head.value("progress", 0.0), f.head.value("total", 0.0), f.head.value("message", ""));
+      } else {
+        json data = json_text::parse(f.body).value_or(json(f.body));
+        events->log(static_cast<mcph_log_level>(f.head.value("level", 0)), f.head.value("logger", ""), data);
+      }
+      break;
+    }
+    case Msg::kLog:
+      spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(f.head.value("level", 2), 0, 6)), "{}", f.body);
+      break;
+    case Msg::kService:
+      on_service(inc, f);
+      break;
+    case Msg::kHttpStop: {
+      std::lock_guard lock(inc->mutex);
+      if (auto it = inc->http_stops.find(f.id); it != inc->http_stops.end()) {
+        it->second->store(f.head.value("cancel", false) ? 2 : 1);
+      }
+      break;
+    }
+    case Msg::kResourceUpdated:
+      self.notify_resource_updated(f.body);
+      break;
+    default:
+      return "sent an unknown frame";
+  }
+  return "";
 }
 
 void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, Frame& f) {
@@ -514,9 +614,8 @@ void ProcessInstance::Impl::on_death(const std::shared_ptr<Incarnation>& inc, co
   inc->dead = true;
   if (inc->kill_reason.empty()) inc->kill_reason = how;
   for (auto& [id, p] : inc->calls) {
-    std::lock_guard call_lock(p->mutex);
     p->failure = how + next;
-    p->cv.notify_all();
+    p->cv.notify_one();
   }
   inc->cv.notify_all();
 }
@@ -742,13 +841,18 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   bool cancel_sent = false;
   auto kill_at = Clock::time_point::max();
   std::string kill_reason;
-  std::unique_lock lock(p->mutex);
+  std::unique_lock lock(inc->mutex);
+  ++inc->waiting;
+  if (inc->reader_reads) {  // ask the reader thread for the token
+    const uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(inc->kick, &one, sizeof one);
+  }
   while (!p->done && p->failure.empty()) {
     const auto now = Clock::now();
     const bool expired = now >= call.deadline;
     if (!cancel_sent && (call.cancelled.load() || expired || p->over_cpu || shutting_down())) {
       cancel_sent = true;
-      lock.unlock();  // never hold the call's lock on a socket write
+      lock.unlock();  // never hold the lock on a socket write
       inc->ch->send(Msg::kCancel, id);
       lock.lock();
       continue;
@@ -766,15 +870,35 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
       kill_at = Clock::time_point::max() - std::chrono::hours(1);  // once
       continue;
     }
-    p->cv.wait_until(lock, std::min({now + std::chrono::milliseconds(20), kill_at}));
+    // Checks for cancellation and deadlines every 20 ms.
+    const auto wake = std::min({now + std::chrono::milliseconds(20), kill_at});
+    if (inc->reading || inc->ended) {
+      inc->idle.push_back(p.get());
+      p->cv.wait_until(lock, wake);
+      if (auto it = std::find(inc->idle.begin(), inc->idle.end(), p.get()); it != inc->idle.end()) inc->idle.erase(it);
+      continue;
+    }
+    inc->reading = true;  // this call reads until its answer comes
+    lock.unlock();
+    Frame f;
+    bool got = false;
+    const int timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
+    auto st = inc->read_frame(f, got, std::max(timeout_ms, 0), false);
+    std::string broken = st && got ? impl.dispatch(inc, f) : std::string();
+    lock.lock();
+    if (!st || !broken.empty()) inc->ended = true;  // the reader thread reads it again and reports the death
+    inc->release_token();
+    if (!broken.empty()) {
+      lock.unlock();
+      inc->kill("broke the protocol (" + broken + ")");
+      lock.lock();
+    }
   }
+  --inc->waiting;
+  inc->calls.erase(id);
   const bool over_cpu = p->over_cpu;
   const std::string failure = p->failure;
   lock.unlock();
-  {
-    std::lock_guard inc_lock(inc->mutex);
-    inc->calls.erase(id);
-  }
   impl.in_flight.fetch_sub(1);
   if (!failure.empty()) {  // e.g. "crashed (SIGSEGV)" + "; restarting"
     call.reset_outcome();

@@ -54,7 +54,7 @@ struct Frame {
 // Frames larger than this end the connection (a confused or hostile peer).
 constexpr size_t kMaxFrameBytes = 256u << 20;
 
-// One end of the socketpair. send() is thread-safe; read() belongs to one reader thread.
+// One end of the socketpair. send() is thread-safe; read() belongs to one reader at a time.
 class Channel {
  public:
   explicit Channel(int fd) : fd_(fd) {}
@@ -70,6 +70,8 @@ class Channel {
   Status read(Frame& frame);
   // Wakes a blocked read() and fails every later send (the fd stays open until destruction).
   void shutdown();
+  // Bytes already read from the socket that read() has not returned yet (by the reader).
+  bool buffered() const { return pos_ < buf_.size(); }
 
  private:
   bool fill(size_t need);  // until buf_ holds `need` bytes after pos_
