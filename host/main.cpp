@@ -2,6 +2,7 @@
 // only; every piece it wires lives in its own room (config/, plugins/, protocol/, transport/,
 // services/, plugin_check/).
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -22,7 +23,7 @@
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 #include "transport/http.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/stdio.hpp"
@@ -41,7 +42,7 @@ int fail(const std::string& message) {
 // Everything a command needs, built in dependency order and torn down in reverse.
 struct Host {
   std::shared_ptr<const config::Config> config;
-  std::unique_ptr<services::StateStore> state;
+  std::unique_ptr<store::StateStore> state;
   std::unique_ptr<services::HttpClient> http;
   plugins::UserDirectory users;  // filled by the OAuth server while it runs
   std::unique_ptr<plugins::Registry> registry;
@@ -75,9 +76,26 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   if (auto st = services::setup_logging(log_level.empty() ? c.log.level : log_level, c.log.format); !st) {
     return Error{st.error()};
   }
-  auto state = services::StateStore::open(c.state_dir);
+  auto state = store::StateStore::open(c.store, c.state_dir);
   if (!state) return Error{"state_dir: " + state.error()};
   host->state = std::move(*state);
+  if (c.store.backend == "postgresql") {
+    // Connects and migrates now; a server that is down is not fatal: requests that need the
+    // store fail until it is back (and /readyz says so).
+    if (auto st = host->state->check(); !st) spdlog::warn("{}", st.error());
+    else spdlog::info("store: {}", host->state->location());
+  }
+  // Who this replica is, for its plugins' leases: kept in state_dir, so a host that
+  // restarts (even after kill -9) holds its leases again at once instead of waiting for
+  // them to expire. Replicas must not share a state_dir.
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(c.state_dir).parent_path(), ec);
+  ::mkdir(c.state_dir.c_str(), 0700);  // private, as the SQLite store makes it
+  if (auto id = auth::load_or_create_key(c.state_dir + "/replica.key"); id) {
+    plugins::set_replica_id(crypto::hex(id->substr(0, 8)));
+  } else {
+    spdlog::debug("replica id: {} (using a new one)", id.error());
+  }
   host->http = std::make_unique<services::HttpClient>();
   auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get(), &host->users});
   if (!registry) return Error{registry.error()};
@@ -373,6 +391,7 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
   if (auto st = (*host)->state->check(); !st) return fail(st.error());
+  std::printf("ok  store            %s at %s\n", (*host)->state->backend().c_str(), (*host)->state->location().c_str());
   const auto& reg = *(*host)->registry;
   for (const auto& inst : reg.instances()) {
     std::printf("ok  %-16s %s %s (%zu tools) from %s\n", inst->name().c_str(), inst->library_name().c_str(),

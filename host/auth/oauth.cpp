@@ -15,7 +15,7 @@
 
 #include "json/bounded.hpp"
 #include "services/crypto.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::auth {
 namespace {
@@ -170,7 +170,7 @@ Result<std::string> load_or_create_key(const std::string& path) {
   return key;
 }
 
-OAuthServer::OAuthServer(OAuthOptions options, services::StateStore& store)
+OAuthServer::OAuthServer(OAuthOptions options, store::StateStore& store)
     : options_(std::move(options)), store_(store), resource_(options_.issuer + options_.mcp_path) {
   if (options_.users) options_.users->set([this](const std::string& principal) { return user(principal); });
 }

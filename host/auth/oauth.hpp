@@ -86,7 +86,7 @@ struct OAuthOptions {
 
 class OAuthServer {
  public:
-  OAuthServer(OAuthOptions options, services::StateStore& store);
+  OAuthServer(OAuthOptions options, store::StateStore& store);
   ~OAuthServer();
   OAuthServer(const OAuthServer&) = delete;
   OAuthServer& operator=(const OAuthServer&) = delete;
@@ -168,7 +168,7 @@ class OAuthServer {
   void drop_grant(const std::string& grant_id);
 
   OAuthOptions options_;
-  services::StateStore& store_;
+  store::StateStore& store_;
   std::string resource_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, Cached> cache_;  // token hash -> caller; guarded by cache_mutex_

@@ -854,10 +854,37 @@ Status read_plugin_paths(const Context& ctx, const Value& v, Config& config) {
   });
 }
 
+constexpr std::string_view kStoreBackends[] = {"sqlite", "postgresql"};
+constexpr Field<StoreConfig> kStoreFields[] = {
+    {"backend", enum_field<&StoreConfig::backend, kStoreBackends>},
+    {"url", string_field<&StoreConfig::url>},
+    {"pool_size", int_field<&StoreConfig::pool_size, 1, 1024>},
+    {"connect_timeout_ms", int_field<&StoreConfig::connect_timeout_ms, 100, 600000>},
+    {"statement_timeout_ms", int_field<&StoreConfig::statement_timeout_ms, 100, 3600000>},
+};
+
+Status read_store(const Context& ctx, const Value& v, Config& config) {
+  if (auto st = read_section(ctx, v, kStoreFields, config.store); !st) return st;
+  const StoreConfig& s = config.store;
+  if (s.backend == "postgresql") {
+    // The URL is a secret (it may hold the password): the message never quotes it.
+    if (!s.url.starts_with("postgresql://") && !s.url.starts_with("postgres://")) {
+      return ctx.fail(v.node["url"] ? line_of(v.node["url"]) : v.line,
+                      v.path + ".url must be a postgresql:// URL for backend: postgresql");
+    }
+  } else {
+    for (const char* key : {"url", "pool_size", "connect_timeout_ms", "statement_timeout_ms"}) {
+      if (v.node[key]) return ctx.fail(line_of(v.node[key]), v.path + "." + key + " applies only with backend: postgresql");
+    }
+  }
+  return Ok{};
+}
+
 // One key per line, like the YAML it describes.
 // clang-format off
 constexpr Field<Config> kTopFields[] = {
     {"state_dir", read_state_dir},
+    {"store", read_store},
     {"log", section_field<&Config::log, kLogFields>},
     {"plugin_paths", read_plugin_paths},
     {"server", section_field<&Config::server, kServerFields>},

@@ -46,6 +46,15 @@ struct PluginConfig {
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 };
 
+// Where the host keeps what must outlive a process (plugin state, OAuth, shared keys).
+struct StoreConfig {
+  std::string backend = "sqlite";  // sqlite: state_dir/state.db | postgresql: shared by replicas
+  std::string url;                 // postgresql only: postgresql://user:password@host:port/db (a secret)
+  int pool_size = 8;               // postgresql: connections per process at most
+  int connect_timeout_ms = 5000;   // postgresql: per connection attempt
+  int statement_timeout_ms = 5000; // postgresql: a statement that runs longer fails
+};
+
 struct LogConfig {
   std::string level = "info";   // trace | debug | info | warn | error | off
   std::string format = "text";  // text | json
@@ -114,6 +123,7 @@ struct ServerConfig {
 struct Config {
   std::string source;  // file path, or "<string>"
   std::string state_dir = "~/.local/state/mcp-host";  // after ~ expansion when loaded
+  StoreConfig store;
   LogConfig log;
   std::vector<std::string> plugin_paths;  // relative paths resolved against the file's folder
   ServerConfig server;

@@ -20,7 +20,7 @@
 #include "json/bounded.hpp"
 #include "plugins/in_process.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::isolation {
 namespace {
@@ -84,7 +84,7 @@ class Child {
   std::atomic<plugins::InProcessInstance*> live_{nullptr};  // instance_, once created
   std::atomic<bool> creating_{false};
   std::string instance_name_;  // set before live_
-  std::unique_ptr<services::StateStore> state_;
+  std::unique_ptr<store::StateStore> state_;
   std::unique_ptr<services::HttpService> http_;
   plugins::UserDirectory users_;
   std::unique_ptr<plugins::ResourceListener> listener_;
@@ -133,9 +133,11 @@ struct Child::Call final : plugins::CallEvents {
   bool over_cpu = false;  // watcher thread only
 };
 
-class RemoteStore final : public services::StateStore {
+class RemoteStore final : public store::StateStore {
  public:
   explicit RemoteStore(Child& child) : child_(child) {}
+  std::string backend() const override { return "host"; }
+  std::string location() const override { return "the host's store"; }
   Status check() override { return Ok{}; }
   Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) override {
     auto r = child_.ask(json{{"op", "state_get"}, {"key", key}}, {});
@@ -158,6 +160,26 @@ class RemoteStore final : public services::StateStore {
     auto r = child_.ask(json{{"op", "state_list"}, {"key", prefix}}, {});
     if (auto e = failure(r, ns)) return Error{*e};
     read_pairs(r->body, each);
+    return Ok{};
+  }
+  Result<bool> put_if(std::string_view ns, std::string_view key, std::optional<std::string_view> expected,
+                      std::optional<std::string_view> value) override {
+    std::string body;
+    append_pair(body, expected.value_or(""), value.value_or(""));
+    auto r = child_.ask(json{{"op", "state_put_if"}, {"key", key}, {"has_expected", expected.has_value()}, {"has_value", value.has_value()}},
+                        body);
+    if (auto e = failure(r, ns)) return Error{*e};
+    return r->head.value("done", false);
+  }
+  Result<bool> acquire(std::string_view ns, std::string_view name, std::string_view owner,
+                       std::chrono::milliseconds ttl) override {
+    auto r = child_.ask(json{{"op", "lease_acquire"}, {"key", name}, {"owner", owner}, {"ttl_ms", ttl.count()}}, {});
+    if (auto e = failure(r, ns)) return Error{*e};
+    return r->head.value("held", false);
+  }
+  Status release(std::string_view ns, std::string_view name, std::string_view owner) override {
+    auto r = child_.ask(json{{"op", "lease_release"}, {"key", name}, {"owner", owner}}, {});
+    if (auto e = failure(r, ns)) return Error{*e};
     return Ok{};
   }
 
@@ -331,6 +353,7 @@ void Child::create(const Frame& f) {
     cfg.settings = h.at("settings");
     cfg.create_timeout_ms = h.at("create_timeout_ms");
     spdlog::set_level(static_cast<spdlog::level::level_enum>(h.value("log_level", 2)));
+    if (auto replica = h.value("replica", ""); !replica.empty()) plugins::set_replica_id(replica);  // its leases are its host's
     auto lib = plugins::Library::load(cfg.library, h.at("search_dirs").get<std::vector<std::string>>());
     if (!lib) {
       result["error"] = lib.error();

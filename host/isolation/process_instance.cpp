@@ -24,7 +24,7 @@
 #include "isolation/wire.hpp"
 #include "json/bounded.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::isolation {
 namespace fs = std::filesystem;
@@ -326,6 +326,7 @@ Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
             {"create_timeout_ms", cfg.create_timeout_ms},
             {"cpu_seconds_per_call", cfg.limits.cpu_seconds_per_call},
             {"sandbox", cfg.sandbox},
+            {"replica", plugins::replica_id()},
             {"log_level", static_cast<int>(spdlog::get_level())}};
   inc->ch->send(Msg::kCreate, 0, head);
   std::unique_lock lock(inc->mutex);
@@ -454,10 +455,31 @@ void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, 
   json reply{{"ok", true}};
   std::string body;
   auto fail = [&](const std::string& why) { reply = {{"ok", false}, {"error", why}}; };
-  services::StateStore* state = services.state;
+  store::StateStore* state = services.state;
   // The store namespace is this instance's name: a child cannot reach another's state.
-  if (op.starts_with("state_") && state == nullptr) {
+  if ((op.starts_with("state_") || op.starts_with("lease_")) && state == nullptr) {
     fail("no state store (set state_dir)");
+  } else if (op == "state_put_if") {
+    std::optional<std::string_view> expected, value;
+    read_pairs(f.body, [&](std::string_view e, std::string_view v) {
+      if (f.head.value("has_expected", false)) expected = e;
+      if (f.head.value("has_value", false)) value = v;
+      return false;
+    });
+    if (auto r = state->put_if(cfg.name, key, expected, value); !r) {
+      fail(r.error());
+    } else {
+      reply["done"] = *r;
+    }
+  } else if (op == "lease_acquire") {
+    // The owner is this host's, whatever the child says: it cannot take another replica's.
+    if (auto r = state->acquire(cfg.name, key, plugins::replica_id() + "/" + cfg.name, std::chrono::milliseconds(f.head.value("ttl_ms", int64_t{0}))); !r) {
+      fail(r.error());
+    } else {
+      reply["held"] = *r;
+    }
+  } else if (op == "lease_release") {
+    if (auto r = state->release(cfg.name, key, plugins::replica_id() + "/" + cfg.name); !r) fail(r.error());
   } else if (op == "state_get") {
     auto r = state->get(cfg.name, key);
     if (!r) {

@@ -24,7 +24,7 @@
 #include "plugins/library.hpp"
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::plugin_check {
 namespace {
@@ -225,7 +225,7 @@ void check_isolated(const ProbeOptions& probe, const std::string& scratch, std::
   cfg.credentials = probe.credentials;
   cfg.create_timeout_ms = static_cast<int>(timeout.count());
   cfg.isolation = "process";
-  auto state = services::StateStore::open(scratch + "/isolated-state");
+  auto state = store::StateStore::open(scratch + "/isolated-state");
   if (!state) {
     report.findings.push_back({Finding::Level::kError, "isolation", state.error()});
     return;

@@ -9,7 +9,7 @@
 #include "plugins/instance.hpp"
 #include "plugins/library.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::plugin_check {
 namespace {
@@ -189,7 +189,7 @@ void probe(const ProbeOptions& options, Reporter& out) {
               {"abi", std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor)}};
 
   // The real services: durable state in a scratch folder, the real HTTP client.
-  auto state = services::StateStore::open(options.state_dir);
+  auto state = store::StateStore::open(options.state_dir);
   if (!state) {
     report(Level::kError, "setup", "cannot open a scratch state store: " + state.error());
     return;

@@ -2,13 +2,14 @@
 // its arguments, never throws (no exception may cross the C boundary), and copies what
 // the plugin hands over before returning.
 #include <algorithm>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
 #include "json/bounded.hpp"
 #include "plugins/instance.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 #include "version.hpp"
 
 namespace mcph::plugins {
@@ -322,6 +323,40 @@ mcph_status state_list(mcph_host_instance* hi, mcph_str prefix,
   return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
 }
 
+std::mutex replica_mutex;
+std::string replica;  // guarded by replica_mutex
+
+std::string lease_owner(const std::string& instance) { return replica_id() + "/" + instance; }
+
+mcph_status state_put_if(mcph_host_instance* hi, mcph_str key, const mcph_str* expected, const mcph_str* value) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  auto opt = [](const mcph_str* s) { return s == nullptr ? std::nullopt : std::optional<std::string_view>(view(*s)); };
+  auto r = hi->services.state->put_if(hi->name, view(key), opt(expected), opt(value));
+  if (!r) {
+    spdlog::error("[{}] state_put_if: {}", hi->name, r.error());
+    return MCPH_ERR_UNAVAILABLE;
+  }
+  return *r ? MCPH_OK : MCPH_ERR_FAILED_PRECONDITION;
+}
+
+mcph_status lease_acquire(mcph_host_instance* hi, mcph_str name, uint32_t ttl_ms) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  if (ttl_ms == 0) return MCPH_ERR_INVALID_ARGUMENT;
+  auto r = hi->services.state->acquire(hi->name, view(name), lease_owner(hi->name), std::chrono::milliseconds(ttl_ms));
+  if (!r) {
+    spdlog::error("[{}] lease_acquire: {}", hi->name, r.error());
+    return MCPH_ERR_UNAVAILABLE;
+  }
+  return *r ? MCPH_OK : MCPH_ERR_FAILED_PRECONDITION;
+}
+
+mcph_status lease_release(mcph_host_instance* hi, mcph_str name) {
+  if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
+  auto r = hi->services.state->release(hi->name, view(name), lease_owner(hi->name));
+  if (!r) spdlog::error("[{}] lease_release: {}", hi->name, r.error());
+  return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
+}
+
 std::vector<mcph_http_header> to_abi(const services::Headers& headers) {
   std::vector<mcph_http_header> out;
   out.reserve(headers.size());
@@ -533,6 +568,23 @@ void json_quote(mcph_str text, mcph_sink sink, void* user) {
 
 }  // namespace
 
+std::string replica_id() {
+  std::lock_guard lock(replica_mutex);
+  if (replica.empty()) {
+    unsigned char bytes[8];
+    std::random_device rd;
+    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
+    static const char* hex = "0123456789abcdef";
+    for (unsigned char b : bytes) (replica += hex[b >> 4]) += hex[b & 15];
+  }
+  return replica;
+}
+
+void set_replica_id(const std::string& id) {
+  std::lock_guard lock(replica_mutex);
+  replica = id;
+}
+
 const mcph_host_api& host_api() {
   static const mcph_host_api api = {
       sizeof(mcph_host_api), MCPH_ABI_MAJOR, MCPH_ABI_MINOR,
@@ -550,6 +602,9 @@ const mcph_host_api& host_api() {
       register_credential_check, user_credential,
       // 1.3
       declare_credential,
+      state_put_if,
+      lease_acquire,
+      lease_release,
   };
   return api;
 }

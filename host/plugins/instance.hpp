@@ -30,8 +30,10 @@
 #include "plugins/secrets.hpp"
 #include "result.hpp"
 
-namespace mcph::services {
+namespace mcph::store {
 class StateStore;
+}
+namespace mcph::services {
 class HttpService;
 }  // namespace mcph::services
 
@@ -140,7 +142,7 @@ class UserDirectory {
 };
 
 struct Services {
-  services::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
+  store::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
   services::HttpService* http = nullptr;
   const UserDirectory* users = nullptr;   // may be null: nobody is known
 };
@@ -221,6 +223,12 @@ namespace mcph::plugins {
 
 // The table every plugin gets (host_api.cpp).
 const mcph_host_api& host_api();
+
+// This process among the replicas sharing a store: random, drawn once. The owner of an
+// instance's leases is "<replica>/<instance>". An isolated instance's child process takes
+// its host's (set_replica_id), so its leases are the host's.
+std::string replica_id();
+void set_replica_id(const std::string& id);
 
 // Where an instance runs and how it fares; /healthz and `mcp-host tools` show it.
 struct InstanceHealth {

@@ -245,7 +245,7 @@ struct HttpTransport::Impl {
   std::atomic<bool> stopping{false};
   ToolSpeeds speeds;
   std::optional<auth::OAuthOptions> oauth_options;
-  services::StateStore* store = nullptr;
+  store::StateStore* store = nullptr;
   std::unique_ptr<auth::OAuthServer> oauth;  // set by bind() in mode oauth
   std::mutex sweep_mutex;
   std::condition_variable sweep_cv;
@@ -791,7 +791,7 @@ struct HttpTransport::Impl {
 };
 
 HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<json()> health,
-                             std::optional<auth::OAuthOptions> oauth, services::StateStore* store)
+                             std::optional<auth::OAuthOptions> oauth, store::StateStore* store)
     : impl_(std::make_unique<Impl>(engine, config, std::move(health))) {
   impl_->oauth_options = std::move(oauth);
   impl_->store = store;

@@ -25,7 +25,7 @@ class HttpTransport {
   // `health` produces the body of GET /healthz (no auth). With auth.mode oauth, `oauth`
   // (keys and form fields; the issuer defaults to the bound URL) and `store` are required.
   HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<nlohmann::json()> health,
-                std::optional<auth::OAuthOptions> oauth = std::nullopt, services::StateStore* store = nullptr);
+                std::optional<auth::OAuthOptions> oauth = std::nullopt, store::StateStore* store = nullptr);
   ~HttpTransport();
 
   // Binds the listen address (port 0 picks a free port); returns the base URL,

@@ -172,19 +172,62 @@ void Poller::prune(int64_t now) {
   next_prune_ = now + std::clamp<int64_t>(settings_.retention_ms / 4, 1000, 3600 * 1000);
 }
 
+// Replicas sharing a store run one poller each, but only the holder of the lease "poller"
+// polls and delivers: each task is polled by one replica and an orchestrator resumed once.
+// The holder renews it every lease_ms / 3 (settings); when it dies another takes over within lease_ms
+// and starts as after a restart (startup: every non-terminal task, every unfinished
+// delivery, from the store). The holder also picks up, every kRescanMs, tasks that other
+// replicas' handlers started.
+bool Poller::lead(int64_t now) {
+  if (leading_) {
+    if (!renew(now)) return false;
+    if (now >= rescan_at_) rescan(now);
+    return true;
+  }
+  if (!host_.lease_acquire("poller", std::chrono::milliseconds(settings_.lease_ms))) return false;
+  renew_at_ = now + settings_.lease_ms / 3;
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.clear();  // what this replica knew may be stale: the store has the truth
+  }
+  startup(now);
+  leading_ = true;
+  rescan_at_ = now + kRescanMs;
+  host_.info("this replica polls the tasks (lease 'poller')");
+  return true;
+}
+
+// While leading: renews the lease when due; false once it is lost.
+bool Poller::renew(int64_t now) {
+  if (!leading_) return false;
+  if (now < renew_at_) return true;
+  renew_at_ = now + settings_.lease_ms / 3;
+  if (host_.lease_acquire("poller", std::chrono::milliseconds(settings_.lease_ms))) return true;
+  leading_ = false;
+  host_.warn("another replica polls the tasks now (lease 'poller' lost)");
+  return false;
+}
+
+void Poller::rescan(int64_t now) {
+  for (const TaskRecord& t : store_.all()) {
+    if (is_terminal(t.state)) continue;
+    std::lock_guard lock(mutex_);
+    tasks_.try_emplace(task_key(t.principal, t.task_id), t);
+  }
+  rescan_at_ = now + kRescanMs;
+}
+
 void Poller::run() noexcept {
   auto stop = [this] { return stopping(); };
-  try {
-    startup(now_ms());
-  } catch (const std::exception& e) {
-    host_.error(std::string("poller start-up failed: ") + e.what());
-  } catch (...) {
-    host_.error("poller start-up failed");
-  }
   for (;;) {
     int64_t pause_ms = 0;
     try {
       if (stop()) return;
+      if (!lead(now_ms())) {
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, std::chrono::milliseconds(settings_.lease_ms / 3), [this] { return stop_; });
+        continue;
+      }
       std::vector<std::string> due;
       {
         std::lock_guard lock(mutex_);
@@ -197,7 +240,8 @@ void Poller::run() noexcept {
         if (stop()) return;
         poll(key);
       }
-      orch_.run_due(now_ms(), stop);
+      // Before delivering (a resume is the one thing that must not happen twice): still ours?
+      orch_.run_due(now_ms(), [&] { return stop() || !renew(now_ms()); });
       if (now_ms() >= next_prune_) prune(now_ms());
     } catch (const std::exception& e) {
       // Never let an exception end the thread (or cross into the host); slow down instead.
@@ -209,7 +253,7 @@ void Poller::run() noexcept {
     }
 
     std::unique_lock lock(mutex_);
-    int64_t next = std::min(orch_.next_due(), next_prune_);
+    int64_t next = std::min({orch_.next_due(), next_prune_, renew_at_});  // renew the lease in time
     for (const auto& [key, t] : tasks_) next = std::min(next, t.next_poll_ms);
     const int64_t wait = std::clamp<int64_t>(std::max(next - now_ms(), pause_ms), 1, 1000);
     wake_.wait_for(lock, std::chrono::milliseconds(wait), [this] { return stop_ || poked_; });

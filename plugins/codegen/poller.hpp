@@ -5,6 +5,8 @@
 // children for their orchestrators and delivers those batches, and prunes old records.
 // After a restart (also after kill -9) it picks up every non-terminal task from the state
 // store and reconciles unfinished orchestrator deliveries before sending anything new.
+// With several replicas on one store, only the one holding the lease "poller" polls and
+// delivers (see lead() in poller.cpp).
 // A signed-in user's tasks poll with that user's token (host.user_credential) and nobody
 // else's: once they are revoked their tasks are paused (kept, no request, looked at again
 // every poll_max_interval_ms) until they sign in again.
@@ -38,6 +40,9 @@ class Poller {
 
  private:
   void run() noexcept;
+  bool lead(int64_t now);
+  bool renew(int64_t now);
+  void rescan(int64_t now);
   void startup(int64_t now);
   void poll(const std::string& key);
   void save(const std::string& key, const TaskRecord& t);
@@ -58,6 +63,11 @@ class Poller {
   bool poked_ = false;
   std::map<std::string, TaskRecord> tasks_;  // non-terminal tasks by state key (guarded)
   int64_t next_prune_ = 0;
+  // The lease "poller" (see lead()); the poller thread's alone.
+  static constexpr int64_t kRescanMs = 2000;
+  bool leading_ = false;
+  int64_t renew_at_ = 0;
+  int64_t rescan_at_ = 0;
   std::thread thread_;  // last: starts once everything above is ready
 };
 

@@ -42,7 +42,7 @@ std::string check_base_url(std::string url) {
 constexpr const char* kKeys[] = {"base_url",          "poll_interval_ms",   "poll_max_interval_ms",
                                  "deadline_ms",       "timed_out_poll_interval_ms", "resume_grace_ms",
                                  "retention_ms",      "get_budget_per_30s", "list_max_pages",
-                                 "request_timeout_ms", "max_resume_chars"};
+                                 "request_timeout_ms", "max_resume_chars",   "lease_ms"};
 
 std::string cfg_key(const std::string& principal, const char* name) { return "cfg/" + hex(principal) + "/" + name; }
 
@@ -80,6 +80,7 @@ Settings Settings::parse(const json& s) {
   out.list_max_pages = read_int(s, "list_max_pages", 5, 1, 50);
   out.request_timeout_ms = read_int(s, "request_timeout_ms", 30000, 100, 300000);
   out.max_resume_chars = read_int(s, "max_resume_chars", 40000, 1000, 1000000);
+  out.lease_ms = read_int(s, "lease_ms", 15000, 300, hour);
   return out;
 }
 

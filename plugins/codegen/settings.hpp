@@ -21,6 +21,9 @@ struct Settings {
   int64_t list_max_pages = 5;
   int64_t request_timeout_ms = 30000;
   int64_t max_resume_chars = 40000;
+  // Replicas on one store: the poller's lease; another replica takes over this long after
+  // the polling one died.
+  int64_t lease_ms = 15000;
 
   // Throws std::runtime_error with a message naming the key for unknown keys, wrong types
   // and values out of range (a typo must not silently fall back to a default).

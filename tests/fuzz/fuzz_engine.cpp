@@ -7,7 +7,7 @@
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace {
 
@@ -21,7 +21,7 @@ class NullChannel final : public protocol::ReplyChannel {
 
 struct World {
   std::shared_ptr<const config::Config> config;
-  std::unique_ptr<services::StateStore> state;
+  std::unique_ptr<store::StateStore> state;
   services::HttpClient http;
   std::unique_ptr<plugins::Registry> registry;
   std::unique_ptr<protocol::Engine> engine;
@@ -33,7 +33,7 @@ struct World {
                                  dir);
     if (!c) fuzz::die(c.error());
     config = *c;
-    auto st = services::StateStore::open(config->state_dir);
+    auto st = store::StateStore::open(config->state_dir);
     if (!st) fuzz::die(st.error());
     state = std::move(*st);
     auto reg = plugins::Registry::load(*config, plugins::Services{state.get(), &http, nullptr});

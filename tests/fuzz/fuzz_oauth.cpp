@@ -3,15 +3,15 @@
 #include "auth/oauth.hpp"
 #include "fuzz_support.hpp"
 #include "services/crypto.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace {
 
 struct World {
-  std::unique_ptr<mcph::services::StateStore> store;
+  std::unique_ptr<mcph::store::StateStore> store;
   std::unique_ptr<mcph::auth::OAuthServer> server;
   World() {
-    auto st = mcph::services::StateStore::open(mcph::fuzz::temp_dir("oauth"));
+    auto st = mcph::store::StateStore::open(mcph::fuzz::temp_dir("oauth"));
     if (!st) mcph::fuzz::die(st.error());
     store = std::move(*st);
     mcph::auth::OAuthOptions o;

@@ -9,6 +9,7 @@
 
 #include "host_fixture.hpp"
 #include "http_host.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "services/http_client.hpp"
 
@@ -92,7 +93,8 @@ class CodegenTest : public ::testing::Test {
     write_config();
   }
 
-  void write_config(const std::string& extra_settings = "") {
+  // `top`: more top-level keys (e.g. a shared store).
+  void write_config(const std::string& extra_settings = "", const std::string& top = "") {
     config_path = dir.str() + "/mcp-host.yaml";
     const std::string plugins =
         "  - name: codegen\n"
@@ -100,7 +102,7 @@ class CodegenTest : public ::testing::Test {
         "    credentials: { api_token: \"${CODEGEN_API_TOKEN:-}\", org_id: \"${CODEGEN_ORG_ID:-}\" }\n"
         "    settings: { base_url: \"" + fake.url() + "\", poll_interval_ms: 20, poll_max_interval_ms: 100, "
         "resume_grace_ms: 5000, get_budget_per_30s: 59" + extra_settings + " }\n";
-    std::ofstream(config_path) << config_yaml(dir.str() + "/state", plugins);
+    std::ofstream(config_path) << top << config_yaml(dir.str() + "/state", plugins);
   }
 
   std::unique_ptr<Process> spawn() {
@@ -516,6 +518,52 @@ TEST_F(CodegenTest, Kill9MidTaskThenRestartCompletesAndResumesOnce) {
             std::string::npos);
   expect_exactly_one_more_resume(*p, orch, 1, "C finished after restart");
   stop(p);
+  expect_no_secrets();
+}
+
+// Two replicas on one PostgreSQL store: a task started on either is polled by the replica
+// holding the poller lease; when that one is killed (-9) mid-poll the other takes over
+// within lease_ms, the task completes and its orchestrator is resumed exactly once.
+TEST_F(CodegenTest, ReplicasOnPostgresPollOnceAndTakeOverAfterKill9) {
+  testing::PostgresServer pg;
+  write_config(", lease_ms: 600", "store: { backend: postgresql, url: \"" + pg.url("codegen") + "\" }\n");
+  const int64_t orch = fake.seed({{"status", "COMPLETE"}, {"resume_script", {{"polls", nullptr}}}});
+  fake.script_next({{"polls", nullptr}});  // runs until the test says otherwise
+  // Each replica has its own state_dir (its replica id lives there).
+  std::ifstream in(config_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string state = dir.str() + "/state";
+  text.replace(text.find(state), state.size(), state + "-b");
+  const std::string config_a = config_path;
+  config_path = dir.str() + "/replica-b.yaml";
+  std::ofstream(config_path) << text;
+  auto b = spawn();
+  config_path = config_a;
+  std::unique_ptr<Process> replicas[2] = {spawn(), std::move(b)};
+  auto leader = [&]() -> int {
+    for (int i = 0; i < 2; ++i) {
+      if (replicas[i] && replicas[i]->stderr_text().find("polls the tasks (lease 'poller')") != std::string::npos) return i;
+    }
+    return -1;
+  };
+  ASSERT_TRUE(eventually([&] { return leader() >= 0; })) << replicas[0]->stderr_text() << replicas[1]->stderr_text();
+  const int first = leader();
+  const int other = 1 - first;
+  // Started on the replica that does not poll: the leader picks it up from the store.
+  const json child = start(*replicas[other], {{"query", "child on the other replica"}, {"orchestrator_run_id", orch}});
+  const int64_t run = child["agent_run_id"];
+  ASSERT_TRUE(eventually([&] { return fake.gets_of(run) >= 2; }));
+  EXPECT_EQ(replicas[other]->stderr_text().find("polls the tasks (lease 'poller')"), std::string::npos)
+      << "both replicas poll";
+  kill9(replicas[first]);
+
+  fake.update(run, {{"script", {{"polls", 1}, {"final", "COMPLETE"}, {"result", "finished on the survivor"}}}});
+  const json done = wait_state(*replicas[other], child["task_id"], {"completed", "failed"});
+  EXPECT_EQ(done["result"], "finished on the survivor");
+  EXPECT_NE(replicas[other]->stderr_text().find("polls the tasks (lease 'poller')"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return fake.resumes_of(orch) >= 1; }));
+  expect_exactly_one_more_resume(*replicas[other], orch, 1, "finished on the survivor");
+  stop(replicas[other]);
   expect_no_secrets();
 }
 

@@ -26,15 +26,32 @@ class Services : public mcph::sdk::Plugin {
            // The plugin (wrongly) puts its token into a result: the host must redact it.
            return mcph::sdk::text("token is " + call.credential("api_token").value_or("(none)"));
          });
-    tool(ToolSpec("state").description("Durable state: put, get, delete or list keys.")
-             .input(schema({{"op", {{"type", "string"}, {"enum", {"put", "get", "delete", "list"}}}},
+    tool(ToolSpec("state").description("Durable state: put, get, delete, list, put_if (expected/value; absent: null); "
+                                       "lease_acquire (key, ttl_ms), lease_release.")
+             .input(schema({{"op", {{"type", "string"}, {"enum", {"put", "get", "delete", "list", "put_if", "lease_acquire", "lease_release"}}}},
                             {"key", {{"type", "string"}}},
-                            {"value", {{"type", "string"}}}},
+                            {"value", {{"type", {"string", "null"}}}},
+                            {"expected", {{"type", {"string", "null"}}}},
+                            {"ttl_ms", {{"type", "integer"}}}},
                            {"op", "key"})),
          [](mcph::sdk::Call& call, const json& args) -> json {
            auto& host = call.host();
            const std::string op = args["op"], key = args["key"];
-           if (op == "put") return json{{"ok", host.state_put(key, args.value("value", ""))}};
+           auto opt = [&](const char* name) -> std::optional<std::string> {
+             auto it = args.find(name);
+             return it == args.end() || it->is_null() ? std::nullopt : std::optional<std::string>(it->get<std::string>());
+           };
+           if (op == "put_if") {
+             const auto expected = opt("expected"), value = opt("value");
+             return json{{"ok", host.state_put_if(key, expected ? std::optional<std::string_view>(*expected) : std::nullopt,
+                                                   value ? std::optional<std::string_view>(*value) : std::nullopt)}};
+           }
+           if (op == "lease_acquire") return json{{"ok", host.lease_acquire(key, std::chrono::milliseconds(args.value("ttl_ms", 1000)))}};
+           if (op == "lease_release") {
+             host.lease_release(key);
+             return json{{"ok", true}};
+           }
+           if (op == "put") return json{{"ok", host.state_put(key, opt("value").value_or(""))}};
            if (op == "delete") return json{{"ok", host.state_delete(key)}};
            if (op == "get") {
              auto v = host.state_get(key);

@@ -69,6 +69,28 @@ TEST(Harness, RefusesBrokenPluginsWithTheReason) {
   }
 }
 
+// ABI 1.3: compare-and-set, and leases with this fake host as one replica of several.
+TEST(Harness, PutIfAndLeasesActAsOneReplica) {
+  FakeHost host;
+  auto p = Plugin::load(lib("test-services"), host);
+  auto ok = [&](const json& args) { return p.call("state", args).structured().value("ok", false); };
+  EXPECT_TRUE(ok({{"op", "put_if"}, {"key", "k"}, {"expected", nullptr}, {"value", "1"}}));
+  EXPECT_FALSE(ok({{"op", "put_if"}, {"key", "k"}, {"expected", nullptr}, {"value", "2"}}));
+  EXPECT_TRUE(ok({{"op", "put_if"}, {"key", "k"}, {"expected", "1"}, {"value", "2"}}));
+  EXPECT_EQ(host.state().at("k"), "2");
+  EXPECT_TRUE(ok({{"op", "put_if"}, {"key", "k"}, {"expected", "2"}, {"value", nullptr}}));
+  EXPECT_EQ(host.state().count("k"), 0u);
+
+  host.hold_lease_elsewhere("poller", std::chrono::milliseconds(300));
+  EXPECT_FALSE(ok({{"op", "lease_acquire"}, {"key", "poller"}, {"ttl_ms", 1000}}));
+  EXPECT_EQ(host.lease_holder("poller"), "other");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(ok({{"op", "lease_acquire"}, {"key", "poller"}, {"ttl_ms", 1000}})) << "expired elsewhere";
+  EXPECT_EQ(host.lease_holder("poller"), "this");
+  EXPECT_TRUE(ok({{"op", "lease_release"}, {"key", "poller"}}));
+  EXPECT_EQ(host.lease_holder("poller"), std::nullopt);
+}
+
 TEST(Harness, ScriptedHttpIsRecordedAndAnswered) {
   FakeHost host;
   host.http.on("GET", "https://api.example.com/items", HttpReply{200, {{"X-Test", "1"}}, R"([1,2])"});

@@ -17,7 +17,7 @@
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::testing {
 
@@ -87,7 +87,7 @@ inline std::string config_yaml(const std::string& state_dir, const std::string& 
 // Loads config + plugins the way main.cpp does.
 struct HostFixture {
   TempDir dir;
-  std::unique_ptr<services::StateStore> state;
+  std::unique_ptr<store::StateStore> state;
   std::unique_ptr<services::HttpClient> http = std::make_unique<services::HttpClient>();
   std::unique_ptr<plugins::Registry> registry;
   std::shared_ptr<const config::Config> config;
@@ -97,7 +97,7 @@ struct HostFixture {
     auto cfg = config::load_string(config_yaml(dir.str() + "/state", plugins_yaml, server_yaml), dir.str());
     if (!cfg) return cfg.error();
     config = *cfg;
-    auto st = services::StateStore::open(config->state_dir);
+    auto st = store::StateStore::open(config->state_dir);
     if (!st) return st.error();
     state = std::move(*st);
     auto reg = plugins::Registry::load(*config, plugins::Services{state.get(), http.get()});

@@ -1,5 +1,6 @@
 // Test support: the real mcp-host binary over stdio with `plugins` (the `plugins:` list
-// body) and `server` (lines under `server:`), initialized in the 2025-11-25 era.
+// body), `server` (lines under `server:`) and `top` (more top-level keys, e.g. `store:`),
+// initialized in the 2025-11-25 era.
 #pragma once
 
 #include <fstream>
@@ -12,9 +13,9 @@ namespace mcph::testing {
 
 class StdioHost {
  public:
-  explicit StdioHost(const std::string& plugins, const std::string& server = "") {
+  explicit StdioHost(const std::string& plugins, const std::string& server = "", const std::string& top = "") {
     const std::string cfg = dir_.str() + "/mcp-host.yaml";
-    std::ofstream(cfg) << config_yaml(dir_.str() + "/state", plugins, server);
+    std::ofstream(cfg) << top << config_yaml(dir_.str() + "/state", plugins, server);
     process_ = std::make_unique<Process>(std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg});
     process_->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", nlohmann::json::object()},
                                          {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));

@@ -9,7 +9,7 @@
 #include "auth/oauth.hpp"
 #include "host_fixture.hpp"
 #include "services/crypto.hpp"
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::auth {
 namespace {
@@ -31,7 +31,7 @@ std::string header(const Answer& a, const std::string& name) {
 class OAuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto st = services::StateStore::open(dir.str() + "/state");
+    auto st = store::StateStore::open(dir.str() + "/state");
     ASSERT_TRUE(st) << st.error();
     store = std::move(*st);
     options.issuer = "http://127.0.0.1:8080";
@@ -93,7 +93,7 @@ class OAuthTest : public ::testing::Test {
   }
 
   testing::TempDir dir;
-  std::unique_ptr<services::StateStore> store;
+  std::unique_ptr<store::StateStore> store;
   OAuthOptions options;
   plugins::UserDirectory users;
   std::unique_ptr<OAuthServer> server;

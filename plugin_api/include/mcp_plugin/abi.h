@@ -11,8 +11,9 @@
  * 1.2: checking what a user typed on the sign-in form (register_credential_check), and a
  *      user's credentials outside a call, for work done on their behalf (user_credential).
  *      Check host->abi_minor >= 2 before calling them.
- * 1.3: which credentials are secret (declare_credential).
- *      Check MCPH_HOST_HAS(host, declare_credential) before calling it.
+ * 1.3: which credentials are secret (declare_credential); compare-and-set on state
+ *      (state_put_if) and leases (lease_acquire, lease_release), so that replicas sharing a
+ *      store can split background work. Check MCPH_HOST_HAS(host, name) before calling them.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -453,6 +454,25 @@ typedef struct mcph_host_api {
    * secret = false, so that a result mentioning organisation 12345 keeps the number.
    * (Per-user credentials say the same with mcph_user_credential_def.secret.) */
   mcph_status (*declare_credential)(mcph_host_instance *hi, mcph_str key, bool secret);
+
+  /* Several mcp-host replicas may share one store (store.backend: postgresql): the same
+   * instance then runs in each of them, on the same state. These two primitives keep their
+   * background work apart.
+   *
+   * [any thread] Compare-and-set: when the key's value is *expected (expected NULL: the key
+   * is absent), set it to *value (value NULL: delete the key) and return MCPH_OK; when it
+   * is not, change nothing and return MCPH_ERR_FAILED_PRECONDITION. Atomic across every
+   * replica: read, compute, state_put_if, and on FAILED_PRECONDITION read again. */
+  mcph_status (*state_put_if)(mcph_host_instance *hi, mcph_str key, const mcph_str *expected,
+                              const mcph_str *value);
+  /* [any thread] Hold the lease `name` (this instance's namespace) for ttl_ms: MCPH_OK when
+   * this replica holds it now (taken, or renewed: call again before ttl_ms passes, e.g.
+   * every ttl_ms / 3), MCPH_ERR_FAILED_PRECONDITION while another replica holds it. A
+   * replica that dies stops renewing; another takes the lease once ttl_ms has passed. One
+   * owner per replica and instance: threads of one instance share its leases. */
+  mcph_status (*lease_acquire)(mcph_host_instance *hi, mcph_str name, uint32_t ttl_ms);
+  /* [any thread] Give the lease up at once (MCPH_OK also when this replica did not hold it). */
+  mcph_status (*lease_release)(mcph_host_instance *hi, mcph_str name);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

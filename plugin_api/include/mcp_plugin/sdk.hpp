@@ -25,6 +25,7 @@
 #define MCP_PLUGIN_SDK_HPP
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cstddef>
 #include <cstring>
@@ -174,6 +175,34 @@ class Host {
       return true;
     }, &out);
     return out;
+  }
+
+  // [host ABI 1.3] Compare-and-set, atomic across replicas sharing the store: when the
+  // key's value is `expected` (nullopt: absent), set it to `value` (nullopt: delete it).
+  // true when written; false when the value was another (read again) or the store failed.
+  // A host before 1.3 runs one replica: there it reads, compares and writes (not atomic
+  // against this instance's own threads).
+  bool state_put_if(std::string_view key, std::optional<std::string_view> expected,
+                    std::optional<std::string_view> value) const {
+    if (!MCPH_HOST_HAS(api_, state_put_if)) {
+      const auto current = state_get(key);
+      if (current.has_value() != expected.has_value() || (current && *current != *expected)) return false;
+      return value ? state_put(key, *value) : state_delete(key);
+    }
+    const mcph_str e = expected ? str(*expected) : mcph_str{};
+    const mcph_str v = value ? str(*value) : mcph_str{};
+    return api_->state_put_if(hi_, str(key), expected ? &e : nullptr, value ? &v : nullptr) == MCPH_OK;
+  }
+  // [host ABI 1.3] Hold the lease `name` for `ttl` (true), or not while another replica
+  // does (false); renew by calling again before `ttl` passes. Exactly one replica holds a
+  // lease at a time: do a piece of background work only while holding its lease. A host
+  // before 1.3 runs one replica: always true there.
+  bool lease_acquire(std::string_view name, std::chrono::milliseconds ttl) const {
+    if (!MCPH_HOST_HAS(api_, lease_acquire)) return true;
+    return api_->lease_acquire(hi_, str(name), static_cast<uint32_t>(std::max<int64_t>(1, ttl.count()))) == MCPH_OK;
+  }
+  void lease_release(std::string_view name) const {
+    if (MCPH_HOST_HAS(api_, lease_release)) api_->lease_release(hi_, str(name));
   }
 
   // Outbound HTTP; `call` (optional) makes the request end when that call is cancelled.

@@ -171,6 +171,18 @@ class FakeHost {
     std::lock_guard lock(mutex_);
     state_[key] = value;
   }
+  // Leases (ABI 1.3): this FakeHost is one replica. Make another replica hold `name` for
+  // `ttl`, as if it ran beside this one; and see who holds what ("this" or "other").
+  void hold_lease_elsewhere(const std::string& name, std::chrono::milliseconds ttl) {
+    std::lock_guard lock(mutex_);
+    leases_[name] = {"other", std::chrono::steady_clock::now() + ttl};
+  }
+  std::optional<std::string> lease_holder(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = leases_.find(name);
+    if (it == leases_.end() || it->second.second <= std::chrono::steady_clock::now()) return std::nullopt;
+    return it->second.first;
+  }
   std::vector<LogLine> logs() const {
     std::lock_guard lock(mutex_);
     return logs_;
@@ -200,6 +212,7 @@ class FakeHost {
 
   mutable std::mutex mutex_;
   std::map<std::string, std::string> state_;
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> leases_;  // name -> owner, expiry
   std::vector<LogLine> logs_;
   bool registering_ = false;
   // What the plugin being created registers; Plugin::load takes it over, so several plugins
@@ -635,6 +648,33 @@ inline mcph_host_api FakeHost::make_api() {
     for (auto it = self(hi).state_.lower_bound(p); it != self(hi).state_.end() && it->first.compare(0, p.size(), p) == 0; ++it) {
       if (!each(user, {it->first.c_str(), it->first.size()}, {it->second.c_str(), it->second.size()})) break;
     }
+    return MCPH_OK;
+  };
+  a.state_put_if = [](mcph_host_instance* hi, mcph_str key, const mcph_str* expected, const mcph_str* value) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    auto& state = self(hi).state_;
+    auto it = state.find(s(key));
+    if ((it != state.end()) != (expected != nullptr) || (expected && it->second != s(*expected))) return MCPH_ERR_FAILED_PRECONDITION;
+    if (value) {
+      state[s(key)] = s(*value);
+    } else if (it != state.end()) {
+      state.erase(it);
+    }
+    return MCPH_OK;
+  };
+  a.lease_acquire = [](mcph_host_instance* hi, mcph_str name, uint32_t ttl_ms) -> mcph_status {
+    if (ttl_ms == 0) return MCPH_ERR_INVALID_ARGUMENT;
+    std::lock_guard lock(self(hi).mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    auto& lease = self(hi).leases_[s(name)];
+    if (lease.first == "other" && lease.second > now) return MCPH_ERR_FAILED_PRECONDITION;
+    lease = {"this", now + std::chrono::milliseconds(ttl_ms)};
+    return MCPH_OK;
+  };
+  a.lease_release = [](mcph_host_instance* hi, mcph_str name) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    auto it = self(hi).leases_.find(s(name));
+    if (it != self(hi).leases_.end() && it->second.first == "this") self(hi).leases_.erase(it);
     return MCPH_OK;
   };
   a.http_request = &FakeHost::http_request;

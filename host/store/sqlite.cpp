@@ -1,4 +1,4 @@
-#include "services/state_store.hpp"
+#include "store/state_store.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -13,12 +13,13 @@
 #include <system_error>
 #include <utility>
 
-namespace mcph::services {
+namespace mcph::store {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: kv. 2: leases.
+constexpr int kSchemaVersion = 2;
 
 // ---- RAII for the SQLite handles --------------------------------------------------------
 
@@ -83,18 +84,6 @@ int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The smallest string greater than every string that starts with `prefix`, in byte order
-// (SQLite compares TEXT with the BINARY collation, i.e. memcmp). Trailing 0xFF bytes cannot
-// be incremented, so they are dropped and the byte before them is bumped: "a\xFF" -> "b".
-// An empty prefix, or one made only of 0xFF bytes, has no upper bound (nullopt).
-std::optional<std::string> prefix_successor(std::string_view prefix) {
-  std::string upper(prefix);
-  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();
-  if (upper.empty()) return std::nullopt;
-  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
-  return upper;
-}
-
 // ---- Files ----------------------------------------------------------------------------
 
 // The state may hold plugin credentials, so the folder we create is private to the user.
@@ -155,6 +144,11 @@ struct SqliteImpl {
   StmtPtr erase_stmt;
   StmtPtr list_range_stmt;  // prefix with a successor: key >= prefix AND key < successor
   StmtPtr list_tail_stmt;   // no successor (empty or all-0xFF prefix): key >= prefix
+  StmtPtr insert_new_stmt;  // put_if: only when absent
+  StmtPtr update_if_stmt;   // put_if: only when the value is the expected one
+  StmtPtr erase_if_stmt;
+  StmtPtr acquire_stmt;
+  StmtPtr release_stmt;
 
   Error sqlite_error(const std::string& what) const {
     return Error{"state store " + path + ": " + what + ": " + sqlite3_errmsg(db.get())};
@@ -228,6 +222,12 @@ Status SqliteImpl::migrate() {
         !s) {
       return s;
     }
+    if (auto s = exec("CREATE TABLE IF NOT EXISTS leases("
+                      "ns TEXT NOT NULL, name TEXT NOT NULL, owner TEXT NOT NULL,"
+                      " expires_at INTEGER NOT NULL, PRIMARY KEY(ns, name)) WITHOUT ROWID");
+        !s) {
+      return s;
+    }
     const std::string seed = "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '" +
                              std::to_string(kSchemaVersion) + "')";
     if (auto s = exec(seed.c_str()); !s) return s;
@@ -237,8 +237,12 @@ Status SqliteImpl::migrate() {
     StmtUse use(stmt->get());
     if (sqlite3_step(use.get()) != SQLITE_ROW) return sqlite_error("read schema_version");
     const int version = sqlite3_column_int(use.get(), 0);
-    // Future migrations go here (version 1 -> 2 ...). A newer file must not be written by
-    // an older host that does not know its layout.
+    // 1 -> 2 added the leases table (created above).
+    if (version == 1) {
+      if (auto s = exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'"); !s) return s;
+      return Ok{};
+    }
+    // A newer file must not be written by an older host that does not know its layout.
     if (version != kSchemaVersion) {
       return Error{"state store " + path + ": schema_version " + std::to_string(version) +
                    " is not supported (this host knows " + std::to_string(kSchemaVersion) +
@@ -268,6 +272,16 @@ Status SqliteImpl::prepare_all() {
       {&list_range_stmt,
        "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 AND key < ?3 ORDER BY key"},
       {&list_tail_stmt, "SELECT key, value FROM kv WHERE ns = ?1 AND key >= ?2 ORDER BY key"},
+      {&insert_new_stmt,
+       "INSERT INTO kv(ns, key, value, updated_at) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(ns, key) DO NOTHING"},
+      {&update_if_stmt, "UPDATE kv SET value = ?3, updated_at = ?4 WHERE ns = ?1 AND key = ?2 AND value = ?5"},
+      {&erase_if_stmt, "DELETE FROM kv WHERE ns = ?1 AND key = ?2 AND value = ?3"},
+      // Taken when free, expired or already the owner's; otherwise no row changes.
+      {&acquire_stmt,
+       "INSERT INTO leases(ns, name, owner, expires_at) VALUES(?1, ?2, ?3, ?4 + ?5) "
+       "ON CONFLICT(ns, name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+       "WHERE leases.owner = excluded.owner OR leases.expires_at <= ?4"},
+      {&release_stmt, "DELETE FROM leases WHERE ns = ?1 AND name = ?2 AND owner = ?3"},
   };
   for (const auto& target : targets) {
     auto stmt = prepare(target.sql);
@@ -282,12 +296,19 @@ Status SqliteImpl::prepare_all() {
 class SqliteStateStore final : public StateStore {
  public:
   explicit SqliteStateStore(std::unique_ptr<SqliteImpl> impl) : impl_(std::move(impl)) {}
+  std::string backend() const override { return "sqlite"; }
+  std::string location() const override { return impl_->path; }
   Status check() override;
   Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) override;
   Status put(std::string_view ns, std::string_view key, std::string_view value) override;
   Status erase(std::string_view ns, std::string_view key) override;
   Status list(std::string_view ns, std::string_view prefix,
               const std::function<bool(std::string_view key, std::string_view value)>& each) override;
+  Result<bool> put_if(std::string_view ns, std::string_view key, std::optional<std::string_view> expected,
+                      std::optional<std::string_view> value) override;
+  Result<bool> acquire(std::string_view ns, std::string_view name, std::string_view owner,
+                       std::chrono::milliseconds ttl) override;
+  Status release(std::string_view ns, std::string_view name, std::string_view owner) override;
 
  private:
   std::unique_ptr<SqliteImpl> impl_;
@@ -331,6 +352,11 @@ Status SqliteImpl::ensure_open() {
     erase_stmt.reset();
     list_range_stmt.reset();
     list_tail_stmt.reset();
+    insert_new_stmt.reset();
+    update_if_stmt.reset();
+    erase_if_stmt.reset();
+    acquire_stmt.reset();
+    release_stmt.reset();
     db.reset();
   }
   return st;
@@ -401,4 +427,58 @@ Status SqliteStateStore::list(
   }
 }
 
-}  // namespace mcph::services
+// One statement, so atomic: SQLite's write lock covers every process on the file.
+Result<bool> SqliteStateStore::put_if(std::string_view ns, std::string_view key, std::optional<std::string_view> expected,
+                                      std::optional<std::string_view> value) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return Error{s.error()};
+  if (!expected && !value) {  // "erase if absent": true when it is absent
+    StmtUse use(impl_->get_stmt.get());
+    if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, key) != SQLITE_OK) return impl_->sqlite_error("put_if: bind");
+    const int rc = sqlite3_step(use.get());
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return impl_->sqlite_error("put_if");
+    return rc == SQLITE_DONE;
+  }
+  sqlite3_stmt* stmt = !expected ? impl_->insert_new_stmt.get() : value ? impl_->update_if_stmt.get() : impl_->erase_if_stmt.get();
+  StmtUse use(stmt);
+  bool ok = bind_text(stmt, 1, ns) == SQLITE_OK && bind_text(stmt, 2, key) == SQLITE_OK;
+  if (!expected) {
+    ok = ok && bind_blob(stmt, 3, *value) == SQLITE_OK && sqlite3_bind_int64(stmt, 4, now_ms()) == SQLITE_OK;
+  } else if (value) {
+    ok = ok && bind_blob(stmt, 3, *value) == SQLITE_OK && sqlite3_bind_int64(stmt, 4, now_ms()) == SQLITE_OK &&
+         bind_blob(stmt, 5, *expected) == SQLITE_OK;
+  } else {
+    ok = ok && bind_blob(stmt, 3, *expected) == SQLITE_OK;
+  }
+  if (!ok) return impl_->sqlite_error("put_if: bind");
+  if (sqlite3_step(stmt) != SQLITE_DONE) return impl_->sqlite_error("put_if");
+  return sqlite3_changes(impl_->db.get()) > 0;
+}
+
+Result<bool> SqliteStateStore::acquire(std::string_view ns, std::string_view name, std::string_view owner,
+                                       std::chrono::milliseconds ttl) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return Error{s.error()};
+  StmtUse use(impl_->acquire_stmt.get());
+  if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, name) != SQLITE_OK ||
+      bind_text(use.get(), 3, owner) != SQLITE_OK || sqlite3_bind_int64(use.get(), 4, now_ms()) != SQLITE_OK ||
+      sqlite3_bind_int64(use.get(), 5, ttl.count()) != SQLITE_OK) {
+    return impl_->sqlite_error("acquire: bind");
+  }
+  if (sqlite3_step(use.get()) != SQLITE_DONE) return impl_->sqlite_error("acquire");
+  return sqlite3_changes(impl_->db.get()) > 0;
+}
+
+Status SqliteStateStore::release(std::string_view ns, std::string_view name, std::string_view owner) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return s;
+  StmtUse use(impl_->release_stmt.get());
+  if (bind_text(use.get(), 1, ns) != SQLITE_OK || bind_text(use.get(), 2, name) != SQLITE_OK ||
+      bind_text(use.get(), 3, owner) != SQLITE_OK) {
+    return impl_->sqlite_error("release: bind");
+  }
+  if (sqlite3_step(use.get()) != SQLITE_DONE) return impl_->sqlite_error("release");
+  return Ok{};
+}
+
+}  // namespace mcph::store

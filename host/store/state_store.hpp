@@ -1,0 +1,77 @@
+// Durable key-value state for plugin instances (one namespace per instance) and the host
+// itself (OAuth: namespace "oauth"; shared keys: "host"), with the two coordination
+// primitives replicas need: compare-and-set and leases.
+//
+// StateStore is the seam every backend fills, and the contract tests
+// (tests/integration/test_store_contract.cpp) run the same cases against each:
+//   - sqlite.cpp: the embedded default, one file under state_dir (WAL mode,
+//     synchronous=NORMAL: a committed write survives kill -9 of the host);
+//   - postgres.cpp: shared by every replica (libpq, a bounded pool, prepared statements,
+//     reconnect with backoff; while the server is down, calls fail at once with a clear
+//     error instead of waiting);
+//   - an isolated plugin's child process gets one that forwards to its host (isolation/).
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "result.hpp"
+
+namespace mcph::config {
+struct StoreConfig;
+}
+
+namespace mcph::store {
+
+class StateStore {
+ public:
+  // The SQLite store: creates `dir` (0700) and `dir`/state.db (0600) if needed. The
+  // database itself opens on first use; check() opens it now and reports any problem.
+  static Result<std::unique_ptr<StateStore>> open(const std::string& dir);
+  // The store the configuration names: SQLite under `state_dir`, or PostgreSQL at its URL
+  // (connections open on first use; check() connects and runs the migrations now).
+  static Result<std::unique_ptr<StateStore>> open(const config::StoreConfig& cfg, const std::string& state_dir);
+  virtual ~StateStore() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string backend() const = 0;
+  // Where it is, without secrets: a path, or postgresql://user@host:port/db.
+  virtual std::string location() const = 0;
+  // Reachable and migrated (opens or connects if needed).
+  virtual Status check() = 0;
+
+  virtual Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) = 0;
+  virtual Status put(std::string_view ns, std::string_view key, std::string_view value) = 0;
+  virtual Status erase(std::string_view ns, std::string_view key) = 0;
+  // Keys starting with prefix, in byte order; `each` returns false to stop. `each` must not
+  // call back into the store and should be quick.
+  virtual Status list(std::string_view ns, std::string_view prefix,
+                      const std::function<bool(std::string_view key, std::string_view value)>& each) = 0;
+
+  // Compare-and-set: when the key's value is `expected` (nullopt: the key is absent), sets
+  // it to `value` (nullopt: erases it) and answers true; otherwise changes nothing and
+  // answers false. Atomic across every process sharing the store.
+  virtual Result<bool> put_if(std::string_view ns, std::string_view key, std::optional<std::string_view> expected,
+                              std::optional<std::string_view> value) = 0;
+
+  // Leases: `owner` holds lease `name` (in `ns`) until `ttl` from now when it is free,
+  // expired, or already its own (a renewal); true then, false while another owner holds it.
+  // Expiry is judged by one clock for all replicas (the database's, for PostgreSQL).
+  virtual Result<bool> acquire(std::string_view ns, std::string_view name, std::string_view owner,
+                               std::chrono::milliseconds ttl) = 0;
+  // Gives the lease up if `owner` holds it (no error otherwise).
+  virtual Status release(std::string_view ns, std::string_view name, std::string_view owner) = 0;
+};
+
+// The smallest string greater than every string that starts with `prefix`, in byte order:
+// trailing 0xFF bytes cannot be incremented, so they are dropped and the byte before them
+// is bumped ("a\xFF" -> "b"). An empty prefix, or one made only of 0xFF bytes, has no upper
+// bound (nullopt). For range scans in both backends.
+std::optional<std::string> prefix_successor(std::string_view prefix);
+
+}  // namespace mcph::store
