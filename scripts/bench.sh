@@ -8,7 +8,10 @@
 #    access token, so the token check stays off the hot path;
 #  - isolation: the same stdio (1 and 64 in flight) and HTTP (8 connections) calls with every
 #    instance in a child process, cold start with two isolated instances, and the resident
-#    memory of one idle child.
+#    memory of one idle child;
+#  - store: p50/p99 of a state put and a lease renewal on SQLite and on a PostgreSQL 15 the
+#    bench starts on loopback (fsync off, as in the tests: the figures are the host's and
+#    libpq's cost, not a disk's).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -90,3 +93,6 @@ done
 child=$(curl -s "http://127.0.0.1:$iso_port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugins"][0]["pid"])')
 sleep 1
 echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"
+
+echo "== store"
+"$build/tests/mcph-bench-store" 2000
