@@ -108,6 +108,13 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   }
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
   opts.max_queued_calls = static_cast<size_t>(c.server.max_queued_calls);
+  if (c.store.backend == "postgresql") {  // replicas open each other's requestState
+    if (auto key = store::shared_key(*host->state, "request_state"); key) {
+      opts.request_state_key = std::move(*key);
+    } else {
+      spdlog::warn("requestState key not shared (this replica's own until restart): {}", key.error());
+    }
+  }
   host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
   return host;
 }
@@ -201,7 +208,7 @@ class SignalWatcher {
 // GET /healthz: the host's version and each plugin instance's state: its calls running
 // (stuck ones included: past their deadline, answered, but their handler has not returned)
 // and waiting for a thread.
-json health(const plugins::Registry& registry, const protocol::Engine& engine) {
+json health(const plugins::Registry& registry, const protocol::Engine& engine, store::StateStore& store) {
   json instances = json::array();
   for (const auto& inst : registry.instances()) {
     const auto calls = engine.calls(*inst);
@@ -222,19 +229,32 @@ json health(const plugins::Registry& registry, const protocol::Engine& engine) {
     }
     instances.push_back(std::move(item));
   }
-  return json{{"status", "ok"}, {"version", kVersion}, {"plugins", std::move(instances)}};
+  json st{{"backend", store.backend()}, {"location", store.location()}};
+  if (auto check = store.check(); check) {
+    st["reachable"] = true;
+  } else {
+    st["reachable"] = false;
+    st["error"] = check.error();
+  }
+  return json{{"status", "ok"}, {"version", kVersion}, {"store", std::move(st)}, {"plugins", std::move(instances)}};
 }
 
 // What OAuth needs from the configuration: its keys (from the YAML, or generated once into
 // state_dir) and the form fields every plugin instance declared per user.
 Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry,
-                                         plugins::UserDirectory& users) {
+                                         plugins::UserDirectory& users, store::StateStore& store) {
   auth::OAuthOptions o;
   const auto& oc = c.server.http.auth.oauth;
   o.issuer = oc.issuer;
   o.access_ttl = std::chrono::seconds(oc.access_token_ttl_s);
   o.refresh_ttl = std::chrono::seconds(oc.refresh_token_ttl_s);
   auto key = [&](const std::string& configured, const char* file) -> Result<std::string> {
+    if (configured.empty() && c.store.backend == "postgresql") {
+      // Replicas sign and seal alike: the keys live in the shared store, created once.
+      auto k = store::shared_key(store, std::string("oauth_") + file);
+      if (!k) return Error{"OAuth keys from the store: " + k.error()};
+      return k;
+    }
     if (configured.empty()) return auth::load_or_create_key(c.state_dir + "/" + file);
     if (configured.size() == 32) return configured;
     if (auto raw = crypto::unb64url(configured); raw && raw->size() == 32) return *raw;
@@ -275,11 +295,11 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     if (!listen.empty()) http_config.listen = listen;
     std::optional<auth::OAuthOptions> oauth;
     if (transport::auth_mode(http_config.auth) == "oauth") {
-      auto o = oauth_options(c, registry, (*host)->users);
+      auto o = oauth_options(c, registry, (*host)->users, *(*host)->state);
       if (!o) return fail(o.error());
       oauth = std::move(*o);
     }
-    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry, *(*host)->engine); }, std::move(oauth),
+    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry, *(*host)->engine, *(*host)->state); }, std::move(oauth),
                                   (*host)->state.get());
     auto url = http.bind();
     if (!url) return fail(url.error());
@@ -368,7 +388,7 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
 int auth_command(const std::string& config_arg, const std::string& log_level, const std::string& action, const std::string& grant) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
-  auto o = oauth_options(*(*host)->config, *(*host)->registry, (*host)->users);
+  auto o = oauth_options(*(*host)->config, *(*host)->registry, (*host)->users, *(*host)->state);
   if (!o) return fail(o.error());
   auth::OAuthServer server(std::move(*o), *(*host)->state);
   if (action == "list") {

@@ -195,7 +195,10 @@ struct Engine::Prepared {
 };
 
 Engine::Engine(const plugins::Registry& registry, EngineOptions options)
-    : registry_(registry), options_(options), scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
+    : registry_(registry),
+      options_(options),
+      sealer_(options.request_state_key),
+      scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
   // Fairness: by default one instance may run three quarters of the calls at once, so a
   // flood of slow calls to one plugin always leaves threads for the others.
   const size_t default_cap = std::max<size_t>(1, (options.max_concurrent_calls * 3 + 3) / 4);

@@ -94,6 +94,7 @@ struct EngineOptions {
   std::chrono::milliseconds call_timeout{300000};
   size_t max_concurrent_calls = 64;  // over all plugin instances
   size_t max_queued_calls = 1000;    // per plugin instance; beyond it a call is refused at once
+  std::string request_state_key;     // 32 bytes shared by replicas; empty: drawn at start-up
 };
 
 // JSON-RPC batches (2025-03-26) hold at most this many messages.

@@ -21,7 +21,7 @@ int64_t now_s() {
 
 }  // namespace
 
-RequestStateSealer::RequestStateSealer() : key_(crypto::random_bytes(32)) {}
+RequestStateSealer::RequestStateSealer(std::string key) : key_(key.size() == 32 ? std::move(key) : crypto::random_bytes(32)) {}
 
 std::string RequestStateSealer::mac(std::string_view payload) const { return crypto::hmac_sha256(key_, payload); }
 

@@ -1,9 +1,10 @@
 // The requestState token of 2026-07-28 input_required results (MRTR, mcp-spec §2.12).
 // The client echoes it back and may have changed it, so it is sealed: the plugin's state,
 // an expiry and a hash of what the request was (method, name, principal, arguments),
-// authenticated with HMAC-SHA256 under a key drawn at start-up. A token therefore does not
-// survive a restart of the host, nor travel to another replica: the client then gets a
-// clear error and starts the request over.
+// authenticated with HMAC-SHA256. The key is drawn at start-up, unless the host shares one
+// with its replicas through the store (store.backend: postgresql): then a token sealed by
+// one replica opens on any other, and after a restart. Otherwise a token does not survive
+// a restart: the client gets a clear error and starts the request over.
 #pragma once
 
 #include <chrono>
@@ -16,7 +17,8 @@ namespace mcph::protocol {
 
 class RequestStateSealer {
  public:
-  RequestStateSealer();  // draws a random key
+  // `key`: 32 bytes, or empty to draw a random one.
+  explicit RequestStateSealer(std::string key = {});
 
   // `binding` is what the request was; open() must be given the same to accept it.
   std::string seal(std::string_view state, std::string_view binding, std::chrono::seconds ttl) const;
@@ -25,7 +27,7 @@ class RequestStateSealer {
 
  private:
   std::string mac(std::string_view payload) const;
-  std::string key_;  // 32 random bytes
+  std::string key_;  // 32 bytes
 };
 
 }  // namespace mcph::protocol

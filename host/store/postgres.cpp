@@ -128,7 +128,11 @@ class PostgresStore final : public StateStore {
   std::string location() const override { return location_; }
 
   Status check() override {
-    auto r = run(false, "check", [](PGconn*) -> Result<int> { return 0; });
+    auto r = run(true, "check", [](PGconn* c) -> Result<int> {
+      ResultPtr q(PQexec(c, "SELECT 1"));
+      if (!q || PQresultStatus(q.get()) != PGRES_TUPLES_OK) return Error{one_line(PQerrorMessage(c))};
+      return 0;
+    });
     if (!r) return Error{r.error()};
     return Ok{};
   }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 namespace mcph::store {
@@ -191,7 +192,15 @@ Status SqliteImpl::configure() {
   auto stmt = prepare("PRAGMA journal_mode=WAL");
   if (!stmt) return Error{stmt.error()};
   StmtUse use(stmt->get());
-  if (sqlite3_step(use.get()) != SQLITE_ROW) return sqlite_error("PRAGMA journal_mode=WAL");
+  // Switching a new file to WAL needs it alone, and SQLite answers BUSY at once (without
+  // its busy handler) while another connection opens it too: wait for that one, up to 5 s.
+  for (int attempt = 0;; ++attempt) {
+    const int rc = sqlite3_step(use.get());
+    if (rc == SQLITE_ROW) break;
+    sqlite3_reset(use.get());
+    if ((rc & 0xff) != SQLITE_BUSY || attempt == 250) return sqlite_error("PRAGMA journal_mode=WAL");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   const std::string_view mode = column_bytes(use.get(), 0);
   if (mode != "wal") {
     return Error{"state store " + path + ": cannot enable WAL (journal_mode is " +

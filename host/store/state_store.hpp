@@ -68,6 +68,11 @@ class StateStore {
   virtual Status release(std::string_view ns, std::string_view name, std::string_view owner) = 0;
 };
 
+// A secret every replica sharing the store must hold the same (a sealing or signing key):
+// `bytes` random bytes drawn and stored once under ("host", "key/<name>"), read by the
+// others; replicas that race keep the first one written.
+Result<std::string> shared_key(StateStore& store, std::string_view name, size_t bytes = 32);
+
 // The smallest string greater than every string that starts with `prefix`, in byte order:
 // trailing 0xFF bytes cannot be incremented, so they are dropped and the byte before them
 // is bumped ("a\xFF" -> "b"). An empty prefix, or one made only of 0xFF bytes, has no upper

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "services/crypto.hpp"
 #include "store/state_store.hpp"
 
 namespace mcph::store {
@@ -8,6 +9,21 @@ std::unique_ptr<StateStore> make_postgres_store(const config::StoreConfig& cfg);
 Result<std::unique_ptr<StateStore>> StateStore::open(const config::StoreConfig& cfg, const std::string& state_dir) {
   if (cfg.backend == "postgresql") return make_postgres_store(cfg);
   return open(state_dir);
+}
+
+Result<std::string> shared_key(StateStore& store, std::string_view name, size_t bytes) {
+  const std::string key = "key/" + std::string(name);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto current = store.get("host", key);
+    if (!current) return Error{current.error()};
+    if (current->has_value() && (*current)->size() == bytes) return **current;
+    const std::string fresh = crypto::random_bytes(bytes);
+    // Absent: ours if nobody wrote one meanwhile. Malformed: replaced, once.
+    auto written = current->has_value() ? store.put_if("host", key, **current, fresh) : store.put_if("host", key, std::nullopt, fresh);
+    if (!written) return Error{written.error()};
+    if (*written) return fresh;
+  }
+  return Error{"the shared key '" + std::string(name) + "' keeps changing in the store"};
 }
 
 std::optional<std::string> prefix_successor(std::string_view prefix) {

@@ -18,6 +18,7 @@
 
 #include "auth/oauth.hpp"
 #include "json/bounded.hpp"
+#include "store/state_store.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/http_listener.hpp"
 #include "version.hpp"
@@ -729,7 +730,7 @@ struct HttpTransport::Impl {
                oauth->challenge(authorization ? "invalid_token" : "")};
         }
       }
-    } else if (d.status == 0 && req.path != "/healthz") {
+    } else if (d.status == 0 && req.path != "/healthz" && req.path != "/readyz") {
       d = guard.check_token(header(req, "Authorization"));
     }
     if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
@@ -781,6 +782,18 @@ struct HttpTransport::Impl {
     }
     server->Put(path, not_allowed);
     server->Patch(path, not_allowed);
+    // Readiness, for a load balancer: 503 while the store cannot be reached, so requests go
+    // to replicas that can serve them. (/healthz is liveness: it answers while the process
+    // runs, and says what is wrong.)
+    server->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+      if (store != nullptr) {
+        if (auto st = store->check(); !st) {
+          reply_json(res, 503, json{{"status", "not ready"}, {"reason", st.error()}});
+          return;
+        }
+      }
+      reply_json(res, 200, json{{"status", "ready"}});
+    });
     server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       json h = health();
       std::lock_guard lock(sessions_mutex);

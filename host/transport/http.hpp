@@ -23,7 +23,8 @@ namespace mcph::transport {
 class HttpTransport {
  public:
   // `health` produces the body of GET /healthz (no auth). With auth.mode oauth, `oauth`
-  // (keys and form fields; the issuer defaults to the bound URL) and `store` are required.
+  // (keys and form fields; the issuer defaults to the bound URL) and `store` are required;
+  // `store` also answers GET /readyz.
   HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<nlohmann::json()> health,
                 std::optional<auth::OAuthOptions> oauth = std::nullopt, store::StateStore* store = nullptr);
   ~HttpTransport();

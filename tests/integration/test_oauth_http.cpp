@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "oauth_client.hpp"
+#include "postgres.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -108,6 +109,39 @@ TEST_F(OAuthHttpTest, DiscoveryStartsFromABare401) {
   r = c->Post("/mcp", httplib::Headers{{"Authorization", "Bearer made-up"}}, "{}", "application/json");
   EXPECT_EQ(r->status, 401);
   EXPECT_NE(r->get_header_value("WWW-Authenticate").find("error=\"invalid_token\""), std::string::npos);
+}
+
+// Two replicas on one PostgreSQL store behind one public issuer: a user signs in on A and
+// the token works on B, with their credentials; /readyz and /healthz report the store.
+TEST_F(OAuthHttpTest, ATokenFromOneReplicaWorksOnAnother) {
+  PostgresServer pg;
+  const std::string top = "store: { backend: postgresql, url: \"" + pg.url("oauth") + "\" }\n";
+  const std::string plugins = "  - name: cs\n    library: codesphere\n    settings: { base_url: \"" + api.base() + "/api\", team_id: 1 }\n";
+  const std::string http = "    auth: { mode: oauth, oauth: { issuer: \"http://mcp.example\" } }\n";
+  HttpHost a(plugins, http, "", {}, top), b(plugins, http, "", {}, top);
+  auto ca = a.client(), cb = b.client();
+  ca->set_follow_location(false);
+  OAuthClient on_a(*ca, "http://mcp.example/mcp"), on_b(*cb, "http://mcp.example/mcp");
+  auto started = on_a.start();
+  auto done = on_a.post(started.page, {{"cs.api_token", kAlice}});
+  const json tokens = on_a.finish(done, started);
+  api.users();
+  auto r = on_b.call(tokens["access_token"], "list_teams");
+  ASSERT_EQ(r->status, 200) << r->body << b.process().stderr_text();
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  EXPECT_EQ(api.users(), std::vector<int>{0}) << "B called upstream as Alice";
+
+  auto ready = cb->Get("/readyz");
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  const json health = body_json(cb->Get("/healthz"));
+  EXPECT_EQ(health["store"]["backend"], "postgresql");
+  EXPECT_EQ(health["store"]["reachable"], true);
+  pg.stop();
+  ready = cb->Get("/readyz");
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_NE(ready->body.find("not ready"), std::string::npos);
+  EXPECT_EQ(ready->body.find("s3cret-pw"), std::string::npos);
+  EXPECT_EQ(body_json(cb->Get("/healthz"))["store"]["reachable"], false);
 }
 
 TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "store/state_store.hpp"
 #include "postgres.hpp"
+#include "protocol/request_state.hpp"
 #include "process.hpp"
 #include "stdio_host.hpp"
 
@@ -338,6 +339,36 @@ TEST_P(StoreContract, LeaseRaceHasOneWinner) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(winners.load(), 1) << name;
   }
+}
+
+// Keys replicas share (sealing, signing): drawn once, the same for every replica; a
+// requestState sealed under it by one replica opens on another.
+TEST_P(StoreContract, SharedKeysAreDrawnOnceForAllReplicas) {
+  auto a = open_store();
+  auto b = open_store();
+  ASSERT_TRUE(a && b);
+  std::vector<std::string> keys(6);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      auto k = shared_key(i % 2 ? *a : *b, "request_state");
+      ASSERT_TRUE(k.ok()) << k.error();
+      keys[i] = *k;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(keys[0].size(), 32u);
+  for (const auto& k : keys) EXPECT_EQ(k, keys[0]);
+  auto other = shared_key(*a, "oauth_signing.key");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(*other, keys[0]) << "each name its own key";
+
+  protocol::RequestStateSealer on_a(keys[0]), on_b(*shared_key(*b, "request_state")), elsewhere;
+  const std::string token = on_a.seal("plugin state", "tools/call x", std::chrono::seconds(60));
+  auto opened = on_b.open(token, "tools/call x");
+  ASSERT_TRUE(opened.ok()) << opened.error();
+  EXPECT_EQ(*opened, "plugin state");
+  EXPECT_FALSE(elsewhere.open(token, "tools/call x").ok()) << "a host with its own key refuses it";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgresql"),

@@ -14,11 +14,13 @@ namespace mcph::testing {
 
 class HttpHost {
  public:
-  // `server_yaml` goes under `server:` (indented two spaces); `http_yaml` under `server.http:`.
+  // `server_yaml` goes under `server:` (indented two spaces); `http_yaml` under `server.http:`;
+  // `top` holds more top-level keys (e.g. `store:`).
   explicit HttpHost(const std::string& plugins_yaml, const std::string& http_yaml = "",
-                    const std::string& server_yaml = "", const std::vector<std::string>& env = {}) {
+                    const std::string& server_yaml = "", const std::vector<std::string>& env = {},
+                    const std::string& top = "") {
     const std::string cfg = dir_.str() + "/mcp-host.yaml";
-    std::ofstream(cfg) << config_yaml(dir_.str() + "/state", plugins_yaml,
+    std::ofstream(cfg) << top << config_yaml(dir_.str() + "/state", plugins_yaml,
                                       server_yaml + "  http:\n    listen: 127.0.0.1:0\n" + http_yaml);
     process_ = std::make_unique<Process>(
         std::vector<std::string>{MCPH_BINARY, "serve", "--config", cfg, "--transport", "http", "--log-level", "debug"}, env);
