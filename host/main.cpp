@@ -427,6 +427,58 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
   return 0;
 }
 
+// `mcp-host store migrate --from sqlite:DIR --to postgresql://...`: a single node's state
+// (plugin state, OAuth clients, grants and tokens) and its OAuth keys into PostgreSQL, so
+// every signed-in user keeps working on the replicas. Stop the host first.
+int store_migrate(const std::string& from, std::string to) {
+  if (!from.starts_with("sqlite:")) return fail("--from must be sqlite:DIR (the state_dir of a single host)");
+  if (to.empty()) {
+    const char* env = std::getenv("MCP_HOST_STORE_URL");
+    to = env != nullptr ? env : "";
+  }
+  if (!to.starts_with("postgresql://") && !to.starts_with("postgres://")) {
+    return fail("--to must be a postgresql:// URL (or set MCP_HOST_STORE_URL, which keeps the password off the command line)");
+  }
+  const std::string dir = from.substr(7);
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "state.db")) return fail("no state.db in " + dir);
+  auto source = store::StateStore::open(dir);
+  if (!source) return fail(source.error());
+  config::StoreConfig cfg;
+  cfg.backend = "postgresql";
+  cfg.url = to;
+  auto target = store::StateStore::open(cfg, "");
+  if (!target) return fail(target.error());
+  if (auto st = (*target)->check(); !st) return fail(st.error());
+  // The OAuth keys first: the users' credentials are sealed with them. A target that
+  // already has other keys (replicas ran on it) would strand one side's users: refuse.
+  for (const char* name : {"signing.key", "encryption.key"}) {
+    const std::string path = dir + "/" + name;
+    if (!std::filesystem::exists(path)) continue;
+    auto key = auth::load_or_create_key(path);
+    if (!key) return fail(key.error());
+    const std::string slot = std::string("key/oauth_") + name;
+    auto existing = (*target)->get("host", slot);
+    if (!existing) return fail(existing.error());
+    if (existing->has_value() && **existing != *key) {
+      return fail((*target)->location() + " already has another OAuth " + name + " (replicas ran on it); nothing was copied");
+    }
+  }
+  std::fprintf(stderr, "copying %s to %s ...\n", (*source)->location().c_str(), (*target)->location().c_str());
+  auto rows = store::copy_rows(**source, **target, [](size_t n) { std::fprintf(stderr, "  %zu rows\n", n); });
+  if (!rows) return fail(rows.error());
+  size_t keys = 0;
+  for (const char* name : {"signing.key", "encryption.key"}) {
+    const std::string path = dir + "/" + name;
+    if (!std::filesystem::exists(path)) continue;
+    auto key = auth::load_or_create_key(path);
+    if (!key || !(*target)->put("host", std::string("key/oauth_") + name, *key)) return fail(std::string("copying ") + name + " failed");
+    ++keys;
+  }
+  std::printf("copied %zu rows and %zu OAuth keys from %s to %s; checked\n", *rows, keys, (*source)->location().c_str(),
+              (*target)->location().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -463,6 +515,14 @@ int main(int argc, char** argv) {
   add_common(auth_revoke);
   auth_revoke->add_option("grant", grant_id, "grant id (from auth list)")->required();
 
+  auto* store_cmd = app.add_subcommand("store", "the state store");
+  store_cmd->require_subcommand(1, 1);
+  std::string migrate_from, migrate_to;
+  auto* store_migrate_cmd = store_cmd->add_subcommand(
+      "migrate", "copy a single host's state and OAuth keys into PostgreSQL (stop the host first)");
+  store_migrate_cmd->add_option("--from", migrate_from, "sqlite:DIR, the host's state_dir")->required();
+  store_migrate_cmd->add_option("--to", migrate_to, "postgresql://user:password@host:port/db (default: $MCP_HOST_STORE_URL)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -474,5 +534,6 @@ int main(int argc, char** argv) {
   if (plugin_check.chosen()) return plugin_check.run();
   if (*auth_list) return auth_command(config_path, log_level, "list", "");
   if (*auth_revoke) return auth_command(config_path, log_level, "revoke", grant_id);
+  if (*store_migrate_cmd) return store_migrate(migrate_from, migrate_to);
   return serve(config_path, log_level, transport, listen);
 }

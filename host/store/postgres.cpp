@@ -197,6 +197,19 @@ class PostgresStore final : public StateStore {
     });
   }
 
+  Status each_row(const std::function<bool(std::string_view, std::string_view, std::string_view)>& each) override {
+    auto rows = run(true, "each_row", [&](PGconn* c) -> Result<ResultPtr> {
+      ResultPtr r(PQexecParams(c, "SELECT ns, key, value FROM mcph_kv ORDER BY ns, key", 0, nullptr, nullptr, nullptr, nullptr, 1));
+      if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) return Error{one_line(PQerrorMessage(c))};
+      return r;
+    });
+    if (!rows) return Error{rows.error()};
+    for (int i = 0; i < PQntuples(rows->get()); ++i) {
+      if (!each(column(rows->get(), i, 0), column(rows->get(), i, 1), column(rows->get(), i, 2))) break;
+    }
+    return Ok{};
+  }
+
   Status release(std::string_view ns, std::string_view name, std::string_view owner) override {
     return status(run(true, "release", [&](PGconn* c) { return affected(c, "release", Params().text(ns).text(name).text(owner)); }));
   }

@@ -318,6 +318,7 @@ class SqliteStateStore final : public StateStore {
   Result<bool> acquire(std::string_view ns, std::string_view name, std::string_view owner,
                        std::chrono::milliseconds ttl) override;
   Status release(std::string_view ns, std::string_view name, std::string_view owner) override;
+  Status each_row(const std::function<bool(std::string_view, std::string_view, std::string_view)>& each) override;
 
  private:
   std::unique_ptr<SqliteImpl> impl_;
@@ -488,6 +489,20 @@ Status SqliteStateStore::release(std::string_view ns, std::string_view name, std
   }
   if (sqlite3_step(use.get()) != SQLITE_DONE) return impl_->sqlite_error("release");
   return Ok{};
+}
+
+Status SqliteStateStore::each_row(const std::function<bool(std::string_view, std::string_view, std::string_view)>& each) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (auto s = impl_->ensure_open(); !s) return s;
+  auto stmt = impl_->prepare("SELECT ns, key, value FROM kv ORDER BY ns, key");
+  if (!stmt) return Error{stmt.error()};
+  StmtUse use(stmt->get());
+  for (;;) {
+    const int rc = sqlite3_step(use.get());
+    if (rc == SQLITE_DONE) return Ok{};
+    if (rc != SQLITE_ROW) return impl_->sqlite_error("each_row");
+    if (!each(column_bytes(use.get(), 0), column_bytes(use.get(), 1), column_bytes(use.get(), 2))) return Ok{};
+  }
 }
 
 }  // namespace mcph::store

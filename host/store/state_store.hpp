@@ -53,6 +53,11 @@ class StateStore {
   virtual Status list(std::string_view ns, std::string_view prefix,
                       const std::function<bool(std::string_view key, std::string_view value)>& each) = 0;
 
+  // Every row of every namespace, in (namespace, key) order: for copying a store
+  // (`mcp-host store migrate`). Same rules for `each` as list().
+  virtual Status each_row(
+      const std::function<bool(std::string_view ns, std::string_view key, std::string_view value)>& each) = 0;
+
   // Compare-and-set: when the key's value is `expected` (nullopt: the key is absent), sets
   // it to `value` (nullopt: erases it) and answers true; otherwise changes nothing and
   // answers false. Atomic across every process sharing the store.
@@ -72,6 +77,11 @@ class StateStore {
 // `bytes` random bytes drawn and stored once under ("host", "key/<name>"), read by the
 // others; replicas that race keep the first one written.
 Result<std::string> shared_key(StateStore& store, std::string_view name, size_t bytes = 32);
+
+// Copies every row of `from` into `to` (overwriting what `to` holds under the same key),
+// then reads each back from `to` and compares: the number of rows, or the first problem.
+// `progress` hears the count every 10,000 rows.
+Result<size_t> copy_rows(StateStore& from, StateStore& to, const std::function<void(size_t)>& progress = {});
 
 // The smallest string greater than every string that starts with `prefix`, in byte order:
 // trailing 0xFF bytes cannot be incremented, so they are dropped and the byte before them

@@ -2,6 +2,8 @@
 #include "services/crypto.hpp"
 #include "store/state_store.hpp"
 
+#include <vector>
+
 namespace mcph::store {
 
 std::unique_ptr<StateStore> make_postgres_store(const config::StoreConfig& cfg);  // postgres.cpp
@@ -24,6 +26,28 @@ Result<std::string> shared_key(StateStore& store, std::string_view name, size_t 
     if (*written) return fresh;
   }
   return Error{"the shared key '" + std::string(name) + "' keeps changing in the store"};
+}
+
+Result<size_t> copy_rows(StateStore& from, StateStore& to, const std::function<void(size_t)>& progress) {
+  struct Row {
+    std::string ns, key, value;
+  };
+  std::vector<Row> rows;  // read whole first: `each` may not call into a store
+  auto st = from.each_row([&](std::string_view ns, std::string_view key, std::string_view value) {
+    rows.push_back({std::string(ns), std::string(key), std::string(value)});
+    return true;
+  });
+  if (!st) return Error{"reading " + from.location() + ": " + st.error()};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (auto w = to.put(rows[i].ns, rows[i].key, rows[i].value); !w) return Error{"writing: " + w.error()};
+    if (progress && (i + 1) % 10000 == 0) progress(i + 1);
+  }
+  for (const auto& r : rows) {
+    auto back = to.get(r.ns, r.key);
+    if (!back) return Error{"checking: " + back.error()};
+    if (!back->has_value() || **back != r.value) return Error{"checking: " + r.ns + " row differs after the copy"};
+  }
+  return rows.size();
 }
 
 std::optional<std::string> prefix_successor(std::string_view prefix) {

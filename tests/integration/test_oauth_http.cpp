@@ -3,6 +3,7 @@
 // bare 401, registers, fills in the form as a person would, trades the code for tokens and
 // calls tools; every upstream request carries the right user's key; revoking one user leaves
 // the other working; neither key ever reaches the log or the database in clear.
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -142,6 +143,49 @@ TEST_F(OAuthHttpTest, ATokenFromOneReplicaWorksOnAnother) {
   EXPECT_NE(ready->body.find("not ready"), std::string::npos);
   EXPECT_EQ(ready->body.find("s3cret-pw"), std::string::npos);
   EXPECT_EQ(body_json(cb->Get("/healthz"))["store"]["reachable"], false);
+}
+
+// A single host on SQLite moves to PostgreSQL with `mcp-host store migrate`: a user signed
+// in before keeps working on the new host, with their own credentials, without signing in
+// again; the command refuses a target whose keys differ, and never prints the password.
+TEST_F(OAuthHttpTest, StoreMigrateKeepsEverySignedInUser) {
+  PostgresServer pg;
+  const std::string plugins = "  - name: cs\n    library: codesphere\n    settings: { base_url: \"" + api.base() + "/api\", team_id: 1 }\n";
+  const std::string http = "    auth: { mode: oauth, oauth: { issuer: \"http://mcp.example\" } }\n";
+  auto single = std::make_unique<HttpHost>(plugins, http);
+  const std::string state_dir = std::filesystem::path(single->config_path()).parent_path().string() + "/state";
+  auto cs = single->client();
+  cs->set_follow_location(false);
+  OAuthClient on_single(*cs, "http://mcp.example/mcp");
+  auto started = on_single.start();
+  const json tokens = on_single.finish(on_single.post(started.page, {{"cs.api_token", kAlice}}), started);
+  single->process().signal(SIGTERM);
+  ASSERT_EQ(single->process().wait(15s), 0);
+
+  const std::string url = pg.url("migrated");
+  Process migrate({MCPH_BINARY, "store", "migrate", "--from", "sqlite:" + state_dir}, {"MCP_HOST_STORE_URL=" + url});
+  ASSERT_EQ(migrate.wait(30s), 0) << migrate.stderr_text();
+  const std::string out = *migrate.read_line(1s);
+  EXPECT_NE(out.find("and 2 OAuth keys from " + state_dir + "/state.db to postgresql://postgres@127.0.0.1:"), std::string::npos) << out;
+  EXPECT_EQ((out + migrate.stderr_text()).find("s3cret-pw"), std::string::npos);
+
+  HttpHost replica(plugins, http, "", {}, "store: { backend: postgresql, url: \"" + url + "\" }\n");
+  auto cr = replica.client();
+  OAuthClient on_replica(*cr, "http://mcp.example/mcp");
+  api.users();
+  auto r = on_replica.call(tokens["access_token"], "list_teams");
+  ASSERT_EQ(r->status, 200) << r->body << replica.process().stderr_text();
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  EXPECT_EQ(api.users(), std::vector<int>{0}) << "Alice's own key, unsealed with the migrated keys";
+
+  // A second migration into a store whose keys are now another host's is refused.
+  HttpHost other(plugins, http);
+  other.process().signal(SIGTERM);
+  ASSERT_EQ(other.process().wait(15s), 0);
+  const std::string other_dir = std::filesystem::path(other.config_path()).parent_path().string() + "/state";
+  Process again({MCPH_BINARY, "store", "migrate", "--from", "sqlite:" + other_dir, "--to", url});
+  EXPECT_EQ(again.wait(30s), 1);
+  EXPECT_NE(again.stderr_text().find("already has another OAuth"), std::string::npos) << again.stderr_text();
 }
 
 TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
