@@ -2,7 +2,6 @@
 // only; every piece it wires lives in its own room (config/, plugins/, protocol/, transport/,
 // services/, plugin_check/).
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -88,9 +87,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   // Who this replica is, for its plugins' leases: kept in state_dir, so a host that
   // restarts (even after kill -9) holds its leases again at once instead of waiting for
   // them to expire. Replicas must not share a state_dir.
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(c.state_dir).parent_path(), ec);
-  ::mkdir(c.state_dir.c_str(), 0700);  // private, as the SQLite store makes it
+  (void)store::ensure_private_dir(c.state_dir);  // if it fails, so does the key below: it says why
   if (auto id = auth::load_or_create_key(c.state_dir + "/replica.key"); id) {
     plugins::set_replica_id(crypto::hex(id->substr(0, 8)));
   } else {
@@ -239,6 +236,9 @@ json health(const plugins::Registry& registry, const protocol::Engine& engine, s
   return json{{"status", "ok"}, {"version", kVersion}, {"store", std::move(st)}, {"plugins", std::move(instances)}};
 }
 
+// The name under which replicas share the OAuth key kept in state_dir/`file` with SQLite.
+std::string oauth_key_name(std::string_view file) { return "oauth_" + std::string(file); }
+
 // What OAuth needs from the configuration: its keys (from the YAML, or generated once into
 // state_dir) and the form fields every plugin instance declared per user.
 Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry,
@@ -251,7 +251,7 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
   auto key = [&](const std::string& configured, const char* file) -> Result<std::string> {
     if (configured.empty() && c.store.backend == "postgresql") {
       // Replicas sign and seal alike: the keys live in the shared store, created once.
-      auto k = store::shared_key(store, std::string("oauth_") + file);
+      auto k = store::shared_key(store, oauth_key_name(file));
       if (!k) return Error{"OAuth keys from the store: " + k.error()};
       return k;
     }
@@ -451,30 +451,27 @@ int store_migrate(const std::string& from, std::string to) {
   if (auto st = (*target)->check(); !st) return fail(st.error());
   // The OAuth keys first: the users' credentials are sealed with them. A target that
   // already has other keys (replicas ran on it) would strand one side's users: refuse.
-  for (const char* name : {"signing.key", "encryption.key"}) {
-    const std::string path = dir + "/" + name;
+  std::vector<std::pair<std::string, std::string>> keys;  // slot, key
+  for (const char* file : {"signing.key", "encryption.key"}) {
+    const std::string path = dir + "/" + file;
     if (!std::filesystem::exists(path)) continue;
     auto key = auth::load_or_create_key(path);
     if (!key) return fail(key.error());
-    const std::string slot = std::string("key/oauth_") + name;
+    const std::string slot = store::shared_key_slot(oauth_key_name(file));
     auto existing = (*target)->get("host", slot);
     if (!existing) return fail(existing.error());
     if (existing->has_value() && **existing != *key) {
-      return fail((*target)->location() + " already has another OAuth " + name + " (replicas ran on it); nothing was copied");
+      return fail((*target)->location() + " already has another OAuth " + file + " (replicas ran on it); nothing was copied");
     }
+    keys.emplace_back(slot, std::move(*key));
   }
   std::fprintf(stderr, "copying %s to %s ...\n", (*source)->location().c_str(), (*target)->location().c_str());
   auto rows = store::copy_rows(**source, **target, [](size_t n) { std::fprintf(stderr, "  %zu rows\n", n); });
   if (!rows) return fail(rows.error());
-  size_t keys = 0;
-  for (const char* name : {"signing.key", "encryption.key"}) {
-    const std::string path = dir + "/" + name;
-    if (!std::filesystem::exists(path)) continue;
-    auto key = auth::load_or_create_key(path);
-    if (!key || !(*target)->put("host", std::string("key/oauth_") + name, *key)) return fail(std::string("copying ") + name + " failed");
-    ++keys;
+  for (const auto& [slot, key] : keys) {
+    if (auto st = (*target)->put("host", slot, key); !st) return fail("copying the OAuth keys: " + st.error());
   }
-  std::printf("copied %zu rows and %zu OAuth keys from %s to %s; checked\n", *rows, keys, (*source)->location().c_str(),
+  std::printf("copied %zu rows and %zu OAuth keys from %s to %s; checked\n", *rows, keys.size(), (*source)->location().c_str(),
               (*target)->location().c_str());
   return 0;
 }

@@ -87,28 +87,6 @@ int64_t now_ms() {
 
 // ---- Files ----------------------------------------------------------------------------
 
-// The state may hold plugin credentials, so the folder we create is private to the user.
-// An existing folder is left as it is: the operator chose it.
-Status ensure_private_dir(const fs::path& dir) {
-  std::error_code ec;
-  if (fs::is_directory(dir, ec)) return Ok{};
-  if (dir.has_parent_path()) {
-    fs::create_directories(dir.parent_path(), ec);
-    if (ec) {
-      return Error{"state store: cannot create " + dir.parent_path().string() + ": " +
-                   ec.message()};
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Error{"state store: cannot create " + dir.string() + ": " + std::strerror(errno)};
-  }
-  // mkdir's mode is filtered by the umask; 0700 survives any sane umask, but say it exactly.
-  if (::chmod(dir.c_str(), 0700) != 0) {
-    return Error{"state store: cannot chmod " + dir.string() + ": " + std::strerror(errno)};
-  }
-  return Ok{};
-}
-
 // SQLite creates new databases with 0644 & ~umask (SQLITE_DEFAULT_FILE_PERMISSIONS), so we
 // create the file ourselves first. The -wal and -shm files SQLite makes later copy the
 // database file's mode (os_unix.c, findCreateFileMode), so they end up 0600 as well.
@@ -127,6 +105,29 @@ Status ensure_private_file(const fs::path& file) {
 }
 
 }  // namespace
+
+// The state may hold plugin credentials, so the folder we create is private to the user.
+// An existing folder is left as it is: the operator chose it.
+Status ensure_private_dir(const std::string& path) {
+  const fs::path dir(path);
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) return Ok{};
+  if (dir.has_parent_path()) {
+    fs::create_directories(dir.parent_path(), ec);
+    if (ec) {
+      return Error{"state store: cannot create " + dir.parent_path().string() + ": " +
+                   ec.message()};
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Error{"state store: cannot create " + dir.string() + ": " + std::strerror(errno)};
+  }
+  // mkdir's mode is filtered by the umask; 0700 survives any sane umask, but say it exactly.
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return Error{"state store: cannot chmod " + dir.string() + ": " + std::strerror(errno)};
+  }
+  return Ok{};
+}
 
 // ---- Impl ------------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class SqliteStateStore final : public StateStore {
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
   const fs::path folder(dir);
   const fs::path file = folder / "state.db";
-  if (auto s = ensure_private_dir(folder); !s) return Error{s.error()};
+  if (auto s = ensure_private_dir(folder.string()); !s) return Error{s.error()};
   if (auto s = ensure_private_file(file); !s) return Error{s.error()};
 
   auto impl = std::make_unique<SqliteImpl>();

@@ -77,11 +77,17 @@ class StateStore {
 // `bytes` random bytes drawn and stored once under ("host", "key/<name>"), read by the
 // others; replicas that race keep the first one written.
 Result<std::string> shared_key(StateStore& store, std::string_view name, size_t bytes = 32);
+// Where shared_key keeps `name`, in namespace "host" (for copying keys in from elsewhere).
+std::string shared_key_slot(std::string_view name);
 
 // Copies every row of `from` into `to` (overwriting what `to` holds under the same key),
 // then reads each back from `to` and compares: the number of rows, or the first problem.
 // `progress` hears the count every 10,000 rows.
 Result<size_t> copy_rows(StateStore& from, StateStore& to, const std::function<void(size_t)>& progress = {});
+
+// Creates `dir` (and its parents) private to the user (0700); an existing folder is left as
+// the operator made it. The SQLite store's folder, and state_dir with any backend.
+Status ensure_private_dir(const std::string& dir);
 
 // The smallest string greater than every string that starts with `prefix`, in byte order:
 // trailing 0xFF bytes cannot be incremented, so they are dropped and the byte before them

@@ -13,8 +13,10 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const config::StoreConfig& 
   return open(state_dir);
 }
 
+std::string shared_key_slot(std::string_view name) { return "key/" + std::string(name); }
+
 Result<std::string> shared_key(StateStore& store, std::string_view name, size_t bytes) {
-  const std::string key = "key/" + std::string(name);
+  const std::string key = shared_key_slot(name);
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto current = store.get("host", key);
     if (!current) return Error{current.error()};
