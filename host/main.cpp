@@ -105,6 +105,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   }
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
   opts.max_queued_calls = static_cast<size_t>(c.server.max_queued_calls);
+  opts.events = host->state.get();  // resource updates reach subscribers on every replica
   if (c.store.backend == "postgresql") {  // replicas open each other's requestState
     if (auto key = store::shared_key(*host->state, "request_state"); key) {
       opts.request_state_key = std::move(*key);

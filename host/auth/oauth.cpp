@@ -173,6 +173,15 @@ Result<std::string> load_or_create_key(const std::string& path) {
 OAuthServer::OAuthServer(OAuthOptions options, store::StateStore& store)
     : options_(std::move(options)), store_(store), resource_(options_.issuer + options_.mcp_path) {
   if (options_.users) options_.users->set([this](const std::string& principal) { return user(principal); });
+  // Replicas forget a revoked grant at once (and everything, when events may have been lost).
+  events_ = store_.subscribe([this](std::string_view topic, std::string_view body) {
+    if (topic == kRevokedEvent) forget_grant(std::string(body));
+    if (topic == store::StateStore::kResync) {
+      std::lock_guard lock(cache_mutex_);
+      cache_.clear();
+      users_.clear();
+    }
+  });
 }
 
 OAuthServer::~OAuthServer() {
@@ -455,16 +464,21 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
   std::string principal;
   FormView view;
   if (const std::string id = param_or(form, "pending"); !id.empty()) {
+    // Kept in the store (any replica may get the next step), its credentials sealed, and
+    // used once.
+    const std::string key = token_key("pending", id);
     Pending p;
-    {
-      std::lock_guard lock(posts_mutex_);
-      auto it = pending_.find(id);
-      if (it != pending_.end()) {
-        p = std::move(it->second);
-        pending_.erase(it);
-      }
+    if (auto row = load(key)) {
+      erase(key);
+      auto sealed = crypto::unb64url(row->value("credentials", std::string()));
+      auto plain = sealed ? crypto::open(options_.encryption_key, *sealed, key) : std::nullopt;
+      p.credentials = plain ? json::parse(*plain, nullptr, false) : json();
+      p.principal = row->value("principal", std::string());
+      p.choose = row->value("choose", json::array());
+      p.client_id = row->value("client_id", std::string());
+      p.expires = row->value("expires", int64_t{0});
     }
-    if (p.client_id != client_id || p.expires < now_s()) {
+    if (p.client_id != client_id || p.expires < now_s() || !p.credentials.is_object()) {
       view.error = "This form expired. Please enter your credentials again.";
       return form_page(400, first, nonce, view);
     }
@@ -520,13 +534,12 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
     FormView step;
     step.pending = crypto::b64url(crypto::random_bytes(16));
     step.choose = choose;
-    {
-      std::lock_guard lock(posts_mutex_);
-      const int64_t now = now_s();
-      std::erase_if(pending_, [&](const auto& kv) { return kv.second.expires < now; });
-      if (pending_.size() > 10000) pending_.clear();  // bounded; the affected users just start again
-      pending_[step.pending] = Pending{creds, principal, choose, client_id, now + 600};
-    }
+    const std::string key = token_key("pending", step.pending);
+    save(key, json{{"credentials", crypto::b64url(crypto::seal(options_.encryption_key, creds.dump(), key))},
+                   {"principal", principal},
+                   {"choose", choose},
+                   {"client_id", client_id},
+                   {"expires", now_s() + 600}});
     return form_page(200, first, nonce, step);
   }
   return finish(form, creds, principal);
@@ -596,6 +609,13 @@ void OAuthServer::drop_grant(const std::string& grant_id) {
     for (const auto& t : grant->value("tokens", json::array())) erase(t.get<std::string>());
   }
   erase("grant/" + grant_id);
+  forget_grant(grant_id);
+  if (auto st = store_.publish(kRevokedEvent, grant_id); !st) {
+    spdlog::warn("oauth: other replicas keep grant {} for up to {} s: {}", grant_id, kRecheck.count(), st.error());
+  }
+}
+
+void OAuthServer::forget_grant(const std::string& grant_id) {
   std::lock_guard lock(cache_mutex_);
   std::erase_if(cache_, [&](const auto& kv) { return kv.second.caller->grant == grant_id; });
   std::erase_if(users_, [&](const auto& kv) { return kv.second.caller->grant == grant_id; });
@@ -689,8 +709,9 @@ std::shared_ptr<const Caller> OAuthServer::authenticate(std::string_view authori
   auto caller = std::make_shared<const Caller>(std::move(*opened));
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() > 100000) cache_.clear();  // bounded: a cache, not a store
-  // Read again after kRecheck, so a grant revoked by `mcp-host auth revoke` (another process)
-  // stops working here within that time.
+  // Read again after kRecheck, so a grant revoked by a process whose event did not reach
+  // this one (`mcp-host auth revoke` beside a SQLite host) stops working here within that
+  // time; replicas on PostgreSQL hear kRevokedEvent at once.
   const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds((*access)["expires"].get<int64_t>()));
   cache_[key] = Cached{caller, std::min(expires, now + kRecheck)};
   return caller;

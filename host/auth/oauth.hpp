@@ -24,10 +24,7 @@
 
 #include "plugins/instance.hpp"
 #include "result.hpp"
-
-namespace mcph::services {
-class StateStore;
-}
+#include "store/state_store.hpp"
 
 namespace mcph::auth {
 
@@ -133,11 +130,13 @@ class OAuthServer {
 
  private:
   static constexpr std::chrono::seconds kRecheck{30};
+  static constexpr std::string_view kRevokedEvent = "oauth.revoked";  // body: the grant id
   struct Cached {
     std::shared_ptr<const Caller> caller;
     std::chrono::system_clock::time_point expires;
   };
-  // What the form carries between its steps, kept here so no secret goes back into a page.
+  // What the form carries between its steps, kept in the store (credentials sealed) so no
+  // secret goes back into a page.
   struct Pending {
     json credentials;  // instance -> key -> value
     std::string principal;
@@ -166,6 +165,7 @@ class OAuthServer {
   std::string csrf(const std::string& nonce, const Params& params) const;
   json issue_tokens(const std::string& grant_id, json& grant);
   void drop_grant(const std::string& grant_id);
+  void forget_grant(const std::string& grant_id);  // from the caches
 
   OAuthOptions options_;
   store::StateStore& store_;
@@ -176,7 +176,7 @@ class OAuthServer {
   std::mutex posts_mutex_;
   std::unordered_map<std::string, std::vector<int64_t>> posts_;     // address -> times (s); guarded by posts_mutex_
   std::unordered_map<std::string, std::vector<int64_t>> failures_;  // client+address -> times; guarded by posts_mutex_
-  std::unordered_map<std::string, Pending> pending_;                // id -> form state; guarded by posts_mutex_
+  store::StateStore::Subscription events_;  // last: unsubscribed before the rest goes
 };
 
 // Loads a 32-byte key from `path` (raw or base64url), or creates one there (mode 0600) if

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "services/crypto.hpp"
 #include "version.hpp"
 
 namespace mcph::protocol {
@@ -148,6 +149,11 @@ void Session::set_channel(std::shared_ptr<ReplyChannel> channel) {
   channel_ = std::move(channel);
 }
 
+SessionState Session::state() const {
+  std::lock_guard lock(mutex_);
+  return SessionState{version_, client_capabilities_, log_level_.load(), {subscriptions_.begin(), subscriptions_.end()}};
+}
+
 void Session::cancel(const json& request_id) {
   std::lock_guard lock(mutex_);
   auto it = in_flight_.find(request_id.dump());
@@ -219,6 +225,11 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
     validators_.push_back(*schema);
   }
   for (const auto& inst : registry_.instances()) inst->set_listener(this);
+  if (options_.events != nullptr) {
+    events_ = options_.events->subscribe([this](std::string_view topic, std::string_view body) {
+      if (topic == kResourceUpdated) notify_subscribers(std::string(body));
+    });
+  }
 }
 
 Engine::~Engine() {
@@ -227,6 +238,33 @@ Engine::~Engine() {
 }
 
 void Engine::resource_updated(const std::string& uri) {
+  if (options_.events == nullptr) return notify_subscribers(uri);
+  if (auto st = options_.events->publish(kResourceUpdated, uri); !st) {  // heard here already
+    spdlog::warn("resource update of {} not sent to other replicas: {}", uri, st.error());
+  }
+}
+
+void Engine::restore(const std::shared_ptr<Session>& session, const SessionState& state) {
+  {
+    std::lock_guard lock(session->mutex_);
+    session->initialized_ = true;
+    session->version_ = state.version;
+    session->client_capabilities_ = state.client_capabilities.is_object() ? state.client_capabilities : json::object();
+    session->log_level_ = state.log_level;
+    session->subscriptions_ = {state.subscriptions.begin(), state.subscriptions.end()};
+    if (session->asked_prefix_ == "mcph-") session->asked_prefix_ = "mcph-" + crypto::hex(crypto::random_bytes(6)) + "-";
+  }
+  if (!state.subscriptions.empty()) watch(session);
+}
+
+void Engine::watch(const std::shared_ptr<Session>& session) {
+  std::lock_guard lock(subscribers_mutex_);
+  if (std::none_of(subscribers_.begin(), subscribers_.end(), [&](const auto& w) { return w.lock() == session; })) {
+    subscribers_.push_back(session);
+  }
+}
+
+void Engine::notify_subscribers(const std::string& uri) {
   std::vector<std::shared_ptr<ReplyChannel>> to;
   {
     std::lock_guard lock(subscribers_mutex_);
@@ -528,6 +566,7 @@ json Engine::dispatch(Request& req, Session& session) {
   } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") && offers_resources()) {
     err = subscribe(req, session);
     if (!err) result = json::object();
+    if (!err && session.on_change_) session.on_change_();
   } else if (req.modern && m == "server/discover") {
     result = discover();
   } else if (!req.modern && m == "ping") {
@@ -539,6 +578,7 @@ json Engine::dispatch(Request& req, Session& session) {
     } else {
       session.log_level_ = level;
       result = json::object();
+      if (session.on_change_) session.on_change_();
     }
   } else if (!req.modern && m == "server/discover") {
     err = invalid_params("server/discover needs _meta." + std::string(kMetaVersion) + " = \"" + kModernVersion + "\"");
@@ -591,12 +631,7 @@ std::optional<RpcError> Engine::subscribe(const Request& req, Session& session) 
     }
     session.subscriptions_.insert(uri.get<std::string>());
   }
-  if (auto self = session.weak_from_this(); !self.expired()) {
-    std::lock_guard lock(subscribers_mutex_);
-    if (std::none_of(subscribers_.begin(), subscribers_.end(), [&](const auto& w) { return w.lock() == self.lock(); })) {
-      subscribers_.push_back(self);
-    }
-  }
+  if (auto self = session.weak_from_this().lock()) watch(self);
   return std::nullopt;
 }
 
@@ -899,7 +934,7 @@ std::optional<std::string> Engine::ask_client(Session& session, const Request& r
   {
     std::lock_guard lock(session.mutex_);
     for (const auto& [key, r] : call.input_requests.items()) {
-      json id = "mcph-" + std::to_string(++session.asked_count_);
+      json id = session.asked_prefix_ + std::to_string(++session.asked_count_);
       session.asked_.emplace(id.dump(), json());
       asked.emplace_back(key, id);
     }

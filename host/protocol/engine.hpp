@@ -23,6 +23,7 @@
 #include "protocol/request_state.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/scheduler.hpp"
+#include "store/state_store.hpp"
 
 namespace mcph::protocol {
 
@@ -52,6 +53,15 @@ class ReplyChannel {
   virtual void close() {}
 };
 
+// What a legacy session is beyond this process (replicas serve one session together):
+// what initialize settled, and what the client changed since.
+struct SessionState {
+  std::string version;
+  json client_capabilities = json::object();
+  int log_level = 1;  // MCPH_LOG_INFO
+  std::vector<std::string> subscriptions;
+};
+
 // Legacy-era state: one per stdio process or per HTTP Mcp-Session-Id. Also tracks the
 // requests in flight on it, so notifications/cancelled can find them, the requests the
 // host sent to the client (legacy elicitation, sampling, roots) until they are answered,
@@ -73,9 +83,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // Where messages that belong to no request go (resource updates): stdout, or the HTTP
   // session's GET stream. Unset: they are dropped.
   void set_channel(std::shared_ptr<ReplyChannel> channel);
+  SessionState state() const;
+  // Called (on the request's thread) after logging/setLevel, resources/subscribe or
+  // unsubscribe changed state(). Set it before the session serves requests.
+  void on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
 
  private:
   friend class Engine;
+  std::function<void()> on_change_;
   mutable std::mutex mutex_;
   bool initialized_ = false;                 // guarded by mutex_
   std::string version_;                      // guarded by mutex_
@@ -85,6 +100,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<ReplyChannel> channel_;    // guarded by mutex_
   std::set<std::string, std::less<>> subscriptions_;  // guarded by mutex_
   int64_t asked_count_ = 0;                  // guarded by mutex_
+  std::string asked_prefix_ = "mcph-";       // guarded by mutex_: ids of requests to the client
   std::unordered_map<std::string, json> asked_;  // id -> answer (null until it comes); guarded by mutex_
   std::condition_variable answered_;
 };
@@ -95,7 +111,12 @@ struct EngineOptions {
   size_t max_concurrent_calls = 64;  // over all plugin instances
   size_t max_queued_calls = 1000;    // per plugin instance; beyond it a call is refused at once
   std::string request_state_key;     // 32 bytes shared by replicas; empty: drawn at start-up
+  // When set, resource updates travel through its events, so subscribers on every replica
+  // sharing the store hear them (topic kResourceUpdated).
+  store::StateStore* events = nullptr;
 };
+
+inline constexpr std::string_view kResourceUpdated = "resource.updated";  // body: the URI
 
 // JSON-RPC batches (2025-03-26) hold at most this many messages.
 inline constexpr size_t kMaxBatch = 1000;
@@ -127,8 +148,14 @@ class Engine final : public plugins::ResourceListener {
   // Waits until no call runs or waits (true), or until `until` passes (false).
   bool wait_idle(std::chrono::steady_clock::time_point until) const { return scheduler_.wait_idle(until); }
 
-  // Tells the sessions subscribed to `uri` (plugins call it through host->resource_updated).
+  // Tells the sessions subscribed to `uri` (plugins call it through host->resource_updated),
+  // on every replica with options.events.
   void resource_updated(const std::string& uri) override;
+
+  // Makes `session` the legacy session `state` describes, as if initialize had run on it
+  // (for a session another replica opened), or brings its log level and subscriptions up to
+  // date. Requests the host sends its client get ids no other replica uses.
+  void restore(const std::shared_ptr<Session>& session, const SessionState& state);
 
  private:
   struct Request;
@@ -145,6 +172,8 @@ class Engine final : public plugins::ResourceListener {
   void run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
   json late_answer(Prepared& p, mcph_status status, std::string text) const;
   void on_notification(const json& message, Session& session);
+  void notify_subscribers(const std::string& uri);
+  void watch(const std::shared_ptr<Session>& session);  // hears resource updates
 
   std::optional<RpcError> select_era(Request& req, Session& session) const;
   json dispatch(Request& req, Session& session);
@@ -179,6 +208,7 @@ class Engine final : public plugins::ResourceListener {
   std::mutex subscribers_mutex_;
   std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
   Scheduler scheduler_;
+  store::StateStore::Subscription events_;  // last: unsubscribed first
 };
 
 }  // namespace mcph::protocol

@@ -8,19 +8,29 @@
 // (backoff from 100 ms doubling to 5 s) instead of each waiting for a connect timeout; the
 // first call after the backoff tries again, so the host recovers on its own.
 //
+// Events: publish() is NOTIFY on channel mcph_events, its payload "<origin>\n<topic>\n<body>"
+// (origin: this process, whose listeners heard the event already). One more connection,
+// outside the pool, LISTENs on a thread of its own from the first subscribe() on; when it
+// breaks, it reconnects with the same backoff and then tells listeners kResync.
+//
 // Schema: mcph_meta (schema_version), mcph_kv (ns, key bytea, value bytea), mcph_leases.
 // Migrations run in one transaction under an advisory lock, so replicas that start at once
 // take turns and each finds the schema either absent or complete.
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "config/config.hpp"
+#include "services/crypto.hpp"
 #include "store/state_store.hpp"
 
 namespace mcph::store {
@@ -65,6 +75,7 @@ const Statement kStatements[] = {
      "WHERE mcph_leases.owner = excluded.owner OR mcph_leases.expires_at <= clock_timestamp()",
      {kText, kText, kText, kInt8}},
     {"release", "DELETE FROM mcph_leases WHERE ns = $1 AND name = $2 AND owner = $3", {kText, kText, kText}},
+    {"notify", "SELECT pg_notify('mcph_events', $1)", {kText}},
 };
 
 const char* const kMigration[] = {
@@ -121,6 +132,13 @@ class PostgresStore final : public StateStore {
     location_ = describe(cfg.url);
   }
   ~PostgresStore() override {
+    if (listener_.joinable()) {
+      stopping_ = true;
+      const uint64_t one = 1;
+      (void)!::write(wake_, &one, sizeof one);
+      listener_.join();
+    }
+    if (wake_ >= 0) ::close(wake_);
     for (PGconn* c : idle_) PQfinish(c);
   }
 
@@ -214,7 +232,70 @@ class PostgresStore final : public StateStore {
     return status(run(true, "release", [&](PGconn* c) { return affected(c, "release", Params().text(ns).text(name).text(owner)); }));
   }
 
+ protected:
+  // Sent again on a fresh connection if the first broke: an event may then arrive twice,
+  // which every event's listener takes in its stride (they are idempotent).
+  Status broadcast(std::string_view topic, std::string_view body) override {
+    std::string payload = origin_;
+    payload.append("\n").append(topic).append("\n").append(body);
+    return status(run(true, "publish", [&](PGconn* c) { return exec(c, "notify", Params().text(payload), PGRES_TUPLES_OK); }));
+  }
+
+  // Returns once the first LISTEN is in place (or failed): a host that serves requests
+  // hears every event published after.
+  void start_listening() override {
+    wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    listener_ = std::thread([this] { listen_loop(); });
+    std::unique_lock lock(mutex_);
+    listen_cv_.wait_for(lock, std::chrono::milliseconds(cfg_.connect_timeout_ms) + std::chrono::seconds(1), [&] { return listen_tried_; });
+  }
+
  private:
+  // Waits up to `ms` for the socket `fd` (or -1: none) to be readable; false once stopping.
+  bool wait_readable(int fd, int ms) {
+    pollfd fds[2] = {{wake_, POLLIN, 0}, {fd, POLLIN, 0}};
+    (void)::poll(fds, fd >= 0 ? 2 : 1, ms);
+    return !stopping_;
+  }
+
+  void listen_loop() {
+    auto backoff = kFirstBackoff;
+    bool heard = false, tried = false;
+    while (!stopping_) {
+      auto c = connect();
+      if (c) {
+        ResultPtr r(PQexec(*c, "LISTEN mcph_events"));
+        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+          PQfinish(*c);
+          c = Error{"LISTEN failed"};
+        }
+      }
+      if (!std::exchange(tried, true)) {
+        std::lock_guard lock(mutex_);
+        listen_tried_ = true;
+        listen_cv_.notify_all();
+      }
+      if (!c) {
+        if (!wait_readable(-1, static_cast<int>(backoff.count()))) return;
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        continue;
+      }
+      backoff = kFirstBackoff;
+      if (std::exchange(heard, true)) deliver(kResync, "");  // events may have been missed
+      while (wait_readable(PQsocket(*c), 5000) && PQconsumeInput(*c) == 1) {
+        while (PGnotify* n = PQnotifies(*c)) {
+          const std::string_view payload(n->extra);
+          const size_t a = payload.find('\n'), b = a == std::string_view::npos ? a : payload.find('\n', a + 1);
+          if (b != std::string_view::npos && payload.substr(0, a) != origin_) {
+            deliver(payload.substr(a + 1, b - a - 1), payload.substr(b + 1));
+          }
+          PQfreemem(n);
+        }
+      }
+      PQfinish(*c);
+    }
+  }
+
   template <typename T>
   static Status status(const Result<T>& r) {
     if (!r) return Error{r.error()};
@@ -399,6 +480,12 @@ class PostgresStore final : public StateStore {
   Clock::time_point retry_at_{};        // guarded by mutex_: no new connection before this
   std::chrono::milliseconds backoff_{0};  // guarded by mutex_
   std::string down_reason_;             // guarded by mutex_
+  const std::string origin_ = crypto::hex(crypto::random_bytes(8));  // this process, in NOTIFY payloads
+  std::thread listener_;
+  std::atomic<bool> stopping_{false};
+  int wake_ = -1;  // eventfd: wakes the listener to stop
+  std::condition_variable listen_cv_;
+  bool listen_tried_ = false;  // guarded by mutex_: the listener's first connection was tried
 };
 
 }  // namespace

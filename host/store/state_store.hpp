@@ -1,6 +1,7 @@
 // Durable key-value state for plugin instances (one namespace per instance) and the host
 // itself (OAuth: namespace "oauth"; shared keys: "host"), with the two coordination
-// primitives replicas need: compare-and-set and leases.
+// primitives replicas need: compare-and-set and leases, and the events they must hear at
+// once (publish/subscribe).
 //
 // StateStore is the seam every backend fills, and the contract tests
 // (tests/integration/test_store_contract.cpp) run the same cases against each:
@@ -16,9 +17,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "result.hpp"
 
@@ -71,6 +74,54 @@ class StateStore {
                                std::chrono::milliseconds ttl) = 0;
   // Gives the lease up if `owner` holds it (no error otherwise).
   virtual Status release(std::string_view ns, std::string_view name, std::string_view owner) = 0;
+
+  // ---- Events ----------------------------------------------------------------------------
+  // The few things every replica must hear at once: a revoked grant, a resource update, a
+  // message for a legacy session whose call runs elsewhere. publish() hands the event to
+  // this process's listeners before it returns and, with PostgreSQL, to every other
+  // replica's through NOTIFY (milliseconds on a LAN). Delivery is at most once: a replica
+  // whose listening connection broke hears kResync when it is back, and must then drop
+  // what it cached (events in between are lost). Topic and body are text, together at most
+  // kMaxEvent bytes.
+  static constexpr size_t kMaxEvent = 7900;  // NOTIFY's payload limit is 8000 bytes
+  static constexpr std::string_view kResync = "store.resync";
+  using EventFn = std::function<void(std::string_view topic, std::string_view body)>;
+  class Subscription;
+  Status publish(std::string_view topic, std::string_view body);
+  // `fn` hears every event (from any thread) until the Subscription is destroyed; once its
+  // destructor returns, `fn` runs no more. `fn` may publish but must not block for long.
+  [[nodiscard]] Subscription subscribe(EventFn fn);
+
+ protected:
+  // Sends an event to the other processes sharing the store (none for SQLite).
+  virtual Status broadcast(std::string_view topic, std::string_view body);
+  // Called once, at the first subscribe(): start hearing other processes' events.
+  virtual void start_listening() {}
+  // Hands an event to this process's listeners (a backend's listener thread calls it).
+  void deliver(std::string_view topic, std::string_view body);
+
+ private:
+  struct Listener {
+    std::recursive_mutex mutex;  // held while fn runs, so unsubscribing waits for it
+    EventFn fn;                  // guarded by mutex; empty once unsubscribed
+  };
+  std::mutex listeners_mutex_;
+  std::vector<std::shared_ptr<Listener>> listeners_;  // guarded by listeners_mutex_
+  bool listening_ = false;                             // guarded by listeners_mutex_
+};
+
+class StateStore::Subscription {
+ public:
+  Subscription() = default;
+  Subscription(StateStore* store, std::shared_ptr<Listener> l) : store_(store), listener_(std::move(l)) {}
+  Subscription(Subscription&& o) noexcept : store_(o.store_), listener_(std::move(o.listener_)) {}
+  Subscription& operator=(Subscription&& o) noexcept;
+  ~Subscription() { reset(); }
+  void reset();
+
+ private:
+  StateStore* store_ = nullptr;
+  std::shared_ptr<Listener> listener_;
 };
 
 // A secret every replica sharing the store must hold the same (a sealing or signing key):

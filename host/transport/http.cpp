@@ -21,6 +21,7 @@
 #include "store/state_store.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/http_listener.hpp"
+#include "transport/shared_sessions.hpp"
 #include "version.hpp"
 
 namespace mcph::transport {
@@ -65,14 +66,16 @@ std::string tool_of(const json& m) {
 // that runs the call to the HTTP thread that writes them.
 class Mailbox final : public protocol::ReplyChannel {
  public:
-  explicit Mailbox(bool carries_requests = true, std::shared_ptr<const plugins::Caller> caller = nullptr)
-      : carries_requests_(carries_requests), caller_(std::move(caller)) {}
+  explicit Mailbox(bool carries_requests = true, std::shared_ptr<const plugins::Caller> caller = nullptr,
+                   size_t limit = SIZE_MAX)
+      : carries_requests_(carries_requests), caller_(std::move(caller)), limit_(limit) {}
   bool carries_requests() const override { return carries_requests_; }
   const plugins::Caller* caller() const override { return caller_.get(); }
   void send(const json& message) override {
     {
       std::lock_guard lock(mutex_);
       if (closed_) return;
+      if (queue_.size() >= limit_) queue_.pop_front();  // nobody reads: keep the newest
       queue_.push_back(message);
       ready_.store(true, std::memory_order_release);
     }
@@ -113,16 +116,21 @@ class Mailbox final : public protocol::ReplyChannel {
   std::atomic<bool> ready_{false};  // queue_ is not empty (a hint, read without the lock)
   const bool carries_requests_;
   const std::shared_ptr<const plugins::Caller> caller_;
+  const size_t limit_;
 };
 
 // A legacy session: the engine's state plus what HTTP needs to expire and end it.
 struct HttpSession {
   std::shared_ptr<protocol::Session> session = std::make_shared<protocol::Session>();
-  std::shared_ptr<Mailbox> events = std::make_shared<Mailbox>();  // the GET stream's messages
+  // The GET stream's messages; bounded, since a client may never open the stream (and each
+  // replica holding a shared session hears its resource updates).
+  std::shared_ptr<Mailbox> events = std::make_shared<Mailbox>(true, nullptr, 1000);
   std::atomic<int64_t> last_used_ms{now_ms()};
   std::atomic<int> requests{0};  // HTTP requests in progress on it
   std::string principal;         // with OAuth: the user who opened it (nobody else may use it)
   std::string client;            // who it counts against (max_sessions_per_client)
+  std::string handle;            // a session every replica serves (SharedSessions), else empty
+  int64_t expires = 0;           // with a handle: when its sealed id expires (Unix s)
 };
 
 // Session ids: 32 random bytes from OpenSSL's CSPRNG as hex — visible ASCII as required.
@@ -251,6 +259,8 @@ struct HttpTransport::Impl {
   std::mutex sweep_mutex;
   std::condition_variable sweep_cv;
   std::thread sweeper;
+  std::unique_ptr<SharedSessions> shared;  // store.backend postgresql: any replica serves a session
+  store::StateStore::Subscription session_events;  // with `shared`; last: unsubscribed first
 
   Impl(protocol::Engine& e, const config::HttpConfig& c, std::function<json()> h)
       : engine(e), config(c), health(std::move(h)) {}
@@ -274,20 +284,118 @@ struct HttpTransport::Impl {
 
   // ---- Sessions -------------------------------------------------------------------------
 
-  std::shared_ptr<HttpSession> find_session(const std::string& id) {
-    std::lock_guard lock(sessions_mutex);
-    auto it = sessions.find(id);
-    // Another user's session is, to this one, a session that does not exist.
-    if (it == sessions.end() || it->second->principal != (t_caller ? t_caller->principal : "")) return nullptr;
-    it->second->last_used_ms = now_ms();
-    return it->second;
+  // Sessions are kept under their id, or a shared session under its handle (so events,
+  // which name the handle, find it).
+  std::string key_of(const std::string& id) const {
+    return shared && SharedSessions::is_sealed(id) ? SharedSessions::handle(id) : id;
   }
 
-  void end_session(const std::string& id) {
+  std::shared_ptr<HttpSession> find_session(const std::string& id) {
+    const std::string key = key_of(id);
+    const std::string principal = t_caller ? t_caller->principal : "";
+    {
+      std::lock_guard lock(sessions_mutex);
+      auto it = sessions.find(key);
+      if (it != sessions.end()) {
+        // Another user's session is, to this one, a session that does not exist.
+        if (it->second->principal != principal) return nullptr;
+        it->second->last_used_ms = now_ms();
+        return it->second;
+      }
+    }
+    return key != id ? revive(id, key, principal) : nullptr;
+  }
+
+  std::shared_ptr<HttpSession> make_session(const std::string& client, const std::string& principal) {
+    auto s = std::make_shared<HttpSession>();
+    s->session->set_channel(s->events);
+    s->client = client;
+    s->principal = principal;
+    return s;
+  }
+
+  // A shared session opened elsewhere (or expired here): from its id, and its row if it has
+  // one. While the store is down the id alone serves (a DELETE or subscription made on
+  // another replica meanwhile is not seen).
+  std::shared_ptr<HttpSession> revive(const std::string& id, const std::string& handle, const std::string& principal) {
+    auto sealed = shared->open(id);
+    if (!sealed || sealed->principal != principal) return nullptr;
+    protocol::SessionState state;
+    state.version = sealed->version;
+    state.client_capabilities = sealed->client_capabilities;
+    if (auto row = shared->load(handle); !row) {
+      spdlog::warn("http: session state unavailable, serving the session from its id: {}", row.error());
+    } else if (row->has_value()) {
+      if ((*row)->ended) return nullptr;
+      state.log_level = (*row)->log_level;
+      state.subscriptions = std::move((*row)->subscriptions);
+    }
+    (void)make_room(sealed->client);
+    auto s = make_session(sealed->client, principal);
+    share(s, handle, sealed->expires);
+    engine.restore(s->session, state);
+    std::lock_guard lock(sessions_mutex);
+    return sessions.emplace(handle, s).first->second;  // another request may have revived it first
+  }
+
+  // Makes `s` a shared session: changes its client makes are recorded for the replicas.
+  void share(const std::shared_ptr<HttpSession>& s, const std::string& handle, int64_t expires) {
+    s->handle = handle;
+    s->expires = expires;
+    s->session->on_change([this, weak = std::weak_ptr<HttpSession>(s)] {
+      auto h = weak.lock();
+      if (!h) return;
+      if (auto st = shared->save(h->handle, h->session->state(), h->expires); !st) {
+        spdlog::warn("http: a session's change stays on this replica: {}", st.error());
+      }
+    });
+  }
+
+  std::shared_ptr<HttpSession> local_session(std::string_view key) {
+    std::lock_guard lock(sessions_mutex);
+    auto it = sessions.find(std::string(key));
+    return it == sessions.end() ? nullptr : it->second;
+  }
+
+  // What other replicas tell about the shared sessions this one holds.
+  void on_session_event(std::string_view topic, std::string_view body) {
+    if (topic == SharedSessions::kEnded) {
+      end_session(std::string(body));
+    } else if (topic == SharedSessions::kChanged) {
+      if (auto s = local_session(body)) reload(s);
+    } else if (topic == SharedSessions::kMessage) {
+      const size_t nl = body.find('\n');
+      auto s = nl == std::string_view::npos ? nullptr : local_session(body.substr(0, nl));
+      if (!s) return;
+      auto msg = json_text::parse(body.substr(nl + 1));
+      if (msg) (void)engine.handle(*msg, *s->session, s->events);  // an answer or a cancellation: no reply
+    } else if (topic == store::StateStore::kResync) {  // changes may have been missed
+      std::vector<std::shared_ptr<HttpSession>> all;
+      {
+        std::lock_guard lock(sessions_mutex);
+        for (const auto& [k, s] : sessions) {
+          if (!s->handle.empty()) all.push_back(s);
+        }
+      }
+      for (auto& s : all) reload(s);
+    }
+  }
+
+  void reload(const std::shared_ptr<HttpSession>& s) {
+    auto row = shared->load(s->handle);
+    if (!row || !row->has_value()) return;
+    if ((*row)->ended) return end_session(s->handle);
+    protocol::SessionState state = s->session->state();
+    state.log_level = (*row)->log_level;
+    state.subscriptions = std::move((*row)->subscriptions);
+    engine.restore(s->session, state);
+  }
+
+  void end_session(const std::string& key) {
     std::shared_ptr<HttpSession> s;
     {
       std::lock_guard lock(sessions_mutex);
-      auto it = sessions.find(id);
+      auto it = sessions.find(key);
       if (it == sessions.end()) return;
       s = it->second;
       sessions.erase(it);
@@ -316,10 +424,15 @@ struct HttpTransport::Impl {
 
   void sweep_loop() {
     const auto period = std::chrono::milliseconds(std::clamp(config.session_idle_timeout_ms / 4, 100, 5000));
+    auto purge_at = Clock::now() + std::chrono::minutes(1);
     std::unique_lock lock(sweep_mutex);
     while (!sweep_cv.wait_for(lock, period, [&] { return stopping.load(); })) {
       lock.unlock();
       sweep();
+      if (shared && Clock::now() >= purge_at) {  // every replica does it: erasing twice is harmless
+        if (size_t n = shared->purge(); n > 0) spdlog::debug("http: {} expired shared sessions purged", n);
+        purge_at = Clock::now() + std::chrono::minutes(10);
+      }
       lock.lock();
     }
   }
@@ -541,6 +654,12 @@ struct HttpTransport::Impl {
     }
     if (!request) {  // notifications and responses
       json r = engine.handle(msg, *s->session, s->events);
+      // An answer to the host's request, or a cancellation, may belong to a call running on
+      // another replica.
+      if (!s->handle.empty() && msg.is_object() &&
+          (!msg.contains("method") || protocol::string_member(msg, "method") == "notifications/cancelled")) {
+        if (auto st = shared->relay(s->handle, msg); !st) spdlog::warn("http: not passed to other replicas: {}", st.error());
+      }
       if (r.is_object() && r.contains("error")) return reply_json(res, status_for(r, false), r);
       return reply_accepted(res);
     }
@@ -584,17 +703,20 @@ struct HttpTransport::Impl {
       return reply_error(res, 503, msg.value("id", json()), code::kInternalError,
                          "Service Unavailable: too many sessions in use (server.http.max_sessions)");
     }
-    auto s = std::make_shared<HttpSession>();
-    s->session->set_channel(s->events);
-    s->client = client;
-    if (t_caller) s->principal = t_caller->principal;
+    auto s = make_session(client, t_caller ? t_caller->principal : "");
     json r = engine.handle(msg, *s->session, s->events);
     if (r.is_object() && r.contains("result")) {
-      const std::string sid = new_session_id();
+      std::string sid;
+      if (shared) {
+        SharedSessions::Sealed sealed{s->session->version(), s->session->state().client_capabilities, s->principal, client};
+        sid = shared->seal(sealed);
+        if (!sid.empty()) share(s, SharedSessions::handle(sid), sealed.expires);
+      }
+      if (sid.empty()) sid = new_session_id();
       if (sid.empty()) return reply_error(res, 500, msg["id"], code::kInternalError, "cannot create a session id");
       {
         std::lock_guard lock(sessions_mutex);
-        sessions.emplace(sid, s);
+        sessions.emplace(key_of(sid), s);
       }
       res.set_header("Mcp-Session-Id", sid);
     }
@@ -627,8 +749,14 @@ struct HttpTransport::Impl {
       res.set_header("Allow", "POST");
       return reply_error(res, 405, nullptr, -32000, "Method Not Allowed: DELETE needs an Mcp-Session-Id (legacy sessions)");
     }
-    if (!find_session(*sid)) return reply_error(res, 404, nullptr, code::kInvalidRequest, "Session not found or expired");
-    end_session(*sid);
+    auto s = find_session(*sid);
+    if (!s) return reply_error(res, 404, nullptr, code::kInvalidRequest, "Session not found or expired");
+    end_session(key_of(*sid));
+    if (!s->handle.empty()) {  // every replica ends it
+      if (auto st = shared->end(s->handle, s->expires); !st) {
+        return reply_error(res, 503, nullptr, code::kInternalError, "Service Unavailable: the session cannot be ended now: " + st.error());
+      }
+    }
     res.status = 200;
   }
 
@@ -717,7 +845,10 @@ struct HttpTransport::Impl {
     // the authorization server's pages and endpoints are for browsers and browser-based
     // clients by design (a form post from a page with Referrer-Policy: no-referrer even says
     // "Origin: null"), and /authorize carries its own CSRF protection.
-    Denial d = guard.check_origin(req.get_header_value("Host"), oauth && !protected_path ? nullptr : header(req, "Origin"));
+    // A load balancer's readiness check may send no Host, or the replica's own address: it
+    // is exempt (it only says ready or not). /healthz, which says more, is not.
+    const bool ready_probe = req.path == "/readyz";
+    Denial d = ready_probe ? Denial{} : guard.check_origin(req.get_header_value("Host"), oauth && !protected_path ? nullptr : header(req, "Origin"));
     if (d.status == 0 && oauth) {
       // OAuth: the MCP endpoints need a token; discovery, the authorization server's own
       // endpoints and /healthz do not.
@@ -730,7 +861,7 @@ struct HttpTransport::Impl {
                oauth->challenge(authorization ? "invalid_token" : "")};
         }
       }
-    } else if (d.status == 0 && req.path != "/healthz" && req.path != "/readyz") {
+    } else if (d.status == 0 && !ready_probe && req.path != "/healthz") {
       d = guard.check_token(header(req, "Authorization"));
     }
     if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
@@ -823,6 +954,12 @@ Result<std::string> HttpTransport::bind() {
   if (mode != "bearer" && !c.auth.bearer_tokens.empty()) return Error{"server.http.auth.bearer_tokens is set but auth.mode is " + mode};
   if (mode == "oauth" && (!impl_->oauth_options || impl_->store == nullptr)) return Error{"OAuth needs its keys and the state store"};
   const bool want_oauth = mode == "oauth";
+  if (impl_->store != nullptr && impl_->store->backend() == "postgresql") {
+    impl_->shared = std::make_unique<SharedSessions>(*impl_->store);
+    impl_->session_events = impl_->store->subscribe([impl = impl_.get()](std::string_view topic, std::string_view body) {
+      impl->on_session_event(topic, body);
+    });
+  }
   impl_->configure();
   if (!impl_->server->is_valid()) return Error{"cannot start the HTTPS server: check server.http.tls cert and key"};
   const size_t colon = c.listen.rfind(':');

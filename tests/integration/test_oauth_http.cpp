@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 
+#include "haproxy.hpp"
 #include "oauth_client.hpp"
 #include "postgres.hpp"
 
@@ -132,6 +133,18 @@ TEST_F(OAuthHttpTest, ATokenFromOneReplicaWorksOnAnother) {
   EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
   EXPECT_EQ(api.users(), std::vector<int>{0}) << "B called upstream as Alice";
 
+  // Revoked on A (B holds the token in its cache): refused on B within a second.
+  const std::string token = tokens["access_token"];
+  ASSERT_EQ(ca->Post("/revoke", "token=" + token, "application/x-www-form-urlencoded")->status, 200);
+  const auto revoked = std::chrono::steady_clock::now();
+  int status = 200;
+  while (status != 401 && std::chrono::steady_clock::now() - revoked < std::chrono::seconds(5)) {
+    status = on_b.call(token, "list_teams")->status;
+    if (status != 401) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 401) << a.process().stderr_text() << "\n----\n" << b.process().stderr_text();
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked, std::chrono::seconds(1)) << "B heard of the revocation late";
+
   auto ready = cb->Get("/readyz");
   EXPECT_EQ(ready->status, 200) << ready->body;
   const json health = body_json(cb->Get("/healthz"));
@@ -143,6 +156,56 @@ TEST_F(OAuthHttpTest, ATokenFromOneReplicaWorksOnAnother) {
   EXPECT_NE(ready->body.find("not ready"), std::string::npos);
   EXPECT_EQ(ready->body.find("s3cret-pw"), std::string::npos);
   EXPECT_EQ(body_json(cb->Get("/healthz"))["store"]["reachable"], false);
+}
+
+// Three replicas behind HAProxy (round robin, no stickiness): a sign-in spread over them
+// (register on A, the form posted to B, the code traded on C) gives a token every replica
+// honours, calls through the balancer reach all three as the right user, and a revocation
+// on one replica is refused by all of them within a second.
+TEST_F(OAuthHttpTest, ThreeReplicasBehindHaproxyShareSignInsAndRevocations) {
+  PostgresServer pg;
+  const std::string top = "store: { backend: postgresql, url: \"" + pg.url("lb") + "\" }\n";
+  const std::string plugins = "  - name: cs\n    library: codesphere\n    settings: { base_url: \"" + api.base() + "/api\", team_id: 1 }\n";
+  const std::string http = "    auth: { mode: oauth, oauth: { issuer: \"http://mcp.example\" } }\n";
+  std::vector<std::unique_ptr<HttpHost>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<HttpHost>(plugins, http, "", std::vector<std::string>{}, top));
+  HaProxy lb({replicas[0]->port(), replicas[1]->port(), replicas[2]->port()});
+  std::vector<std::unique_ptr<httplib::Client>> direct;
+  std::vector<std::unique_ptr<OAuthClient>> on;
+  for (auto& r : replicas) {
+    direct.push_back(r->client());
+    direct.back()->set_follow_location(false);
+    on.push_back(std::make_unique<OAuthClient>(*direct.back(), "http://mcp.example/mcp"));
+  }
+  auto started = on[0]->start();
+  auto done = on[1]->post(started.page, {{"cs.api_token", kBob}});
+  const json tokens = on[2]->finish(done, started);
+  ASSERT_TRUE(tokens.contains("access_token")) << tokens;
+  api.users();
+
+  httplib::Client through("127.0.0.1", lb.port());
+  through.set_read_timeout(10, 0);
+  OAuthClient via_lb(through, "http://mcp.example/mcp");
+  for (int i = 0; i < 6; ++i) {
+    auto r = via_lb.call(tokens["access_token"], "list_teams");
+    ASSERT_TRUE(r) << lb.process().stderr_text();
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  }
+  EXPECT_EQ(api.users(), std::vector<int>(6, 1)) << "every call went upstream as Bob";
+  for (auto& r : replicas) {
+    EXPECT_NE(r->process().stderr_text().find("mcp=tools/call tool=list_teams"), std::string::npos) << "a replica the balancer never used";
+  }
+
+  ASSERT_EQ(on[1]->revoke(tokens)->status, 200);
+  const auto revoked = std::chrono::steady_clock::now();
+  int refused = 0;  // in a row, through the balancer: once three, every replica refuses
+  while (refused < 3 && std::chrono::steady_clock::now() - revoked < 5s) {
+    refused = via_lb.call(tokens["access_token"], "list_teams")->status == 401 ? refused + 1 : 0;
+  }
+  EXPECT_EQ(refused, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked, 1s);
+  for (auto& c : on) EXPECT_EQ(c->call(tokens["access_token"], "list_teams")->status, 401);
 }
 
 // A single host on SQLite moves to PostgreSQL with `mcp-host store migrate`: a user signed

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -371,6 +373,50 @@ TEST_P(StoreContract, SharedKeysAreDrawnOnceForAllReplicas) {
   EXPECT_FALSE(elsewhere.open(token, "tools/call x").ok()) << "a host with its own key refuses it";
 }
 
+// What a listener heard, to wait on from a test.
+class Heard {
+ public:
+  StateStore::EventFn fn() {
+    return [this](std::string_view topic, std::string_view body) {
+      std::lock_guard lock(mutex_);
+      events_.emplace_back(std::string(topic), std::string(body));
+      cv_.notify_all();
+    };
+  }
+  // Waits until `n` events arrived (or `within` passed); what arrived.
+  Pairs wait(size_t n, std::chrono::milliseconds within = 3000ms) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, within, [&] { return events_.size() >= n; });
+    return events_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  Pairs events_;
+};
+
+// Events reach this process's listeners before publish() returns, once each; a listener
+// that unsubscribed hears no more; oversized and multi-line topics are refused.
+TEST_P(StoreContract, EventsReachListenersAtOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  Heard one, two;
+  auto s1 = store->subscribe(one.fn());
+  auto s2 = store->subscribe(two.fn());
+  ASSERT_TRUE(store->publish("oauth.revoked", "grant-1").ok());
+  EXPECT_EQ(one.wait(1, 0ms), (Pairs{{"oauth.revoked", "grant-1"}})) << "delivered before publish returns";
+  EXPECT_EQ(two.wait(1, 0ms), (Pairs{{"oauth.revoked", "grant-1"}}));
+  s2.reset();
+  ASSERT_TRUE(store->publish("resource.updated", "file:///a").ok());
+  EXPECT_EQ(one.wait(2, 0ms).size(), 2u);
+  std::this_thread::sleep_for(200ms);  // a NOTIFY echo, if any, would arrive meanwhile
+  EXPECT_EQ(one.wait(3, 0ms).size(), 2u) << "its own events are not heard twice";
+  EXPECT_EQ(two.wait(2, 0ms).size(), 1u) << "unsubscribed";
+  EXPECT_FALSE(store->publish("t", std::string(StateStore::kMaxEvent, 'x')).ok());
+  EXPECT_FALSE(store->publish("two\nlines", "").ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
@@ -486,6 +532,41 @@ TEST_F(PostgresStore, ServerDownFailsFastThenRecovers) {
   EXPECT_GT(failed.load(), 0);
   EXPECT_LT(slowest_failure_ms.load(), 1000) << "a call fails fast while the server is down";
   EXPECT_TRUE(store->put("ns", "after", "yes").ok());
+}
+
+// Events cross replicas within milliseconds; a replica whose listening connection broke
+// (the server restarted) hears store.resync once it is back, then events again.
+TEST_F(PostgresStore, EventsReachOtherReplicasAndResyncAfterOutage) {
+  const auto c = cfg("events_" + std::to_string(::getpid()));
+  auto a = open(c), b = open(c);
+  ASSERT_TRUE(a && b);
+  Heard on_b;
+  auto sub = b->subscribe(on_b.fn());
+  // The listener connects in the background: publish until it hears.
+  const auto start = std::chrono::steady_clock::now();
+  while (on_b.wait(1, 100ms).empty() && std::chrono::steady_clock::now() - start < 10s) {
+    ASSERT_TRUE(a->publish("hello", "").ok());
+  }
+  ASSERT_FALSE(on_b.wait(1, 0ms).empty()) << "b never heard a";
+  std::this_thread::sleep_for(200ms);  // a late "hello" lands before counting
+  const size_t before = on_b.wait(1, 0ms).size();
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a->publish("oauth.revoked", "grant-7").ok());
+  auto heard = on_b.wait(before + 1, 1000ms);
+  ASSERT_EQ(heard.size(), before + 1);
+  EXPECT_EQ(heard.back(), (Pairs::value_type{"oauth.revoked", "grant-7"}));
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 1000ms);
+
+  postgres().stop();
+  postgres().start();
+  auto after = on_b.wait(before + 2, 15000ms);
+  ASSERT_EQ(after.size(), before + 2);
+  EXPECT_EQ(after.back().first, StateStore::kResync);
+  const auto back = std::chrono::steady_clock::now();
+  while (on_b.wait(before + 3, 100ms).size() < before + 3 && std::chrono::steady_clock::now() - back < 10s) {
+    (void)a->publish("again", "");
+  }
+  EXPECT_EQ(on_b.wait(before + 3, 0ms).at(before + 2).first, "again");
 }
 
 // Two hosts (replicas, each with its own state_dir) on one PostgreSQL database: what a

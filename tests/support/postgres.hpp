@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "process.hpp"
+
 namespace mcph::testing {
 
 class PostgresServer {
@@ -121,20 +123,6 @@ class PostgresServer {
       if (::access((std::string(dir) + "/postgres").c_str(), X_OK) == 0) return dir;
     }
     throw std::runtime_error("PostgreSQL server binaries not found (install postgresql-15: scripts/setup.sh)");
-  }
-
-  static int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      ::close(fd);
-      throw std::runtime_error("no free port");
-    }
-    ::close(fd);
-    return ntohs(a.sin_port);
   }
 
   pid_t spawn(const std::vector<std::string>& argv) {

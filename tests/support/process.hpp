@@ -2,15 +2,19 @@
 // client would (line-delimited JSON on stdin/stdout, logs on stderr).
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -155,6 +159,21 @@ inline std::pair<int, std::string> run_command(const std::vector<std::string>& a
   while (auto line = p.read_line(std::chrono::seconds(30))) out += *line + "\n";
   auto code = p.wait(std::chrono::seconds(30));
   return {code.value_or(-1), out + p.stderr_text()};
+}
+
+// A loopback TCP port nothing listens on now, for a server that takes its port as given.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 // Polls `pred` every 20 ms until it holds or `timeout` passes: for what another process

@@ -274,6 +274,7 @@ TEST_F(OAuthTest, AFloodOfPostsIsBoundedPerAddress) {
 TEST_F(OAuthTest, TheDatabaseHoldsNoKeyOrTokenInClear) {
   const std::string client = register_client();
   json tokens = login(client);
+  server.reset();
   store.reset();  // flush and close
   for (const char* file : {"/state/state.db", "/state/state.db-wal"}) {
     std::ifstream in(dir.str() + file, std::ios::binary);

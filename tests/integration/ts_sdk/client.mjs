@@ -1,6 +1,7 @@
 // Drives mcp-host with the official TypeScript SDK client, as Claude Desktop or any SDK-based
 // client would, over stdio or Streamable HTTP. Exits non-zero on the first failed check.
 //   node client.mjs stdio|http BINARY CONFIG
+//   node client.mjs url URL     (a host or a load balancer already serving; more calls)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -24,6 +25,8 @@ if (mode === "http") {
     server.on("exit", (code) => reject(new Error(`mcp-host exited with ${code}`)));
   });
   transport = new StreamableHTTPClientTransport(new URL(url));
+} else if (mode === "url") {
+  transport = new StreamableHTTPClientTransport(new URL(bin));
 } else {
   transport = new StdioClientTransport({ command: bin, args: ["serve", "--config", config], stderr: "inherit" });
 }
@@ -57,6 +60,14 @@ const counted = await client.callTool({ name: "slow_count", arguments: { n: 4, d
 check(() => assert.equal(counted.structuredContent.counted, 4));
 check(() => assert.ok(progress.length >= 3, `progress: ${progress}`));
 check(() => assert.deepEqual(progress, [1, 2, 3, 4].slice(0, progress.length)));
+
+if (mode === "url") {  // behind a balancer: every call may land on another replica
+  for (let i = 0; i < 12; i++) {
+    const r = await client.callTool({ name: "echo", arguments: { text: `call ${i}` } });
+    check(() => assert.equal(r.content[0].text, `call ${i}`));
+  }
+  check(() => assert.ok(transport.sessionId, "a legacy session"));
+}
 
 await client.close();
 if (server) {

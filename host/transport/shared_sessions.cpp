@@ -1,0 +1,109 @@
+#include "transport/shared_sessions.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "services/crypto.hpp"
+
+namespace mcph::transport {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kNs = "host";
+constexpr std::string_view kAad = "mcp-host legacy session";
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string row_key(const std::string& handle) { return "session/" + handle; }
+
+}  // namespace
+
+std::string SharedSessions::handle(std::string_view id) { return crypto::hex(crypto::sha256(id)).substr(0, 40); }
+
+std::string SharedSessions::key() {
+  std::lock_guard lock(mutex_);
+  if (key_.empty()) {
+    if (auto k = store::shared_key(store_, "legacy_session"); k) {
+      key_ = std::move(*k);
+    } else {
+      spdlog::warn("http: legacy sessions stay on this replica until the store is back: {}", k.error());
+    }
+  }
+  return key_;
+}
+
+std::string SharedSessions::seal(Sealed& s) {
+  const std::string k = key();
+  if (k.empty()) return "";
+  s.expires = now_s() + std::chrono::duration_cast<std::chrono::seconds>(kLifetime).count();
+  const json payload{{"v", s.version}, {"c", s.client_capabilities}, {"p", s.principal}, {"k", s.client}, {"e", s.expires}};
+  return "s1." + crypto::b64url(crypto::seal(k, payload.dump(), kAad));
+}
+
+std::optional<SharedSessions::Sealed> SharedSessions::open(std::string_view id) {
+  if (!is_sealed(id) || id.size() > 8192) return std::nullopt;
+  const std::string k = key();
+  auto bytes = crypto::unb64url(id.substr(3));
+  auto plain = bytes && !k.empty() ? crypto::open(k, *bytes, kAad) : std::nullopt;
+  if (!plain) return std::nullopt;
+  const json p = json::parse(*plain, nullptr, false);
+  if (!p.is_object()) return std::nullopt;
+  Sealed s;
+  s.version = p.value("v", "");
+  s.client_capabilities = p.value("c", json::object());
+  s.principal = p.value("p", "");
+  s.client = p.value("k", "");
+  s.expires = p.value("e", int64_t{0});
+  if (s.expires < now_s()) return std::nullopt;
+  return s;
+}
+
+Result<std::optional<SharedSessions::Row>> SharedSessions::load(const std::string& handle) {
+  auto got = store_.get(kNs, row_key(handle));
+  if (!got) return Error{got.error()};
+  if (!got->has_value()) return std::optional<Row>();
+  const json j = json::parse(**got, nullptr, false);
+  Row r;
+  if (j.is_object()) {
+    r.ended = j.value("ended", false);
+    r.log_level = j.value("log", 1);
+    for (const auto& uri : j.value("subs", json::array())) {
+      if (uri.is_string()) r.subscriptions.push_back(uri.get<std::string>());
+    }
+  }
+  return std::optional<Row>(std::move(r));
+}
+
+// Two replicas changing one session at the same instant may lose one change (the last row
+// written wins): a client's subscribe calls arrive one after another in practice.
+Status SharedSessions::save(const std::string& handle, const protocol::SessionState& state, int64_t expires) {
+  const json row{{"log", state.log_level}, {"subs", state.subscriptions}, {"exp", expires}};
+  if (auto st = store_.put(kNs, row_key(handle), row.dump()); !st) return st;
+  return store_.publish(kChanged, handle);
+}
+
+Status SharedSessions::end(const std::string& handle, int64_t expires) {
+  if (auto st = store_.put(kNs, row_key(handle), json{{"ended", true}, {"exp", expires}}.dump()); !st) return st;
+  return store_.publish(kEnded, handle);
+}
+
+Status SharedSessions::relay(const std::string& handle, const json& message) {
+  return store_.publish(kMessage, handle + "\n" + message.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+size_t SharedSessions::purge() {
+  std::vector<std::string> expired;
+  const int64_t now = now_s();
+  auto st = store_.list(kNs, "session/", [&](std::string_view k, std::string_view v) {
+    const json j = json::parse(v, nullptr, false);
+    if (!j.is_object() || j.value("exp", int64_t{0}) < now) expired.emplace_back(k);
+    return true;
+  });
+  if (!st) spdlog::debug("http: cannot purge expired sessions now: {}", st.error());
+  for (const auto& k : expired) (void)store_.erase(kNs, k);
+  return expired.size();
+}
+
+}  // namespace mcph::transport
