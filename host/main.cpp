@@ -107,10 +107,10 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   opts.max_queued_calls = static_cast<size_t>(c.server.max_queued_calls);
   opts.events = host->state.get();  // resource updates reach subscribers on every replica
   if (c.store.backend == "postgresql") {  // replicas open each other's requestState
-    if (auto key = store::shared_key(*host->state, "request_state"); key) {
-      opts.request_state_key = std::move(*key);
+    if (auto keys = store::Keyring::shared(*host->state, "request_state"); keys) {
+      opts.request_state_keys = std::move(*keys);
     } else {
-      spdlog::warn("requestState key not shared (this replica's own until restart): {}", key.error());
+      spdlog::warn("requestState key not shared (this replica's own until restart): {}", keys.error());
     }
   }
   host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
@@ -234,6 +234,7 @@ json health(const plugins::Registry& registry, const protocol::Engine& engine, s
     st["reachable"] = false;
     st["error"] = check.error();
   }
+  if (auto pool = store.pool_use()) st["pool"] = {{"busy", pool->busy}, {"open", pool->open}, {"size", pool->size}};
   return json{{"status", "ok"}, {"version", kVersion}, {"store", std::move(st)}, {"plugins", std::move(instances)}};
 }
 
@@ -268,6 +269,11 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
   if (!encryption) return Error{encryption.error()};
   o.signing_key = std::move(*signing);
   o.encryption_key = std::move(*encryption);
+  if (oc.encryption_key.empty() && c.store.backend == "postgresql") {  // rotates: `mcp-host keys rotate`
+    auto ring = store::Keyring::shared(store, oauth_key_name("encryption.key"));
+    if (!ring) return Error{"OAuth keys from the store: " + ring.error()};
+    o.encryption_keys = std::move(*ring);
+  }
   for (const auto& inst : registry.instances()) {
     for (const auto& u : inst->user_credentials()) o.fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
   }
@@ -428,6 +434,46 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
   return 0;
 }
 
+// `mcp-host keys rotate`: replicas on PostgreSQL get new current keys for what they seal
+// (requestState, legacy session ids, users' credentials at rest), every grant's credentials
+// are sealed again under the new key, and every running replica reloads. The previous keys
+// keep opening what was sealed before, so nobody is logged out.
+int keys_rotate(const std::string& config_arg, const std::string& log_level) {
+  const std::string path = find_config(config_arg);
+  if (path.empty()) return fail("no configuration: pass --config FILE or set MCP_HOST_CONFIG");
+  auto loaded = config::load_file(path);
+  if (!loaded) return fail(loaded.error());
+  const config::Config& c = **loaded;
+  if (auto st = services::setup_logging(log_level.empty() ? "warn" : log_level, c.log.format); !st) return fail(st.error());
+  if (c.store.backend != "postgresql") {
+    return fail("keys rotate is for replicas on store.backend: postgresql. A single host draws its requestState key at each start; "
+                "its OAuth keys are files under state_dir (or set in the YAML)");
+  }
+  auto store = store::StateStore::open(c.store, c.state_dir);
+  if (!store) return fail(store.error());
+  if (auto st = (*store)->check(); !st) return fail(st.error());
+  for (const char* name : {"request_state", "legacy_session"}) {
+    if (auto r = store::rotate_shared_key(**store, name); !r) return fail(std::string(name) + ": " + r.error());
+    std::printf("rotated  %s\n", name);
+  }
+  if (!c.server.http.auth.oauth.encryption_key.empty()) {
+    std::printf("kept     the OAuth encryption_key set in the YAML (replace it there to change it)\n");
+  } else {
+    const std::string name = oauth_key_name("encryption.key");
+    auto before = store::rotate_shared_key(**store, name);
+    if (!before) return fail(name + ": " + before.error());
+    auto now = store::shared_key(**store, name);
+    if (!now) return fail(name + ": " + now.error());
+    auto n = auth::reseal_credentials(**store, *before, *now);
+    if (!n) return fail("sealing the users' credentials again: " + n.error() + " (run keys rotate again)");
+    std::printf("rotated  %s (%zu grants and sign-in forms sealed again)\n", name.c_str(), *n);
+  }
+  // Principal ids are derived with the signing key: a new one would make every returning
+  // user someone new.
+  std::printf("kept     the OAuth signing key (users' ids derive from it)\n");
+  return 0;
+}
+
 // `mcp-host store migrate --from sqlite:DIR --to postgresql://...`: a single node's state
 // (plugin state, OAuth clients, grants and tokens) and its OAuth keys into PostgreSQL, so
 // every signed-in user keeps working on the replicas. Stop the host first.
@@ -513,6 +559,12 @@ int main(int argc, char** argv) {
   add_common(auth_revoke);
   auth_revoke->add_option("grant", grant_id, "grant id (from auth list)")->required();
 
+  auto* keys_cmd = app.add_subcommand("keys", "the keys replicas share (store.backend: postgresql)");
+  keys_cmd->require_subcommand(1, 1);
+  auto* keys_rotate_cmd = keys_cmd->add_subcommand(
+      "rotate", "new keys for requestState, legacy session ids and users' credentials; nobody is logged out");
+  add_common(keys_rotate_cmd);
+
   auto* store_cmd = app.add_subcommand("store", "the state store");
   store_cmd->require_subcommand(1, 1);
   std::string migrate_from, migrate_to;
@@ -533,5 +585,6 @@ int main(int argc, char** argv) {
   if (*auth_list) return auth_command(config_path, log_level, "list", "");
   if (*auth_revoke) return auth_command(config_path, log_level, "revoke", grant_id);
   if (*store_migrate_cmd) return store_migrate(migrate_from, migrate_to);
+  if (*keys_rotate_cmd) return keys_rotate(config_path, log_level);
   return serve(config_path, log_level, transport, listen);
 }

@@ -11,10 +11,14 @@
 #    memory of one idle child;
 #  - store: p50/p99 of a state put and a lease renewal on SQLite and on a PostgreSQL 15 the
 #    bench starts on loopback (fsync off, as in the tests: the figures are the host's and
-#    libpq's cost, not a disk's).
+#    libpq's cost, not a disk's);
+#  - replicas: tools/call echo with an OAuth token at 8 connections on one host with SQLite,
+#    one with PostgreSQL, and three on PostgreSQL behind HAProxy (round robin). On 2 cores
+#    the three replicas show the balancer's and the replicas' overhead, not scaling.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
+command -v haproxy >/dev/null || command -v /usr/sbin/haproxy >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq haproxy >/dev/null; }
 command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq wrk >/dev/null; }
 build=${BUILD_DIR:-$root/build-bench}
 BUILD_DIR=$build BUILD_TYPE=Release "$root/scripts/build.sh" >/dev/null
@@ -96,3 +100,73 @@ echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resi
 
 echo "== store"
 "$build/tests/mcph-bench-store" 2000
+
+echo "== replicas (OAuth, wrk, 8 conn, ${duration}s each)"
+# A PostgreSQL 15 of the bench's own (as the postgres user when run as root), on loopback.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | head -1)
+pg="$work/pg"
+mkdir -p "$pg"
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$pg"; as_pg=(runuser -u postgres --); fi
+pgport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${as_pg[@]}" "$pgbin/initdb" -D "$pg/data" -A trust -U postgres --no-sync > /dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/log" -w start \
+  -o "-p $pgport -k $pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" > /dev/null
+trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+"${as_pg[@]}" "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c "CREATE DATABASE bench" postgres
+lbport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+replica_yaml() {  # NAME [ISSUER]
+  local issuer=""
+  [ -n "${2:-}" ] && issuer=", oauth: { issuer: \"$2\" }"
+  cat <<YAML
+state_dir: $work/state-$1
+log: { level: warn }
+plugin_paths: [$build/plugins]
+store: { backend: postgresql, url: "postgresql://postgres@127.0.0.1:$pgport/bench", pool_size: 8 }
+server:
+  transport: http
+  http: { listen: "127.0.0.1:0", worker_threads: 64, auth: { mode: oauth$issuer } }
+plugins:
+  - { name: echo, library: example-echo }
+YAML
+}
+start_host() {  # NAME: starts it, prints its port
+  "$build/mcp-host" serve --config "$work/$1.yaml" > /dev/null 2> "$work/$1.log" &
+  for _ in $(seq 100); do grep -q 'http://' "$work/$1.log" && break; sleep 0.05; done
+  grep -o 'http://127.0.0.1:[0-9]*' "$work/$1.log" | head -1 | cut -d: -f3
+}
+replica_yaml pg1 > "$work/pg1.yaml"
+pg1_port=$(start_host pg1)
+pg1_token=$(python3 "$root/tests/bench/oauth_token.py" "http://127.0.0.1:$pg1_port")
+ports=()
+for r in r1 r2 r3; do
+  replica_yaml "$r" "http://127.0.0.1:$lbport" > "$work/$r.yaml"
+  ports+=("$(start_host "$r")")
+done
+cat > "$work/haproxy.cfg" <<CFG
+global
+  maxconn 2000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+frontend mcp
+  bind 127.0.0.1:$lbport
+  default_backend replicas
+backend replicas
+  balance roundrobin
+  option httpchk GET /readyz
+  server r1 127.0.0.1:${ports[0]} check
+  server r2 127.0.0.1:${ports[1]} check
+  server r3 127.0.0.1:${ports[2]} check
+CFG
+haproxy -db -f "$work/haproxy.cfg" 2> "$work/haproxy.log" &
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $lbport))" 2>/dev/null && break; sleep 0.05; done
+lb_token=$(python3 "$root/tests/bench/oauth_token.py" "http://127.0.0.1:$lbport")
+for target in "sqlite:$oauth_port:$oauth_token" "postgresql:$pg1_port:$pg1_token" "3 behind haproxy:$lbport:$lb_token"; do
+  IFS=: read -r name port token <<< "$target"
+  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" -H "Authorization: Bearer $token" \
+             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  printf '%-17s  8 conn: %s\n' "$name" "$line"
+done

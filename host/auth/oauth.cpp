@@ -470,8 +470,7 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
     Pending p;
     if (auto row = load(key)) {
       erase(key);
-      auto sealed = crypto::unb64url(row->value("credentials", std::string()));
-      auto plain = sealed ? crypto::open(options_.encryption_key, *sealed, key) : std::nullopt;
+      auto plain = open_secret(row->value("credentials", std::string()), key);
       p.credentials = plain ? json::parse(*plain, nullptr, false) : json();
       p.principal = row->value("principal", std::string());
       p.choose = row->value("choose", json::array());
@@ -535,7 +534,7 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
     step.pending = crypto::b64url(crypto::random_bytes(16));
     step.choose = choose;
     const std::string key = token_key("pending", step.pending);
-    save(key, json{{"credentials", crypto::b64url(crypto::seal(options_.encryption_key, creds.dump(), key))},
+    save(key, json{{"credentials", seal_secret(creds.dump(), key)},
                    {"principal", principal},
                    {"choose", choose},
                    {"client_id", client_id},
@@ -556,7 +555,7 @@ Answer OAuthServer::finish(const Params& form, const json& creds, const std::str
   save("grant/" + grant_id, json{{"client_id", client_id},
                                  {"principal", principal},
                                  {"created", now_s()},
-                                 {"credentials", crypto::b64url(crypto::seal(options_.encryption_key, creds.dump(), grant_id))}});
+                                 {"credentials", seal_secret(creds.dump(), grant_id)}});
   const std::string code = new_token();
   save(token_key("code", code), json{{"grant", grant_id},
                                      {"client_id", client_id},
@@ -718,8 +717,7 @@ std::shared_ptr<const Caller> OAuthServer::authenticate(std::string_view authori
 }
 
 std::optional<Caller> OAuthServer::open_grant(const std::string& grant_id, const json& grant) const {
-  auto sealed = crypto::unb64url(grant.value("credentials", std::string()));
-  auto plain = sealed ? crypto::open(options_.encryption_key, *sealed, grant_id) : std::nullopt;
+  auto plain = open_secret(grant.value("credentials", std::string()), grant_id);
   if (!plain) {
     spdlog::error("oauth: the credentials of grant {} cannot be decrypted (was encryption_key changed?)", grant_id);
     return std::nullopt;
@@ -735,6 +733,47 @@ std::optional<Caller> OAuthServer::open_grant(const std::string& grant_id, const
     }
   }
   return caller;
+}
+
+std::string OAuthServer::seal_secret(std::string_view plain, std::string_view aad) const {
+  return crypto::b64url(crypto::seal(options_.encryption_keys ? options_.encryption_keys->current() : options_.encryption_key, plain, aad));
+}
+
+std::optional<std::string> OAuthServer::open_secret(std::string_view sealed_b64, std::string_view aad) const {
+  auto sealed = crypto::unb64url(sealed_b64);
+  if (!sealed) return std::nullopt;
+  const auto keys = options_.encryption_keys ? options_.encryption_keys->all() : std::vector<std::string>{options_.encryption_key};
+  for (const auto& k : keys) {
+    if (auto plain = crypto::open(k, *sealed, aad)) return plain;
+  }
+  return std::nullopt;
+}
+
+Result<size_t> reseal_credentials(store::StateStore& store, const std::vector<std::string>& from, const std::string& to) {
+  std::vector<std::pair<std::string, json>> rows;  // read whole first: list() may not call back into the store
+  for (const char* prefix : {"grant/", "pending/"}) {
+    auto st = store.list(kNs, prefix, [&](std::string_view k, std::string_view v) {
+      json j = json::parse(v, nullptr, false);
+      if (j.is_object() && j.contains("credentials")) rows.emplace_back(std::string(k), std::move(j));
+      return true;
+    });
+    if (!st) return Error{st.error()};
+  }
+  size_t n = 0;
+  for (auto& [key, row] : rows) {
+    // The AAD binds the credentials to their row: the grant id, or the pending row's key.
+    const std::string aad = key.starts_with("grant/") ? key.substr(6) : key;
+    auto sealed = crypto::unb64url(row.value("credentials", std::string()));
+    std::optional<std::string> plain;
+    for (const auto& k : from) {
+      if (sealed && (plain = crypto::open(k, *sealed, aad))) break;
+    }
+    if (!plain) continue;  // not ours to read (or already under `to`)
+    row["credentials"] = crypto::b64url(crypto::seal(to, *plain, aad));
+    if (auto st = store.put(kNs, key, row.dump()); !st) return Error{st.error()};
+    ++n;
+  }
+  return n;
 }
 
 std::optional<Caller> OAuthServer::user(const std::string& principal) {

@@ -24,6 +24,7 @@
 
 #include "plugins/instance.hpp"
 #include "result.hpp"
+#include "store/keyring.hpp"
 #include "store/state_store.hpp"
 
 namespace mcph::auth {
@@ -76,6 +77,8 @@ struct OAuthOptions {
   std::chrono::seconds code_ttl{60};
   std::string signing_key;     // 32 bytes: CSRF tokens, principal ids
   std::string encryption_key;  // 32 bytes: users' credentials at rest
+  // When set (replicas), it seals instead of encryption_key and opens with any of its keys.
+  std::shared_ptr<const store::Keyring> encryption_keys;
   std::vector<FormField> fields;
   CredentialCheck check;                 // null: everything entered is accepted
   plugins::UserDirectory* users = nullptr;  // answered by this server while it lives
@@ -154,6 +157,8 @@ class OAuthServer {
   Answer form_page(int status, const Params& q, const std::string& nonce, const FormView& view) const;
   Answer finish(const Params& form, const json& credentials, const std::string& principal);
   std::optional<Caller> open_grant(const std::string& grant_id, const json& grant) const;
+  std::string seal_secret(std::string_view plain, std::string_view aad) const;
+  std::optional<std::string> open_secret(std::string_view sealed_b64, std::string_view aad) const;
   int failure_wait(const std::string& key);  // seconds to wait, 0 when under the bound
   void failed(const std::string& key);
   Answer error_page(int status, const std::string& message) const;
@@ -178,6 +183,10 @@ class OAuthServer {
   std::unordered_map<std::string, std::vector<int64_t>> failures_;  // client+address -> times; guarded by posts_mutex_
   store::StateStore::Subscription events_;  // last: unsubscribed before the rest goes
 };
+
+// Seals again, under `to`, the credentials of every grant and pending sign-in form in
+// `store` that opens under one of `from` (for `mcp-host keys rotate`); how many.
+Result<size_t> reseal_credentials(store::StateStore& store, const std::vector<std::string>& from, const std::string& to);
 
 // Loads a 32-byte key from `path` (raw or base64url), or creates one there (mode 0600) if
 // the file does not exist.

@@ -203,7 +203,7 @@ struct Engine::Prepared {
 Engine::Engine(const plugins::Registry& registry, EngineOptions options)
     : registry_(registry),
       options_(options),
-      sealer_(options.request_state_key),
+      sealer_(options.request_state_keys),
       scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
   // Fairness: by default one instance may run three quarters of the calls at once, so a
   // flood of slow calls to one plugin always leaves threads for the others.

@@ -110,7 +110,7 @@ struct EngineOptions {
   std::chrono::milliseconds call_timeout{300000};
   size_t max_concurrent_calls = 64;  // over all plugin instances
   size_t max_queued_calls = 1000;    // per plugin instance; beyond it a call is refused at once
-  std::string request_state_key;     // 32 bytes shared by replicas; empty: drawn at start-up
+  std::shared_ptr<const store::Keyring> request_state_keys;  // shared by replicas; null: drawn at start-up
   // When set, resource updates travel through its events, so subscribers on every replica
   // sharing the store hear them (topic kResourceUpdated).
   store::StateStore* events = nullptr;

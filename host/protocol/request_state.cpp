@@ -1,5 +1,7 @@
 #include "protocol/request_state.hpp"
 
+#include <algorithm>
+
 #include "services/crypto.hpp"
 
 namespace mcph::protocol {
@@ -21,15 +23,16 @@ int64_t now_s() {
 
 }  // namespace
 
-RequestStateSealer::RequestStateSealer(std::string key) : key_(key.size() == 32 ? std::move(key) : crypto::random_bytes(32)) {}
+RequestStateSealer::RequestStateSealer(std::string key) : keys_(std::make_shared<store::Keyring>(std::move(key))) {}
 
-std::string RequestStateSealer::mac(std::string_view payload) const { return crypto::hmac_sha256(key_, payload); }
+RequestStateSealer::RequestStateSealer(std::shared_ptr<const store::Keyring> keys)
+    : keys_(keys ? std::move(keys) : std::make_shared<store::Keyring>()) {}
 
 // Token: b64url(payload) "." b64url(HMAC(payload)), payload = expiry "." b64url(sha256(binding))
 // "." b64url(state).
 std::string RequestStateSealer::seal(std::string_view state, std::string_view binding, std::chrono::seconds ttl) const {
   const std::string payload = std::to_string(now_s() + ttl.count()) + "." + b64url(sha256(binding)) + "." + b64url(state);
-  return b64url(payload) + "." + b64url(mac(payload));
+  return b64url(payload) + "." + b64url(crypto::hmac_sha256(keys_->current(), payload));
 }
 
 Result<std::string> RequestStateSealer::open(std::string_view token, std::string_view binding) const {
@@ -39,8 +42,10 @@ Result<std::string> RequestStateSealer::open(std::string_view token, std::string
   if (dot == std::string_view::npos || !unb64url(token.substr(0, dot), payload) || !unb64url(token.substr(dot + 1), tag)) {
     return tampered;
   }
-  const std::string expected = mac(payload);
-  if (!crypto::equal(tag, expected)) return tampered;
+  const auto keys = keys_->all();
+  if (std::none_of(keys.begin(), keys.end(), [&](const std::string& k) { return crypto::equal(tag, crypto::hmac_sha256(k, payload)); })) {
+    return tampered;
+  }
   // Authentic from here on: the fields are ours.
   const size_t a = payload.find('.');
   const size_t b = a == std::string::npos ? a : payload.find('.', a + 1);

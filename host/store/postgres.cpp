@@ -143,6 +143,10 @@ class PostgresStore final : public StateStore {
   }
 
   std::string backend() const override { return "postgresql"; }
+  std::optional<PoolUse> pool_use() override {
+    std::lock_guard lock(mutex_);
+    return PoolUse{open_ - static_cast<int>(idle_.size()), open_, cfg_.pool_size};
+  }
   std::string location() const override { return location_; }
 
   Status check() override {

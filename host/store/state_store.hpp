@@ -47,6 +47,13 @@ class StateStore {
   virtual std::string location() const = 0;
   // Reachable and migrated (opens or connects if needed).
   virtual Status check() = 0;
+  // A connection pool's use (PostgreSQL), for /healthz; nullopt for a store without one.
+  struct PoolUse {
+    int busy = 0;  // connections running a statement now
+    int open = 0;  // busy or idle
+    int size = 0;  // store.pool_size
+  };
+  virtual std::optional<PoolUse> pool_use() { return std::nullopt; }
 
   virtual Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) = 0;
   virtual Status put(std::string_view ns, std::string_view key, std::string_view value) = 0;

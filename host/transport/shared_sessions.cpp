@@ -22,31 +22,35 @@ std::string row_key(const std::string& handle) { return "session/" + handle; }
 
 std::string SharedSessions::handle(std::string_view id) { return crypto::hex(crypto::sha256(id)).substr(0, 40); }
 
-std::string SharedSessions::key() {
+std::shared_ptr<store::Keyring> SharedSessions::keys() {
   std::lock_guard lock(mutex_);
-  if (key_.empty()) {
-    if (auto k = store::shared_key(store_, "legacy_session"); k) {
-      key_ = std::move(*k);
+  if (!keys_) {
+    if (auto k = store::Keyring::shared(store_, "legacy_session"); k) {
+      keys_ = std::move(*k);
     } else {
       spdlog::warn("http: legacy sessions stay on this replica until the store is back: {}", k.error());
     }
   }
-  return key_;
+  return keys_;
 }
 
 std::string SharedSessions::seal(Sealed& s) {
-  const std::string k = key();
-  if (k.empty()) return "";
+  auto k = keys();
+  if (!k) return "";
   s.expires = now_s() + std::chrono::duration_cast<std::chrono::seconds>(kLifetime).count();
   const json payload{{"v", s.version}, {"c", s.client_capabilities}, {"p", s.principal}, {"k", s.client}, {"e", s.expires}};
-  return "s1." + crypto::b64url(crypto::seal(k, payload.dump(), kAad));
+  return "s1." + crypto::b64url(crypto::seal(k->current(), payload.dump(), kAad));
 }
 
 std::optional<SharedSessions::Sealed> SharedSessions::open(std::string_view id) {
   if (!is_sealed(id) || id.size() > 8192) return std::nullopt;
-  const std::string k = key();
+  auto k = keys();
   auto bytes = crypto::unb64url(id.substr(3));
-  auto plain = bytes && !k.empty() ? crypto::open(k, *bytes, kAad) : std::nullopt;
+  if (!k || !bytes) return std::nullopt;
+  std::optional<std::string> plain;
+  for (const auto& key : k->all()) {
+    if ((plain = crypto::open(key, *bytes, kAad))) break;
+  }
   if (!plain) return std::nullopt;
   const json p = json::parse(*plain, nullptr, false);
   if (!p.is_object()) return std::nullopt;

@@ -4,7 +4,8 @@
 // What a request needs of its session travels in the session id: "s1." + the session's
 // fixed part (negotiated version, client capabilities, the user, its expiry) sealed with
 // AES-256-GCM under a key the replicas share. Any replica opens it without a database read,
-// and a replica serves it even while the store is down. Only what a client may change
+// and a replica serves it even while the store is down. The key rotates with the others
+// (`mcp-host keys rotate`): an id sealed before the last rotation still opens. Only what a client may change
 // later lives in the store, one row per session written when it changes (log level,
 // resource subscriptions) or ends (DELETE), and a replica reads it once, when the session
 // first reaches it. Rows and events name a session by its handle (a hash of the id): the
@@ -30,6 +31,7 @@
 
 #include "protocol/engine.hpp"
 #include "result.hpp"
+#include "store/keyring.hpp"
 #include "store/state_store.hpp"
 
 namespace mcph::transport {
@@ -78,11 +80,11 @@ class SharedSessions {
   size_t purge();
 
  private:
-  std::string key();
+  std::shared_ptr<store::Keyring> keys();  // null while the store cannot be read
 
   store::StateStore& store_;
   std::mutex mutex_;
-  std::string key_;  // guarded by mutex_; read from the store once
+  std::shared_ptr<store::Keyring> keys_;  // guarded by mutex_; read from the store once
 };
 
 }  // namespace mcph::transport

@@ -523,7 +523,8 @@ TEST_F(CodegenTest, Kill9MidTaskThenRestartCompletesAndResumesOnce) {
 
 // Two replicas on one PostgreSQL store: a task started on either is polled by the replica
 // holding the poller lease; when that one is killed (-9) mid-poll the other takes over
-// within lease_ms, the task completes and its orchestrator is resumed exactly once.
+// within lease_ms and the killed one restarts; the task completes and its orchestrator is
+// resumed exactly once.
 TEST_F(CodegenTest, ReplicasOnPostgresPollOnceAndTakeOverAfterKill9) {
   testing::PostgresServer pg;
   write_config(", lease_ms: 600", "store: { backend: postgresql, url: \"" + pg.url("codegen") + "\" }\n");
@@ -561,8 +562,14 @@ TEST_F(CodegenTest, ReplicasOnPostgresPollOnceAndTakeOverAfterKill9) {
   const json done = wait_state(*replicas[other], child["task_id"], {"completed", "failed"});
   EXPECT_EQ(done["result"], "finished on the survivor");
   EXPECT_NE(replicas[other]->stderr_text().find("polls the tasks (lease 'poller')"), std::string::npos);
+  // The killed replica comes back (its own state_dir, so its own replica id) once the
+  // survivor holds the lease: it must not resume the orchestrator a second time.
+  if (first == 1) config_path = dir.str() + "/replica-b.yaml";
+  replicas[first] = spawn();
+  config_path = config_a;
   ASSERT_TRUE(eventually([&] { return fake.resumes_of(orch) >= 1; }));
   expect_exactly_one_more_resume(*replicas[other], orch, 1, "finished on the survivor");
+  stop(replicas[first]);
   stop(replicas[other]);
   expect_no_secrets();
 }

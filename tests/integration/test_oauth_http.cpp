@@ -150,6 +150,9 @@ TEST_F(OAuthHttpTest, ATokenFromOneReplicaWorksOnAnother) {
   const json health = body_json(cb->Get("/healthz"));
   EXPECT_EQ(health["store"]["backend"], "postgresql");
   EXPECT_EQ(health["store"]["reachable"], true);
+  EXPECT_EQ(health["store"]["pool"]["size"], 8);
+  EXPECT_GE(health["store"]["pool"]["open"], 1);
+  EXPECT_LE(health["store"]["pool"]["busy"], health["store"]["pool"]["open"]);
   pg.stop();
   ready = cb->Get("/readyz");
   EXPECT_EQ(ready->status, 503) << ready->body;
@@ -206,6 +209,79 @@ TEST_F(OAuthHttpTest, ThreeReplicasBehindHaproxyShareSignInsAndRevocations) {
   EXPECT_EQ(refused, 3);
   EXPECT_LT(std::chrono::steady_clock::now() - revoked, 1s);
   for (auto& c : on) EXPECT_EQ(c->call(tokens["access_token"], "list_teams")->status, 401);
+}
+
+// `mcp-host keys rotate` on replicas: nobody is logged out. A token keeps working on a
+// replica that starts after one rotation and after two (so the users' credentials were
+// sealed again, not merely opened with the previous key); a legacy session opened before a
+// rotation still opens, and one opened two rotations back ends, as documented. A single
+// host on SQLite is told the command is not for it.
+TEST_F(OAuthHttpTest, KeysRotateLogsNobodyOut) {
+  PostgresServer pg;
+  const std::string top = "store: { backend: postgresql, url: \"" + pg.url("rotate") + "\" }\n";
+  const std::string plugins = "  - name: cs\n    library: codesphere\n    settings: { base_url: \"" + api.base() + "/api\", team_id: 1 }\n";
+  const std::string http = "    auth: { mode: oauth, oauth: { issuer: \"http://mcp.example\" } }\n";
+  auto replica = [&] { return std::make_unique<HttpHost>(plugins, http, "", std::vector<std::string>{}, top); };
+  auto a = replica();
+  auto ca = a->client();
+  ca->set_follow_location(false);
+  OAuthClient on_a(*ca, "http://mcp.example/mcp");
+  auto started = on_a.start();
+  const json tokens = on_a.finish(on_a.post(started.page, {{"cs.api_token", kAlice}}), started);
+  const std::string bearer = "Bearer " + tokens["access_token"].get<std::string>();
+  auto open_session = [&](HttpHost& h) {
+    auto r = h.client()->Post("/mcp", httplib::Headers{{"Authorization", bearer}, {"Accept", "application/json, text/event-stream"}},
+                              json{{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+                                   {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                               {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}}.dump(),
+                              "application/json");
+    return r ? r->get_header_value("Mcp-Session-Id") : "";
+  };
+  auto ping = [&](HttpHost& h, const std::string& sid) {
+    return h.client()->Post("/mcp", httplib::Headers{{"Authorization", bearer}, {"Mcp-Session-Id", sid}, {"MCP-Protocol-Version", "2025-11-25"}},
+                            json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}}.dump(), "application/json")->status;
+  };
+  const std::string old_session = open_session(*a);
+  ASSERT_TRUE(old_session.starts_with("s1."));
+  auto rotate = [&] {
+    auto [code, out] = run_command({MCPH_BINARY, "keys", "rotate", "--config", a->config_path()});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("rotated  request_state"), std::string::npos) << out;
+    EXPECT_NE(out.find("rotated  oauth_encryption.key (1 grants"), std::string::npos) << out;
+    EXPECT_EQ(out.find("s3cret-pw"), std::string::npos) << out;
+  };
+  rotate();
+  auto b = replica();  // knows only the keys as they are now
+  auto cb = b->client();
+  OAuthClient on_b(*cb, "http://mcp.example/mcp");
+  auto r = on_b.call(tokens["access_token"], "list_teams");
+  EXPECT_EQ(r->status, 200) << r->body << b->process().stderr_text();
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  EXPECT_EQ(ping(*b, old_session), 200) << "a session sealed before the rotation";
+  const std::string newer_session = open_session(*b);
+
+  rotate();
+  auto c = replica();
+  auto cc = c->client();
+  OAuthClient on_c(*cc, "http://mcp.example/mcp");
+  r = on_c.call(tokens["access_token"], "list_teams");
+  EXPECT_EQ(r->status, 200) << r->body << c->process().stderr_text();
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
+  // A replica running through both rotations seals with the newest key: a sign-in on it
+  // opens on a replica that knows only the last two.
+  auto bob_started = on_a.start();
+  const json bob = on_a.finish(on_a.post(bob_started.page, {{"cs.api_token", kBob}}), bob_started);
+  api.users();
+  r = on_c.call(bob["access_token"], "list_teams");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body << c->process().stderr_text();
+  EXPECT_EQ(api.users(), std::vector<int>{1}) << "as Bob";
+  EXPECT_EQ(ping(*c, newer_session), 200) << "one rotation back";
+  EXPECT_EQ(ping(*c, old_session), 404) << "two rotations back";
+
+  HttpHost single(plugins, http);
+  auto [code, out] = run_command({MCPH_BINARY, "keys", "rotate", "--config", single.config_path()});
+  EXPECT_EQ(code, 1);
 }
 
 // A single host on SQLite moves to PostgreSQL with `mcp-host store migrate`: a user signed

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "store/keyring.hpp"
 #include "store/state_store.hpp"
 #include "postgres.hpp"
 #include "protocol/request_state.hpp"
@@ -371,6 +372,38 @@ TEST_P(StoreContract, SharedKeysAreDrawnOnceForAllReplicas) {
   ASSERT_TRUE(opened.ok()) << opened.error();
   EXPECT_EQ(*opened, "plugin state");
   EXPECT_FALSE(elsewhere.open(token, "tools/call x").ok()) << "a host with its own key refuses it";
+}
+
+// A rotation made through one store reaches the keyrings on every replica: they seal with
+// the new key, still open what the previous one sealed, and no longer what was sealed two
+// rotations back.
+TEST_P(StoreContract, KeyringsFollowARotation) {
+  auto a = open_store();
+  // SQLite's events stay in their process (one host per database): there, b is a.
+  auto b = GetParam() == "postgresql" ? open_store() : nullptr;
+  StateStore* sb = b ? b.get() : a.get();
+  ASSERT_TRUE(a);
+  auto ring_a = Keyring::shared(*a, "request_state");
+  auto ring_b = Keyring::shared(*sb, "request_state");
+  ASSERT_TRUE(ring_a.ok() && ring_b.ok());
+  const protocol::RequestStateSealer on_a(*ring_a), on_b(*ring_b);
+  const std::string before = on_a.seal("s", "x", std::chrono::seconds(60));
+  const std::string first = (*ring_b)->current();
+  auto rotated = rotate_shared_key(*a, "request_state");
+  ASSERT_TRUE(rotated.ok()) << rotated.error();
+  EXPECT_EQ(rotated->front(), first);
+  const auto deadline = std::chrono::steady_clock::now() + 3s;  // b hears it (NOTIFY) or at once (one process)
+  while ((*ring_b)->current() == first && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_NE((*ring_b)->current(), first) << "b did not follow the rotation";
+  EXPECT_EQ((*ring_b)->all().size(), 2u);
+  EXPECT_TRUE(on_b.open(before, "x").ok()) << "sealed before one rotation";
+  const std::string after = on_b.seal("t", "x", std::chrono::seconds(60));
+  EXPECT_TRUE(on_a.open(after, "x").ok());
+  ASSERT_TRUE(rotate_shared_key(*sb, "request_state").ok());
+  const auto deadline2 = std::chrono::steady_clock::now() + 3s;
+  while (on_a.open(before, "x").ok() && std::chrono::steady_clock::now() < deadline2) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(on_a.open(before, "x").ok()) << "two rotations back";
+  EXPECT_TRUE(on_a.open(after, "x").ok()) << "one rotation back";
 }
 
 // What a listener heard, to wait on from a test.
