@@ -104,15 +104,14 @@ echo "== store"
 echo "== replicas (OAuth, wrk, 8 conn, ${duration}s each)"
 # A PostgreSQL 15 of the bench's own (as the postgres user when run as root), on loopback.
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | head -1)
-pg="$work/pg"
-mkdir -p "$pg"
+pg=$(mktemp -d)
 as_pg=()
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$pg"; as_pg=(runuser -u postgres --); fi
+if [ "$(id -u)" -eq 0 ]; then chmod 755 "$pg"; chown postgres "$pg"; as_pg=(runuser -u postgres --); fi
 pgport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${as_pg[@]}" "$pgbin/initdb" -D "$pg/data" -A trust -U postgres --no-sync > /dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/log" -w start \
   -o "-p $pgport -k $pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" > /dev/null
-trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null; rm -rf "$work" "$pg"' EXIT
 "${as_pg[@]}" "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c "CREATE DATABASE bench" postgres
 lbport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 replica_yaml() {  # NAME [ISSUER]

@@ -13,7 +13,7 @@ def request(method, path, body=None, headers=None):
     c = http.client.HTTPConnection(base.hostname, base.port, timeout=10)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
-    return r.status, dict(r.getheaders()), r.read().decode()
+    return r.status, r.headers, r.read().decode()  # headers: any case (HAProxy sends lowercase)
 
 status, _, body = request("POST", "/register", json.dumps({"redirect_uris": ["http://127.0.0.1/cb"], "client_name": "bench"}),
                           {"Content-Type": "application/json"})
@@ -23,6 +23,8 @@ challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
 query = urllib.parse.urlencode({"response_type": "code", "client_id": client, "redirect_uri": "http://127.0.0.1/cb",
                                 "code_challenge": challenge, "code_challenge_method": "S256", "state": "b"})
 status, headers, page = request("GET", "/authorize?" + query)
+if status != 200:
+    sys.exit(f"GET /authorize answered {status}: {re.sub('<[^>]+>', ' ', page)[:300]}")
 form = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)}
 form.update(fields)
 cookie = headers["Set-Cookie"].split(";")[0]

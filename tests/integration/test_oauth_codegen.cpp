@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "oauth_client.hpp"
+#include "postgres.hpp"
 
 namespace mcph::testing {
 namespace {
@@ -40,6 +41,20 @@ class FakeCodegen {
   void script_next(const json& script) {
     httplib::Client c("127.0.0.1", port_);
     c.Post("/_fake/script_next", script.dump(), "application/json");
+  }
+  // A run made outside the host (an orchestrator); its state as the fake holds it.
+  int64_t seed(json body) {
+    body["org_id"] = 42;
+    httplib::Client c("127.0.0.1", port_);
+    return body_json(c.Post("/_fake/runs", body.dump(), "application/json"))["ids"][0].get<int64_t>();
+  }
+  json run(int64_t id) {
+    httplib::Client c("127.0.0.1", port_);
+    return body_json(c.Get("/_fake/runs/" + std::to_string(id)));
+  }
+  void update(int64_t id, const json& body) {
+    httplib::Client c("127.0.0.1", port_);
+    c.Post("/_fake/runs/" + std::to_string(id), body.dump(), "application/json");
   }
 
  private:
@@ -199,6 +214,89 @@ TEST_F(OAuthCodegenTest, TwoUsersEachRunWithTheirOwnTokenAndARevokedOneStopsBein
     }
   }
   EXPECT_GE(files, 1u);
+}
+
+// Two replicas on PostgreSQL, two users: Alice's run (the child of her orchestrator run)
+// started on one replica, Bob's on the other. The replica that polls is killed (-9) mid-poll
+// and comes back; the other takes the poller's lease; both runs complete, Alice's
+// orchestrator is resumed exactly once, and every request to Codegen carries the right
+// user's token, never the other's or the operator's.
+TEST(OAuthCodegenReplicas, TwoUsersRunsSurviveAKill9AndTheOrchestratorIsResumedOnce) {
+  PostgresServer pg;
+  FakeCodegen api;
+  const std::string top = "store: { backend: postgresql, url: \"" + pg.url("cg") + "\" }\n";
+  const std::string plugins = "  - name: cg\n    library: codegen\n    credentials: { api_token: \"" + std::string(kOperator) +
+                              "\", org_id: \"42\" }\n    settings: { base_url: \"" + api.url() +
+                              "\", poll_interval_ms: 50, poll_max_interval_ms: 200, get_budget_per_30s: 59, lease_ms: 600 }\n";
+  const std::string http = "    auth: { mode: oauth, oauth: { issuer: \"http://mcp.example\" } }\n";
+  auto replica = [&] { return std::make_unique<HttpHost>(plugins, http, "", std::vector<std::string>{}, top); };
+  std::unique_ptr<HttpHost> hosts[2] = {replica(), replica()};
+  std::unique_ptr<httplib::Client> clients[2];
+  std::unique_ptr<OAuthClient> on[2];
+  auto connect = [&](int i) {
+    clients[i] = hosts[i]->client();
+    clients[i]->set_follow_location(false);
+    on[i] = std::make_unique<OAuthClient>(*clients[i], "http://mcp.example/mcp");
+  };
+  connect(0);
+  connect(1);
+  auto sign_in = [&](int i, const char* token) {
+    auto started = on[i]->start();
+    return on[i]->finish(on[i]->post(started.page, {{"cg.api_token", token}, {"cg.org_id", "42"}}), started)["access_token"].get<std::string>();
+  };
+  const std::string alice = sign_in(0, kAlice), bob = sign_in(1, kBob);
+  auto result = [&](int i, const std::string& token, const std::string& tool, const json& args) {
+    auto r = on[i]->call(token, tool, args);
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    return r ? body_json(r)["result"] : json();
+  };
+
+  const int64_t orch = api.seed({{"status", "COMPLETE"}, {"resume_script", {{"polls", nullptr}}}});
+  api.script_next({{"polls", nullptr}});
+  api.script_next({{"polls", nullptr}});
+  const json a = result(1, alice, "codegen_new", {{"query", "alice's child"}, {"orchestrator_run_id", orch}})["structuredContent"];
+  const json b = result(0, bob, "codegen_new", {{"query", "bob's change"}})["structuredContent"];
+  ASSERT_TRUE(a.contains("agent_run_id") && b.contains("agent_run_id")) << a << b;
+  const int64_t a_run = a["agent_run_id"], b_run = b["agent_run_id"];
+  auto gets = [&](int64_t run) {
+    size_t n = 0;
+    for (const auto& r : api.requests()) n += r["method"] == "GET" && r["path"].get<std::string>().ends_with("/agent/run/" + std::to_string(run));
+    return n;
+  };
+  auto leader = [&]() -> int {
+    for (int i = 0; i < 2; ++i) {
+      if (hosts[i]->process().stderr_text().find("polls the tasks (lease 'poller')") != std::string::npos) return i;
+    }
+    return -1;
+  };
+  ASSERT_TRUE(eventually([&] { return leader() >= 0 && gets(a_run) >= 2 && gets(b_run) >= 2; }));
+  const int first = leader(), other = 1 - first;
+  hosts[first]->process().signal(SIGKILL);
+  EXPECT_EQ(hosts[first]->process().wait(), 128 + SIGKILL);
+  hosts[first] = replica();  // back, with a state_dir (and replica id) of its own
+  connect(first);
+
+  api.update(a_run, {{"script", {{"polls", 1}, {"final", "COMPLETE"}, {"result", "alice's done"}}}});
+  api.update(b_run, {{"script", {{"polls", 1}, {"final", "COMPLETE"}, {"result", "bob's done"}}}});
+  auto state_of = [&](int i, const std::string& token, const json& task) {
+    return result(i, token, "codegen_task_status", {{"task_id", task}})["structuredContent"].value("state", "");
+  };
+  EXPECT_TRUE(eventually([&] { return state_of(other, alice, a["task_id"]) == "completed"; }, 20s));
+  EXPECT_TRUE(eventually([&] { return state_of(first, bob, b["task_id"]) == "completed"; }, 20s));
+  ASSERT_TRUE(eventually([&] { return api.run(orch)["resumes"].size() >= 1; }, 20s));
+  std::this_thread::sleep_for(1500ms);  // a second resume, from either replica, would come by now
+  EXPECT_EQ(api.run(orch)["resumes"].size(), 1u);
+
+  for (const auto& r : api.requests()) {
+    const std::string path = r["path"], body = r["body"].dump();
+    EXPECT_NE(r["user"], 2) << "the operator's token: " << r;
+    if (path.ends_with("/" + std::to_string(a_run)) || body.find("alice's") != std::string::npos ||
+        body.find(std::to_string(orch)) != std::string::npos) {
+      EXPECT_EQ(r["user"], 0) << r;
+    } else if (path.ends_with("/" + std::to_string(b_run)) || body.find("bob's") != std::string::npos) {
+      EXPECT_EQ(r["user"], 1) << r;
+    }
+  }
 }
 
 }  // namespace
