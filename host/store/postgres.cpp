@@ -348,8 +348,11 @@ class PostgresStore final : public StateStore {
     const std::string timeout = std::to_string(std::max(1, cfg_.connect_timeout_ms / 1000));
     const std::string options = "-c statement_timeout=" + std::to_string(cfg_.statement_timeout_ms);
     // expand_dbname: the URL is the dbname entry; the entries after it override its parts.
-    const char* keys[] = {"dbname", "connect_timeout", "application_name", "options", nullptr};
-    const char* values[] = {cfg_.url.c_str(), timeout.c_str(), "mcp-host", options.c_str(), nullptr};
+    // TCP keepalives: a server that vanished without closing (a lost machine) is noticed
+    // within about 25 s, by the pool and by the events listener, which otherwise waits.
+    const char* keys[] = {"dbname", "connect_timeout", "application_name", "options",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count", nullptr};
+    const char* values[] = {cfg_.url.c_str(), timeout.c_str(), "mcp-host", options.c_str(), "10", "5", "3", nullptr};
     PGconn* c = PQconnectdbParams(keys, values, 1);
     if (c == nullptr) return Error{"out of memory"};
     if (PQstatus(c) != CONNECTION_OK) {

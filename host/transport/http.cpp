@@ -365,10 +365,10 @@ struct HttpTransport::Impl {
       if (auto s = local_session(body)) reload(s);
     } else if (topic == SharedSessions::kMessage) {
       const size_t nl = body.find('\n');
-      auto s = nl == std::string_view::npos ? nullptr : local_session(body.substr(0, nl));
-      if (!s) return;
-      auto msg = json_text::parse(body.substr(nl + 1));
-      if (msg) (void)engine.handle(*msg, *s->session, s->events);  // an answer or a cancellation: no reply
+      if (nl == std::string_view::npos || !local_session(body.substr(0, nl))) return;  // not held here
+      auto relayed = shared->relayed(body);
+      auto s = relayed ? local_session(relayed->first) : nullptr;
+      if (s) (void)engine.handle(relayed->second, *s->session, s->events);  // an answer or a cancellation: no reply
     } else if (topic == store::StateStore::kResync) {  // changes may have been missed
       std::vector<std::shared_ptr<HttpSession>> all;
       {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
 #include "services/crypto.hpp"
 
 namespace mcph::transport {
@@ -94,18 +95,41 @@ Status SharedSessions::end(const std::string& handle, int64_t expires) {
 }
 
 Status SharedSessions::relay(const std::string& handle, const json& message) {
-  return store_.publish(kMessage, handle + "\n" + message.dump(-1, ' ', false, json::error_handler_t::replace));
+  std::string text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (handle.size() + text.size() + 1 + kMessage.size() > store::StateStore::kMaxEvent) {
+    const std::string key = "relay/" + crypto::hex(crypto::random_bytes(12));
+    const int64_t exp = now_s() + std::chrono::duration_cast<std::chrono::seconds>(kRelayLifetime).count();
+    if (auto st = store_.put(kNs, key, json{{"exp", exp}, {"message", text}}.dump()); !st) return st;
+    text = "@" + key;
+  }
+  return store_.publish(kMessage, handle + "\n" + text);
+}
+
+std::optional<std::pair<std::string, json>> SharedSessions::relayed(std::string_view body) {
+  const size_t nl = body.find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;
+  std::string text(body.substr(nl + 1));
+  if (text.starts_with("@relay/")) {  // too large for the event: in the store
+    auto row = store_.get(kNs, text.substr(1));
+    if (!row || !row->has_value()) return std::nullopt;
+    text = json::parse(**row, nullptr, false).value("message", "");
+  }
+  auto msg = json_text::parse(text);
+  if (!msg) return std::nullopt;
+  return std::make_pair(std::string(body.substr(0, nl)), std::move(*msg));
 }
 
 size_t SharedSessions::purge() {
   std::vector<std::string> expired;
   const int64_t now = now_s();
-  auto st = store_.list(kNs, "session/", [&](std::string_view k, std::string_view v) {
-    const json j = json::parse(v, nullptr, false);
-    if (!j.is_object() || j.value("exp", int64_t{0}) < now) expired.emplace_back(k);
-    return true;
-  });
-  if (!st) spdlog::debug("http: cannot purge expired sessions now: {}", st.error());
+  for (const char* prefix : {"session/", "relay/"}) {
+    auto st = store_.list(kNs, prefix, [&](std::string_view k, std::string_view v) {
+      const json j = json::parse(v, nullptr, false);
+      if (!j.is_object() || j.value("exp", int64_t{0}) < now) expired.emplace_back(k);
+      return true;
+    });
+    if (!st) spdlog::debug("http: cannot purge expired sessions now: {}", st.error());
+  }
   for (const auto& k : expired) (void)store_.erase(kNs, k);
   return expired.size();
 }

@@ -74,10 +74,15 @@ class SharedSessions {
   // Records a change and tells the other replicas.
   Status save(const std::string& handle, const protocol::SessionState& state, int64_t expires);
   Status end(const std::string& handle, int64_t expires);
-  // Hands `message` to the replicas holding the session.
+  // Hands `message` to the replicas holding the session. One too large for an event
+  // travels through the store (the event names its row, kept kRelayLifetime).
   Status relay(const std::string& handle, const nlohmann::json& message);
-  // Erases the rows of sessions past their expiry; the number erased.
+  // The message a kMessage event's body carries, or nullopt (malformed, or gone).
+  std::optional<std::pair<std::string, nlohmann::json>> relayed(std::string_view body);
+  // Erases the rows of sessions past their expiry, and relayed messages past theirs; the
+  // number erased.
   size_t purge();
+  static constexpr std::chrono::minutes kRelayLifetime{5};
 
  private:
   std::shared_ptr<store::Keyring> keys();  // null while the store cannot be read

@@ -182,11 +182,13 @@ TEST_F(ReplicasTest, AnAnswerPostedToAnotherReplicaReachesTheCall) {
                                        rpc(1, "tools/call", {{"name", "test_elicitation"}, {"arguments", {{"message", "Who?"}}}})));
   json asked = call.wait_for([](const json& m) { return m.value("method", "") == "elicitation/create"; });
   ASSERT_TRUE(asked.is_object()) << a_->process().stderr_text();
-  auto r = post(*b_, sid, json{{"jsonrpc", "2.0"}, {"id", asked["id"]}, {"result", {{"action", "accept"}, {"content", {{"username", "ada"}}}}}});
+  // Larger than an event may carry: it travels through the store.
+  const std::string name = "ada-" + std::string(9000, 'x');
+  auto r = post(*b_, sid, json{{"jsonrpc", "2.0"}, {"id", asked["id"]}, {"result", {{"action", "accept"}, {"content", {{"username", name}}}}}});
   ASSERT_EQ(r->status, 202) << r->body;
   json answer = call.wait_for([](const json& m) { return m.contains("result") || m.contains("error"); });
-  ASSERT_TRUE(answer.is_object()) << "the call on A never heard the answer given to B";
-  EXPECT_NE(answer.dump().find("ada"), std::string::npos) << answer;
+  ASSERT_TRUE(answer.is_object()) << "the call on A never heard the answer given to B\n" << b_->process().stderr_text();
+  EXPECT_NE(answer.dump().find(name), std::string::npos) << answer.dump().substr(0, 300);
 }
 
 // 2026-07-28: requestState sealed by A opens on B, so an input round may finish anywhere.
