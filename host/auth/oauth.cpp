@@ -32,6 +32,9 @@ std::string token_key(const char* kind, std::string_view token) {
 
 std::string new_token() { return crypto::b64url(crypto::random_bytes(32)); }
 
+// The row naming a user's newest grant.
+std::string user_key(const std::string& principal) { return "user/" + principal; }
+
 const std::string* param(const Params& p, const std::string& name) {
   auto it = p.find(name);
   return it == p.end() ? nullptr : &it->second;
@@ -556,6 +559,7 @@ Answer OAuthServer::finish(const Params& form, const json& creds, const std::str
                                  {"principal", principal},
                                  {"created", now_s()},
                                  {"credentials", seal_secret(creds.dump(), grant_id)}});
+  save(user_key(principal), json{{"grant", grant_id}});  // their newest grant, for user()
   const std::string code = new_token();
   save(token_key("code", code), json{{"grant", grant_id},
                                      {"client_id", client_id},
@@ -783,17 +787,25 @@ std::optional<Caller> OAuthServer::user(const std::string& principal) {
     if (auto it = users_.find(principal); it != users_.end() && it->second.expires > now) return *it->second.caller;
   }
   // Any live grant of theirs will do: the newest (a user who signed in again may have
-  // entered a new key).
+  // entered a new key). The index row names it; when it is missing (a grant made before the
+  // index) or names a revoked grant, every grant is read and the index repaired.
   std::string best_id;
   json best;
-  (void)store_.list(kNs, "grant/", [&](std::string_view key, std::string_view value) {
-    json g = json::parse(value, nullptr, false);
-    if (g.is_object() && g.value("principal", "") == principal && (best.is_null() || g.value("created", 0) >= best.value("created", 0))) {
-      best_id = std::string(key.substr(6));
-      best = std::move(g);
-    }
-    return true;
-  });
+  if (auto index = load(user_key(principal))) {
+    best_id = index->value("grant", "");
+    if (auto g = load("grant/" + best_id); g && g->value("principal", "") == principal) best = std::move(*g);
+  }
+  if (best.is_null()) {
+    (void)store_.list(kNs, "grant/", [&](std::string_view key, std::string_view value) {
+      json g = json::parse(value, nullptr, false);
+      if (g.is_object() && g.value("principal", "") == principal && (best.is_null() || g.value("created", 0) >= best.value("created", 0))) {
+        best_id = std::string(key.substr(6));
+        best = std::move(g);
+      }
+      return true;
+    });
+    if (!best.is_null()) save(user_key(principal), json{{"grant", best_id}});
+  }
   auto caller = best.is_null() ? std::nullopt : open_grant(best_id, best);
   std::lock_guard lock(cache_mutex_);
   if (!caller) {

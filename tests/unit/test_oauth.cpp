@@ -424,6 +424,15 @@ TEST_F(OAuthTest, PluginsFindASignedInUserOutsideACallUntilRevoked) {
   EXPECT_EQ(found->credentials.at("cs").at("api_token"), kUserKey);
   EXPECT_EQ(users.find(cb->principal)->credentials.at("cs").at("api_token"), "another-users-key-BBBB");
   EXPECT_FALSE(users.find("u-nobody"));
+  // Signed in again (a new key): the newest grant is theirs to use; revoked, the older one.
+  json a2 = login(client, kUserKey);
+  auto ca2 = server->authenticate("Bearer " + a2["access_token"].get<std::string>());
+  ASSERT_TRUE(ca2);
+  ASSERT_EQ(ca2->principal, ca->principal);
+  restart();  // nothing cached: the index finds it
+  EXPECT_EQ(users.find(ca->principal)->grant, ca2->grant) << "the newest grant";
+  ASSERT_TRUE(server->revoke_grant(ca2->grant));
+  EXPECT_EQ(users.find(ca->principal)->grant, ca->grant) << "the older one, once the newest is revoked";
   ASSERT_TRUE(server->revoke_grant(ca->grant));
   EXPECT_FALSE(users.find(ca->principal)) << "a revoked user's credentials are gone at once";
   EXPECT_TRUE(users.find(cb->principal));
