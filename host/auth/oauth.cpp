@@ -32,6 +32,15 @@ std::string token_key(const char* kind, std::string_view token) {
 
 std::string new_token() { return crypto::b64url(crypto::random_bytes(32)); }
 
+// A refresh token names its grant ("rt1.<grant>.<random>"): once rotated, its row is gone,
+// and a reuse is still told from a guess by the grant it names.
+std::string new_refresh_token(const std::string& grant_id) { return "rt1." + grant_id + "." + new_token(); }
+std::string grant_of_refresh_token(std::string_view token) {
+  if (!token.starts_with("rt1.")) return "";
+  const size_t dot = token.find('.', 4);
+  return dot == std::string_view::npos ? "" : std::string(token.substr(4, dot - 4));
+}
+
 // The row naming a user's newest grant.
 std::string user_key(const std::string& principal) { return "user/" + principal; }
 
@@ -596,7 +605,20 @@ void OAuthServer::failed(const std::string& key) {
 // ---- Tokens -------------------------------------------------------------------------------
 
 json OAuthServer::issue_tokens(const std::string& grant_id, json& grant) {
-  const std::string access = new_token(), refresh = new_token();
+  const std::string access = new_token(), refresh = new_refresh_token(grant_id);
+  // The grant lists its live tokens; expired and rotated ones leave the list and the store
+  // here, so a user who refreshes every hour does not grow the store.
+  json live = json::array();
+  for (const auto& t : grant.value("tokens", json::array())) {
+    const std::string key = t.get<std::string>();
+    auto row = load(key);
+    if (row && row->value("expires", int64_t{0}) >= now_s() && !row->value("used", false)) {
+      live.push_back(key);
+    } else if (row) {
+      erase(key);
+    }
+  }
+  grant["tokens"] = std::move(live);
   // Each token names its audience (RFC 8707): this server's MCP URL, and no other.
   save(token_key("access", access), json{{"grant", grant_id}, {"aud", resource_}, {"expires", now_s() + options_.access_ttl.count()}});
   save(token_key("refresh", refresh), json{{"grant", grant_id}, {"aud", resource_}, {"expires", now_s() + options_.refresh_ttl.count()}});
@@ -657,21 +679,34 @@ Answer OAuthServer::token(const Params& form) {
     return json_answer(200, issue_tokens(grant_id, *grant));
   }
   if (type == "refresh_token") {
-    const std::string key = token_key("refresh", param_or(form, "refresh_token"));
-    auto refresh = load(key);
-    if (!refresh) return oauth_error(400, "invalid_grant", "unknown, expired or revoked refresh token");
+    const std::string presented = param_or(form, "refresh_token");
+    const std::string key = token_key("refresh", presented);
+    auto raw = store_.get(kNs, key);
+    auto refresh = raw && raw->has_value() ? std::optional<json>(json::parse(**raw, nullptr, false)) : std::nullopt;
+    if (!refresh || !refresh->is_object()) {
+      // A rotated token comes back: its grant is compromised (RFC 9700 §4.14.2).
+      const std::string named = grant_of_refresh_token(presented);
+      if (auto grant = named.empty() ? std::nullopt : load("grant/" + named); grant && (*grant)["client_id"] == client_id) {
+        spdlog::warn("oauth: a rotated refresh token came back for grant {}; revoking the grant", named);
+        drop_grant(named);
+        return oauth_error(400, "invalid_grant", "refresh token reuse detected; the grant is revoked, authorize again");
+      }
+      return oauth_error(400, "invalid_grant", "unknown, expired or revoked refresh token");
+    }
     if (refresh->value("aud", resource_) != resource_) return oauth_error(400, "invalid_grant", "the refresh token was issued for another resource");
     const std::string grant_id = (*refresh)["grant"];
     auto grant = load("grant/" + grant_id);
     if (!grant || (*grant)["client_id"] != client_id) return oauth_error(400, "invalid_grant", "the refresh token belongs to another client");
-    if (refresh->value("used", false)) {  // rotation: an old refresh token came back
+    if (refresh->value("used", false)) {  // rotation (rows written before tokens named their grant)
       spdlog::warn("oauth: refresh token reused for grant {}; revoking the grant", grant_id);
       drop_grant(grant_id);
       return oauth_error(400, "invalid_grant", "refresh token reuse detected; the grant is revoked, authorize again");
     }
     if ((*refresh)["expires"].get<int64_t>() < now_s()) return oauth_error(400, "invalid_grant", "the refresh token has expired");
-    (*refresh)["used"] = true;
-    save(key, *refresh);
+    // Rotated: the row goes. Of two refreshes racing with one token (two replicas), one wins.
+    auto won = store_.put_if(kNs, key, **raw, std::nullopt);
+    if (!won) return oauth_error(503, "temporarily_unavailable", "the store cannot be reached; try again");
+    if (!*won) return oauth_error(400, "invalid_grant", "this refresh token was just used; use the newest one");
     return json_answer(200, issue_tokens(grant_id, *grant));
   }
   return oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
@@ -903,6 +938,23 @@ std::vector<json> OAuthServer::grants() {
                        {"client_name", client ? client->value("client_name", "") : ""}, {"created", g["created"]}});
   }
   return out;
+}
+
+size_t OAuthServer::purge() {
+  const int64_t now = now_s();
+  std::vector<std::string> expired;
+  // Codes stay a while after they expire, so a second use is still seen as one.
+  const std::pair<const char*, int64_t> kinds[] = {{"code/", 600}, {"access/", 0}, {"refresh/", 0}, {"pending/", 0}};
+  for (const auto& [prefix, grace] : kinds) {
+    const int64_t g = grace;
+    (void)store_.list(kNs, prefix, [&](std::string_view key, std::string_view value) {
+      const json row = json::parse(value, nullptr, false);
+      if (!row.is_object() || row.value("expires", int64_t{0}) + g < now) expired.emplace_back(key);
+      return true;
+    });
+  }
+  for (const auto& key : expired) erase(key);
+  return expired.size();
 }
 
 bool OAuthServer::revoke_grant(const std::string& id) {

@@ -127,6 +127,10 @@ class OAuthServer {
   static constexpr int kFailures = 10;
   static constexpr std::chrono::seconds kFailureWindow{15 * 60};
 
+  // Erases expired codes, tokens and abandoned sign-in forms; how many. The HTTP transport
+  // calls it every few minutes.
+  size_t purge();
+
   // For `mcp-host auth list|revoke`.
   std::vector<json> grants();
   bool revoke_grant(const std::string& id);

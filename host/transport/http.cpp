@@ -429,8 +429,9 @@ struct HttpTransport::Impl {
     while (!sweep_cv.wait_for(lock, period, [&] { return stopping.load(); })) {
       lock.unlock();
       sweep();
-      if (shared && Clock::now() >= purge_at) {  // every replica does it: erasing twice is harmless
-        if (size_t n = shared->purge(); n > 0) spdlog::debug("http: {} expired shared sessions purged", n);
+      if (Clock::now() >= purge_at) {  // every replica does it: erasing twice is harmless
+        if (size_t n = shared ? shared->purge() : 0; n > 0) spdlog::debug("http: {} expired shared sessions purged", n);
+        if (size_t n = oauth ? oauth->purge() : 0; n > 0) spdlog::debug("oauth: {} expired codes, tokens and forms purged", n);
         purge_at = Clock::now() + std::chrono::minutes(10);
       }
       lock.lock();

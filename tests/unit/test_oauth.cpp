@@ -144,6 +144,44 @@ TEST_F(OAuthTest, TheWholeFlowCarriesTheUsersCredentials) {
   EXPECT_EQ(server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", rotated["refresh_token"]}}).status, 400);
 }
 
+// A user who refreshes all month does not grow the store: rotated refresh tokens and
+// expired access tokens leave it, and a rotated token coming back after many rotations is
+// still caught (it names its grant). purge() clears expired rows nobody will ask for.
+TEST_F(OAuthTest, RefreshesDoNotGrowTheStoreAndOldTokensAreStillCaught) {
+  options.access_ttl = std::chrono::seconds(1);
+  restart();
+  const std::string client = register_client();
+  json tokens = login(client);
+  auto rows = [&] {
+    size_t n = 0;
+    (void)store->list("oauth", "", [&](std::string_view, std::string_view) { return ++n > 0; });
+    return n;
+  };
+  const size_t after_login = rows();
+  const std::string early = tokens["refresh_token"];
+  for (int i = 0; i < 40; ++i) {
+    if (i == 20) std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the first access tokens expire
+    Answer r = server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", tokens["refresh_token"]}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    tokens = json::parse(r.body);
+  }
+  EXPECT_LE(rows(), after_login + 21) << "at most the access tokens of the last second stay";
+  Answer reuse = server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", early}});
+  EXPECT_EQ(reuse.status, 400);
+  EXPECT_NE(reuse.body.find("reuse detected"), std::string::npos) << reuse.body;
+  EXPECT_FALSE(server->authenticate("Bearer " + tokens["access_token"].get<std::string>())) << "the grant is revoked";
+  Answer guess = server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", "rt1.g-nope.x"}});
+  EXPECT_EQ(guess.status, 400);
+  EXPECT_NE(guess.body.find("unknown"), std::string::npos) << guess.body;
+
+  // purge() takes every expired token (and codes after a grace, and abandoned forms).
+  json other = login(client);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // expiry is in whole seconds
+  EXPECT_GE(server->purge(), 1u) << "the expired access token";
+  EXPECT_TRUE(server->token({{"grant_type", "refresh_token"}, {"client_id", client}, {"refresh_token", other["refresh_token"]}}).status == 200)
+      << "live refresh tokens stay";
+}
+
 TEST_F(OAuthTest, SamePrincipalForTheSameKeyAndRevocationIsPerGrant) {
   const std::string client = register_client();
   json a = login(client), a2 = login(client), b = login(client, "another-users-key-BBBB");
