@@ -284,6 +284,7 @@ class Codegen : public mcph::sdk::Plugin {
       fail(MCPH_ERR_UNAVAILABLE, "agent run " + std::to_string(run_id) + " was started but could not be tracked",
            "the host's state store refused the write; follow the run at " + t.web_url.value_or("its web_url"));
     }
+    store_.mark_new(t);  // for the polling replica, if it is another one
     poller_->track(t);
     return t;
   }

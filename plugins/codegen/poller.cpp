@@ -177,7 +177,7 @@ void Poller::prune(int64_t now) {
 // The holder renews it every lease_ms / 3 (settings); when it dies another takes over within lease_ms
 // and starts as after a restart (startup: every non-terminal task, every unfinished
 // delivery, from the store). The holder also picks up, every kRescanMs, tasks that other
-// replicas' handlers started.
+// replicas' handlers started (marked new: TaskStore::take_new).
 bool Poller::lead(int64_t now) {
   if (leading_) {
     if (!renew(now)) return false;
@@ -209,7 +209,7 @@ bool Poller::renew(int64_t now) {
 }
 
 void Poller::rescan(int64_t now) {
-  for (const TaskRecord& t : store_.all()) {
+  for (const TaskRecord& t : store_.take_new()) {
     if (is_terminal(t.state)) continue;
     std::lock_guard lock(mutex_);
     tasks_.try_emplace(task_key(t.principal, t.task_id), t);

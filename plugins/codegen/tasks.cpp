@@ -294,6 +294,27 @@ std::vector<TaskRecord> TaskStore::all() const {
 
 void TaskStore::erase(const TaskRecord& t) const { host_.state_delete(task_key(t.principal, t.task_id)); }
 
+namespace {
+constexpr std::string_view kNewPrefix = "new/";
+}  // namespace
+
+void TaskStore::mark_new(const TaskRecord& t) const {
+  host_.state_put(std::string(kNewPrefix) + task_key(t.principal, t.task_id), "");
+}
+
+std::vector<TaskRecord> TaskStore::take_new() const {
+  std::vector<TaskRecord> out;
+  for (const auto& [mark, unused] : host_.state_list(kNewPrefix)) {
+    const std::string key = mark.substr(kNewPrefix.size());
+    if (auto text = host_.state_get(key)) {
+      auto t = task_from_json(json::parse(*text, nullptr, false));
+      if (t && key == task_key(t->principal, t->task_id)) out.push_back(std::move(*t));
+    }
+    host_.state_delete(mark);  // after reading: a poller that dies in between finds it again
+  }
+  return out;
+}
+
 std::optional<std::string> TaskStore::owner(int64_t org_id, int64_t run_id) const {
   return host_.state_get(owner_key(org_id, run_id));
 }

@@ -109,6 +109,11 @@ class TaskStore {
   std::optional<TaskRecord> get(std::string_view principal, std::string_view task_id) const;
   std::vector<TaskRecord> all() const;
   void erase(const TaskRecord& t) const;
+  // New tasks, for the replica that polls: a handler marks the task it started ("new/"
+  // + its key), and the poller's rescan reads and clears the marks, so it reads what is
+  // new rather than every task in the store.
+  void mark_new(const TaskRecord& t) const;
+  std::vector<TaskRecord> take_new() const;
 
   // Run ownership (see owner_key): "" when the run was not created through this plugin.
   std::optional<std::string> owner(int64_t org_id, int64_t run_id) const;
