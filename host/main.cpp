@@ -410,7 +410,8 @@ int auth_command(const std::string& config_arg, const std::string& log_level, co
   }
   if (grant.empty()) return fail("auth revoke needs a grant id (see mcp-host auth list)");
   if (!server.revoke_grant(grant)) return fail("no grant " + grant);
-  std::printf("revoked %s: its tokens no longer work (a running host notices within 30 s)\n", grant.c_str());
+  std::printf("revoked %s: its tokens no longer work (hosts on the same PostgreSQL store at once; a host on SQLite within 30 s)\n",
+              grant.c_str());
   return 0;
 }
 
@@ -429,6 +430,17 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
                   inst->health().pid, c.limits.memory_mb, c.limits.cpu_seconds_per_call, c.limits.open_files,
                   c.restart.max_per_minute, c.restart.backoff_ms);
     }
+  }
+  // Claude Code calls a tool mcp__<server>__<tool> and refuses names over 64 characters;
+  // the server's name is the user's choice there: assume this program's.
+  constexpr size_t kClaudeMax = 64;
+  const std::string server = "mcp-host";
+  for (const auto& t : reg.tools()) {
+    const size_t full = 5 + server.size() + 2 + t.public_name.size();
+    if (full <= kClaudeMax) continue;
+    std::printf("warn tool '%s' (instance '%s'): Claude Code calls it mcp__%s__%s, %zu characters, over its %zu; "
+                "shorten the instance's tool_prefix (or the server's name there)\n",
+                t.public_name.c_str(), t.instance->name().c_str(), server.c_str(), t.public_name.c_str(), full, kClaudeMax);
   }
   std::printf("configuration OK: %zu plugin instances, %zu tools\n", reg.instances().size(), reg.tools().size());
   return 0;

@@ -219,6 +219,30 @@ TEST_F(StdioTest, StateSurvivesKill9) {
   EXPECT_EQ(call(*p, 3, {{"op", "list"}, {"key", "run/"}})["items"], json({{"run/1", "started"}}));
 }
 
+// Claude Code refuses tool names over 64 characters once it adds mcp__<server>__:
+// check-config says which tools a long prefix pushes over, and still passes.
+TEST_F(StdioTest, CheckConfigWarnsOfToolNamesTooLongForClaudeCode) {
+  testing::TempDir dir;
+  const std::string prefix = "an_unusually_long_prefix_for_one_team_here_";  // 43 characters
+  const std::string cfg = dir.str() + "/mcp-host.yaml";
+  std::ofstream(cfg) << testing::config_yaml(dir.str() + "/state",
+                                             "  - { name: echo, library: example-echo, tool_prefix: " + prefix + " }\n");
+  auto [code, out] = run_command({MCPH_BINARY, "check-config", "--config", cfg});
+  EXPECT_EQ(code, 0) << out;
+  // mcp__mcp-host__ (15) + the prefix (43) + "echo" (4) = 62: fits; + "add" is shorter still;
+  // a longer tool of the same instance would not. Only names over 64 are named.
+  EXPECT_EQ(out.find("warn tool '" + prefix + "echo'"), std::string::npos) << out;
+  const std::string longer = prefix + "xyz";  // 46 + echo = 65 with the server's part
+  std::ofstream(cfg) << testing::config_yaml(dir.str() + "/state",
+                                             "  - { name: echo, library: example-echo, tool_prefix: " + longer + " }\n");
+  std::tie(code, out) = run_command({MCPH_BINARY, "check-config", "--config", cfg});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("warn tool '" + longer + "echo' (instance 'echo'): Claude Code calls it mcp__mcp-host__" + longer +
+                     "echo, 65 characters, over its 64"),
+            std::string::npos)
+      << out;
+}
+
 TEST_F(StdioTest, CommandLineTools) {
   auto [code, out] = run_command({MCPH_BINARY, "tools", "--config", config_path}, {"MCPH_TEST_TOKEN=x"});
   EXPECT_EQ(code, 0) << out;
@@ -238,6 +262,7 @@ TEST_F(StdioTest, CommandLineTools) {
   std::tie(code, out) = run_command({MCPH_BINARY, "check-config", "--config", config_path}, {"MCPH_TEST_TOKEN=x"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("configuration OK: 3 plugin instances, 9 tools"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warn tool"), std::string::npos) << out;
 
   std::tie(code, out) = run_command({MCPH_BINARY, "--version"});
   EXPECT_EQ(code, 0);
