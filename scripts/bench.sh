@@ -111,7 +111,7 @@ pgport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 "${as_pg[@]}" "$pgbin/initdb" -D "$pg/data" -A trust -U postgres --no-sync > /dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/log" -w start \
   -o "-p $pgport -k $pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" > /dev/null
-trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1; kill $(jobs -p) 2>/dev/null; rm -rf "$work" "$pg"' EXIT
+trap 'kill $(jobs -p) $(cat "$work/pids" 2>/dev/null) 2>/dev/null; "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1; rm -rf "$work" "$pg"' EXIT
 "${as_pg[@]}" "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c "CREATE DATABASE bench" postgres
 lbport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 replica_yaml() {  # NAME [ISSUER]
@@ -129,8 +129,9 @@ plugins:
   - { name: echo, library: example-echo }
 YAML
 }
-start_host() {  # NAME: starts it, prints its port
+start_host() {  # NAME: starts it, prints its port (in a subshell: its pid goes to a file for the trap)
   "$build/mcp-host" serve --config "$work/$1.yaml" > /dev/null 2> "$work/$1.log" &
+  echo $! >> "$work/pids"
   for _ in $(seq 100); do grep -q 'http://' "$work/$1.log" && break; sleep 0.05; done
   grep -o 'http://127.0.0.1:[0-9]*' "$work/$1.log" | head -1 | cut -d: -f3
 }
