@@ -265,14 +265,15 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
   };
   auto signing = key(oc.signing_key, "signing.key");
   if (!signing) return Error{signing.error()};
-  auto encryption = key(oc.encryption_key, "encryption.key");
-  if (!encryption) return Error{encryption.error()};
   o.signing_key = std::move(*signing);
-  o.encryption_key = std::move(*encryption);
   if (oc.encryption_key.empty() && c.store.backend == "postgresql") {  // rotates: `mcp-host keys rotate`
     auto ring = store::Keyring::shared(store, oauth_key_name("encryption.key"));
     if (!ring) return Error{"OAuth keys from the store: " + ring.error()};
     o.encryption_keys = std::move(*ring);
+  } else {
+    auto encryption = key(oc.encryption_key, "encryption.key");
+    if (!encryption) return Error{encryption.error()};
+    o.encryption_keys = std::make_shared<store::Keyring>(std::move(*encryption));
   }
   for (const auto& inst : registry.instances()) {
     for (const auto& u : inst->user_credentials()) o.fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
@@ -476,7 +477,7 @@ int keys_rotate(const std::string& config_arg, const std::string& log_level) {
     if (!before) return fail(name + ": " + before.error());
     auto now = store::shared_key(**store, name);
     if (!now) return fail(name + ": " + now.error());
-    auto n = auth::reseal_credentials(**store, *before, *now);
+    auto n = auth::reseal_credentials(**store, store::Keyring(*before), *now);
     if (!n) return fail("sealing the users' credentials again: " + n.error() + " (run keys rotate again)");
     std::printf("rotated  %s (%zu grants and sign-in forms sealed again)\n", name.c_str(), *n);
   }

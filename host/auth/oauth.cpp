@@ -775,20 +775,15 @@ std::optional<Caller> OAuthServer::open_grant(const std::string& grant_id, const
 }
 
 std::string OAuthServer::seal_secret(std::string_view plain, std::string_view aad) const {
-  return crypto::b64url(crypto::seal(options_.encryption_keys ? options_.encryption_keys->current() : options_.encryption_key, plain, aad));
+  return crypto::b64url(options_.encryption_keys->seal(plain, aad));
 }
 
 std::optional<std::string> OAuthServer::open_secret(std::string_view sealed_b64, std::string_view aad) const {
   auto sealed = crypto::unb64url(sealed_b64);
-  if (!sealed) return std::nullopt;
-  const auto keys = options_.encryption_keys ? options_.encryption_keys->all() : std::vector<std::string>{options_.encryption_key};
-  for (const auto& k : keys) {
-    if (auto plain = crypto::open(k, *sealed, aad)) return plain;
-  }
-  return std::nullopt;
+  return sealed ? options_.encryption_keys->open(*sealed, aad) : std::nullopt;
 }
 
-Result<size_t> reseal_credentials(store::StateStore& store, const std::vector<std::string>& from, const std::string& to) {
+Result<size_t> reseal_credentials(store::StateStore& store, const store::Keyring& from, const std::string& to) {
   std::vector<std::pair<std::string, json>> rows;  // read whole first: list() may not call back into the store
   for (const char* prefix : {"grant/", "pending/"}) {
     auto st = store.list(kNs, prefix, [&](std::string_view k, std::string_view v) {
@@ -803,10 +798,7 @@ Result<size_t> reseal_credentials(store::StateStore& store, const std::vector<st
     // The AAD binds the credentials to their row: the grant id, or the pending row's key.
     const std::string aad = key.starts_with("grant/") ? key.substr(6) : key;
     auto sealed = crypto::unb64url(row.value("credentials", std::string()));
-    std::optional<std::string> plain;
-    for (const auto& k : from) {
-      if (sealed && (plain = crypto::open(k, *sealed, aad))) break;
-    }
+    auto plain = sealed ? from.open(*sealed, aad) : std::nullopt;
     if (!plain) continue;  // not ours to read (or already under `to`)
     row["credentials"] = crypto::b64url(crypto::seal(to, *plain, aad));
     if (auto st = store.put(kNs, key, row.dump()); !st) return Error{st.error()};
@@ -942,19 +934,17 @@ std::vector<json> OAuthServer::grants() {
 
 size_t OAuthServer::purge() {
   const int64_t now = now_s();
-  std::vector<std::string> expired;
+  size_t n = 0;
   // Codes stay a while after they expire, so a second use is still seen as one.
   const std::pair<const char*, int64_t> kinds[] = {{"code/", 600}, {"access/", 0}, {"refresh/", 0}, {"pending/", 0}};
   for (const auto& [prefix, grace] : kinds) {
     const int64_t g = grace;
-    (void)store_.list(kNs, prefix, [&](std::string_view key, std::string_view value) {
+    n += store::erase_where(store_, kNs, prefix, [&](std::string_view value) {
       const json row = json::parse(value, nullptr, false);
-      if (!row.is_object() || row.value("expires", int64_t{0}) + g < now) expired.emplace_back(key);
-      return true;
+      return !row.is_object() || row.value("expires", int64_t{0}) + g < now;
     });
   }
-  for (const auto& key : expired) erase(key);
-  return expired.size();
+  return n;
 }
 
 bool OAuthServer::revoke_grant(const std::string& id) {

@@ -76,8 +76,8 @@ struct OAuthOptions {
   std::chrono::seconds refresh_ttl{30 * 24 * 3600};
   std::chrono::seconds code_ttl{60};
   std::string signing_key;     // 32 bytes: CSRF tokens, principal ids
-  std::string encryption_key;  // 32 bytes: users' credentials at rest
-  // When set (replicas), it seals instead of encryption_key and opens with any of its keys.
+  // Users' credentials at rest: sealed with the current key, opened with any (replicas:
+  // shared and rotated, `mcp-host keys rotate`). Required.
   std::shared_ptr<const store::Keyring> encryption_keys;
   std::vector<FormField> fields;
   CredentialCheck check;                 // null: everything entered is accepted
@@ -190,7 +190,7 @@ class OAuthServer {
 
 // Seals again, under `to`, the credentials of every grant and pending sign-in form in
 // `store` that opens under one of `from` (for `mcp-host keys rotate`); how many.
-Result<size_t> reseal_credentials(store::StateStore& store, const std::vector<std::string>& from, const std::string& to);
+Result<size_t> reseal_credentials(store::StateStore& store, const store::Keyring& from, const std::string& to);
 
 // Loads a 32-byte key from `path` (raw or base64url), or creates one there (mode 0600) if
 // the file does not exist.

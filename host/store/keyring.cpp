@@ -13,6 +13,21 @@ std::string previous_slot(std::string_view name) { return shared_key_slot(name) 
 
 Keyring::Keyring(std::string key) { keys_.push_back(key.size() == kKeyBytes ? std::move(key) : crypto::random_bytes(kKeyBytes)); }
 
+Keyring::Keyring(std::vector<std::string> keys) : keys_(std::move(keys)) {
+  if (keys_.empty()) keys_.push_back(crypto::random_bytes(kKeyBytes));
+}
+
+std::string Keyring::seal(std::string_view plaintext, std::string_view aad) const {
+  return crypto::seal(current(), plaintext, aad);
+}
+
+std::optional<std::string> Keyring::open(std::string_view sealed, std::string_view aad) const {
+  for (const auto& k : all()) {
+    if (auto plain = crypto::open(k, sealed, aad)) return plain;
+  }
+  return std::nullopt;
+}
+
 Result<std::shared_ptr<Keyring>> Keyring::shared(StateStore& store, std::string name) {
   auto ring = std::make_shared<Keyring>();
   ring->store_ = &store;

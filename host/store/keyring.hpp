@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,11 +27,18 @@ class Keyring {
  public:
   // One key of this process's own (32 bytes; empty: drawn now). It never rotates.
   explicit Keyring(std::string key = {});
+  // These keys, the first current (e.g. the keys a rotation replaced). Not shared.
+  explicit Keyring(std::vector<std::string> keys);
   // The keyring `name` shared through `store` (drawn by whichever replica asks first).
   static Result<std::shared_ptr<Keyring>> shared(StateStore& store, std::string name);
 
   std::string current() const;
   std::vector<std::string> all() const;  // current first
+
+  // AES-256-GCM (crypto::seal): sealed under the current key, opened under whichever key
+  // of the ring sealed it.
+  std::string seal(std::string_view plaintext, std::string_view aad) const;
+  std::optional<std::string> open(std::string_view sealed, std::string_view aad) const;
 
  private:
   Status reload();

@@ -143,6 +143,12 @@ std::string shared_key_slot(std::string_view name);
 // `progress` hears the count every 10,000 rows.
 Result<size_t> copy_rows(StateStore& from, StateStore& to, const std::function<void(size_t)>& progress = {});
 
+// Erases the rows of `ns` under `prefix` whose value `gone` accepts (expired ones, say),
+// reading them whole first as list() wants; how many. A store that cannot be read now
+// erases nothing (a purge tries again later).
+size_t erase_where(StateStore& store, std::string_view ns, std::string_view prefix,
+                   const std::function<bool(std::string_view value)>& gone);
+
 // Creates `dir` (and its parents) private to the user (0700); an existing folder is left as
 // the operator made it. The SQLite store's folder, and state_dir with any backend.
 Status ensure_private_dir(const std::string& dir);

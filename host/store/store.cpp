@@ -52,6 +52,17 @@ Result<size_t> copy_rows(StateStore& from, StateStore& to, const std::function<v
   return rows.size();
 }
 
+size_t erase_where(StateStore& store, std::string_view ns, std::string_view prefix,
+                   const std::function<bool(std::string_view value)>& gone) {
+  std::vector<std::string> keys;
+  (void)store.list(ns, prefix, [&](std::string_view key, std::string_view value) {
+    if (gone(value)) keys.emplace_back(key);
+    return true;
+  });
+  for (const auto& key : keys) (void)store.erase(ns, key);
+  return keys.size();
+}
+
 std::optional<std::string> prefix_successor(std::string_view prefix) {
   std::string upper(prefix);
   while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();

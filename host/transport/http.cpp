@@ -365,10 +365,10 @@ struct HttpTransport::Impl {
       if (auto s = local_session(body)) reload(s);
     } else if (topic == SharedSessions::kMessage) {
       const size_t nl = body.find('\n');
-      if (nl == std::string_view::npos || !local_session(body.substr(0, nl))) return;  // not held here
-      auto relayed = shared->relayed(body);
-      auto s = relayed ? local_session(relayed->first) : nullptr;
-      if (s) (void)engine.handle(relayed->second, *s->session, s->events);  // an answer or a cancellation: no reply
+      auto s = nl == std::string_view::npos ? nullptr : local_session(body.substr(0, nl));
+      if (!s) return;  // not held here
+      // An answer or a cancellation: it has no reply.
+      if (auto msg = shared->relayed(body.substr(nl + 1))) (void)engine.handle(*msg, *s->session, s->events);
     } else if (topic == store::StateStore::kResync) {  // changes may have been missed
       std::vector<std::shared_ptr<HttpSession>> all;
       {
@@ -717,7 +717,7 @@ struct HttpTransport::Impl {
       if (sid.empty()) return reply_error(res, 500, msg["id"], code::kInternalError, "cannot create a session id");
       {
         std::lock_guard lock(sessions_mutex);
-        sessions.emplace(key_of(sid), s);
+        sessions.emplace(s->handle.empty() ? sid : s->handle, s);
       }
       res.set_header("Mcp-Session-Id", sid);
     }

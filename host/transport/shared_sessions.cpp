@@ -40,18 +40,14 @@ std::string SharedSessions::seal(Sealed& s) {
   if (!k) return "";
   s.expires = now_s() + std::chrono::duration_cast<std::chrono::seconds>(kLifetime).count();
   const json payload{{"v", s.version}, {"c", s.client_capabilities}, {"p", s.principal}, {"k", s.client}, {"e", s.expires}};
-  return "s1." + crypto::b64url(crypto::seal(k->current(), payload.dump(), kAad));
+  return "s1." + crypto::b64url(k->seal(payload.dump(), kAad));
 }
 
 std::optional<SharedSessions::Sealed> SharedSessions::open(std::string_view id) {
   if (!is_sealed(id) || id.size() > 8192) return std::nullopt;
   auto k = keys();
   auto bytes = crypto::unb64url(id.substr(3));
-  if (!k || !bytes) return std::nullopt;
-  std::optional<std::string> plain;
-  for (const auto& key : k->all()) {
-    if ((plain = crypto::open(key, *bytes, kAad))) break;
-  }
+  auto plain = k && bytes ? k->open(*bytes, kAad) : std::nullopt;
   if (!plain) return std::nullopt;
   const json p = json::parse(*plain, nullptr, false);
   if (!p.is_object()) return std::nullopt;
@@ -105,33 +101,27 @@ Status SharedSessions::relay(const std::string& handle, const json& message) {
   return store_.publish(kMessage, handle + "\n" + text);
 }
 
-std::optional<std::pair<std::string, json>> SharedSessions::relayed(std::string_view body) {
-  const size_t nl = body.find('\n');
-  if (nl == std::string_view::npos) return std::nullopt;
-  std::string text(body.substr(nl + 1));
+std::optional<json> SharedSessions::relayed(std::string_view text) {
+  std::string stored;
   if (text.starts_with("@relay/")) {  // too large for the event: in the store
     auto row = store_.get(kNs, text.substr(1));
     if (!row || !row->has_value()) return std::nullopt;
-    text = json::parse(**row, nullptr, false).value("message", "");
+    stored = json::parse(**row, nullptr, false).value("message", "");
+    text = stored;
   }
-  auto msg = json_text::parse(text);
-  if (!msg) return std::nullopt;
-  return std::make_pair(std::string(body.substr(0, nl)), std::move(*msg));
+  return json_text::parse(text);
 }
 
 size_t SharedSessions::purge() {
-  std::vector<std::string> expired;
   const int64_t now = now_s();
+  size_t n = 0;
   for (const char* prefix : {"session/", "relay/"}) {
-    auto st = store_.list(kNs, prefix, [&](std::string_view k, std::string_view v) {
+    n += store::erase_where(store_, kNs, prefix, [&](std::string_view v) {
       const json j = json::parse(v, nullptr, false);
-      if (!j.is_object() || j.value("exp", int64_t{0}) < now) expired.emplace_back(k);
-      return true;
+      return !j.is_object() || j.value("exp", int64_t{0}) < now;
     });
-    if (!st) spdlog::debug("http: cannot purge expired sessions now: {}", st.error());
   }
-  for (const auto& k : expired) (void)store_.erase(kNs, k);
-  return expired.size();
+  return n;
 }
 
 }  // namespace mcph::transport

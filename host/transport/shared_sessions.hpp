@@ -77,8 +77,9 @@ class SharedSessions {
   // Hands `message` to the replicas holding the session. One too large for an event
   // travels through the store (the event names its row, kept kRelayLifetime).
   Status relay(const std::string& handle, const nlohmann::json& message);
-  // The message a kMessage event's body carries, or nullopt (malformed, or gone).
-  std::optional<std::pair<std::string, nlohmann::json>> relayed(std::string_view body);
+  // The message in a kMessage event's body after the handle and its newline, or nullopt
+  // (malformed, or gone).
+  std::optional<nlohmann::json> relayed(std::string_view text);
   // Erases the rows of sessions past their expiry, and relayed messages past theirs; the
   // number erased.
   size_t purge();
