@@ -23,6 +23,7 @@
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
 #include "store/state_store.hpp"
+#include "tasks/task_service.hpp"
 #include "transport/http.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/stdio.hpp"
@@ -44,6 +45,7 @@ struct Host {
   std::unique_ptr<store::StateStore> state;
   std::unique_ptr<services::HttpClient> http;
   plugins::UserDirectory users;  // filled by the OAuth server while it runs
+  std::unique_ptr<tasks::TaskService> tasks;  // null with tasks.enabled: false
   std::unique_ptr<plugins::Registry> registry;
   std::unique_ptr<protocol::Engine> engine;
 
@@ -60,8 +62,10 @@ std::string find_config(const std::string& given) {
   return "";
 }
 
+// `serving`: the host will answer clients (mcp-host serve), so it runs MCP tasks; the other
+// commands must not, or they would take this replica's unfinished tasks for orphans.
 Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::string& log_level,
-                                    const std::string& transport = "") {
+                                    const std::string& transport = "", bool serving = false) {
   const std::string path = find_config(config_arg);
   if (path.empty()) {
     return Error{"no configuration: pass --config FILE, set MCP_HOST_CONFIG, or put mcp-host.yaml in the "
@@ -94,7 +98,15 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
     spdlog::debug("replica id: {} (using a new one)", id.error());
   }
   host->http = std::make_unique<services::HttpClient>();
-  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get(), &host->users});
+  if (c.tasks.enabled && serving) {
+    tasks::ServiceOptions t;
+    t.limits = {static_cast<size_t>(c.tasks.max_per_user), static_cast<size_t>(c.tasks.max_total),
+                std::chrono::milliseconds(c.tasks.ttl_ms), static_cast<size_t>(c.tasks.max_result_bytes)};
+    t.poll_interval = std::chrono::milliseconds(c.tasks.poll_interval_ms);
+    t.timeout = std::chrono::milliseconds(c.tasks.timeout_ms);
+    host->tasks = std::make_unique<tasks::TaskService>(*host->state, t);
+  }
+  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get(), &host->users, host->tasks.get()});
   if (!registry) return Error{registry.error()};
   host->registry = std::move(*registry);
   protocol::EngineOptions opts;
@@ -106,6 +118,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
   opts.max_queued_calls = static_cast<size_t>(c.server.max_queued_calls);
   opts.events = host->state.get();  // resource updates reach subscribers on every replica
+  opts.tasks = host->tasks.get();
   if (c.store.backend == "postgresql") {  // replicas open each other's requestState
     if (auto keys = store::Keyring::shared(*host->state, "request_state"); keys) {
       opts.request_state_keys = std::move(*keys);
@@ -128,6 +141,7 @@ int drain(Host& host) {
   const auto grace = std::chrono::milliseconds(host.config->server.shutdown_grace_ms);
   if (!host.engine->wait_idle(Clock::now() + grace)) {
     spdlog::warn("calls still running after {} ms; cancelling them", grace.count());
+    if (host.tasks) host.tasks->begin_shutdown();  // their tasks fail, saying why
     host.registry->begin_shutdown();
     if (!host.engine->wait_idle(Clock::now() + kStuckWait)) {
       for (const auto& inst : host.registry->instances()) {
@@ -292,7 +306,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
           const std::string& listen) {
   SignalWatcher::block();
   SignalWatcher signals;  // until serving: a signal ends the host at once
-  auto host = start(config_arg, log_level, transport_arg);
+  auto host = start(config_arg, log_level, transport_arg, /*serving=*/true);
   if (!host) return fail(host.error());
   const auto& c = *(*host)->config;
   const std::string transport = transport_arg.empty() ? c.server.transport : transport_arg;

@@ -101,6 +101,9 @@ echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resi
 echo "== store"
 "$build/tests/mcph-bench-store" 2000
 
+echo "== tasks (engine + conformance-fixtures, one client thread)"
+"$build/tests/mcph-bench-tasks" 2000
+
 echo "== replicas (OAuth, wrk, 8 conn, ${duration}s each)"
 # A PostgreSQL 15 of the bench's own (as the postgres user when run as root), on loopback.
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | head -1)

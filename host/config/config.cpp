@@ -790,6 +790,16 @@ constexpr Field<RestartPolicy> kRestartFields[] = {
     {"backoff_ms", int_field<&RestartPolicy::backoff_ms, 0, 600000>},
 };
 
+constexpr std::string_view kTaskSupport[] = {"forbidden", "optional", "required"};
+
+// task_support: a mode for every tool of the instance, or a mapping tool -> mode.
+Status read_task_support(const Context& ctx, const Value& v, PluginConfig& plugin) {
+  if (!v.node.IsMap()) return read_enum(ctx, v, kTaskSupport, plugin.task_support);
+  return for_each_entry(ctx, v, [&](const std::string& tool, int, const Value& value) -> Status {
+    return read_enum(ctx, value, kTaskSupport, plugin.tool_task_support[tool]);
+  });
+}
+
 constexpr Field<PluginConfig> kPluginFields[] = {
     {"name", read_plugin_name},
     {"library", read_library},
@@ -804,6 +814,7 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"limits", section_field<&PluginConfig::limits, kLimitFields>},
     {"restart", section_field<&PluginConfig::restart, kRestartFields>},
     {"sandbox", enum_field<&PluginConfig::sandbox, kSandboxModes>},
+    {"task_support", read_task_support},
 };
 
 Result<PluginConfig> read_plugin(const Context& ctx, const Value& v) {
@@ -880,11 +891,22 @@ Status read_store(const Context& ctx, const Value& v, Config& config) {
   return Ok{};
 }
 
+constexpr Field<TasksConfig> kTasksFields[] = {
+    {"enabled", bool_field<&TasksConfig::enabled>},
+    {"max_per_user", int_field<&TasksConfig::max_per_user, 1, 1000000>},
+    {"max_total", int_field<&TasksConfig::max_total, 1, 100000000>},
+    {"ttl_ms", int_field<&TasksConfig::ttl_ms, 1000, INT_MAX>},
+    {"poll_interval_ms", int_field<&TasksConfig::poll_interval_ms, 10, 3600000>},
+    {"timeout_ms", int_field<&TasksConfig::timeout_ms, 1, INT_MAX>},
+    {"max_result_bytes", int_field<&TasksConfig::max_result_bytes, 1024, INT_MAX>},
+};
+
 // One key per line, like the YAML it describes.
 // clang-format off
 constexpr Field<Config> kTopFields[] = {
     {"state_dir", read_state_dir},
     {"store", read_store},
+    {"tasks", section_field<&Config::tasks, kTasksFields>},
     {"log", section_field<&Config::log, kLogFields>},
     {"plugin_paths", read_plugin_paths},
     {"server", section_field<&Config::server, kServerFields>},

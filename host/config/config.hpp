@@ -43,6 +43,10 @@ struct PluginConfig {
   IsolationLimits limits;
   RestartPolicy restart;
   std::string sandbox = "none";    // isolation: process: none | strict (seccomp: no files, sockets or programs after create)
+  // Whether its tools may run as MCP tasks: forbidden | optional | required, for every tool
+  // ("" = each tool's own default, else forbidden), and per tool (the plugin's tool names).
+  std::string task_support;
+  std::map<std::string, std::string> tool_task_support;
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 };
 
@@ -53,6 +57,17 @@ struct StoreConfig {
   int pool_size = 8;               // postgresql: connections per process at most
   int connect_timeout_ms = 5000;   // postgresql: per connection attempt
   int statement_timeout_ms = 5000; // postgresql: a statement that runs longer fails
+};
+
+// MCP tasks (host/tasks/): long calls answered at once with a task the client polls.
+struct TasksConfig {
+  bool enabled = true;                    // offer tasks (2026-07-28 extension, 2025-11-25 tasks)
+  int max_per_user = 100;                 // unfinished tasks one principal may hold
+  int max_total = 10000;                  // unfinished tasks in the store at once
+  int ttl_ms = 24 * 3600 * 1000;          // a task (and its result) is kept this long after creation
+  int poll_interval_ms = 1000;            // what clients are told to wait between polls
+  int timeout_ms = 3600 * 1000;           // a task the host runs is cancelled after this long
+  int max_result_bytes = 4 * 1024 * 1024; // a bigger result fails the task
 };
 
 struct LogConfig {
@@ -124,6 +139,7 @@ struct Config {
   std::string source;  // file path, or "<string>"
   std::string state_dir = "~/.local/state/mcp-host";  // after ~ expansion when loaded
   StoreConfig store;
+  TasksConfig tasks;
   LogConfig log;
   std::vector<std::string> plugin_paths;  // relative paths resolved against the file's folder
   ServerConfig server;

@@ -86,6 +86,7 @@ class Child {
   std::string instance_name_;  // set before live_
   std::unique_ptr<store::StateStore> state_;
   std::unique_ptr<services::HttpService> http_;
+  std::unique_ptr<plugins::TaskReports> tasks_;
   plugins::UserDirectory users_;
   std::unique_ptr<plugins::ResourceListener> listener_;
 
@@ -193,6 +194,26 @@ class RemoteStore final : public store::StateStore {
     if (r->head.value("ok", false)) return std::nullopt;
     return r->head.value("error", std::string("state store unavailable"));
   }
+  Child& child_;
+};
+
+// host->task_update and task_get, answered by the host's task service.
+class RemoteTasks final : public plugins::TaskReports {
+ public:
+  explicit RemoteTasks(Child& child) : child_(child) {}
+  mcph_status update(const std::string&, const std::string& handle, const json& update) override {
+    auto r = child_.ask(json{{"op", "task_update"}, {"key", handle}}, update.dump());
+    return r ? static_cast<mcph_status>(r->head.value("status", static_cast<int>(MCPH_ERR_UNAVAILABLE))) : MCPH_ERR_UNAVAILABLE;
+  }
+  mcph_status get(const std::string&, const std::string& handle, json& out) override {
+    auto r = child_.ask(json{{"op", "task_get"}, {"key", handle}}, {});
+    if (!r) return MCPH_ERR_UNAVAILABLE;
+    const auto st = static_cast<mcph_status>(r->head.value("status", static_cast<int>(MCPH_ERR_UNAVAILABLE)));
+    if (st == MCPH_OK) out = json::parse(r->body, nullptr, false);
+    return st;
+  }
+
+ private:
   Child& child_;
 };
 
@@ -363,6 +384,7 @@ void Child::create(const Frame& f) {
     } else {
       state_ = std::make_unique<RemoteStore>(*this);
       http_ = std::make_unique<RemoteHttp>(*this);
+      if (h.value("tasks", false)) tasks_ = std::make_unique<RemoteTasks>(*this);
       users_.set([this, name = cfg.name](const std::string& principal) -> std::optional<plugins::Caller> {
         auto r = ask(json{{"op", "user"}, {"principal", principal}}, {});
         if (!r || !r->head.value("found", false)) return std::nullopt;
@@ -371,7 +393,7 @@ void Child::create(const Frame& f) {
         c.credentials[name] = r->head.at("credentials").get<std::map<std::string, std::string>>();
         return c;
       });
-      auto inst = plugins::InProcessInstance::create(cfg, *lib, plugins::Services{state_.get(), http_.get(), &users_});
+      auto inst = plugins::InProcessInstance::create(cfg, *lib, plugins::Services{state_.get(), http_.get(), &users_, tasks_.get()});
       if (!inst) {
         result["error"] = inst.error();
       } else {
@@ -407,6 +429,7 @@ std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
     c->call.principal = h.value("principal", "");
     c->call.client_capabilities = h.value("client_capabilities", json::object());
     c->call.input_responses = h.value("input_responses", json::object());
+    c->call.may_hand_over = h.value("may_hand_over", false);
     if (auto s = h.find("state"); s != h.end() && s->is_string()) c->call.state = s->get<std::string>();
     if (auto cr = h.find("caller"); cr != h.end() && cr->is_object()) {
       c->caller.principal = c->call.principal;
@@ -442,6 +465,7 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
             {"error_status", o.error_status}, {"error_text", o.error_text},
             {"input_requests", o.input_requests}, {"missing_capability", o.missing_capability}};
   if (o.next_state) head["next_state"] = *o.next_state;
+  if (!o.task_handle.empty()) head["task_handle"] = o.task_handle;
   ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
 }
 

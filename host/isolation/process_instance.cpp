@@ -144,7 +144,7 @@ struct Pending {
 struct Outcome {
   bool has_outcome = false, is_error = false;
   mcph_status error_status = MCPH_OK;
-  std::string error_text, missing_capability;
+  std::string error_text, missing_capability, task_handle;
   json input_requests, result;
   std::optional<std::string> next_state;
 
@@ -156,6 +156,7 @@ struct Outcome {
     error_text = h.value("error_text", "");
     input_requests = h.value("input_requests", json::object());
     missing_capability = h.value("missing_capability", "");
+    task_handle = h.value("task_handle", "");
     if (auto s = h.find("next_state"); s != h.end() && s->is_string()) next_state = s->get<std::string>();
     if (has_outcome && !is_error) {
       auto parsed = json_text::parse(f.body);
@@ -175,6 +176,7 @@ struct Outcome {
     call.error_text = std::move(error_text);
     call.input_requests = std::move(input_requests);
     call.missing_capability = std::move(missing_capability);
+    call.task_handle = std::move(task_handle);
     if (next_state) call.next_state = std::move(next_state);
     if (!result.is_null()) call.result = std::move(result);
   }
@@ -327,6 +329,7 @@ Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
             {"cpu_seconds_per_call", cfg.limits.cpu_seconds_per_call},
             {"sandbox", cfg.sandbox},
             {"replica", plugins::replica_id()},
+            {"tasks", services.tasks != nullptr},
             {"log_level", static_cast<int>(spdlog::get_level())}};
   inc->ch->send(Msg::kCreate, 0, head);
   std::unique_lock lock(inc->mutex);
@@ -498,6 +501,19 @@ void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, 
       return true;
     });
     if (!r) fail(r.error());
+  } else if (op == "task_update" || op == "task_get") {
+    // The instance is this one, whatever the child says: it cannot report on another's tasks.
+    mcph_status st = MCPH_ERR_UNSUPPORTED;
+    if (services.tasks != nullptr && op == "task_update") {
+      json update = json::parse(f.body, nullptr, false);
+      if (update.is_object()) plugins::redact_json(update, self.host_instance().secrets.all());  // as in the host
+      st = update.is_object() ? services.tasks->update(cfg.name, key, update) : MCPH_ERR_INVALID_ARGUMENT;
+    } else if (services.tasks != nullptr) {
+      json out;
+      st = services.tasks->get(cfg.name, key, out);
+      if (st == MCPH_OK) body = out.dump();
+    }
+    reply["status"] = st;
   } else if (op == "user") {
     // Only this instance's credentials of that user travel.
     reply = {{"found", false}};
@@ -851,7 +867,8 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
             {"deadline_ms", std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now()).count())},
             {"principal", call.principal},
             {"client_capabilities", call.client_capabilities},
-            {"input_responses", call.input_responses}};
+            {"input_responses", call.input_responses},
+            {"may_hand_over", call.may_hand_over}};
   if (call.state) head["state"] = *call.state;
   if (call.caller != nullptr) {  // only this user's credentials for this instance travel
     auto it = call.caller->credentials.find(impl.cfg.name);

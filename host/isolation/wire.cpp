@@ -139,7 +139,8 @@ json registration_to_json(const mcph_host_instance& hi) {
   json tools = json::array(), resources = json::array(), prompts = json::array(), users = json::array();
   for (const auto& t : hi.tools) {
     tools.push_back({{"name", t.name}, {"title", t.title}, {"description", t.description}, {"input_schema", t.input_schema},
-                     {"output_schema", t.output_schema}, {"annotations", t.annotations}});
+                     {"output_schema", t.output_schema}, {"annotations", t.annotations},
+                     {"task_support", static_cast<int>(t.task_support)}});
   }
   for (const auto& r : hi.resources) {
     resources.push_back({{"uri", r.uri}, {"uri_template", r.uri_template}, {"name", r.name}, {"title", r.title},
@@ -165,6 +166,7 @@ Status registration_from_json(const json& j, mcph_host_instance& hi) {
       tool.input_schema = t.at("input_schema");
       tool.output_schema = t.at("output_schema");
       tool.annotations = t.at("annotations");
+      tool.task_support = static_cast<plugins::TaskSupport>(std::clamp(t.value("task_support", 0), 0, 3));
       hi.tools.push_back(std::move(tool));
     }
     for (const auto& r : j.at("resources")) {

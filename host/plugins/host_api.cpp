@@ -98,6 +98,11 @@ mcph_status register_tool(mcph_host_instance* hi, const mcph_tool_def* def) {
     fail_registration(hi, "tool '" + name + "': input_schema must have \"type\": \"object\"");
     return MCPH_ERR_INVALID_ARGUMENT;
   }
+  if (d.task_support > MCPH_TASK_SUPPORT_REQUIRED) {
+    fail_registration(hi, "tool '" + name + "': task_support must be one of MCPH_TASK_SUPPORT_*");
+    return MCPH_ERR_INVALID_ARGUMENT;
+  }
+  tool.task_support = static_cast<TaskSupport>(d.task_support);
   tool.handler = d.handler;
   tool.user = d.user;
   hi->tools.push_back(std::move(tool));
@@ -528,6 +533,32 @@ void resource_updated(mcph_host_instance* hi, mcph_str uri) {
   if (hi->listener != nullptr) hi->listener->resource_updated(std::string(view(uri)));
 }
 
+mcph_status call_continue_as_task(mcph_call* call, mcph_str handle) {
+  if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
+  if (!call->may_hand_over || call->host == nullptr || call->host->services.tasks == nullptr) return MCPH_ERR_UNSUPPORTED;
+  if (handle.len == 0 || handle.len > 128) return MCPH_ERR_INVALID_ARGUMENT;
+  call->task_handle = std::string(view(handle));
+  return MCPH_OK;
+}
+
+mcph_status task_update(mcph_host_instance* hi, mcph_str handle, mcph_str update_json) {
+  if (hi == nullptr || handle.len == 0) return MCPH_ERR_INVALID_ARGUMENT;
+  if (hi->services.tasks == nullptr) return MCPH_ERR_UNSUPPORTED;
+  auto update = json_text::parse(view(update_json));
+  if (!update || !update->is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+  redact_json(*update, hi->secrets.all());  // what a client will read, like a result
+  return hi->services.tasks->update(hi->name, std::string(view(handle)), *update);
+}
+
+mcph_status task_get(mcph_host_instance* hi, mcph_str handle, mcph_sink sink, void* user) {
+  if (hi == nullptr || handle.len == 0) return MCPH_ERR_INVALID_ARGUMENT;
+  if (hi->services.tasks == nullptr) return MCPH_ERR_UNSUPPORTED;
+  json out;
+  const mcph_status st = hi->services.tasks->get(hi->name, std::string(view(handle)), out);
+  if (st == MCPH_OK) give(sink, user, json_text::dump(out));
+  return st;
+}
+
 // Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
 mcph_status find(mcph_str doc_text, mcph_str pointer, json& out) {
   auto parsed = json_text::parse(view(doc_text));
@@ -605,6 +636,7 @@ const mcph_host_api& host_api() {
       state_put_if,
       lease_acquire,
       lease_release,
+      call_continue_as_task, task_update, task_get,
   };
   return api;
 }

@@ -21,6 +21,7 @@ void mcph_call::reset_outcome() {
   input_requests = nlohmann::json::object();
   next_state.reset();
   missing_capability.clear();
+  task_handle.clear();
 }
 
 std::vector<std::string> mcph_host_instance::caller_secrets(const mcph::plugins::Caller& caller) const {
@@ -104,6 +105,11 @@ const char* status_name(mcph_status status) {
 
 void Instance::finish(const std::string& what, mcph_status st, mcph_call& call) const {
   if (!call.input_requests.empty() || !call.missing_capability.empty()) return;  // another round
+  if (!call.task_handle.empty()) {  // handed over as a task: the plugin reports later
+    call.has_outcome = call.is_error = false;
+    call.result = nullptr;
+    return;
+  }
   if (!call.has_outcome) {
     call.has_outcome = call.is_error = true;
     call.error_status = st == MCPH_OK ? MCPH_ERR_INTERNAL : st;

@@ -48,6 +48,9 @@ class CallEvents {
   virtual void log(mcph_log_level level, std::string_view logger, const nlohmann::json& data) = 0;
 };
 
+// Whether a tool's calls may run as MCP tasks (mcph_tool_def.task_support).
+enum class TaskSupport : uint8_t { kDefault, kForbidden, kOptional, kRequired };
+
 struct Tool {
   std::string name;  // as the plugin registered it (before tool_prefix)
   std::string title;
@@ -55,6 +58,7 @@ struct Tool {
   nlohmann::json input_schema;   // always an object
   nlohmann::json output_schema;  // null when none
   nlohmann::json annotations;    // null when none
+  TaskSupport task_support = TaskSupport::kDefault;  // the plugin's own default
   mcph_tool_handler handler = nullptr;  // in-process only (null behind a process boundary)
   void* user = nullptr;
 };
@@ -141,10 +145,22 @@ class UserDirectory {
   Lookup lookup_;  // guarded by mutex_
 };
 
+// Where plugins report on the tasks they took over (host->task_update, task_get); the task
+// service (host/tasks/) implements it. Thread-safe.
+class TaskReports {
+ public:
+  virtual ~TaskReports() = default;
+  // host->task_update for the task `instance` took over under `handle`.
+  virtual mcph_status update(const std::string& instance, const std::string& handle, const nlohmann::json& update) = 0;
+  // host->task_get: the task as the plugin sees it, or MCPH_ERR_NOT_FOUND.
+  virtual mcph_status get(const std::string& instance, const std::string& handle, nlohmann::json& out) = 0;
+};
+
 struct Services {
   store::StateStore* state = nullptr;  // may be null (no state_dir): state_* then fail
   services::HttpService* http = nullptr;
   const UserDirectory* users = nullptr;   // may be null: nobody is known
+  TaskReports* tasks = nullptr;           // may be null: no tasks (task_* then fail)
 };
 
 class Instance;
@@ -176,6 +192,11 @@ struct mcph_call {
   nlohmann::json input_requests = nlohmann::json::object();  // key -> {method, params}
   std::optional<std::string> next_state;
   std::string missing_capability;  // set when an input request needs an undeclared capability
+  // MCP tasks: whether the handler may hand the call over as a task (the client supports
+  // tasks and the tool does not forbid them), and the handle it did so under
+  // (host->call_continue_as_task; the handler then leaves no outcome).
+  bool may_hand_over = false;
+  std::string task_handle;
 
   // Clears the outcome for another round.
   void reset_outcome();

@@ -56,6 +56,20 @@ Result<std::unique_ptr<Registry>> Registry::load(const config::Config& config, S
   return build(std::move(instances));
 }
 
+namespace {
+
+// The YAML's word for a tool (per tool, then for the instance), else the plugin's own.
+TaskSupport task_support(const config::PluginConfig& cfg, const Tool& tool) {
+  auto it = cfg.tool_task_support.find(tool.name);
+  const std::string& said = it != cfg.tool_task_support.end() ? it->second : cfg.task_support;
+  if (said == "optional") return TaskSupport::kOptional;
+  if (said == "required") return TaskSupport::kRequired;
+  if (said == "forbidden") return TaskSupport::kForbidden;
+  return tool.task_support;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<Instance>> instances) {
   std::unique_ptr<Registry> reg(new Registry());
   reg->instances_ = std::move(instances);
@@ -66,10 +80,16 @@ Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<In
         return Error{"instance '" + inst->name() + "': tools.allow names '" + name + "', which the plugin does not offer"};
       }
     }
+    for (const auto& said : inst->config().tool_task_support) {
+      const std::string& name = said.first;
+      if (std::none_of(inst->tools().begin(), inst->tools().end(), [&](const Tool& t) { return t.name == name; })) {
+        return Error{"instance '" + inst->name() + "': task_support names '" + name + "', which the plugin does not offer"};
+      }
+    }
     for (const auto& tool : inst->tools()) {
       if (!filter.allow.empty() && !listed(filter.allow, tool.name)) continue;
       if (listed(filter.deny, tool.name)) continue;
-      reg->tools_.push_back(Entry{inst->config().tool_prefix + tool.name, inst.get(), &tool});
+      reg->tools_.push_back(Entry{inst->config().tool_prefix + tool.name, inst.get(), &tool, task_support(inst->config(), tool)});
     }
   }
   // Prompts and resources: the same owners rule as tools, checked the same way.

@@ -27,6 +27,9 @@ class Registry {
     std::string public_name;
     const Instance* instance;
     const Tool* tool;
+    // The YAML's, else the tool's. kDefault: the host runs no task for it, but its handler
+    // may hand the call over as one (host->call_continue_as_task); kForbidden: neither.
+    TaskSupport task_support = TaskSupport::kDefault;
   };
 
   // Loads the library and creates the instance of every enabled plugin entry, in file

@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include "services/crypto.hpp"
+#include "tasks/task_channel.hpp"
+#include "tasks/task_service.hpp"
 #include "version.hpp"
 
 namespace mcph::protocol {
@@ -186,8 +188,15 @@ struct Engine::Prepared {
   std::string input;      // validated input, as JSON text for the plugin
   json input_responses = json::object();  // 2026-07-28 retries: the client's answers
   std::optional<std::string> state;       // ... and the state unsealed from requestState
-  std::string key;        // in-flight key (the id's JSON text)
+  std::string key;        // in-flight key (the id's JSON text; "task:<id>" for a task)
   std::shared_ptr<Session::InFlight> call;
+  const plugins::Registry::Entry* tool = nullptr;  // kTool
+  // MCP tasks: the task this call runs as (the client gets `task` at once), whether its
+  // plugin may hand it over, and (legacy tasks/result) that the answer waits for a task.
+  std::string task_id;
+  json task;
+  bool may_hand_over = false;
+  bool awaits_task = false;
 
   void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, const json& in) {
     static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
@@ -287,8 +296,13 @@ json Engine::server_info(const std::string& version) const {
 
 // What this host offers depends on what the plugins registered: a capability without
 // anything behind it would be a promise the methods then break (-32601).
-json Engine::capabilities(bool modern) const {
+json Engine::capabilities(const std::string& version) const {
+  const bool modern = version == kModernVersion;
   json c{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
+  if (options_.tasks != nullptr && modern) c["extensions"][tasks::kExtension] = json::object();
+  if (options_.tasks != nullptr && !modern && version >= "2025-11-25") {
+    c["tasks"] = json{{"list", json::object()}, {"cancel", json::object()}, {"requests", {{"tools", {{"call", json::object()}}}}}};
+  }
   if (offers_prompts()) c["prompts"] = json{{"listChanged", false}};
   if (offers_resources()) {
     c["resources"] = json{{"listChanged", false}};
@@ -312,7 +326,9 @@ json Engine::handle(const json& message, Session& session, const std::shared_ptr
     return wait([&](Done done) { run_batch(message, session, channel, std::move(done)); });
   }
   Prepared p = prepare_guarded(message, session, channel);
+  if (p.awaits_task) return wait([&](Done done) { await_task(p.req, std::move(done)); });
   if (!p.call) return std::move(p.response);
+  if (!p.task_id.empty()) return wait([&](Done done) { start_task(std::move(p), shared, std::move(done)); });
   if (!shared || scheduler_.try_enter(p.instance)) {
     json r = execute_guarded(p, session);
     if (shared) scheduler_.leave(p.instance);
@@ -329,7 +345,9 @@ void Engine::submit(const json& message, const std::shared_ptr<Session>& session
   };
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel);
+  if (p.awaits_task) return await_task(p.req, finish);
   if (!p.call) return finish(std::move(p.response));
+  if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
   schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
 }
 
@@ -344,7 +362,7 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     session->forget(p->key, p->call);
     if (scheduler_.stopping()) return finish(late_answer(*p, MCPH_ERR_UNAVAILABLE, "mcp-host is shutting down; " + p->what + " did not run"));
     finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
-                                                           std::to_string(options_.call_timeout.count()) + " ms"));
+                                                           std::to_string(timeout_of(*p).count()) + " ms"));
   };
   auto run = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
   if (scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) return;
@@ -510,12 +528,20 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
     err = prepare_prompt(req, p);
   } else if (req.method == "completion/complete" && offers_completions()) {
     err = prepare_complete(req, p);
+  } else if (req.method == "tasks/result" && options_.tasks != nullptr && !req.modern && req.version >= "2025-11-25") {
+    p.awaits_task = true;
+    return p;
   } else {
     p.response = dispatch(req, session);
     return p;
   }
+  if (!err && p.response.is_null() && p.kind == Prepared::Kind::kTool) err = plan_task(req, session, p);
   if (!err && p.response.is_null()) err = begin(req, session, p);
-  if (err) p.response = make_error(id, *err);
+  if (err) {
+    p.response = make_error(id, *err);
+    if (!p.task_id.empty()) options_.tasks->finish(p.task_id, p.response);
+    p.task_id.clear();
+  }
   return p;
 }
 
@@ -580,6 +606,8 @@ json Engine::dispatch(Request& req, Session& session) {
       result = json::object();
       if (session.on_change_) session.on_change_();
     }
+  } else if (options_.tasks != nullptr && m.starts_with("tasks/") && (req.modern || req.version >= "2025-11-25")) {
+    err = task_method(req, result);
   } else if (!req.modern && m == "server/discover") {
     err = invalid_params("server/discover needs _meta." + std::string(kMetaVersion) + " = \"" + kModernVersion + "\"");
   } else {
@@ -605,12 +633,12 @@ json Engine::initialize(Request& req, Session& session) {
   }
   session.log_level_ = MCPH_LOG_INFO;
   req.version = version;
-  return json{{"protocolVersion", version}, {"capabilities", capabilities(false)}, {"serverInfo", server_info(version)}};
+  return json{{"protocolVersion", version}, {"capabilities", capabilities(version)}, {"serverInfo", server_info(version)}};
 }
 
 json Engine::discover() const {
   return json{{"supportedVersions", json::array({kModernVersion})},
-              {"capabilities", capabilities(true)},
+              {"capabilities", capabilities(kModernVersion)},
               {"ttlMs", kListTtlMs},
               {"cacheScope", "private"}};
 }
@@ -682,6 +710,11 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
         j["outputSchema"] = t.output_schema;
       }
       if (v >= "2025-03-26" && t.annotations.is_object()) j["annotations"] = t.annotations;
+      // 2025-11-25 tasks: which tools take params.task (absent: forbidden).
+      if (options_.tasks != nullptr && !req.modern && v >= "2025-11-25") {
+        if (e.task_support == plugins::TaskSupport::kOptional) j["execution"] = json{{"taskSupport", "optional"}};
+        if (e.task_support == plugins::TaskSupport::kRequired) j["execution"] = json{{"taskSupport", "required"}};
+      }
       return j;
     };
   } else if (req.method == "prompts/list") {
@@ -736,6 +769,7 @@ std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
   }
   p.aim(Prepared::Kind::kTool, entry->instance, {plugins::HandlerRef::Kind::kTool, index_in(entry->instance->tools(), entry->tool)},
         entry->public_name, args);
+  p.tool = entry;
   return std::nullopt;
 }
 
@@ -843,12 +877,29 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
   p.call = std::make_shared<Session::InFlight>();
   // The deadline counts from now: time spent waiting for a thread is part of it.
   p.call->call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+  p.call->call.may_hand_over = p.may_hand_over;
   json token;
   if (auto t = req.meta.find("progressToken"); req.meta.is_object() && t != req.meta.end() &&
                                                (t->is_string() || t->is_number_integer())) {
     token = *t;
   }
-  p.call->reporter = std::make_shared<CallReporter>(req.channel, token, req.version >= "2025-03-26", req.log_level);
+  if (!p.task_id.empty()) {
+    // The client has its task: the call reports to the task from now on, and its id may be
+    // reused by the client at once.
+    p.key = "task:" + p.task_id;
+    p.call->call.deadline = std::chrono::steady_clock::now() + timeout_of(p);
+    std::shared_ptr<ReplyChannel> session_channel;
+    if (!req.modern) {
+      std::lock_guard lock(session.mutex_);
+      session_channel = session.channel_;
+    }
+    const plugins::Caller* caller = req.channel->caller();
+    req.channel = std::make_shared<tasks::TaskChannel>(*options_.tasks, p.task_id, caller ? std::optional(*caller) : std::nullopt,
+                                                       std::move(session_channel));
+    token = p.task_id;
+    req.log_level = -1;
+  }
+  p.call->reporter = std::make_shared<CallReporter>(req.channel, token, req.version >= "2025-03-26" || !p.task_id.empty(), req.log_level);
   std::lock_guard lock(session.mutex_);
   if (!session.in_flight_.emplace(p.key, p.call).second) {
     p.call.reset();
@@ -883,6 +934,10 @@ json Engine::execute(Prepared& p, Session& session) {
   for (int round = 1;; ++round) {
     p.instance->run(p.what, p.handler, p.input, call);
     if (call.cancelled.load()) break;
+    if (!call.task_handle.empty()) {  // the plugin finishes it later, as a task
+      out = handed_over(p, call);
+      break;
+    }
     if (!call.missing_capability.empty()) {
       out = make_error(req.id, {code::kMissingClientCapability,
                                 p.what + " needs the client capability '" + call.missing_capability + "', which the client did not declare",
@@ -893,17 +948,22 @@ json Engine::execute(Prepared& p, Session& session) {
       out = answer(p, call);
       break;
     }
-    if (req.modern) {  // the client asks the user and retries (MRTR)
+    if (req.modern && p.task_id.empty()) {  // the client asks the user and retries (MRTR)
       out = make_result(req.id, input_required(p, call));
       break;
     }
-    // Older revisions: ask the client ourselves, then run the handler again.
+    // Older revisions: ask the client ourselves, then run the handler again. A 2026-07-28
+    // task waits for the answers the client sends with tasks/update.
     json answers;
     std::optional<std::string> failure;
     if (round == kMaxInputRounds) {
       failure = p.what + " asked for input " + std::to_string(round) + " times; giving up";
+    } else if (req.modern) {
+      failure = options_.tasks->ask(p.task_id, call.input_requests, call, answers);
     } else {
+      if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, true);
       failure = ask_client(session, req, call, answers);
+      if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, false);
     }
     if (failure) {
       call.reset_outcome();
@@ -992,11 +1052,16 @@ json Engine::input_required(const Prepared& p, const mcph_call& call) const {
 json Engine::answer(Prepared& p, mcph_call& call) const {
   const Request& req = p.req;
   if (p.kind == Prepared::Kind::kTool) {
+    // A task distinguishes a tool's own error (completed, isError) from a broken handler
+    // (failed, with a JSON-RPC error): a bug, an exception, a crashed plugin process.
+    if (call.is_error && call.error_status == MCPH_ERR_INTERNAL && !p.task_id.empty()) {
+      return make_error(req.id, {code::kInternalError, call.error_text, nullptr});
+    }
     json result;
     if (!call.is_error) {
       result = std::move(call.result);
     } else if (std::chrono::steady_clock::now() >= call.deadline) {
-      result = plugins::error_result(p.what + " did not finish within " + std::to_string(options_.call_timeout.count()) +
+      result = plugins::error_result(p.what + " did not finish within " + std::to_string(timeout_of(p).count()) +
                                      " ms and was cancelled");
     } else {
       result = plugins::error_result(call.error_text);
@@ -1066,6 +1131,114 @@ void Engine::finish_result(json& result, const Request& req) const {
   if (!req.modern) return;
   result["resultType"] = "complete";
   result["_meta"][kMetaServerInfo] = server_info(req.version);
+}
+
+// ---- MCP tasks: the engine's side (the tasks themselves live in host/tasks/) --------------
+
+std::optional<RpcError> Engine::plan_task(Request& req, Session& session, Prepared& p) {
+  using plugins::TaskSupport;
+  if (options_.tasks == nullptr) return std::nullopt;
+  const TaskSupport support = p.tool->task_support;
+  // 2026-07-28: the client declares the extension (per request); 2025-11-25: params.task.
+  const bool client_takes = req.modern ? tasks::declares_extension(req.client_capabilities)
+                                       : req.version >= "2025-11-25" && req.params.value("task", json()).is_object();
+  const bool host_runs = support == TaskSupport::kOptional || support == TaskSupport::kRequired;
+  if (!client_takes) {
+    if (support != TaskSupport::kRequired) return std::nullopt;
+    if (!req.modern) return RpcError{code::kMethodNotFound, p.what + " runs only as a task: call it with params.task", nullptr};
+    return RpcError{code::kMissingClientCapability, p.what + " runs only as a task, and the client did not declare " + tasks::kExtension,
+                    json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+  }
+  if (!req.modern && !host_runs) return RpcError{code::kMethodNotFound, p.what + " does not support tasks", nullptr};
+  p.may_hand_over = support != TaskSupport::kForbidden;
+  // A session whose calls run on the caller's thread cannot run one in the background.
+  if (!host_runs || !session.weak_from_this().lock()) return std::nullopt;
+  const plugins::Caller* caller = req.channel->caller();
+  auto t = options_.tasks->create(caller ? caller->principal : std::string(), p.name);
+  if (!t) {
+    json r = shape_result(plugins::error_result(p.what + " could not start as a task: " + t.error()), req.version);
+    finish_result(r, req);
+    p.response = make_result(req.id, std::move(r));
+    return std::nullopt;
+  }
+  p.task_id = t->id;
+  p.task = task_reply(*t, req);
+  return std::nullopt;
+}
+
+std::chrono::milliseconds Engine::timeout_of(const Prepared& p) const {
+  return p.task_id.empty() ? options_.call_timeout : options_.tasks->options().timeout;
+}
+
+// CreateTaskResult: flat with resultType "task" (2026-07-28), {task} before.
+json Engine::task_reply(const tasks::Task& t, const Request& req) const {
+  if (!req.modern) return json{{"task", options_.tasks->wire(t, false, true)}};
+  json r = options_.tasks->wire(t, true, true);
+  r["resultType"] = "task";
+  r["_meta"][kMetaServerInfo] = server_info(req.version);
+  return r;
+}
+
+void Engine::start_task(Prepared p, const std::shared_ptr<Session>& session, Done respond) {
+  tasks::TaskService* service = options_.tasks;
+  const std::string id = p.task_id;
+  json reply = make_result(p.req.id, std::move(p.task));
+  if (!p.req.modern) {  // notifications/tasks/status on the session's own stream
+    service->watch(id, [service, weak = std::weak_ptr<Session>(session)](const tasks::Task& t) {
+      auto s = weak.lock();
+      if (!s) return;
+      std::shared_ptr<ReplyChannel> channel;
+      {
+        std::lock_guard lock(s->mutex_);
+        channel = s->channel_;
+      }
+      if (channel) channel->send(make_notification("notifications/tasks/status", service->wire(t, false, false)));
+    });
+  }
+  service->attach(id, &p.call->call.cancelled);
+  respond(std::move(reply));
+  schedule(std::make_shared<Prepared>(std::move(p)), session, [service, id](json r) {
+    service->detach(id);
+    service->finish(id, r);
+  });
+}
+
+json Engine::handed_over(Prepared& p, const mcph_call& call) {
+  const plugins::Caller* caller = p.req.channel->caller();
+  auto t = options_.tasks->hand_over(p.task_id, caller ? caller->principal : std::string(), p.name, p.instance->name(),
+                                     call.task_handle);
+  if (!p.task_id.empty()) return json();  // the client has its task already
+  if (!t) {
+    spdlog::error("{}: the task it handed over was not recorded: {}", p.what, t.error());
+    json r = shape_result(plugins::error_result(p.what + " could not continue as a task: " + t.error()), p.req.version);
+    finish_result(r, p.req);
+    return make_result(p.req.id, std::move(r));
+  }
+  return make_result(p.req.id, task_reply(*t, p.req));
+}
+
+std::optional<RpcError> Engine::task_method(const Request& req, json& result) {
+  if (req.modern) {
+    // SEP-2663 removed these two; the rest need the extension declared.
+    if (req.method == "tasks/result" || req.method == "tasks/list") return RpcError{code::kMethodNotFound, "Method not found: " + req.method, nullptr};
+    if (!tasks::declares_extension(req.client_capabilities)) {
+      return RpcError{code::kMissingClientCapability, req.method + " needs the client capability extensions[\"" + std::string(tasks::kExtension) + "\"]",
+                      json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+    }
+  }
+  const plugins::Caller* caller = req.channel->caller();
+  return options_.tasks->handle(req.method, req.params, caller ? caller->principal : std::string(), req.modern, result);
+}
+
+void Engine::await_task(const Request& req, Done done) {
+  const plugins::Caller* caller = req.channel->caller();
+  options_.tasks->await_result(req.params, caller ? caller->principal : std::string(),
+                               [id = req.id, task = req.params.value("taskId", json()), done = std::move(done)](std::optional<RpcError> err, json r) {
+                                 if (err) return done(make_error(id, *err));
+                                 if (!r.is_object()) r = json::object();
+                                 r["_meta"][tasks::kRelatedTask] = json{{"taskId", task}};
+                                 done(make_result(id, std::move(r)));
+                               });
 }
 
 }  // namespace mcph::protocol

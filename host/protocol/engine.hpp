@@ -24,6 +24,11 @@
 #include "protocol/schema.hpp"
 #include "protocol/scheduler.hpp"
 #include "store/state_store.hpp"
+#include "tasks/task_table.hpp"
+
+namespace mcph::tasks {
+class TaskService;
+}
 
 namespace mcph::protocol {
 
@@ -114,6 +119,9 @@ struct EngineOptions {
   // When set, resource updates travel through its events, so subscribers on every replica
   // sharing the store hear them (topic kResourceUpdated).
   store::StateStore* events = nullptr;
+  // MCP tasks (host/tasks/): when set, tools/call may be answered with a task, and the
+  // tasks/* methods exist. Null: no tasks, as before.
+  tasks::TaskService* tasks = nullptr;
 };
 
 inline constexpr std::string_view kResourceUpdated = "resource.updated";  // body: the URI
@@ -171,6 +179,16 @@ class Engine final : public plugins::ResourceListener {
   void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done);
   void run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
   json late_answer(Prepared& p, mcph_status status, std::string text) const;
+  // MCP tasks (the work itself is host/tasks/'s): whether this tools/call becomes a task,
+  // answering the client at once and running the call in the background; a call its
+  // plugin handed over; the tasks/* methods; legacy tasks/result, which waits.
+  std::optional<RpcError> plan_task(Request& req, Session& session, Prepared& p);
+  void start_task(Prepared p, const std::shared_ptr<Session>& session, Done respond);
+  json handed_over(Prepared& p, const mcph_call& call);
+  json task_reply(const tasks::Task& t, const Request& req) const;
+  std::chrono::milliseconds timeout_of(const Prepared& p) const;  // a call's, or a task's
+  std::optional<RpcError> task_method(const Request& req, json& result);
+  void await_task(const Request& req, Done done);
   void on_notification(const json& message, Session& session);
   void notify_subscribers(const std::string& uri);
   void watch(const std::shared_ptr<Session>& session);  // hears resource updates
@@ -194,7 +212,7 @@ class Engine final : public plugins::ResourceListener {
   std::string binding(const Prepared& p) const;
   json shape_result(json result, const std::string& version) const;
   void finish_result(json& result, const Request& req) const;
-  json capabilities(bool modern) const;
+  json capabilities(const std::string& version) const;
   // What the plugins registered decides which capabilities (and methods) exist.
   bool offers_prompts() const { return !registry_.prompts().empty(); }
   bool offers_resources() const { return !registry_.resources().empty() || !registry_.templates().empty(); }

@@ -1,6 +1,8 @@
 #include "tasks/task_table.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdio>
 #include <ctime>
 
 #include "services/crypto.hpp"
@@ -16,6 +18,29 @@ int64_t now_ms() {
 }
 std::string task_key(std::string_view id) { return "task/" + std::string(id); }
 std::string user_prefix(std::string_view principal) { return "user/" + std::string(principal) + "/"; }
+std::string live_key(const Task& t) { return "live/" + t.principal + "/" + t.id; }
+std::string handle_key(std::string_view instance, std::string_view handle) {
+  return "handle/" + std::string(instance) + "/" + std::string(handle);
+}
+
+// "exp/<unix ms, 15 digits>/<id>": byte order is time order.
+std::string expiry_key(int64_t at_ms, std::string_view id) {
+  char ms[16];
+  std::snprintf(ms, sizeof ms, "%015lld", static_cast<long long>(at_ms));
+  return "exp/" + std::string(ms) + "/" + std::string(id);
+}
+
+// Counts rows under `prefix` whose value `counts` accepts, up to `limit`.
+Result<size_t> count(store::StateStore& store, std::string_view prefix, size_t limit,
+                     const std::function<bool(std::string_view)>& counts) {
+  size_t n = 0;
+  auto st = store.list(kNs, prefix, [&](std::string_view, std::string_view value) {
+    if (counts(value)) ++n;
+    return n < limit;
+  });
+  if (!st) return Error{st.error()};
+  return n;
+}
 bool expired(const Task& t, int64_t now) { return t.created_ms + t.ttl_ms < now; }
 
 }  // namespace
@@ -43,10 +68,13 @@ json Task::to_json() const {
   json j{{"id", id},           {"principal", principal},   {"tool", tool},       {"owner", owner},
          {"status", name(status)}, {"created", created_ms}, {"updated", updated_ms}, {"ttl", ttl_ms}};
   if (!status_message.empty()) j["message"] = status_message;
+  if (!instance.empty()) j["instance"] = instance;
+  if (!handle.empty()) j["handle"] = handle;
   if (!result.is_null()) j["result"] = result;
   if (!error.is_null()) j["error"] = error;
   if (!input_requests.is_null()) j["input"] = input_requests;
-  if (cancel_requested) j["cancel"] = true;
+  if (!answers.is_null()) j["answers"] = answers;
+  if (input_round != 0) j["round"] = input_round;
   return j;
 }
 
@@ -61,23 +89,29 @@ std::optional<Task> Task::from_json(const json& j) {
   t.owner = j.value("owner", "");
   t.status = *status;
   t.status_message = j.value("message", "");
+  t.instance = j.value("instance", "");
+  t.handle = j.value("handle", "");
+  t.answers = j.value("answers", json());
+  t.input_round = j.value("round", 0);
   t.created_ms = j.value("created", int64_t{0});
   t.updated_ms = j.value("updated", int64_t{0});
   t.ttl_ms = j.value("ttl", int64_t{0});
   t.result = j.value("result", json());
   t.error = j.value("error", json());
   t.input_requests = j.value("input", json());
-  t.cancel_requested = j.value("cancel", false);
   return t;
 }
 
-Result<Task> TaskTable::create(const std::string& principal, const std::string& tool, const std::string& owner) {
-  auto mine = list(principal);
+Result<Task> TaskTable::create(const std::string& principal, const std::string& tool, const std::string& owner,
+                               const std::function<void(Task&)>& prepare) {
+  auto mine = count(store_, "live/" + principal + "/", limits_.max_per_user, [](std::string_view) { return true; });
   if (!mine) return Error{mine.error()};
-  const auto live = std::count_if(mine->begin(), mine->end(), [](const Task& t) { return !terminal(t.status); });
-  if (static_cast<size_t>(live) >= limits_.max_per_user) {
-    return Error{"too many tasks in progress (" + std::to_string(live) + "; tasks.max_per_user): wait for one to finish"};
+  if (*mine >= limits_.max_per_user) {
+    return Error{"too many unfinished tasks (" + std::to_string(*mine) + "; tasks.max_per_user): wait for one to finish"};
   }
+  auto all = count(store_, "live/", limits_.max_total, [](std::string_view) { return true; });
+  if (!all) return Error{all.error()};
+  if (*all >= limits_.max_total) return Error{"the host holds too many unfinished tasks (tasks.max_total); try again later"};
   Task t;
   t.id = crypto::b64url(crypto::random_bytes(32));
   t.principal = principal;
@@ -85,18 +119,45 @@ Result<Task> TaskTable::create(const std::string& principal, const std::string& 
   t.owner = owner;
   t.created_ms = t.updated_ms = now_ms();
   t.ttl_ms = limits_.ttl.count();
+  if (prepare) prepare(t);
+  if (auto st = store_.put(kNs, live_key(t), t.owner); !st) return Error{st.error()};
   if (auto st = store_.put(kNs, user_prefix(principal) + t.id, ""); !st) return Error{st.error()};
+  if (auto st = store_.put(kNs, expiry_key(t.created_ms + t.ttl_ms, t.id), ""); !st) return Error{st.error()};
+  if (!t.handle.empty()) {
+    if (auto st = store_.put(kNs, handle_key(t.instance, t.handle), t.id); !st) return Error{st.error()};
+  }
   if (auto st = store_.put(kNs, task_key(t.id), t.to_json().dump()); !st) return Error{st.error()};
   return t;
 }
 
-Result<std::optional<Task>> TaskTable::get(const std::string& id, const std::string& principal) {
+Result<std::optional<Task>> TaskTable::load(const std::string& id) {
   auto row = store_.get(kNs, task_key(id));
   if (!row) return Error{row.error()};
   if (!row->has_value()) return std::optional<Task>();
   auto t = Task::from_json(json::parse(**row, nullptr, false));
+  if (t && expired(*t, now_ms())) t.reset();
+  return t;
+}
+
+Result<std::optional<std::string>> TaskTable::find_handle(const std::string& instance, const std::string& handle) {
+  return store_.get(kNs, handle_key(instance, handle));
+}
+
+mcph::Status TaskTable::disown(const Task& t, const std::string& owner) {
+  auto done = store_.put_if(kNs, live_key(t), owner, "");
+  if (!done) return Error{done.error()};
+  return Ok{};
+}
+
+mcph::Status TaskTable::bind_handle(const std::string& instance, const std::string& handle, const std::string& id) {
+  return store_.put(kNs, handle_key(instance, handle), id);
+}
+
+Result<std::optional<Task>> TaskTable::get(const std::string& id, const std::string& principal) {
+  auto t = load(id);
+  if (!t) return t;
   // Another user's task is, to this one, a task that does not exist.
-  if (!t || t->principal != principal || expired(*t, now_ms())) return std::optional<Task>();
+  if (!t->has_value() || (*t)->principal != principal) return std::optional<Task>();
   return t;
 }
 
@@ -112,7 +173,9 @@ Result<Task> TaskTable::update(const std::string& id, const std::function<bool(T
     t->updated_ms = std::max(now_ms(), t->updated_ms);
     auto written = store_.put_if(kNs, task_key(id), **row, t->to_json().dump());
     if (!written) return Error{written.error()};
-    if (*written) return *t;
+    if (!*written) continue;
+    if (terminal(t->status)) (void)store_.erase(kNs, live_key(*t));  // it counts unfinished tasks only
+    return *t;
   }
   return Error{"task " + id + " keeps changing; try again"};
 }
@@ -160,18 +223,38 @@ Result<std::vector<Task>> TaskTable::list(const std::string& principal) {
 }
 
 size_t TaskTable::purge() {
-  std::vector<std::pair<std::string, std::string>> gone;  // (id, principal)
+  // The expiry index is in time order: read it up to now, never a task that is not expired.
+  std::vector<std::pair<std::string, std::string>> due;  // (index key, id)
   const int64_t now = now_ms();
-  (void)store_.list(kNs, "task/", [&](std::string_view, std::string_view value) {
-    auto t = Task::from_json(json::parse(value, nullptr, false));
-    if (t && expired(*t, now)) gone.emplace_back(t->id, t->principal);
+  (void)store_.list(kNs, "exp/", [&](std::string_view key, std::string_view) {
+    int64_t at = 0;
+    if (key.size() < 4 + 15 + 1) return true;
+    if (std::from_chars(key.data() + 4, key.data() + 4 + 15, at).ec != std::errc() || at >= now) return false;
+    due.emplace_back(key, key.substr(4 + 15 + 1));
     return true;
   });
-  for (const auto& [id, principal] : gone) {
+  for (const auto& [index, id] : due) {
+    if (auto row = store_.get(kNs, task_key(id)); row && row->has_value()) {
+      if (auto t = Task::from_json(json::parse(**row, nullptr, false))) {
+        (void)store_.erase(kNs, user_prefix(t->principal) + id);
+        (void)store_.erase(kNs, live_key(*t));
+        if (!t->handle.empty()) (void)store_.erase(kNs, handle_key(t->instance, t->handle));
+      }
+    }
     (void)store_.erase(kNs, task_key(id));
-    (void)store_.erase(kNs, user_prefix(principal) + id);
+    (void)store_.erase(kNs, index);
   }
-  return gone.size();
+  return due.size();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> TaskTable::live() {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto st = store_.list(kNs, "live/", [&](std::string_view key, std::string_view owner) {
+    out.emplace_back(key.substr(key.rfind('/') + 1), owner);
+    return true;
+  });
+  if (!st) return Error{st.error()};
+  return out;
 }
 
 }  // namespace mcph::tasks

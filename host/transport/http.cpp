@@ -593,9 +593,10 @@ struct HttpTransport::Impl {
     if (mcp_method != nullptr && trimmed(*mcp_method) != method) {
       return mismatch("Mcp-Method header '" + trimmed(*mcp_method) + "' differs from the body's method");
     }
-    const char* name_key = method == "tools/call" || method == "prompts/get" ? "name"
-                           : method == "resources/read"                      ? "uri"
-                                                                             : nullptr;
+    const char* name_key = method == "tools/call" || method == "prompts/get"                            ? "name"
+                           : method == "resources/read"                                                 ? "uri"
+                           : method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel" ? "taskId"
+                                                                                                        : nullptr;
     if (name_key != nullptr && is_request) {
       const std::string* mcp_name = header(req, "Mcp-Name");
       const json& body_name = msg["params"].value(name_key, json());

@@ -258,9 +258,11 @@ class Codegen : public mcph::sdk::Plugin {
 
   // A new task record for a run the API just created or resumed, saved and tracked.
   TaskRecord track(const std::string& principal, const std::string& task_id, const std::string& kind,
-                   const Auth& auth, const json& run, int64_t run_id, std::optional<int64_t> orch, json metadata) {
+                   const Auth& auth, const json& run, int64_t run_id, std::optional<int64_t> orch, json metadata,
+                   bool mcp_task) {
     const int64_t now = now_ms();
     TaskRecord t;
+    t.mcp_task = mcp_task;
     t.task_id = task_id;
     t.principal = principal;
     t.kind = kind;
@@ -348,7 +350,10 @@ class Codegen : public mcph::sdk::Plugin {
     store_.set_owner(auth.org_id, *run_id, principal);
 
     // 3. Track it and return at once.
-    const TaskRecord t = track(principal, task_id, "new", auth, r.body, *run_id, orch, metadata);
+    // A client that takes MCP tasks gets one that ends with the run (the poller reports it).
+    const bool as_task = call.can_hand_over();
+    const TaskRecord t = track(principal, task_id, "new", auth, r.body, *run_id, orch, metadata, as_task);
+    if (as_task) call.hand_over(t.task_id);
     return started_reply(t, "Agent run " + std::to_string(*run_id) + " started; follow it with codegen_task_status "
                             "task_id=" + task_id + ".");
   }
@@ -385,7 +390,9 @@ class Codegen : public mcph::sdk::Plugin {
     if (task) metadata["task_type"] = *task;
     if (orch) metadata["orchestrator_run_id"] = *orch;
     metadata["resumed_run_id"] = *run_id;
-    const TaskRecord t = track(principal, new_uuid(), "resume", auth, r.body, tracked, orch, metadata);
+    const bool as_task = call.can_hand_over();
+    const TaskRecord t = track(principal, new_uuid(), "resume", auth, r.body, tracked, orch, metadata, as_task);
+    if (as_task) call.hand_over(t.task_id);
     return started_reply(t, "Agent run " + std::to_string(tracked) + " resumed; follow it with codegen_task_status "
                             "task_id=" + t.task_id + ".");
   }
@@ -621,6 +628,7 @@ class Codegen : public mcph::sdk::Plugin {
                                            "only while the orchestrator is not active)."}};
     add(ToolSpec("codegen_new")
             .title("Start a Codegen agent run")
+            .task_support(MCPH_TASK_SUPPORT_OPTIONAL)  // as a task it ends when the run does
             .description("Starts a Codegen agent run and returns at once with task_id, agent_run_id and web_url. The "
                          "run is tracked in the background; poll codegen_task_status with the task_id for the outcome. "
                          "With orchestrator_run_id, the result is sent to that orchestrator run when it is idle.")
@@ -645,6 +653,7 @@ class Codegen : public mcph::sdk::Plugin {
 
     add(ToolSpec("codegen_resume")
             .title("Resume a Codegen agent run")
+            .task_support(MCPH_TASK_SUPPORT_OPTIONAL)
             .description("Sends a follow-up prompt to an existing agent run and tracks it as a new task (returns at "
                          "once with task_id). A terminal status left over from before the resume is not taken as "
                          "the new outcome.")

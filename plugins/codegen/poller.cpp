@@ -84,7 +84,32 @@ void Poller::save(const std::string& key, const TaskRecord& t) {
   tasks_[key] = t;
 }
 
+// A task whose call continues as an MCP task tells the host how it stands: working (with
+// the upstream status) while it runs, completed when the run ended (a failed run is the
+// tool's own error: completed with isError, its text saying why).
+void Poller::report(const TaskRecord& t) {
+  if (!t.mcp_task) return;
+  json update;
+  if (t.state == TaskState::Completed) {
+    const std::string text = t.result.is_string() ? t.result.get<std::string>() : "Agent run " + std::to_string(t.agent_run_id) + " completed.";
+    update = {{"status", "completed"}, {"result", {{"content", {{{"type", "text"}, {"text", text}}}}}}};
+  } else if (t.state == TaskState::Failed) {
+    update = {{"status", "completed"},
+              {"result", {{"content", {{{"type", "text"}, {"text", "Agent run " + std::to_string(t.agent_run_id) + " failed: " + t.error.value_or("unknown error")}}}},
+                          {"isError", true}}}};
+  } else {
+    update = {{"status", "working"},
+              {"message", "agent run " + std::to_string(t.agent_run_id) + (t.upstream_status.empty() ? "" : ": " + t.upstream_status) +
+                              (t.state == TaskState::TimedOut ? " (past its deadline; still watched)" : "")}};
+  }
+  const mcph_status st = host_.task_update(t.task_id, update);
+  if (st != MCPH_OK && st != MCPH_ERR_FAILED_PRECONDITION && st != MCPH_ERR_NOT_FOUND) {
+    host_.warn("task " + t.task_id + ": the host did not take its report (status " + std::to_string(st) + ")");
+  }
+}
+
 void Poller::finish(const std::string& key, TaskRecord& t, int64_t now) {
+  report(t);
   // Two writes around the queue write (see Notify): terminal first, then queued.
   t.notify = t.orchestrator_run_id ? Notify::Needed : Notify::None;
   store_.put(t);
@@ -130,6 +155,16 @@ void Poller::poll(const std::string& key) {
     save(key, t);
     return;
   }
+  // A client that cancelled the MCP task no longer wants the outcome. Codegen has no way to
+  // stop a single run (codegen.md: ban and remove-from-pr act on a whole PR), so the run may
+  // still finish upstream; this host stops following it.
+  if (t.mcp_task) {
+    if (auto task = host_.task_get(t.task_id); task && task->value("status", "") == "cancelled") {
+      fail_task(t, "cancelled by the client; the agent run itself may still finish upstream (Codegen cannot stop a single run)", now);
+      finish(key, t, now);
+      return;
+    }
+  }
   // The org the run was created in, whatever org_id is configured now.
   ApiResult r = api_.get_run(Auth{*creds.token, t.org_id}, t.agent_run_id, nullptr);
   if (!r.ok()) {
@@ -157,9 +192,11 @@ void Poller::poll(const std::string& key) {
     save(key, t);
     return;
   }
+  const std::string before = t.upstream_status;
   if (apply_observation(t, r.body, now, timing)) {
     finish(key, t, now);
   } else {
+    if (t.upstream_status != before) report(t);
     save(key, t);
   }
 }

@@ -50,6 +50,7 @@ class Poller {
   void prune(int64_t now);
   bool stopping();
 
+  void report(const TaskRecord& t);
   const mcph::sdk::Host& host_;
   const Settings& settings_;
   Api& api_;

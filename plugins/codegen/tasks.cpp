@@ -122,7 +122,8 @@ json to_json(const TaskRecord& t) {
               {"errors", t.errors},
               {"last_error", t.last_error},
               {"paused", t.paused},
-              {"notify", notify_name(t.notify)}};
+              {"notify", notify_name(t.notify)},
+              {"mcp_task", t.mcp_task}};
 }
 
 std::optional<TaskRecord> task_from_json(const json& j) {
@@ -158,6 +159,7 @@ std::optional<TaskRecord> task_from_json(const json& j) {
   t.last_error = opt_string(j, "last_error").value_or("");
   t.paused = opt_string(j, "paused").value_or("");
   t.notify = notify_from(j.value("notify", "none"));
+  t.mcp_task = j.value("mcp_task", false);
   return t;
 }
 

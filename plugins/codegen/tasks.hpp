@@ -58,6 +58,9 @@ struct TaskRecord {
   int64_t polls = 0;
   int64_t last_polled_ms = 0;
   int errors = 0;          // consecutive failed polls
+  // The call that started it continues as an MCP task (host ABI 1.3, Call::hand_over under
+  // task_id): its outcome and progress are reported to the host, and a cancel stops the tracking.
+  bool mcp_task = false;
   std::string last_error;  // the last poll failure, for task_status (redacted)
   std::string paused;      // why it is not polled now ("" when it is): its user signed out
   Notify notify = Notify::None;

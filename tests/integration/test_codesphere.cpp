@@ -408,6 +408,26 @@ TEST_F(CodesphereTest, DeployWaitsForPrepareThenForRunWithProgress) {
   }
 }
 
+// A client that takes tasks (2025-11-25 params.task) gets deploy as a task: answered at
+// once, its progress the task's status message, the deploy's result the task's.
+TEST_F(CodesphereTest, DeployIsATaskForClientsThatTakeThem) {
+  Host& h = start();
+  h.send(json{{"jsonrpc", "2.0"}, {"id", 50}, {"method", "tools/call"},
+              {"params", {{"name", "deploy"}, {"arguments", {{"workspaceId", 101}}}, {"task", json::object()}}}});
+  const json created = h.read_response(50);
+  const std::string task = created["result"]["task"]["taskId"];
+  ASSERT_FALSE(task.empty()) << created;
+  EXPECT_EQ(created["result"]["task"]["status"], "working");
+  h.send(json{{"jsonrpc", "2.0"}, {"id", 51}, {"method", "tasks/result"}, {"params", {{"taskId", task}}}});
+  const json result = h.read_response(51);
+  EXPECT_EQ(result["result"]["structuredContent"]["run"], json({{"mode", "run"}, {"state", "running"}})) << result;
+  EXPECT_EQ(result["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"], task);
+  h.send(json{{"jsonrpc", "2.0"}, {"id", 52}, {"method", "tasks/get"}, {"params", {{"taskId", task}}}});
+  const json got = h.read_response(52);
+  EXPECT_EQ(got["result"]["status"], "completed");
+  EXPECT_TRUE(contains(got["result"].value("statusMessage", ""), " elapsed")) << got;  // a progress message
+}
+
 TEST_F(CodesphereTest, DeployALandscapeWithAProfile) {
   Host& h = start();
   auto o = h.call("deploy", {{"workspaceId", "102"}, {"profile", "prod"}});

@@ -3,8 +3,11 @@
 // scenarios check (../shared/reference/mcp-spec.md §7.3). A test plugin: built with the
 // tests, never installed. Also the fullest example of the C++ SDK in the tree: resources,
 // templates, prompts, completion, and input from the client in both protocol eras.
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "mcp_plugin/sdk.hpp"
 
@@ -37,8 +40,13 @@ class Fixtures : public mcph::sdk::Plugin {
     notification_tools();
     input_tools();
     diagnostic_tools();
+    task_tools();
     resources();
     prompts();
+  }
+  ~Fixtures() override {
+    std::lock_guard lock(threads_mutex_);
+    for (auto& t : threads_) t.join();
   }
 
  private:
@@ -288,6 +296,68 @@ class Fixtures : public mcph::sdk::Plugin {
     });
   }
 
+  // The tasks extension's scenarios (SEP-2663), with the names and behaviour they expect.
+  void task_tools() {
+    tool(ToolSpec("greet").description("Says hello (never a task)").input(string_arg("name")), [](Call&, const json& args) {
+      return content(text_block("Hello, " + args["name"].get<std::string>() + "!"));
+    });
+    const json compute = object_schema({{"seconds", {{"type", "number"}, {"minimum", 0}}}, {"label", {{"type", "string"}}}});
+    tool(ToolSpec("slow_compute").description("Sleeps `seconds`, then answers (a task when the client takes one)")
+             .input(compute).task_support(MCPH_TASK_SUPPORT_OPTIONAL),
+         [](Call& call, const json& args) {
+           const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(1000 * args.value("seconds", 0.0)));
+           while (std::chrono::steady_clock::now() < until) {
+             call.check_cancelled();
+             sleep_ms(20);
+           }
+           return content(text_block("computed " + args.value("label", std::string("result"))));
+         });
+    tool(ToolSpec("failing_job").description("Fails as a tool after a second (tasks only)").task_support(MCPH_TASK_SUPPORT_REQUIRED),
+         [](Call&, const json&) -> json {
+           sleep_ms(1000);
+           throw mcph::sdk::ToolError("the job failed, as it always does");
+         });
+    tool(ToolSpec("protocol_error_job").description("Breaks (an internal error) after half a second").task_support(MCPH_TASK_SUPPORT_OPTIONAL),
+         [](Call&, const json&) -> json {
+           sleep_ms(500);
+           throw std::runtime_error("protocol_error_job broke on purpose");
+         });
+    const json confirm = object_schema({{"confirm", {{"type", "boolean"}}}}, {"confirm"});
+    tool(ToolSpec("confirm_delete").description("Asks before deleting a file").input(string_arg("filename"))
+             .task_support(MCPH_TASK_SUPPORT_OPTIONAL),
+         [confirm](Call& call, const json& args) {
+           const std::string file = args["filename"];
+           auto a = call.input("confirm", mcph::sdk::elicitation("Delete " + file + "?", confirm));
+           if (!a) call.await_input();
+           const bool yes = a->value("action", "") == "accept" && a->value("content", json::object()).value("confirm", false);
+           return content(text_block(yes ? "Deleted " + file : "Kept " + file));
+         });
+    const json named = object_schema({{"name", {{"type", "string"}}}, {"confirm", {{"type", "boolean"}}}}, {"name"});
+    tool(ToolSpec("multi_input").description("Asks two things at once").task_support(MCPH_TASK_SUPPORT_OPTIONAL),
+         [named](Call& call, const json&) {
+           auto first = call.input("first", mcph::sdk::elicitation("First name?", named));
+           auto second = call.input("second", mcph::sdk::elicitation("Second name?", named));
+           if (!first || !second) call.await_input();
+           return content(text_block("Got " + first->value("content", json::object()).value("name", "") + " and " +
+                                     second->value("content", json::object()).value("name", "")));
+         });
+    // Asks in the call (MRTR), then continues as a task the plugin finishes from its own thread.
+    tool(ToolSpec("test_tool_with_task").description("Asks for a name, then greets it from a task"), [this, named](Call& call, const json&) -> json {
+      auto a = call.input("user_name", mcph::sdk::elicitation("What is your name?", named));
+      if (!a) call.await_input();
+      const std::string name = a->value("content", json::object()).value("name", std::string("stranger"));
+      if (!call.can_hand_over()) return content(text_block("Hello, " + name + "!"));
+      const std::string handle = "greeting-" + std::to_string(++handles_);
+      std::lock_guard lock(threads_mutex_);
+      threads_.emplace_back([this, handle, name] {
+        // The host records the task once the handler returned: until then the handle is unknown.
+        const json done{{"status", "completed"}, {"result", content(text_block("Hello, " + name + "!"))}};
+        for (int i = 0; i < 100 && host().task_update(handle, done) == MCPH_ERR_NOT_FOUND; ++i) sleep_ms(20);
+      });
+      call.hand_over(handle);
+    });
+  }
+
   void elicit_tool(const std::string& name, const std::string& description, json schema) {
     tool(ToolSpec(name).description(description), [schema](Call& call, const json&) {
       auto a = call.input("form", mcph::sdk::elicitation("Please review and update the form fields", schema));
@@ -296,6 +366,10 @@ class Fixtures : public mcph::sdk::Plugin {
                                 a->value("content", json::object()).dump()));
     });
   }
+
+  std::atomic<int> handles_{0};
+  std::mutex threads_mutex_;
+  std::vector<std::thread> threads_;  // guarded by threads_mutex_; joined at destroy
 };
 
 }  // namespace

@@ -91,6 +91,31 @@ TEST(Harness, PutIfAndLeasesActAsOneReplica) {
   EXPECT_EQ(host.lease_holder("poller"), std::nullopt);
 }
 
+TEST(Harness, AHandlerHandsItsCallOverAsATask) {
+  FakeHost host;
+  host.client_capabilities = {{"elicitation", json::object()}};
+  auto p = Plugin::load(lib("conformance-fixtures"), host);
+  mcph::testing::CallOptions first;
+  auto round1 = p.call("test_tool_with_task", json::object(), first);
+  ASSERT_TRUE(round1.needs_input());
+  mcph::testing::CallOptions second;
+  second.input_responses = {{"user_name", {{"action", "accept"}, {"content", {{"name", "Ada"}}}}}};
+  second.state = round1.state;
+  // A client without tasks: answered in the call.
+  EXPECT_EQ(p.call("test_tool_with_task", json::object(), second).text(), "Hello, Ada!");
+  // With tasks: handed over, then finished by the plugin's own thread.
+  second.as_task = true;
+  auto handed = p.call("test_tool_with_task", json::object(), second);
+  ASSERT_FALSE(handed.task_handle.empty());
+  EXPECT_TRUE(handed.result.is_null());
+  json report = json::object();
+  for (int i = 0; i < 200 && report.value("status", "") != "completed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    report = host.tasks()[handed.task_handle];
+  }
+  EXPECT_EQ(report["result"]["content"][0]["text"], "Hello, Ada!") << report;
+}
+
 TEST(Harness, ScriptedHttpIsRecordedAndAnswered) {
   FakeHost host;
   host.http.on("GET", "https://api.example.com/items", HttpReply{200, {{"X-Test", "1"}}, R"([1,2])"});

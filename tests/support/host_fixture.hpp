@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "protocol/engine.hpp"
 #include "services/http_client.hpp"
 #include "store/state_store.hpp"
+#include "tasks/task_service.hpp"
 
 namespace mcph::testing {
 
@@ -89,18 +91,21 @@ struct HostFixture {
   TempDir dir;
   std::unique_ptr<store::StateStore> state;
   std::unique_ptr<services::HttpClient> http = std::make_unique<services::HttpClient>();
+  std::unique_ptr<tasks::TaskService> tasks;  // with load(..., task options): before the registry, gone after it
   std::unique_ptr<plugins::Registry> registry;
   std::shared_ptr<const config::Config> config;
 
   // Returns the load error, or "" when the registry is ready.
-  std::string load(const std::string& plugins_yaml, const std::string& server_yaml = "") {
+  std::string load(const std::string& plugins_yaml, const std::string& server_yaml = "",
+                   std::optional<tasks::ServiceOptions> task_options = std::nullopt) {
     auto cfg = config::load_string(config_yaml(dir.str() + "/state", plugins_yaml, server_yaml), dir.str());
     if (!cfg) return cfg.error();
     config = *cfg;
     auto st = store::StateStore::open(config->state_dir);
     if (!st) return st.error();
     state = std::move(*st);
-    auto reg = plugins::Registry::load(*config, plugins::Services{state.get(), http.get()});
+    if (task_options) tasks = std::make_unique<tasks::TaskService>(*state, *task_options);
+    auto reg = plugins::Registry::load(*config, plugins::Services{state.get(), http.get(), nullptr, tasks.get()});
     if (!reg) return reg.error();
     registry = std::move(*reg);
     return "";

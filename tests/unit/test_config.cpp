@@ -378,8 +378,8 @@ TEST_F(ConfigErrorTest, PluginTypes) {
 TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
   expect_errors({
       {yaml({"log: {}", "servers: {}"}),
-       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, log, plugin_paths, server, "
-       "plugins)"},
+       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, tasks, log, plugin_paths, "
+       "server, plugins)"},
       {yaml({"log:", "  level: info", "  colour: true"}),
        "cfg.yaml:3: unknown key 'colour' in log (known: level, format)"},
       {yaml({"server:", "  page_size: 5", "  transprt: stdio"}),
@@ -391,7 +391,8 @@ TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
       {yaml({"plugins:", "  - name: a", "    library: b", "  - name: c", "    library: d",
              "    enable: true"}),
        "cfg.yaml:6: unknown key 'enable' in plugins[1] (known: name, library, enabled, tool_prefix, tools, "
-       "credentials, settings, max_concurrent_calls, create_timeout_ms, isolation, limits, restart, sandbox)"},
+       "credentials, settings, max_concurrent_calls, create_timeout_ms, isolation, limits, restart, sandbox, "
+       "task_support)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "    tools:", "      allow: []",
              "      block: [x]"}),
        "cfg.yaml:6: unknown key 'block' in plugins[0].tools (known: allow, deny)"},

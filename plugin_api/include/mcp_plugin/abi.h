@@ -13,7 +13,10 @@
  *      Check host->abi_minor >= 2 before calling them.
  * 1.3: which credentials are secret (declare_credential); compare-and-set on state
  *      (state_put_if) and leases (lease_acquire, lease_release), so that replicas sharing a
- *      store can split background work. Check MCPH_HOST_HAS(host, name) before calling them.
+ *      store can split background work; MCP tasks: a tool's default task support
+ *      (mcph_tool_def.task_support) and work that continues as a task after its handler
+ *      returned (call_continue_as_task, task_update, task_get). Check MCPH_HOST_HAS(host,
+ *      name) before calling them.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -157,7 +160,16 @@ typedef struct mcph_tool_def {
   mcph_str annotations;    /* optional MCP ToolAnnotations object as JSON                    */
   mcph_tool_handler handler; /* required */
   void *user;              /* passed back to the handler as tool_user                        */
+  /* (1.3) Whether a client that supports MCP tasks may get a task for a call of this tool
+   * (see "Tasks" below): one of MCPH_TASK_SUPPORT_*. The YAML's task_support overrides it. */
+  uint32_t task_support;
 } mcph_tool_def;
+
+/* mcph_tool_def.task_support (1.3). */
+#define MCPH_TASK_SUPPORT_DEFAULT 0   /* not said: the YAML decides, else forbidden          */
+#define MCPH_TASK_SUPPORT_FORBIDDEN 1 /* always answered in the call                         */
+#define MCPH_TASK_SUPPORT_OPTIONAL 2  /* a task when the client supports tasks              */
+#define MCPH_TASK_SUPPORT_REQUIRED 3  /* only as a task: refused to clients without tasks    */
 
 /* ---------------------------------------------------------------------------------------
  * Resources, prompts and completions (1.1; registered during create)
@@ -473,6 +485,50 @@ typedef struct mcph_host_api {
   mcph_status (*lease_acquire)(mcph_host_instance *hi, mcph_str name, uint32_t ttl_ms);
   /* [any thread] Give the lease up at once (MCPH_OK also when this replica did not hold it). */
   mcph_status (*lease_release)(mcph_host_instance *hi, mcph_str name);
+
+  /* -- Tasks ------------------------------------------------------------------------------ *
+   *
+   * MCP tasks let a client get an answer at once for a long call and fetch its outcome
+   * later. When a client that supports them calls a tool whose task support is optional or
+   * required (mcph_tool_def.task_support, or the YAML), the host answers with a task and
+   * keeps running the handler; progress messages become the task's status message and the
+   * handler's result becomes the task's result. Nothing changes for the handler.
+   *
+   * Some work outlives any handler, even the host process: an agent run upstream that takes
+   * an hour. Its handler may hand the call over instead of answering:
+   *   1. it starts the work, then calls call_continue_as_task(call, handle) with a handle of
+   *      its choosing (unique within the instance, e.g. the upstream run id) and returns
+   *      without a result;
+   *   2. later, from any thread, even after a restart of the host, it reports the task's
+   *      progress, an input request or its outcome with task_update(hi, handle, ...);
+   *   3. it reads what the client did (cancelled the task, answered an input request) with
+   *      task_get(hi, handle, ...), e.g. each time it polls its upstream.
+   * call_continue_as_task fails with MCPH_ERR_UNSUPPORTED when this call is not a task (a
+   * client without tasks support, or a tool whose task support is forbidden): the handler
+   * then answers in the call as it always did. */
+
+  /* [handler] This call continues as a task the plugin finishes later under `handle` (1-128
+   * bytes). MCPH_ERR_UNSUPPORTED: the call cannot be a task; answer it now. An empty handle
+   * only asks, changing nothing: MCPH_ERR_UNSUPPORTED, or MCPH_ERR_INVALID_ARGUMENT when the
+   * call could continue as a task (so start the work only then). */
+  mcph_status (*call_continue_as_task)(mcph_call *call, mcph_str handle);
+
+  /* [any thread] Report on the task handed over under `handle`. update_json is one of
+   *   {"status": "working", "message": "..."}              progress (message optional)
+   *   {"status": "input_required", "inputRequests": {"key": {"method": ..., "params": ...}}}
+   *                                                         ask the client, as call_request_input
+   *   {"status": "completed", "result": {CallToolResult}}   the outcome (isError allowed)
+   *   {"status": "failed", "message": "..."}                the work broke (not a tool error)
+   * MCPH_ERR_NOT_FOUND when no task has that handle (expired, or never made);
+   * MCPH_ERR_FAILED_PRECONDITION when the task already ended (the client cancelled it, say);
+   * MCPH_ERR_INVALID_ARGUMENT for an update that is none of the above. */
+  mcph_status (*task_update)(mcph_host_instance *hi, mcph_str handle, mcph_str update_json);
+
+  /* [any thread] The task handed over under `handle`, as JSON: {"status": "working" |
+   * "input_required" | "completed" | "failed" | "cancelled", "inputResponses": {"key":
+   * result, ...}} (the client's answers to the open input requests, once it sent them).
+   * "cancelled" means the client cancelled it: stop the work. MCPH_ERR_NOT_FOUND if none. */
+  mcph_status (*task_get)(mcph_host_instance *hi, mcph_str handle, mcph_sink sink, void *user);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ inline json prompt_text(const std::string& text, const std::string& description 
 
 // Thrown by Call::await_input(): the handler ends here and runs again with the answers.
 struct InputRequired {};
+// Thrown by Call::hand_over(): the call continues as a task the plugin finishes later.
+struct HandedOver {};
 
 namespace detail {
 inline void to_string_sink(void* user, mcph_str data) { static_cast<std::string*>(user)->assign(view(data)); }
@@ -205,6 +207,26 @@ class Host {
     if (MCPH_HOST_HAS(api_, lease_release)) api_->lease_release(hi_, str(name));
   }
 
+  // [host ABI 1.3] Reports on the task a handler handed over under `handle`
+  // (Call::continue_as_task): {"status": "working", "message": ...}, {"status":
+  // "input_required", "inputRequests": {...}}, {"status": "completed", "result": {...}} or
+  // {"status": "failed", "message": ...}. MCPH_ERR_FAILED_PRECONDITION once the task ended
+  // (the client cancelled it), MCPH_ERR_NOT_FOUND when no task has the handle.
+  mcph_status task_update(std::string_view handle, const json& update) const {
+    if (!MCPH_HOST_HAS(api_, task_update)) return MCPH_ERR_UNSUPPORTED;
+    const std::string u = update.dump(-1, ' ', false, json::error_handler_t::replace);
+    return api_->task_update(hi_, str(handle), str(u));
+  }
+  // [host ABI 1.3] That task as the host keeps it: {"status": ..., "inputResponses": {...}};
+  // nullopt when there is none. Status "cancelled": the client cancelled it; stop the work.
+  std::optional<json> task_get(std::string_view handle) const {
+    std::string out;
+    if (!MCPH_HOST_HAS(api_, task_get) || api_->task_get(hi_, str(handle), detail::to_string_sink, &out) != MCPH_OK) {
+      return std::nullopt;
+    }
+    return json::parse(out, nullptr, false);
+  }
+
   // Outbound HTTP; `call` (optional) makes the request end when that call is cancelled.
   HttpResponse http(const HttpRequest& req, const Call* call = nullptr) const;
 
@@ -286,6 +308,24 @@ class Call {
   }
   // Ends the handler; it runs again when the client has answered every input request.
   [[noreturn]] void await_input() const { throw InputRequired{}; }
+
+  // ---- Tasks (host ABI 1.3; see "Tasks" in abi.h) ----
+
+  // True when this call may continue as a task the plugin finishes later (the client
+  // supports tasks). Then start the work and call hand_over(handle); otherwise answer now.
+  bool can_hand_over() const {
+    return MCPH_HOST_HAS(&host_.api(), call_continue_as_task) &&
+           host_.api().call_continue_as_task(call_, mcph_str{}) != MCPH_ERR_UNSUPPORTED;
+  }
+  // Ends the handler: the call continues as a task; report on it with
+  // Host::task_update(handle, ...) from any thread, even after a restart.
+  [[noreturn]] void hand_over(std::string_view handle) const {
+    const mcph_status st = MCPH_HOST_HAS(&host_.api(), call_continue_as_task)
+                               ? host_.api().call_continue_as_task(call_, str(handle))
+                               : MCPH_ERR_UNSUPPORTED;
+    if (st != MCPH_OK) throw ToolError("this call cannot continue as a task", st);
+    throw HandedOver{};
+  }
   // State kept from the previous round (set_state), if any; protected by the host.
   std::optional<std::string> state() const {
     std::string out;
@@ -364,9 +404,13 @@ class ToolSpec {
   ToolSpec& input(json schema) { input_ = std::move(schema); return *this; }          // default: no arguments
   ToolSpec& output(json schema) { output_ = std::move(schema); return *this; }        // structuredContent schema
   ToolSpec& annotations(json a) { annotations_ = std::move(a); return *this; }        // MCP ToolAnnotations
+  // Whether clients that support MCP tasks get a task for a call (MCPH_TASK_SUPPORT_*;
+  // host ABI 1.3, the YAML may override it).
+  ToolSpec& task_support(uint32_t t) { task_support_ = t; return *this; }
 
  private:
   friend class Plugin;
+  uint32_t task_support_ = MCPH_TASK_SUPPORT_DEFAULT;
   std::string name_, title_, description_;
   json input_ = json{{"type", "object"}, {"additionalProperties", false}};
   json output_, annotations_;  // null: none
@@ -457,6 +501,7 @@ class Plugin {
     def.input_schema = str(in);
     def.output_schema = str(out);
     def.annotations = str(ann);
+    def.task_support = spec.task_support_;
     check(host_.api().register_tool(host_.handle(), &def), "tool '" + spec.name_ + "'");
   }
 
@@ -572,6 +617,8 @@ class Plugin {
       return api.call_result(c, str(text));
     } catch (const InputRequired&) {
       return MCPH_OK;  // the host asks the client and runs the handler again
+    } catch (const HandedOver&) {
+      return MCPH_OK;  // the plugin reports on the task later
     } catch (const ToolError& e) {
       api.call_error(c, e.status(), str(e.what()));
     } catch (const std::exception& e) {

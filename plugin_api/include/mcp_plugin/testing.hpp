@@ -198,6 +198,22 @@ class FakeHost {
     users_.erase(principal);
   }
 
+  // Tasks (ABI 1.3): what the plugin last reported with task_update for each handle it
+  // handed a call over under ({"status": ..., ...}); play the client cancelling one, or
+  // answering its input requests (what task_get then shows).
+  std::map<std::string, json> tasks() const {
+    std::lock_guard lock(mutex_);
+    return tasks_;
+  }
+  void cancel_task(const std::string& handle) {
+    std::lock_guard lock(mutex_);
+    if (tasks_.count(handle) > 0) tasks_[handle] = json{{"status", "cancelled"}};
+  }
+  void answer_task(const std::string& handle, json responses) {
+    std::lock_guard lock(mutex_);
+    if (tasks_.count(handle) > 0) tasks_[handle]["inputResponses"] = std::move(responses);
+  }
+
   // The URIs the plugin reported with resource_updated(), in order.
   std::vector<std::string> updated_resources() const {
     std::lock_guard lock(mutex_);
@@ -230,6 +246,7 @@ class FakeHost {
     void* credential_check_user = nullptr;
   } registered_;
   std::vector<std::string> updated_;
+  std::map<std::string, json> tasks_;  // handle -> last report
   std::map<std::string, std::map<std::string, std::string>> users_;
   std::string create_error_;
 
@@ -275,6 +292,7 @@ struct CallResult {
   json input_requests = json::object();
   std::optional<std::string> state;  // what the handler kept with call_set_state
   std::string missing_capability;    // an input request needed a capability the client lacks
+  std::string task_handle;           // the handler handed the call over as a task (CallOptions::as_task)
 
   bool is_error() const { return result.value("isError", false); }
   bool needs_input() const { return !input_requests.empty(); }
@@ -302,6 +320,7 @@ struct CallState {
   json capabilities;
   json input_responses;
   std::optional<std::string> state;
+  bool as_task = false;
 };
 
 struct CallOptions {
@@ -314,6 +333,8 @@ struct CallOptions {
   // state the previous round kept (CallResult::state).
   json input_responses = json::object();
   std::optional<std::string> state;
+  // The client takes MCP tasks for this call: Call::hand_over works (ABI 1.3).
+  bool as_task = false;
   // Overrides FakeHost::client_capabilities for this call.
   std::optional<json> client_capabilities;
   // A call by a signed-in user: overrides FakeHost::principal and FakeHost::credentials
@@ -473,8 +494,13 @@ class Plugin {
     state.capabilities = options.client_capabilities.value_or(host_->client_capabilities);
     state.input_responses = options.input_responses;
     state.state = options.state;
+    state.as_task = options.as_task;
     const std::string text = input.dump();
     mcph_status st = handler(instance_, user, reinterpret_cast<mcph_call*>(&state), mcph_str{text.c_str(), text.size()});
+    if (!state.out.task_handle.empty()) {
+      state.out.result = nullptr;
+      return std::move(state.out);
+    }
     if (!state.has_outcome && state.out.input_requests.empty() && state.out.missing_capability.empty()) {
       state.out.error_status = st == MCPH_OK ? MCPH_ERR_INTERNAL : st;
       state.out.result = json{{"content", json::array({json{{"type", "text"}, {"text", st == MCPH_OK
@@ -763,6 +789,35 @@ inline mcph_host_api FakeHost::make_api() {
     auto* st = reinterpret_cast<CallState*>(c);
     if (!st->state) return MCPH_ERR_NOT_FOUND;
     give(sink, user, *st->state);
+    return MCPH_OK;
+  };
+  a.call_continue_as_task = [](mcph_call* c, mcph_str handle) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    if (!st->as_task) return MCPH_ERR_UNSUPPORTED;
+    if (handle.len == 0 || handle.len > 128) return MCPH_ERR_INVALID_ARGUMENT;
+    st->out.task_handle = s(handle);
+    std::lock_guard lock(st->host->mutex_);
+    st->host->tasks_[s(handle)] = json{{"status", "working"}};
+    return MCPH_OK;
+  };
+  a.task_update = [](mcph_host_instance* hi, mcph_str handle, mcph_str update) -> mcph_status {
+    json u = json::parse(s(update), nullptr, false);
+    const std::string status = u.is_object() ? u.value("status", "") : "";
+    if (status != "working" && status != "input_required" && status != "completed" && status != "failed") return MCPH_ERR_INVALID_ARGUMENT;
+    std::lock_guard lock(self(hi).mutex_);
+    auto it = self(hi).tasks_.find(s(handle));
+    if (it == self(hi).tasks_.end()) return MCPH_ERR_NOT_FOUND;
+    const std::string now = it->second.value("status", "");
+    if (now == "completed" || now == "failed" || now == "cancelled") return MCPH_ERR_FAILED_PRECONDITION;
+    it->second = std::move(u);
+    return MCPH_OK;
+  };
+  a.task_get = [](mcph_host_instance* hi, mcph_str handle, mcph_sink sink, void* user) -> mcph_status {
+    std::lock_guard lock(self(hi).mutex_);
+    auto it = self(hi).tasks_.find(s(handle));
+    if (it == self(hi).tasks_.end()) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, json{{"status", it->second.value("status", "")},
+                          {"inputResponses", it->second.value("inputResponses", json::object())}}.dump());
     return MCPH_OK;
   };
   a.resource_updated = [](mcph_host_instance* hi, mcph_str uri) {
