@@ -120,6 +120,7 @@ std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
 
 struct Session::InFlight {
   mcph_call call;  // call.cancelled is set only by the client's notifications/cancelled
+  std::function<void()> on_cancel;  // a subscriptions/listen stream: ends it
   std::atomic<bool> answered{false};  // its response went out (the handler's, or at the deadline)
   std::shared_ptr<CallReporter> reporter;
 };
@@ -157,10 +158,19 @@ SessionState Session::state() const {
 }
 
 void Session::cancel(const json& request_id) {
-  std::lock_guard lock(mutex_);
-  auto it = in_flight_.find(request_id.dump());
-  // Unknown or finished ids MAY be ignored (mcp-spec §2.8).
-  if (it != in_flight_.end()) it->second->call.cancelled = true;
+  std::function<void()> end_stream;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = in_flight_.find(request_id.dump());
+    // Unknown or finished ids MAY be ignored (mcp-spec §2.8).
+    if (it == in_flight_.end()) return;
+    it->second->call.cancelled = true;
+    if (it->second->on_cancel) {
+      end_stream = std::move(it->second->on_cancel);
+      in_flight_.erase(it);
+    }
+  }
+  if (end_stream) end_stream();
 }
 
 struct Engine::Request {
@@ -197,6 +207,7 @@ struct Engine::Prepared {
   json task;
   bool may_hand_over = false;
   bool awaits_task = false;
+  bool listening = false;  // subscriptions/listen: the stream stays open, with no answer yet
 
   void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, const json& in) {
     static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
@@ -242,6 +253,7 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
 }
 
 Engine::~Engine() {
+  end_streams();
   for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);  // waits for a running notice
   scheduler_.stop();
 }
@@ -286,6 +298,7 @@ void Engine::notify_subscribers(const std::string& uri) {
     }
   }
   for (const auto& channel : to) channel->send(make_notification("notifications/resources/updated", json{{"uri", uri}}));
+  listeners_.resource_updated(uri);
 }
 
 json Engine::server_info(const std::string& version) const {
@@ -306,9 +319,8 @@ json Engine::capabilities(const std::string& version) const {
   if (offers_prompts()) c["prompts"] = json{{"listChanged", false}};
   if (offers_resources()) {
     c["resources"] = json{{"listChanged", false}};
-    // Legacy resources/subscribe works; 2026-07-28 moved updates to subscriptions/listen,
-    // which this host does not offer yet.
-    if (!modern) c["resources"]["subscribe"] = true;
+    // Legacy resources/subscribe; 2026-07-28 subscriptions/listen (resourceSubscriptions).
+    c["resources"]["subscribe"] = true;
   }
   if (offers_completions()) c["completions"] = json::object();
   return c;
@@ -327,6 +339,7 @@ json Engine::handle(const json& message, Session& session, const std::shared_ptr
   }
   Prepared p = prepare_guarded(message, session, channel);
   if (p.awaits_task) return wait([&](Done done) { await_task(p.req, std::move(done)); });
+  if (p.listening) return json();
   if (!p.call) return std::move(p.response);
   if (!p.task_id.empty()) return wait([&](Done done) { start_task(std::move(p), shared, std::move(done)); });
   if (!shared || scheduler_.try_enter(p.instance)) {
@@ -346,6 +359,7 @@ void Engine::submit(const json& message, const std::shared_ptr<Session>& session
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel);
   if (p.awaits_task) return await_task(p.req, finish);
+  if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
   if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
   schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
@@ -530,6 +544,13 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
     err = prepare_complete(req, p);
   } else if (req.method == "tasks/result" && options_.tasks != nullptr && !req.modern && req.version >= "2025-11-25") {
     p.awaits_task = true;
+    return p;
+  } else if (req.method == "subscriptions/listen" && req.modern) {
+    if (auto e = listen(req, session)) {
+      p.response = make_error(id, *e);
+    } else {
+      p.listening = true;
+    }
     return p;
   } else {
     p.response = dispatch(req, session);
@@ -1131,6 +1152,62 @@ void Engine::finish_result(json& result, const Request& req) const {
   if (!req.modern) return;
   result["resultType"] = "complete";
   result["_meta"][kMetaServerInfo] = server_info(req.version);
+}
+
+// subscriptions/listen (mcp-spec §2.11): the filter's honoured part is acknowledged; the
+// stream lives until the client cancels it (Session::cancel) or the host ends.
+std::optional<RpcError> Engine::listen(Request& req, Session& session) {
+  if (!req.channel->carries_requests()) {
+    return RpcError{code::kInvalidRequest, "subscriptions/listen needs a stream: send it with Accept: text/event-stream", nullptr};
+  }
+  const json& n = req.params.value("notifications", json::object());
+  if (!n.is_object()) return invalid_params("subscriptions/listen: params.notifications must be an object");
+  ListenFilter f;
+  for (const char* key : {"toolsListChanged", "promptsListChanged", "resourcesListChanged"}) {
+    if (n.contains(key) && !n[key].is_boolean()) return invalid_params(std::string("subscriptions/listen: ") + key + " must be true or false");
+  }
+  // Lists change only when the configuration is reloaded; until this host can, it promises
+  // (capabilities listChanged: false) and honours none.
+  const json& uris = n.value("resourceSubscriptions", json::array());
+  const json& ids = n.value("taskIds", json::array());
+  if (!uris.is_array() || !ids.is_array()) return invalid_params("subscriptions/listen: resourceSubscriptions and taskIds must be arrays");
+  for (const auto& u : uris) {
+    json values;
+    if (!u.is_string()) return invalid_params("subscriptions/listen: resourceSubscriptions must hold URIs (strings)");
+    if (registry_.find_resource(u.get_ref<const std::string&>(), values) != nullptr) f.uris.insert(u.get<std::string>());
+  }
+  const plugins::Caller* caller = req.channel->caller();
+  const std::string principal = caller ? caller->principal : std::string();
+  if (!ids.empty()) {
+    if (options_.tasks == nullptr || !tasks::declares_extension(req.client_capabilities)) {
+      return RpcError{code::kMissingClientCapability, "taskIds need the client capability extensions[\"" + std::string(tasks::kExtension) + "\"]",
+                      json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+    }
+    for (const auto& t : ids) {
+      if (!t.is_string()) return invalid_params("subscriptions/listen: taskIds must hold task ids (strings)");
+      if (options_.tasks->owned(t.get<std::string>(), principal)) f.task_ids.push_back(t.get<std::string>());
+    }
+  }
+  const std::string key = req.id.dump();
+  {
+    std::lock_guard lock(session.mutex_);
+    if (session.in_flight_.contains(key)) return RpcError{code::kInvalidRequest, "Invalid Request: id " + key + " is already used by a request in flight", nullptr};
+  }
+  std::string why;
+  auto stream = listeners_.open(req.id, req.channel, f, principal, options_.max_listens_per_user, why);
+  if (!stream) return RpcError{code::kInvalidRequest, why, nullptr};
+  for (const auto& id : stream->filter.task_ids) {
+    options_.tasks->watch(id, [this, service = options_.tasks, weak = std::weak_ptr<Listeners::Stream>(stream)](const tasks::Task& t) {
+      if (auto s = weak.lock()) listeners_.send(*s, "notifications/tasks", service->wire(t, true, false));
+    });
+  }
+  auto in = std::make_shared<Session::InFlight>();
+  in->on_cancel = [this, weak = std::weak_ptr<Listeners::Stream>(stream)] {
+    if (auto s = weak.lock()) listeners_.close(s);
+  };
+  std::lock_guard lock(session.mutex_);
+  session.in_flight_.emplace(key, std::move(in));
+  return std::nullopt;
 }
 
 // ---- MCP tasks: the engine's side (the tasks themselves live in host/tasks/) --------------

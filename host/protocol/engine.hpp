@@ -20,6 +20,7 @@
 
 #include "plugins/registry.hpp"
 #include "protocol/jsonrpc.hpp"
+#include "protocol/listeners.hpp"
 #include "protocol/request_state.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/scheduler.hpp"
@@ -122,6 +123,7 @@ struct EngineOptions {
   // MCP tasks (host/tasks/): when set, tools/call may be answered with a task, and the
   // tasks/* methods exist. Null: no tasks, as before.
   tasks::TaskService* tasks = nullptr;
+  size_t max_listens_per_user = 16;  // subscriptions/listen streams one principal may hold open
 };
 
 inline constexpr std::string_view kResourceUpdated = "resource.updated";  // body: the URI
@@ -155,6 +157,9 @@ class Engine final : public plugins::ResourceListener {
   Scheduler::LaneStats calls(const plugins::Instance& instance) const { return scheduler_.stats(&instance); }
   // Waits until no call runs or waits (true), or until `until` passes (false).
   bool wait_idle(std::chrono::steady_clock::time_point until) const { return scheduler_.wait_idle(until); }
+
+  // Ends every subscriptions/listen stream with its final answer (the host is stopping).
+  void end_streams() { listeners_.end_all(); }
 
   // Tells the sessions subscribed to `uri` (plugins call it through host->resource_updated),
   // on every replica with options.events.
@@ -190,6 +195,7 @@ class Engine final : public plugins::ResourceListener {
   std::optional<RpcError> task_method(const Request& req, json& result);
   void await_task(const Request& req, Done done);
   void on_notification(const json& message, Session& session);
+  std::optional<RpcError> listen(Request& req, Session& session);  // subscriptions/listen
   void notify_subscribers(const std::string& uri);
   void watch(const std::shared_ptr<Session>& session);  // hears resource updates
 
@@ -225,6 +231,7 @@ class Engine final : public plugins::ResourceListener {
   RequestStateSealer sealer_;
   std::mutex subscribers_mutex_;
   std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
+  Listeners listeners_;
   Scheduler scheduler_;
   store::StateStore::Subscription events_;  // last: unsubscribed first
 };

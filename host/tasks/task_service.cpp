@@ -385,6 +385,11 @@ void TaskService::await_result(const json& params, const std::string& principal,
   on_event(id);  // it may have ended already (or just now)
 }
 
+bool TaskService::owned(const std::string& id, const std::string& principal) {
+  auto t = table_.get(id, principal);
+  return t && t->has_value();
+}
+
 void TaskService::watch(const std::string& id, std::function<void(const Task&)> fn) {
   std::lock_guard lock(mutex_);
   watchers_.emplace(id, std::move(fn));

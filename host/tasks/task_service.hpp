@@ -94,6 +94,8 @@ class TaskService final : public plugins::TaskReports {
   // if it has; from whichever thread hears the end.
   using ResultFn = std::function<void(std::optional<RpcError> error, json result)>;
   void await_result(const json& params, const std::string& principal, ResultFn done);
+  // True if `id` is an unexpired task of `principal`.
+  bool owned(const std::string& id, const std::string& principal);
   // Calls `fn` with the task each time it changes, until it ends (legacy
   // notifications/tasks/status). `fn` must be quick.
   void watch(const std::string& id, std::function<void(const Task&)> fn);

@@ -998,6 +998,7 @@ void HttpTransport::stop() {
     std::lock_guard lock(impl_->sweep_mutex);
   }
   impl_->sweep_cv.notify_all();
+  impl_->engine.end_streams();  // their final answers, while the connections are still up
   if (impl_->server) impl_->server->shutdown();
   // Idle GET streams end now; request streams end with their call.
   std::lock_guard lock(impl_->sessions_mutex);

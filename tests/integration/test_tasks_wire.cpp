@@ -2,7 +2,9 @@
 // with the tasks extension, 2025-11-25 with params.task): a slow call polled to completion,
 // its cancel, an input round inside a task, another user's task id refused (HTTP with
 // OAuth), and restarts in the middle (a host-run task then ends failed, saying why).
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "http_host.hpp"
@@ -198,6 +200,51 @@ TEST_F(HttpTasks, ModernTasksBelongToTheirUser) {
   const std::string key = waiting["inputRequests"].begin().key();
   task_call(alice, "tasks/update", t, {{"inputResponses", {{key, {{"action", "accept"}, {"content", {{"confirm", false}}}}}}}});
   EXPECT_EQ(poll(alice, t)["result"]["content"][0]["text"], "Kept e.txt");
+}
+
+// subscriptions/listen over HTTP: an SSE response that stays open; the ack first, then the
+// task's changes and the resource's updates, each marked with the stream's id; hanging up
+// ends it.
+TEST_F(HttpTasks, AListenStreamCarriesTaskAndResourceNotifications) {
+  const std::string alice = sign_in();
+  json created = modern(alice, "tools/call", {{"name", "slow_compute"}, {"arguments", {{"seconds", 0.5}}}}, "slow_compute");
+  const std::string task = created["result"]["taskId"];
+  json listen = req("listen:0", "subscriptions/listen",
+                    {{"notifications", {{"resourceSubscriptions", {"test://watched-resource"}}, {"taskIds", {task}}}}, {"_meta", meta26()}});
+  std::mutex mutex;
+  std::vector<json> events;
+  std::thread reader([&] {
+    httplib::Client sc("127.0.0.1", host->port());
+    httplib::Request r;
+    r.method = "POST";
+    r.path = "/mcp";
+    r.headers = {{"Authorization", "Bearer " + alice}, {"MCP-Protocol-Version", "2026-07-28"},
+                 {"Mcp-Method", "subscriptions/listen"}, {"Accept", "application/json, text/event-stream"}};
+    r.body = listen.dump();
+    r.set_header("Content-Type", "application/json");
+    r.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+      std::lock_guard lock(mutex);
+      for (auto& m : sse_messages(std::string(data, len))) events.push_back(std::move(m));
+      // Hang up once the resource update came.
+      return std::none_of(events.begin(), events.end(), [](const json& m) { return m.value("method", "") == "notifications/resources/updated"; });
+    };
+    sc.send(r);
+  });
+  auto seen = [&](const std::string& method, const std::string& status = "") {
+    std::lock_guard lock(mutex);
+    return std::any_of(events.begin(), events.end(), [&](const json& m) {
+      return m.value("method", "") == method && (status.empty() || m["params"].value("status", "") == status);
+    });
+  };
+  for (int i = 0; i < 300 && !seen("notifications/tasks", "completed"); ++i) std::this_thread::sleep_for(20ms);
+  modern(alice, "tools/call", {{"name", "test_touch_watched_resource"}}, "test_touch_watched_resource");
+  reader.join();  // it hung up once the update came: the rest reads `events` alone
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["method"], "notifications/subscriptions/acknowledged") << events[0];
+  EXPECT_EQ(events[0]["params"]["notifications"]["taskIds"], json({task}));
+  EXPECT_TRUE(seen("notifications/tasks", "completed"));
+  EXPECT_TRUE(seen("notifications/resources/updated"));
+  for (const auto& e : events) EXPECT_EQ(e["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0") << e;
 }
 
 TEST_F(HttpTasks, LegacySessionTasksWithResultAndCancel) {

@@ -86,7 +86,7 @@ TEST_F(FeaturesTest, CapabilitiesFollowWhatThePluginsRegistered) {
   EXPECT_TRUE(caps.contains("completions"));
   json modern_caps = modern("server/discover")["result"]["capabilities"];
   EXPECT_TRUE(modern_caps.contains("resources"));
-  EXPECT_FALSE(modern_caps["resources"].contains("subscribe"));  // 2026: only via subscriptions/listen
+  EXPECT_EQ(modern_caps["resources"]["subscribe"], true);  // 2026: through subscriptions/listen (resourceSubscriptions)
 
   // Tools only: no promises about prompts or resources, and their methods do not exist.
   load("  - name: old\n    library: test-echo-abi10\n");

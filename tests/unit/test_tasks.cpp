@@ -306,5 +306,69 @@ TEST_F(TasksTest, TheTasksOfAReplicaThatStoppedFail) {
   EXPECT_NE(out["error"]["message"].get<std::string>().find("ended before it finished"), std::string::npos);
 }
 
+// ---- subscriptions/listen (2026-07-28) --------------------------------------------------
+
+TEST_F(TasksTest, ListenStreamCarriesResourceUpdatesAndTaskChangesUntilCancelled) {
+  json created = modern("tools/call", {{"name", "slow_compute"}, {"arguments", {{"seconds", 0.3}}}});
+  const std::string task = created["result"]["taskId"];
+  auto stream = std::make_shared<RecordingChannel>();
+  json listen = message("subscriptions/listen",
+                        {{"notifications", {{"toolsListChanged", true},
+                                            {"resourceSubscriptions", {"test://watched-resource", "test://no-such-thing"}},
+                                            {"taskIds", {task, "not-a-task"}}}},
+                         {"_meta", {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+                                    {"io.modelcontextprotocol/clientCapabilities", tasks_caps()}}}},
+                        "listen:0");
+  EXPECT_TRUE(engine->handle(listen, *session, stream).is_null());  // no answer while it is open
+  json ack = stream->wait_for([](const json& m) { return m.value("method", "") == "notifications/subscriptions/acknowledged"; });
+  ASSERT_TRUE(ack.is_object());
+  EXPECT_EQ(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
+  // Honoured: the resource that exists and the caller's own task; not the list changes
+  // (this host's lists do not change while it runs) nor what does not exist.
+  EXPECT_EQ(ack["params"]["notifications"],
+            (json{{"resourceSubscriptions", {"test://watched-resource"}}, {"taskIds", {task}}})) << ack;
+
+  json done = stream->wait_for([](const json& m) {
+    return m.value("method", "") == "notifications/tasks" && m["params"]["status"] == "completed";
+  });
+  EXPECT_EQ(done["params"]["taskId"], task) << done;
+  EXPECT_EQ(done["params"]["result"]["content"][0]["text"], "computed result");
+  EXPECT_EQ(done["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
+
+  modern("tools/call", {{"name", "test_touch_watched_resource"}});
+  json update = stream->wait_for([](const json& m) { return m.value("method", "") == "notifications/resources/updated"; });
+  EXPECT_EQ(update["params"]["uri"], "test://watched-resource") << update;
+  EXPECT_EQ(update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
+
+  // The client ends it (stdio: notifications/cancelled); nothing more arrives.
+  engine->handle(json{{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "listen:0"}}}}, *session,
+                 channel);
+  const size_t seen = stream->messages().size();
+  modern("tools/call", {{"name", "test_touch_watched_resource"}});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(stream->messages().size(), seen);
+}
+
+TEST_F(TasksTest, ListenRefusesTaskIdsWithoutTheExtensionAndBoundsStreams) {
+  json listen = message("subscriptions/listen",
+                        {{"notifications", {{"taskIds", {"x"}}}},
+                         {"_meta", {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+                                    {"io.modelcontextprotocol/clientCapabilities", json::object()}}}},
+                        7);
+  EXPECT_EQ(engine->handle(listen, *session, channel)["error"]["code"], -32021);
+  listen["params"]["notifications"] = json::object();
+  std::vector<std::shared_ptr<RecordingChannel>> streams;
+  for (int i = 0; i < 16; ++i) {
+    listen["id"] = 100 + i;
+    streams.push_back(std::make_shared<RecordingChannel>());
+    EXPECT_TRUE(engine->handle(listen, *session, streams.back()).is_null()) << i;
+  }
+  listen["id"] = 200;
+  json refused = engine->handle(listen, *session, channel);
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find("too many subscriptions/listen"), std::string::npos) << refused;
+  json discover = modern("server/discover", json::object());
+  EXPECT_EQ(discover["result"]["capabilities"]["resources"]["subscribe"], true);
+}
+
 }  // namespace
 }  // namespace mcph::protocol
