@@ -76,6 +76,13 @@ void TaskService::housekeeping() {
     lock.unlock();
     (void)store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease);
     reap();
+    // Events arrive at most once: whoever waits for a task's end looks again now and then.
+    std::vector<std::string> awaited;
+    {
+      std::lock_guard guard(mutex_);
+      for (const auto& [id, fns] : awaiting_) awaited.push_back(id);
+    }
+    for (const auto& id : awaited) on_event(id, /*waiters_only=*/true);
     if (std::chrono::steady_clock::now() >= next_purge) {
       purge();
       next_purge = std::chrono::steady_clock::now() + std::chrono::minutes(10);
@@ -90,7 +97,7 @@ void TaskService::changed(const std::string& id) {
 }
 
 // A task changed somewhere (or, with an empty id, anything may have): wake whoever waits.
-void TaskService::on_event(std::string_view id_view) {
+void TaskService::on_event(std::string_view id_view, bool waiters_only) {
   const std::string id(id_view);
   std::atomic<bool>* running = nullptr;
   bool awaited = false, watched = false;
@@ -99,7 +106,7 @@ void TaskService::on_event(std::string_view id_view) {
     ++generation_;
     if (auto it = running_.find(id); it != running_.end()) running = it->second;
     awaited = awaiting_.contains(id) || (id.empty() && !awaiting_.empty());
-    watched = watchers_.contains(id);
+    watched = !waiters_only && watchers_.contains(id);
   }
   changed_cv_.notify_all();
   if (id.empty() || (!running && !awaited && !watched)) return;
@@ -118,7 +125,8 @@ void TaskService::on_event(std::string_view id_view) {
       }
     }
     auto [b, e] = watchers_.equal_range(id);
-    for (auto it = b; it != e; ++it) fns.push_back(it->second);
+    // A periodic look tells watchers only of the end (which they may have missed).
+    for (auto it = b; it != e && (!waiters_only || terminal(task.status)); ++it) fns.push_back(it->second);
     if (terminal(task.status)) watchers_.erase(id);
   }
   for (auto& fn : fns) fn(task);

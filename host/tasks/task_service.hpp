@@ -112,7 +112,8 @@ class TaskService final : public plugins::TaskReports {
 
  private:
   struct Waiters;
-  void on_event(std::string_view id);
+  // `waiters_only`: a periodic look for tasks/result waiters, not a change to announce.
+  void on_event(std::string_view id, bool waiters_only = false);
   void changed(const std::string& id);  // publish
   Result<std::optional<Task>> by_handle(const std::string& instance, const std::string& handle);
   Result<std::optional<Task>> find(const json& params, const std::string& principal, std::optional<RpcError>& err);
