@@ -9,6 +9,7 @@
 
 #include "http_host.hpp"
 #include "oauth_client.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "rpc.hpp"
 
@@ -273,6 +274,45 @@ TEST_F(HttpTasks, LegacySessionTasksWithResultAndCancel) {
   EXPECT_EQ(post(alice, sa, req(5, "tasks/list"))["result"]["tasks"].size(), 1u);
   json slow = post(alice, sa, req(6, "tools/call", {{"name", "slow_compute"}, {"arguments", {{"seconds", 60}}}, {"task", json::object()}}));
   EXPECT_EQ(post(alice, sa, req(7, "tasks/cancel", {{"taskId", slow["result"]["task"]["taskId"]}}))["result"]["status"], "cancelled");
+}
+
+// Two replicas on one PostgreSQL store, over HTTP: a task one of them runs is answered by
+// the other; when its replica shuts down the task fails saying so, and when its replica is
+// killed (-9) the other fails it once the dead one's lease lapsed (10 s).
+TEST(HttpTaskReplicas, TheTasksOfAReplicaThatStopsFailOnTheOther) {
+  PostgresServer pg;
+  const std::string top = "store: { backend: postgresql, url: \"" + pg.url("tasks") + "\" }\n";
+  auto a = std::make_unique<HttpHost>(kPlugins, "", "  shutdown_grace_ms: 100\n", std::vector<std::string>{}, top);
+  HttpHost b(kPlugins, "", "", {}, top);
+  auto post = [](HttpHost& h, const std::string& method, json params, const std::string& name) {
+    params["_meta"] = meta26();
+    auto c = h.client();
+    auto r = c->Post("/mcp", httplib::Headers{{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", method}, {"Mcp-Name", name},
+                                              {"Accept", "application/json"}},
+                     req(1, method, std::move(params)).dump(), "application/json");
+    return r ? body_json(r) : json();
+  };
+  auto on_b = [&](const std::string& id) { return post(b, "tasks/get", {{"taskId", id}}, id)["result"]; };
+  const std::string first = post(*a, "tools/call", {{"name", "slow_compute"}, {"arguments", {{"seconds", 60}}}}, "slow_compute")["result"]["taskId"];
+  EXPECT_EQ(on_b(first)["status"], "working");  // any replica answers for it
+  a->process().signal(SIGTERM);
+  EXPECT_EQ(a->process().wait(15s), 0);
+  json after = on_b(first);
+  EXPECT_EQ(after["status"], "failed") << after;
+  EXPECT_NE(after["error"]["message"].get<std::string>().find("shut down"), std::string::npos) << after;
+
+  a = std::make_unique<HttpHost>(kPlugins, "", "", std::vector<std::string>{}, top);
+  const std::string second = post(*a, "tools/call", {{"name", "slow_compute"}, {"arguments", {{"seconds", 60}}}}, "slow_compute")["result"]["taskId"];
+  a->process().signal(SIGKILL);
+  a->process().wait();
+  json killed;
+  for (int i = 0; i < 100; ++i) {  // up to 20 s: the lease is 10 s
+    killed = on_b(second);
+    if (killed["status"] != "working") break;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(killed["status"], "failed") << killed;
+  EXPECT_NE(killed["error"]["message"].get<std::string>().find("ended before it finished"), std::string::npos) << killed;
 }
 
 }  // namespace
