@@ -916,7 +916,7 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
     }
     const plugins::Caller* caller = req.channel->caller();
     req.channel = std::make_shared<tasks::TaskChannel>(*options_.tasks, p.task_id, caller ? std::optional(*caller) : std::nullopt,
-                                                       std::move(session_channel));
+                                                       std::move(session_channel), token);
     token = p.task_id;
     req.log_level = -1;
   }

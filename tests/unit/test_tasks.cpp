@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 
 const char* kPlugins = R"(  - name: fixtures
     library: conformance-fixtures
-    task_support: { greet: optional }
+    task_support: { greet: optional, test_tool_with_progress: optional }
 )";
 
 // A channel whose requests come from a signed-in user.
@@ -239,6 +239,20 @@ TEST_F(TasksTest, LegacyTasksWithResultListCancelAndStatusNotifications) {
   EXPECT_EQ(cancelled["result"]["status"], "cancelled") << cancelled;
   EXPECT_EQ(legacy("tasks/cancel", {{"taskId", id}}, 6)["error"]["code"], -32602);
   EXPECT_EQ(legacy("tasks/result", {{"taskId", "nope"}}, 7)["error"]["code"], -32602);
+}
+
+TEST_F(TasksTest, LegacyProgressTokenStaysValidForTheTasksLife) {
+  initialize();
+  json r = legacy("tools/call", {{"name", "test_tool_with_progress"}, {"task", json::object()}, {"_meta", {{"progressToken", "p1"}}}});
+  const std::string id = r["result"]["task"]["taskId"];
+  ASSERT_FALSE(id.empty()) << r;
+  json last = channel->wait_for([](const json& m) {
+    return m.value("method", "") == "notifications/progress" && m["params"].value("progress", 0.0) == 100.0;
+  });
+  EXPECT_EQ(last["params"]["progressToken"], "p1") << last;
+  EXPECT_EQ(last["params"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"], id);
+  json done = legacy("tasks/result", {{"taskId", id}}, 2);
+  EXPECT_FALSE(done.contains("error")) << done;
 }
 
 TEST_F(TasksTest, LegacyInputInsideATaskIsARealRequestMarkedWithTheTask) {
