@@ -356,6 +356,13 @@ int list_tools(const std::string& config_arg, const std::string& log_level) {
     std::printf("%-*s  %-16s  %s\n", static_cast<int>(w), t.public_name.c_str(), t.instance->name().c_str(), d.c_str());
   }
   std::printf("%zu tools from %zu plugin instances\n", tools.size(), (*host)->registry->instances().size());
+  std::string as_tasks;  // the tools a client that takes MCP tasks gets a task for
+  for (const auto& t : tools) {
+    const bool required = t.task_support == plugins::TaskSupport::kRequired;
+    if (!required && t.task_support != plugins::TaskSupport::kOptional) continue;
+    as_tasks += (as_tasks.empty() ? "" : ", ") + t.public_name + (required ? " (required)" : " (optional)");
+  }
+  if (!as_tasks.empty()) std::printf("as MCP tasks: %s\n", as_tasks.c_str());
   for (const auto& inst : (*host)->registry->instances()) {
     const auto h = inst->health();
     if (h.mode != "process") continue;

@@ -248,6 +248,16 @@ TEST_F(StdioTest, CommandLineTools) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("slow_count"), std::string::npos);
   EXPECT_NE(out.find("9 tools from 3 plugin instances"), std::string::npos) << out;
+  EXPECT_EQ(out.find("as MCP tasks"), std::string::npos) << out;  // none of these plugins says so
+  {
+    TempDir dir;
+    const std::string cfg = dir.str() + "/tasks.yaml";
+    std::ofstream(cfg) << testing::config_yaml(dir.str() + "/state",
+                                               "  - { name: counter, library: example-counter, task_support: { slow_count: required } }\n");
+    std::tie(code, out) = run_command({MCPH_BINARY, "tools", "--config", cfg});
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("as MCP tasks: slow_count (required)"), std::string::npos) << out;
+  }
 
   std::tie(code, out) = run_command({MCPH_BINARY, "call", "add", "--args", R"({"a":1,"b":2})", "--config", config_path},
                                     {"MCPH_TEST_TOKEN=x"});
