@@ -183,6 +183,7 @@ struct Engine::Request {
   int log_level = -1;     // minimum level of notifications/message, -1 for none
   json client_capabilities = json::object();
   std::shared_ptr<ReplyChannel> channel;
+  std::shared_ptr<const Catalog> catalog;  // what it is served from, kept while it runs
 };
 
 // A request that runs plugin code, ready to go to a worker.
@@ -220,31 +221,43 @@ struct Engine::Prepared {
   }
 };
 
-Engine::Engine(const plugins::Registry& registry, EngineOptions options)
-    : registry_(registry),
-      options_(options),
-      sealer_(options.request_state_keys),
-      scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
-  // Fairness: by default one instance may run three quarters of the calls at once, so a
-  // flood of slow calls to one plugin always leaves threads for the others.
-  const size_t default_cap = std::max<size_t>(1, (options.max_concurrent_calls * 3 + 3) / 4);
-  for (const auto& inst : registry_.instances()) {
-    const int cap = inst->config().max_concurrent_calls;
-    scheduler_.set_cap(inst.get(), cap > 0 ? static_cast<size_t>(cap) : default_cap);
-  }
-  validators_.reserve(registry_.tools().size());
-  for (const auto& entry : registry_.tools()) {
+namespace {
+
+// The tools' input schemas, compiled once per catalog.
+std::vector<std::shared_ptr<const Schema>> compile_schemas(const plugins::Registry& registry) {
+  std::vector<std::shared_ptr<const Schema>> out;
+  out.reserve(registry.tools().size());
+  for (const auto& entry : registry.tools()) {
     auto schema = Schema::compile(entry.tool->input_schema);
     if (!schema) {
       // The plugin gave a schema we cannot enforce: refuse every call rather than pass
       // unchecked input. The validator (mcp-host plugin check) reports it earlier.
       spdlog::error("tool '{}': input schema rejected: {}", entry.public_name, schema.error());
-      validators_.push_back(nullptr);
+      out.push_back(nullptr);
       continue;
     }
-    validators_.push_back(*schema);
+    out.push_back(*schema);
   }
-  for (const auto& inst : registry_.instances()) inst->set_listener(this);
+  return out;
+}
+
+}  // namespace
+
+Engine::Engine(const plugins::Registry& registry, EngineOptions options)
+    : options_(options),
+      sealer_(options.request_state_keys),
+      scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
+  // The caller owns the registry and keeps it until the engine is gone.
+  std::shared_ptr<const plugins::Registry> unowned(&registry, [](const plugins::Registry*) {});
+  catalog_ = std::make_shared<const Catalog>(Catalog{unowned, compile_schemas(registry)});
+  // Fairness: by default one instance may run three quarters of the calls at once, so a
+  // flood of slow calls to one plugin always leaves threads for the others.
+  const size_t default_cap = std::max<size_t>(1, (options.max_concurrent_calls * 3 + 3) / 4);
+  for (const auto& inst : registry.instances()) {
+    const int cap = inst->config().max_concurrent_calls;
+    scheduler_.set_cap(inst.get(), cap > 0 ? static_cast<size_t>(cap) : default_cap);
+  }
+  for (const auto& inst : registry.instances()) inst->set_listener(this);
   if (options_.events != nullptr) {
     events_ = options_.events->subscribe([this](std::string_view topic, std::string_view body) {
       if (topic == kResourceUpdated) notify_subscribers(std::string(body));
@@ -254,8 +267,13 @@ Engine::Engine(const plugins::Registry& registry, EngineOptions options)
 
 Engine::~Engine() {
   end_streams();
-  for (const auto& inst : registry_.instances()) inst->set_listener(nullptr);  // waits for a running notice
+  for (const auto& inst : catalog()->registry->instances()) inst->set_listener(nullptr);  // waits for a running notice
   scheduler_.stop();
+}
+
+std::shared_ptr<const Engine::Catalog> Engine::catalog() const {
+  std::lock_guard lock(catalog_mutex_);
+  return catalog_;
 }
 
 void Engine::resource_updated(const std::string& uri) {
@@ -309,20 +327,20 @@ json Engine::server_info(const std::string& version) const {
 
 // What this host offers depends on what the plugins registered: a capability without
 // anything behind it would be a promise the methods then break (-32601).
-json Engine::capabilities(const std::string& version) const {
+json Engine::capabilities(const std::string& version, const plugins::Registry& registry) const {
   const bool modern = version == kModernVersion;
   json c{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
   if (options_.tasks != nullptr && modern) c["extensions"][tasks::kExtension] = json::object();
   if (options_.tasks != nullptr && !modern && version >= "2025-11-25") {
     c["tasks"] = json{{"list", json::object()}, {"cancel", json::object()}, {"requests", {{"tools", {{"call", json::object()}}}}}};
   }
-  if (offers_prompts()) c["prompts"] = json{{"listChanged", false}};
-  if (offers_resources()) {
+  if (offers_prompts(registry)) c["prompts"] = json{{"listChanged", false}};
+  if (offers_resources(registry)) {
     c["resources"] = json{{"listChanged", false}};
     // Legacy resources/subscribe; 2026-07-28 subscriptions/listen (resourceSubscriptions).
     c["resources"]["subscribe"] = true;
   }
-  if (offers_completions()) c["completions"] = json::object();
+  if (offers_completions(registry)) c["completions"] = json::object();
   return c;
 }
 
@@ -520,6 +538,8 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
   req.id = id;
   req.method = method_it->get<std::string>();
   req.channel = channel;
+  req.catalog = catalog();
+  const plugins::Registry& registry = *req.catalog->registry;
   if (auto params = m.find("params"); params != m.end() && !params->is_null()) {
     if (!params->is_object()) {
       p.response = make_error(id, invalid_params("params must be an object"));
@@ -536,11 +556,11 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
   std::optional<RpcError> err;
   if (req.method == "tools/call") {
     err = prepare_tool(req, p);
-  } else if (req.method == "resources/read" && offers_resources()) {
+  } else if (req.method == "resources/read" && offers_resources(registry)) {
     err = prepare_read(req, p);
-  } else if (req.method == "prompts/get" && offers_prompts()) {
+  } else if (req.method == "prompts/get" && offers_prompts(registry)) {
     err = prepare_prompt(req, p);
-  } else if (req.method == "completion/complete" && offers_completions()) {
+  } else if (req.method == "completion/complete" && offers_completions(registry)) {
     err = prepare_complete(req, p);
   } else if (req.method == "tasks/result" && options_.tasks != nullptr && !req.modern && req.version >= "2025-11-25") {
     p.awaits_task = true;
@@ -604,18 +624,19 @@ json Engine::dispatch(Request& req, Session& session) {
   json result;
   std::optional<RpcError> err;
   const std::string& m = req.method;
+  const plugins::Registry& registry = *req.catalog->registry;
   if (m == "initialize" && !req.modern) {
     result = initialize(req, session);
     if (result.is_null()) err = invalid_params("initialize: params.protocolVersion (a string) is required");
-  } else if (m == "tools/list" || (m == "prompts/list" && offers_prompts()) ||
-             ((m == "resources/list" || m == "resources/templates/list") && offers_resources())) {
+  } else if (m == "tools/list" || (m == "prompts/list" && offers_prompts(registry)) ||
+             ((m == "resources/list" || m == "resources/templates/list") && offers_resources(registry))) {
     err = list(req, result);
-  } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") && offers_resources()) {
+  } else if (!req.modern && (m == "resources/subscribe" || m == "resources/unsubscribe") && offers_resources(registry)) {
     err = subscribe(req, session);
     if (!err) result = json::object();
     if (!err && session.on_change_) session.on_change_();
   } else if (req.modern && m == "server/discover") {
-    result = discover();
+    result = discover(req);
   } else if (!req.modern && m == "ping") {
     result = json::object();
   } else if (!req.modern && m == "logging/setLevel") {
@@ -654,21 +675,22 @@ json Engine::initialize(Request& req, Session& session) {
   }
   session.log_level_ = MCPH_LOG_INFO;
   req.version = version;
-  return json{{"protocolVersion", version}, {"capabilities", capabilities(version)}, {"serverInfo", server_info(version)}};
+  return json{{"protocolVersion", version}, {"capabilities", capabilities(version, *req.catalog->registry)}, {"serverInfo", server_info(version)}};
 }
 
-json Engine::discover() const {
+json Engine::discover(const Request& req) const {
   return json{{"supportedVersions", json::array({kModernVersion})},
-              {"capabilities", capabilities(kModernVersion)},
+              {"capabilities", capabilities(kModernVersion, *req.catalog->registry)},
               {"ttlMs", kListTtlMs},
               {"cacheScope", "private"}};
 }
 
 std::optional<RpcError> Engine::subscribe(const Request& req, Session& session) {
+  const plugins::Registry& registry = *req.catalog->registry;
   const json& uri = req.params.value("uri", json());
   if (!uri.is_string() || uri.get_ref<const std::string&>().empty()) return invalid_params(req.method + ": params.uri (a string) is required");
   json values;
-  if (registry_.find_resource(uri.get_ref<const std::string&>(), values) == nullptr) {
+  if (registry.find_resource(uri.get_ref<const std::string&>(), values) == nullptr) {
     return RpcError{req.version >= kModernVersion ? code::kInvalidParams : code::kResourceNotFound, "Resource not found",
                     json{{"uri", uri}}};
   }
@@ -700,6 +722,7 @@ std::optional<RpcError> Engine::page(const Request& req, size_t total, size_t& s
 }
 
 std::optional<RpcError> Engine::list(const Request& req, json& result) const {
+  const plugins::Registry& registry = *req.catalog->registry;
   const std::string& v = req.version;
   const bool titles = v >= "2025-06-18";
   auto describe = [&](json& j, const std::string& title, const std::string& description) {
@@ -719,9 +742,9 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
   const char* field = nullptr;
   if (req.method == "tools/list") {
     field = "tools";
-    total = registry_.tools().size();
+    total = registry.tools().size();
     item = [&](size_t i) {
-      const auto& e = registry_.tools()[i];
+      const auto& e = registry.tools()[i];
       const auto& t = *e.tool;
       json j{{"name", e.public_name}};
       describe(j, t.title, t.description);
@@ -740,9 +763,9 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
     };
   } else if (req.method == "prompts/list") {
     field = "prompts";
-    total = registry_.prompts().size();
+    total = registry.prompts().size();
     item = [&](size_t i) {
-      const auto& e = registry_.prompts()[i];
+      const auto& e = registry.prompts()[i];
       json j{{"name", e.public_name}};
       describe(j, e.item->title, e.item->description);
       if (!e.item->arguments.empty()) j["arguments"] = e.item->arguments;
@@ -750,12 +773,12 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
     };
   } else if (req.method == "resources/list") {
     field = "resources";
-    total = registry_.resources().size();
-    item = [&](size_t i) { return resource(registry_.resources()[i], "uri"); };
+    total = registry.resources().size();
+    item = [&](size_t i) { return resource(registry.resources()[i], "uri"); };
   } else {
     field = "resourceTemplates";
-    total = registry_.templates().size();
-    item = [&](size_t i) { return resource(registry_.templates()[i], "uriTemplate"); };
+    total = registry.templates().size();
+    item = [&](size_t i) { return resource(registry.templates()[i], "uriTemplate"); };
   }
   size_t start = 0, end = 0;
   if (auto err = page(req, total, start, end)) return err;
@@ -771,16 +794,17 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
 }
 
 std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
+  const plugins::Registry& registry = *req.catalog->registry;
   const json& name = req.params.value("name", json());
   if (!name.is_string()) return invalid_params("tools/call: params.name (a string) is required");
-  const auto* entry = registry_.find(name.get_ref<const std::string&>());
+  const auto* entry = registry.find(name.get_ref<const std::string&>());
   if (entry == nullptr) return invalid_params("Unknown tool: " + name.get<std::string>());
   json args = req.params.value("arguments", json::object());
   if (args.is_null()) args = json::object();
   if (!args.is_object()) return invalid_params("tools/call: params.arguments must be an object");
 
   // A bad argument is a tool error the model can read and correct (mcp-spec §2.4).
-  const auto& validator = validators_[static_cast<size_t>(entry - registry_.tools().data())];
+  const auto& validator = req.catalog->validators[static_cast<size_t>(entry - registry.tools().data())];
   std::string problem = validator ? validator->validate(args) : "the tool's input schema is invalid; see the host log";
   if (!problem.empty()) {
     json r = shape_result(plugins::error_result("Invalid arguments for tool '" + entry->public_name + "': " + problem), req.version);
@@ -795,10 +819,11 @@ std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
 }
 
 std::optional<RpcError> Engine::prepare_read(Request& req, Prepared& p) {
+  const plugins::Registry& registry = *req.catalog->registry;
   const json& uri = req.params.value("uri", json());
   if (!uri.is_string() || uri.get_ref<const std::string&>().empty()) return invalid_params("resources/read: params.uri (a string) is required");
   json values;
-  const auto* entry = registry_.find_resource(uri.get_ref<const std::string&>(), values);
+  const auto* entry = registry.find_resource(uri.get_ref<const std::string&>(), values);
   if (entry == nullptr) {
     // 2026-07-28 (SEP-2164): -32602 with the URI; earlier revisions: -32002.
     return RpcError{req.modern ? code::kInvalidParams : code::kResourceNotFound, "Resource not found", json{{"uri", uri}}};
@@ -812,9 +837,10 @@ std::optional<RpcError> Engine::prepare_read(Request& req, Prepared& p) {
 }
 
 std::optional<RpcError> Engine::prepare_prompt(Request& req, Prepared& p) {
+  const plugins::Registry& registry = *req.catalog->registry;
   const json& name = req.params.value("name", json());
   if (!name.is_string()) return invalid_params("prompts/get: params.name (a string) is required");
-  const auto* entry = registry_.find_prompt(name.get_ref<const std::string&>());
+  const auto* entry = registry.find_prompt(name.get_ref<const std::string&>());
   if (entry == nullptr) return invalid_params("Unknown prompt: " + name.get<std::string>());
   json args = req.params.value("arguments", json::object());
   if (args.is_null()) args = json::object();
@@ -834,6 +860,7 @@ std::optional<RpcError> Engine::prepare_prompt(Request& req, Prepared& p) {
 }
 
 std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
+  const plugins::Registry& registry = *req.catalog->registry;
   const json& ref = req.params.value("ref", json());
   const json& argument = req.params.value("argument", json());
   if (!ref.is_object() || !ref.value("type", json()).is_string()) return invalid_params("completion/complete: params.ref {type, ...} is required");
@@ -847,16 +874,16 @@ std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
   const plugins::Resource* resource = nullptr;
   std::string name;
   if (type == "ref/prompt" && ref.value("name", json()).is_string()) {
-    const auto* e = registry_.find_prompt(ref["name"].get_ref<const std::string&>());
+    const auto* e = registry.find_prompt(ref["name"].get_ref<const std::string&>());
     if (e == nullptr) return invalid_params("Unknown prompt: " + ref["name"].get<std::string>());
     std::tie(instance, prompt, name) = std::tuple(e->instance, e->item, e->public_name);
   } else if (type == "ref/resource" && ref.value("uri", json()).is_string()) {
     const std::string& uri = ref["uri"].get_ref<const std::string&>();
-    auto it = std::find_if(registry_.templates().begin(), registry_.templates().end(), [&](const auto& e) { return e.public_name == uri; });
+    auto it = std::find_if(registry.templates().begin(), registry.templates().end(), [&](const auto& e) { return e.public_name == uri; });
     json values;
-    if (it != registry_.templates().end()) {
+    if (it != registry.templates().end()) {
       std::tie(instance, resource, name) = std::tuple(it->instance, it->item, uri);
-    } else if (registry_.find_resource(uri, values) == nullptr) {  // a fixed resource has nothing to complete
+    } else if (registry.find_resource(uri, values) == nullptr) {  // a fixed resource has nothing to complete
       return invalid_params("Unknown resource template: " + uri);
     }
   } else {
@@ -1157,6 +1184,7 @@ void Engine::finish_result(json& result, const Request& req) const {
 // subscriptions/listen (mcp-spec §2.11): the filter's honoured part is acknowledged; the
 // stream lives until the client cancels it (Session::cancel) or the host ends.
 std::optional<RpcError> Engine::listen(Request& req, Session& session) {
+  const plugins::Registry& registry = *req.catalog->registry;
   if (!req.channel->carries_requests()) {
     return RpcError{code::kInvalidRequest, "subscriptions/listen needs a stream: send it with Accept: text/event-stream", nullptr};
   }
@@ -1174,7 +1202,7 @@ std::optional<RpcError> Engine::listen(Request& req, Session& session) {
   for (const auto& u : uris) {
     json values;
     if (!u.is_string()) return invalid_params("subscriptions/listen: resourceSubscriptions must hold URIs (strings)");
-    if (registry_.find_resource(u.get_ref<const std::string&>(), values) != nullptr) f.uris.insert(u.get<std::string>());
+    if (registry.find_resource(u.get_ref<const std::string&>(), values) != nullptr) f.uris.insert(u.get<std::string>());
   }
   const plugins::Caller* caller = req.channel->caller();
   const std::string principal = caller ? caller->principal : std::string();

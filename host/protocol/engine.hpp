@@ -151,6 +151,14 @@ class Engine final : public plugins::ResourceListener {
   void submit(const json& message, const std::shared_ptr<Session>& session,
               const std::shared_ptr<ReplyChannel>& channel);
 
+  // What the engine serves: the plugins' registry and its tools' compiled input schemas.
+  // A request keeps the catalog it began with for as long as it runs.
+  struct Catalog {
+    std::shared_ptr<const plugins::Registry> registry;
+    std::vector<std::shared_ptr<const Schema>> validators;  // parallel to registry->tools()
+  };
+  std::shared_ptr<const Catalog> catalog() const;
+
   // Calls running now (stuck ones included), in every session.
   int running() const { return static_cast<int>(scheduler_.running()); }
   // Running, waiting and stuck calls of one plugin instance (for /healthz).
@@ -202,7 +210,7 @@ class Engine final : public plugins::ResourceListener {
   std::optional<RpcError> select_era(Request& req, Session& session) const;
   json dispatch(Request& req, Session& session);
   json initialize(Request& req, Session& session);
-  json discover() const;
+  json discover(const Request& req) const;
   std::optional<RpcError> subscribe(const Request& req, Session& session);
   std::optional<RpcError> page(const Request& req, size_t total, size_t& start, size_t& end) const;
   std::optional<RpcError> list(const Request& req, json& result) const;
@@ -218,16 +226,16 @@ class Engine final : public plugins::ResourceListener {
   std::string binding(const Prepared& p) const;
   json shape_result(json result, const std::string& version) const;
   void finish_result(json& result, const Request& req) const;
-  json capabilities(const std::string& version) const;
+  json capabilities(const std::string& version, const plugins::Registry& registry) const;
   // What the plugins registered decides which capabilities (and methods) exist.
-  bool offers_prompts() const { return !registry_.prompts().empty(); }
-  bool offers_resources() const { return !registry_.resources().empty() || !registry_.templates().empty(); }
-  bool offers_completions() const { return offers_prompts() || !registry_.templates().empty(); }
+  static bool offers_prompts(const plugins::Registry& r) { return !r.prompts().empty(); }
+  static bool offers_resources(const plugins::Registry& r) { return !r.resources().empty() || !r.templates().empty(); }
+  static bool offers_completions(const plugins::Registry& r) { return offers_prompts(r) || !r.templates().empty(); }
   json server_info(const std::string& version) const;
 
-  const plugins::Registry& registry_;
+  mutable std::mutex catalog_mutex_;
+  std::shared_ptr<const Catalog> catalog_;  // guarded by catalog_mutex_
   const EngineOptions options_;
-  std::vector<std::shared_ptr<const Schema>> validators_;  // parallel to registry_.tools()
   RequestStateSealer sealer_;
   std::mutex subscribers_mutex_;
   std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
