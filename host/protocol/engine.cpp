@@ -91,6 +91,12 @@ namespace {
 
 RpcError invalid_params(std::string message) { return {code::kInvalidParams, std::move(message), nullptr}; }
 
+// -32021 for something only a client that declared the tasks extension may have.
+RpcError needs_tasks_extension(std::string what) {
+  return {code::kMissingClientCapability, std::move(what) + " needs the client capability extensions[\"" + std::string(tasks::kExtension) + "\"]",
+          json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+}
+
 // Where `item` sits in `list` (an instance's tools, resources or prompts).
 template <typename T>
 uint32_t index_in(const std::vector<T>& list, const T* item) {
@@ -1208,8 +1214,7 @@ std::optional<RpcError> Engine::listen(Request& req, Session& session) {
   const std::string principal = caller ? caller->principal : std::string();
   if (!ids.empty()) {
     if (options_.tasks == nullptr || !tasks::declares_extension(req.client_capabilities)) {
-      return RpcError{code::kMissingClientCapability, "taskIds need the client capability extensions[\"" + std::string(tasks::kExtension) + "\"]",
-                      json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+      return needs_tasks_extension("subscriptions/listen with taskIds");
     }
     for (const auto& t : ids) {
       if (!t.is_string()) return invalid_params("subscriptions/listen: taskIds must hold task ids (strings)");
@@ -1251,8 +1256,7 @@ std::optional<RpcError> Engine::plan_task(Request& req, Session& session, Prepar
   if (!client_takes) {
     if (support != TaskSupport::kRequired) return std::nullopt;
     if (!req.modern) return RpcError{code::kMethodNotFound, p.what + " runs only as a task: call it with params.task", nullptr};
-    return RpcError{code::kMissingClientCapability, p.what + " runs only as a task, and the client did not declare " + tasks::kExtension,
-                    json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+    return needs_tasks_extension(p.what + " runs only as a task, so it");
   }
   if (!req.modern && !host_runs) return RpcError{code::kMethodNotFound, p.what + " does not support tasks", nullptr};
   p.may_hand_over = support != TaskSupport::kForbidden;
@@ -1327,8 +1331,7 @@ std::optional<RpcError> Engine::task_method(const Request& req, json& result) {
     // SEP-2663 removed these two; the rest need the extension declared.
     if (req.method == "tasks/result" || req.method == "tasks/list") return RpcError{code::kMethodNotFound, "Method not found: " + req.method, nullptr};
     if (!tasks::declares_extension(req.client_capabilities)) {
-      return RpcError{code::kMissingClientCapability, req.method + " needs the client capability extensions[\"" + std::string(tasks::kExtension) + "\"]",
-                      json{{"requiredCapabilities", {{"extensions", {{tasks::kExtension, json::object()}}}}}}};
+      return needs_tasks_extension(req.method);
     }
   }
   const plugins::Caller* caller = req.channel->caller();

@@ -21,6 +21,8 @@ constexpr const char* kDied = "the mcp-host process running this task ended befo
 
 std::string replica_lease(const std::string& replica) { return "replica/" + replica; }
 
+RpcError unavailable(const std::string& why) { return {code::kInternalError, "the task store is unavailable: " + why, nullptr}; }
+
 RpcError not_found(const std::string& method) { return {code::kInvalidParams, method + ": no such task (unknown, expired, or not yours)", nullptr}; }
 
 json rpc_error(const RpcError& e) {
@@ -237,19 +239,12 @@ void TaskService::progress(const std::string& id, const std::string& message) {
 }
 
 std::optional<std::string> TaskService::ask(const std::string& id, const json& requests, const mcph_call& call, json& answers) {
-  // Wire keys: "<round>.<key>", unique for the task's lifetime.
-  int round = 0;
   auto t = table_.update(id, [&](Task& t) {
-    round = ++t.input_round;
-    t.status = Status::kInputRequired;
-    t.input_requests = json::object();
-    for (const auto& [key, r] : requests.items()) t.input_requests[std::to_string(round) + "." + key] = r;
-    t.answers = json::object();
+    t.ask(requests);
     return true;
   });
   if (!t) return "the task's input request could not be recorded: " + t.error();
   changed(id);
-  const std::string prefix = std::to_string(round) + ".";
   std::unique_lock lock(mutex_);
   for (;;) {
     if (call.is_cancelled()) return "the task ended while it waited for input";
@@ -260,12 +255,7 @@ std::optional<std::string> TaskService::ask(const std::string& id, const json& r
       const Task& task = **now;
       if (terminal(task.status)) return "the task ended while it waited for input";
       if (task.status == Status::kInputRequired && task.input_requests.is_object() && task.input_requests.empty()) {
-        answers = json::object();
-        if (task.answers.is_object()) {
-          for (const auto& [key, a] : task.answers.items()) {
-            if (key.starts_with(prefix)) answers[key.substr(prefix.size())] = a;
-          }
-        }
+        answers = task.round_answers();
         auto back = table_.update(id, [](Task& t) {
           t.status = Status::kWorking;
           t.input_requests = json();
@@ -297,7 +287,7 @@ Result<std::optional<Task>> TaskService::find(const json& params, const std::str
   }
   auto t = table_.get(id.get<std::string>(), principal);
   if (!t) {
-    err = RpcError{code::kInternalError, "the task store is unavailable: " + t.error(), nullptr};
+    err = unavailable(t.error());
     return t;
   }
   // A host-run task whose replica died is failed now rather than left working forever.
@@ -317,7 +307,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
   std::optional<RpcError> err;
   if (method == "tasks/list" && !modern) {
     auto all = table_.list(principal);
-    if (!all) return RpcError{code::kInternalError, "the task store is unavailable: " + all.error(), nullptr};
+    if (!all) return unavailable(all.error());
     size_t start = 0;
     if (auto c = params.find("cursor"); c != params.end() && !c->is_null()) {
       try {
@@ -361,7 +351,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
       }
       return any;
     });
-    if (!u) return RpcError{code::kInternalError, "the task store is unavailable: " + u.error(), nullptr};
+    if (!u) return unavailable(u.error());
     changed(id);
     result = json::object();
     return std::nullopt;
@@ -374,7 +364,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
     t.input_requests = json();
     return true;
   });
-  if (!c) return RpcError{code::kInternalError, "the task store is unavailable: " + c.error(), nullptr};
+  if (!c) return unavailable(c.error());
   if (!was_terminal) changed(id);
   result = modern ? json::object() : wire(*c, false, false);
   return std::nullopt;
@@ -465,16 +455,14 @@ mcph_status TaskService::update(const std::string& instance, const std::string& 
     const json& requests = u.value("inputRequests", json());
     if (*status == Status::kInputRequired && (!requests.is_object() || requests.empty())) return MCPH_ERR_INVALID_ARGUMENT;
     r = table_.update((*t)->id, [&](Task& t) {
-      t.status = *status;
       if (message.is_string()) t.status_message = message.get<std::string>();
       if (*status == Status::kInputRequired) {
-        ++t.input_round;
-        t.input_requests = json::object();
-        for (const auto& [key, req] : requests.items()) t.input_requests[std::to_string(t.input_round) + "." + key] = req;
+        t.ask(requests);
       } else {
+        t.status = *status;
         t.input_requests = json();
+        t.answers = json();
       }
-      t.answers = json();
       return true;
     });
   }
@@ -487,14 +475,7 @@ mcph_status TaskService::get(const std::string& instance, const std::string& han
   auto t = by_handle(instance, handle);
   if (!t) return MCPH_ERR_UNAVAILABLE;
   if (!t->has_value()) return MCPH_ERR_NOT_FOUND;
-  const Task& task = **t;
-  out = json{{"status", name(task.status)}, {"inputResponses", json::object()}};
-  const std::string prefix = std::to_string(task.input_round) + ".";
-  if (task.answers.is_object()) {
-    for (const auto& [key, a] : task.answers.items()) {
-      if (key.starts_with(prefix)) out["inputResponses"][key.substr(prefix.size())] = a;
-    }
-  }
+  out = json{{"status", name((*t)->status)}, {"inputResponses", (*t)->round_answers()}};
   return MCPH_OK;
 }
 

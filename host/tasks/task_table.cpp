@@ -64,6 +64,24 @@ std::string iso8601(int64_t unix_ms) {
   return buf;
 }
 
+void Task::ask(const json& requests) {
+  ++input_round;
+  status = Status::kInputRequired;
+  input_requests = json::object();
+  for (const auto& [key, r] : requests.items()) input_requests[std::to_string(input_round) + "." + key] = r;
+  answers = json::object();
+}
+
+json Task::round_answers() const {
+  json out = json::object();
+  const std::string prefix = std::to_string(input_round) + ".";
+  if (!answers.is_object()) return out;
+  for (const auto& [key, a] : answers.items()) {
+    if (key.starts_with(prefix)) out[key.substr(prefix.size())] = a;
+  }
+  return out;
+}
+
 json Task::to_json() const {
   json j{{"id", id},           {"principal", principal},   {"tool", tool},       {"owner", owner},
          {"status", name(status)}, {"created", created_ms}, {"updated", updated_ms}, {"ttl", ttl_ms}};

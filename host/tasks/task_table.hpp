@@ -54,6 +54,12 @@ struct Task {
   json answers;             // the client's answers to them so far (wire keys)
   int input_round = 0;      // makes wire keys unique for the task's lifetime
 
+  // Opens a round of input requests (key -> {method, params}): input_required, under wire
+  // keys "<round>.<key>", unique for the task's lifetime; no answers yet.
+  void ask(const json& requests);
+  // The client's answers to the current round, under the handler's own keys.
+  json round_answers() const;
+
   json to_json() const;
   static std::optional<Task> from_json(const json& j);
 };
