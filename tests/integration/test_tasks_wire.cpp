@@ -102,12 +102,15 @@ TEST_F(StdioTasks, LegacyTaskWithResultCancelAndARealElicitation) {
   json asking = ask(req(5, "tools/call", {{"name", "confirm_delete"}, {"arguments", {{"filename", "d.txt"}}}, {"task", json::object()}}));
   const std::string t = asking["result"]["task"]["taskId"];
   json elicit;
-  for (int i = 0; i < 100 && elicit.is_null(); ++i) {
+  // Polled on a deadline, not a count: an isolated plugin or a busy machine takes longer.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (int i = 0; elicit.is_null() && std::chrono::steady_clock::now() < deadline; ++i) {
     skipped.clear();
     ask(req(100 + i, "tasks/get", {{"taskId", t}}), &skipped);
     for (const auto& m : skipped) {
       if (m.value("method", "") == "elicitation/create") elicit = m;
     }
+    if (elicit.is_null()) std::this_thread::sleep_for(10ms);
   }
   ASSERT_FALSE(elicit.is_null()) << "no elicitation request";
   EXPECT_EQ(elicit["params"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"], t);
