@@ -20,6 +20,8 @@
 #include "services/crypto.hpp"
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
+#include "reload/control.hpp"
+#include "reload/reloader.hpp"
 #include "services/http_client.hpp"
 #include "services/logging.hpp"
 #include "store/state_store.hpp"
@@ -41,18 +43,25 @@ int fail(const std::string& message) {
 
 // Everything a command needs, built in dependency order and torn down in reverse.
 struct Host {
-  std::shared_ptr<const config::Config> config;
+  std::string config_path;
+  std::shared_ptr<const config::Config> config;  // as started (serve: the reloader has the current one)
   std::unique_ptr<store::StateStore> state;
   std::unique_ptr<services::HttpClient> http;
   plugins::UserDirectory users;  // filled by the OAuth server while it runs
   std::unique_ptr<tasks::TaskService> tasks;  // null with tasks.enabled: false
-  std::unique_ptr<plugins::Registry> registry;
+  plugins::Services services;
+  std::shared_ptr<plugins::Registry> registry;  // serve: handed to the reloader
   std::unique_ptr<protocol::Engine> engine;
+  std::unique_ptr<reload::Reloader> reloader;  // serve only
 
-  ~Host() {
+  // What is served now (a reload may have changed it since start).
+  std::shared_ptr<const plugins::Registry> current() const { return engine->catalog()->registry; }
+  void close() {
     engine.reset();  // waits for calls still running
+    reloader.reset();
     registry.reset();
   }
+  ~Host() { close(); }
 };
 
 std::string find_config(const std::string& given) {
@@ -74,6 +83,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   auto cfg = config::load_file(path);
   if (!cfg) return Error{cfg.error()};
   auto host = std::make_unique<Host>();
+  host->config_path = path;
   host->config = *cfg;
   const auto& c = *host->config;
   if (auto st = services::setup_logging(log_level.empty() ? c.log.level : log_level, c.log.format); !st) {
@@ -106,11 +116,13 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
     t.timeout = std::chrono::milliseconds(c.tasks.timeout_ms);
     host->tasks = std::make_unique<tasks::TaskService>(*host->state, t);
   }
-  auto registry = plugins::Registry::load(c, plugins::Services{host->state.get(), host->http.get(), &host->users, host->tasks.get()});
+  host->services = plugins::Services{host->state.get(), host->http.get(), &host->users, host->tasks.get()};
+  auto registry = plugins::Registry::load(c, host->services);
   if (!registry) return Error{registry.error()};
   host->registry = std::move(*registry);
   protocol::EngineOptions opts;
   opts.page_size = static_cast<size_t>(c.server.page_size);
+  opts.list_ttl = std::chrono::milliseconds(c.server.list_ttl_ms);
   opts.call_timeout = std::chrono::milliseconds(c.server.call_timeout_ms);
   if ((transport.empty() ? c.server.transport : transport) == "http") {
     opts.call_timeout = std::min(opts.call_timeout, std::chrono::milliseconds(c.server.http.request_timeout_ms));
@@ -126,7 +138,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
       spdlog::warn("requestState key not shared (this replica's own until restart): {}", keys.error());
     }
   }
-  host->engine = std::make_unique<protocol::Engine>(*host->registry, opts);
+  host->engine = std::make_unique<protocol::Engine>(host->registry, opts);
   return host;
 }
 
@@ -142,9 +154,13 @@ int drain(Host& host) {
   if (!host.engine->wait_idle(Clock::now() + grace)) {
     spdlog::warn("calls still running after {} ms; cancelling them", grace.count());
     if (host.tasks) host.tasks->begin_shutdown();  // their tasks fail, saying why
-    host.registry->begin_shutdown();
+    if (host.reloader) {
+      host.reloader->begin_shutdown();  // instances a reload retired too
+    } else {
+      host.registry->begin_shutdown();
+    }
     if (!host.engine->wait_idle(Clock::now() + kStuckWait)) {
-      for (const auto& inst : host.registry->instances()) {
+      for (const auto& inst : host.current()->instances()) {
         const auto calls = host.engine->calls(*inst);
         if (calls.running > 0) spdlog::error("plugin instance '{}': {} handlers ignore cancellation; exiting without waiting for them", inst->name(), calls.running);
       }
@@ -152,15 +168,15 @@ int drain(Host& host) {
       std::_Exit(0);
     }
   }
-  host.engine.reset();
-  host.registry.reset();
+  host.close();
   return 0;
 }
 
 // Blocks SIGTERM/SIGINT/SIGHUP in every thread (call block() before starting any) and
 // hands them to the current handler on a dedicated thread. Without one (while the host
 // starts: a plugin's create() may hang), and for a signal after the first (while it
-// drains), the host exits at once: SIGTERM always ends it.
+// drains), the host exits at once: SIGTERM always ends it. SIGHUP goes to the hang-up
+// handler instead while there is one (a serving host reloads its configuration).
 class SignalWatcher {
  public:
   SignalWatcher() {
@@ -173,6 +189,11 @@ class SignalWatcher {
         std::function<void()> handler;
         {
           std::lock_guard lock(mutex_);
+          if (sig == SIGHUP && hangup_) {
+            spdlog::info("received SIGHUP; reloading the configuration");
+            hangup_();
+            continue;
+          }
           handler = std::exchange(handler_, nullptr);
         }
         if (!handler) {
@@ -191,6 +212,12 @@ class SignalWatcher {
     std::lock_guard running(running_);
     std::lock_guard lock(mutex_);
     handler_ = std::move(handler);
+  }
+  // What every SIGHUP does (quickly: it runs on the signal thread); null: as any signal.
+  void on_hangup(std::function<void()> handler) {
+    std::lock_guard running(running_);
+    std::lock_guard lock(mutex_);
+    hangup_ = std::move(handler);
   }
   static void block() {
     sigset_t s = signals();
@@ -214,22 +241,32 @@ class SignalWatcher {
   sigset_t set_ = signals();
   std::mutex running_, mutex_;
   std::function<void()> handler_;  // guarded by mutex_
+  std::function<void()> hangup_;   // guarded by mutex_
   std::thread thread_;
 };
 
 // GET /healthz: the host's version and each plugin instance's state: its calls running
 // (stuck ones included: past their deadline, answered, but their handler has not returned)
 // and waiting for a thread.
-json health(const plugins::Registry& registry, const protocol::Engine& engine, store::StateStore& store) {
+// Instances a reload removed or replaced are listed too, as "draining", until they end.
+json health(const plugins::Registry& registry, const std::vector<std::shared_ptr<const plugins::Registry>>& draining,
+            const protocol::Engine& engine, store::StateStore& store) {
   json instances = json::array();
-  for (const auto& inst : registry.instances()) {
+  std::vector<const plugins::Instance*> all;
+  for (const auto& inst : registry.instances()) all.push_back(inst.get());
+  for (const auto& old : draining) {
+    for (const auto& inst : old->instances()) {
+      if (inst->retired() && std::find(all.begin(), all.end(), inst.get()) == all.end()) all.push_back(inst.get());
+    }
+  }
+  for (const auto* inst : all) {
     const auto calls = engine.calls(*inst);
     const auto h = inst->health();
     json item{{"name", inst->name()},
               {"library", inst->library_name()},
               {"version", inst->library_version()},
               {"isolation", h.mode},
-              {"state", inst->shutting_down() ? "stopping" : h.state},
+              {"state", inst->shutting_down() ? "stopping" : inst->retired() ? "draining" : h.state},
               {"tools", inst->tools().size()},
               {"calls_in_flight", inst->in_flight()},
               {"calls_queued", calls.queued},
@@ -257,7 +294,8 @@ std::string oauth_key_name(std::string_view file) { return "oauth_" + std::strin
 
 // What OAuth needs from the configuration: its keys (from the YAML, or generated once into
 // state_dir) and the form fields every plugin instance declared per user.
-Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins::Registry& registry,
+// The form's fields and the credential checks follow the plugin instances served now.
+Result<auth::OAuthOptions> oauth_options(const config::Config& c, const protocol::Engine& engine,
                                          plugins::UserDirectory& users, store::StateStore& store) {
   auth::OAuthOptions o;
   const auto& oc = c.server.http.auth.oauth;
@@ -289,18 +327,50 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const plugins:
     if (!encryption) return Error{encryption.error()};
     o.encryption_keys = std::make_shared<store::Keyring>(std::move(*encryption));
   }
-  for (const auto& inst : registry.instances()) {
-    for (const auto& u : inst->user_credentials()) o.fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
-  }
-  o.check = [&registry](const std::string& name, const std::map<std::string, std::string>& entered) {
-    for (const auto& inst : registry.instances()) {
-      if (inst->name() == name) return auth::run_credential_check(*inst, entered);
+  o.fields = [&engine] {
+    std::vector<auth::FormField> fields;
+    for (const auto& inst : engine.catalog()->registry->instances()) {
+      for (const auto& u : inst->user_credentials()) fields.push_back({inst->name(), u.key, u.label, u.help, u.secret});
     }
+    return fields;
+  };
+  o.check = [&engine](const std::string& name, const std::map<std::string, std::string>& entered) {
+    const auto registry = engine.catalog()->registry;  // kept while the check runs
+    if (const plugins::Instance* inst = registry->instance(name)) return auth::run_credential_check(*inst, entered);
     return auth::CheckOutcome{};
   };
   o.users = &users;
   return o;
 }
+
+// Live reconfiguration for a serving host: SIGHUP, `mcp-host reload` (the control socket)
+// and reload.watch. Lives until the host stops serving.
+class Reloading {
+ public:
+  Reloading(Host& host, SignalWatcher& signals, const std::string& log_level) : signals_(signals) {
+    host.reloader = std::make_unique<reload::Reloader>(host.config_path, host.config, std::move(host.registry), *host.engine,
+                                                       host.services, log_level);
+    reload::Reloader& reloader = *host.reloader;
+    signals_.on_hangup([&reloader] { reloader.request(); });
+    auto control = reload::ControlServer::start(host.config->state_dir, [&reloader](const std::string& command) {
+      if (command != "reload") return json{{"ok", false}, {"message", "unknown command '" + command + "' (known: reload)"}};
+      const auto outcome = reloader.reload();
+      return json{{"ok", outcome.ok}, {"message", outcome.message}};
+    });
+    if (control) {
+      control_ = std::move(*control);
+    } else {
+      spdlog::warn("control socket: {}; mcp-host reload cannot reach this host (SIGHUP still reloads)", control.error());
+    }
+  }
+  ~Reloading() { signals_.on_hangup(nullptr); }
+  Reloading(const Reloading&) = delete;
+  Reloading& operator=(const Reloading&) = delete;
+
+ private:
+  SignalWatcher& signals_;
+  std::unique_ptr<reload::ControlServer> control_;
+};
 
 int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg,
           const std::string& listen) {
@@ -308,39 +378,44 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
   SignalWatcher signals;  // until serving: a signal ends the host at once
   auto host = start(config_arg, log_level, transport_arg, /*serving=*/true);
   if (!host) return fail(host.error());
-  const auto& c = *(*host)->config;
+  Host& h = **host;
+  const auto& c = *h.config;
   const std::string transport = transport_arg.empty() ? c.server.transport : transport_arg;
-  const auto& registry = *(*host)->registry;
+  // As started, for the line that says so (not kept: a reload may retire it).
+  const size_t tool_count = h.current()->tools().size(), instance_count = h.current()->instances().size();
+  for (const auto& w : h.current()->long_name_warnings()) spdlog::warn("{}", w);
+  auto reloading = std::make_optional<Reloading>(h, signals, log_level);
 
   if (transport == "http") {
     config::HttpConfig http_config = c.server.http;
     if (!listen.empty()) http_config.listen = listen;
     std::optional<auth::OAuthOptions> oauth;
     if (transport::auth_mode(http_config.auth) == "oauth") {
-      auto o = oauth_options(c, registry, (*host)->users, *(*host)->state);
+      auto o = oauth_options(c, *h.engine, h.users, *h.state);
       if (!o) return fail(o.error());
       oauth = std::move(*o);
     }
-    transport::HttpTransport http(*(*host)->engine, http_config, [&] { return health(registry, *(*host)->engine, *(*host)->state); }, std::move(oauth),
-                                  (*host)->state.get());
+    transport::HttpTransport http(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); }, std::move(oauth),
+                                  h.state.get());
     auto url = http.bind();
     if (!url) return fail(url.error());
     signals.on_signal([&] { http.stop(); });
     // Printed whatever the log level: the URL is what the user needs to connect.
     std::fprintf(stderr, "mcp-host %s serving %zu tools from %zu plugin instances at %s%s\n", kVersion,
-                 registry.tools().size(), registry.instances().size(), url->c_str(), http_config.path.c_str());
+                 tool_count, instance_count, url->c_str(), http_config.path.c_str());
     http.run();
     signals.on_signal(nullptr);  // a second signal while draining ends the host at once
-    return drain(**host);
+    reloading.reset();
+    return drain(h);
   }
   if (transport != "stdio") return fail("unknown transport '" + transport + "' (stdio or http)");
-  transport::StdioTransport stdio(*(*host)->engine);
+  transport::StdioTransport stdio(*h.engine);
   signals.on_signal([&] { stdio.stop(); });
-  spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion, registry.tools().size(),
-               registry.instances().size());
+  spdlog::info("mcp-host {} serving {} tools from {} plugin instances over stdio", kVersion, tool_count, instance_count);
   stdio.run();
   signals.on_signal(nullptr);
-  return drain(**host);
+  reloading.reset();
+  return drain(h);
 }
 
 int list_tools(const std::string& config_arg, const std::string& log_level) {
@@ -417,7 +492,7 @@ int call_tool(const std::string& config_arg, const std::string& log_level, const
 int auth_command(const std::string& config_arg, const std::string& log_level, const std::string& action, const std::string& grant) {
   auto host = start(config_arg, log_level);
   if (!host) return fail(host.error());
-  auto o = oauth_options(*(*host)->config, *(*host)->registry, (*host)->users, *(*host)->state);
+  auto o = oauth_options(*(*host)->config, *(*host)->engine, (*host)->users, *(*host)->state);
   if (!o) return fail(o.error());
   auth::OAuthServer server(std::move(*o), *(*host)->state);
   if (action == "list") {
@@ -453,19 +528,31 @@ int check_config(const std::string& config_arg, const std::string& log_level) {
                   c.restart.max_per_minute, c.restart.backoff_ms);
     }
   }
-  // Claude Code calls a tool mcp__<server>__<tool> and refuses names over 64 characters;
-  // the server's name is the user's choice there: assume this program's.
-  constexpr size_t kClaudeMax = 64;
-  const std::string server = "mcp-host";
-  for (const auto& t : reg.tools()) {
-    const size_t full = 5 + server.size() + 2 + t.public_name.size();
-    if (full <= kClaudeMax) continue;
-    std::printf("warn tool '%s' (instance '%s'): Claude Code calls it mcp__%s__%s, %zu characters, over its %zu; "
-                "shorten the instance's tool_prefix (or the server's name there)\n",
-                t.public_name.c_str(), t.instance->name().c_str(), server.c_str(), t.public_name.c_str(), full, kClaudeMax);
-  }
+  // The server's name in Claude Code is the user's choice there: this program's is assumed.
+  for (const auto& w : reg.long_name_warnings()) std::printf("warn %s\n", w.c_str());
   std::printf("configuration OK: %zu plugin instances, %zu tools\n", reg.instances().size(), reg.tools().size());
   return 0;
+}
+
+// `mcp-host reload`: every host serving with the file's state_dir reads its configuration
+// again (through its control socket) and says what changed, or why nothing did.
+int reload_command(const std::string& config_arg, std::string state_dir) {
+  if (state_dir.empty()) {
+    const std::string path = find_config(config_arg);
+    if (path.empty()) return fail("no configuration: pass --config FILE (or --state-dir DIR) to say which host to reload");
+    auto dir = config::state_dir_of(path);  // the rest of the file may be broken: the hosts say so
+    if (!dir) return fail(dir.error() + " (pass --state-dir DIR to reach the host anyway)");
+    state_dir = *dir;
+  }
+  // A reload may create plugin instances, each within its create_timeout_ms.
+  const auto replies = reload::ask_all(state_dir, "reload", std::chrono::minutes(2));
+  if (replies.empty()) return fail("no mcp-host is serving with state_dir " + state_dir + " (no control socket in " + state_dir + "/control)");
+  int status = 0;
+  for (const auto& r : replies) {
+    std::printf("mcp-host (pid %d): %s\n", r.pid, r.message.c_str());
+    if (!r.ok) status = 1;
+  }
+  return status;
 }
 
 // `mcp-host keys rotate`: replicas on PostgreSQL get new current keys for what they seal
@@ -593,6 +680,11 @@ int main(int argc, char** argv) {
   add_common(auth_revoke);
   auth_revoke->add_option("grant", grant_id, "grant id (from auth list)")->required();
 
+  std::string reload_state_dir;
+  auto* reload_cmd = app.add_subcommand("reload", "make the running hosts read their configuration again (like SIGHUP), and say what changed");
+  add_common(reload_cmd);
+  reload_cmd->add_option("--state-dir", reload_state_dir, "reach the hosts serving with this state_dir (default: the file's)");
+
   auto* keys_cmd = app.add_subcommand("keys", "the keys replicas share (store.backend: postgresql)");
   keys_cmd->require_subcommand(1, 1);
   auto* keys_rotate_cmd = keys_cmd->add_subcommand(
@@ -620,5 +712,6 @@ int main(int argc, char** argv) {
   if (*auth_revoke) return auth_command(config_path, log_level, "revoke", grant_id);
   if (*store_migrate_cmd) return store_migrate(migrate_from, migrate_to);
   if (*keys_rotate_cmd) return keys_rotate(config_path, log_level);
+  if (*reload_cmd) return reload_command(config_path, reload_state_dir);
   return serve(config_path, log_level, transport, listen);
 }

@@ -373,8 +373,9 @@ Answer OAuthServer::form_page(int status, const Params& q, const std::string& no
     return help.empty() ? described : " aria-describedby=\"" + id + "-help\"";
   };
   if (view.pending.empty()) {
-    for (size_t i = 0; i < options_.fields.size(); ++i) {
-      const auto& f = options_.fields[i];
+    const auto fields = form_fields();
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const auto& f = fields[i];
       const std::string id = "f" + std::to_string(i), name = f.instance + "." + f.key;
       const std::string aria = label(id, f.label, f.help);
       auto refill = view.refill.find(name);
@@ -505,7 +506,7 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
       creds[c["instance"].get<std::string>()][c["key"].get<std::string>()] = picked;
     }
   } else {
-    for (const auto& f : options_.fields) {
+    for (const auto& f : form_fields()) {
       const std::string name = f.instance + "." + f.key;
       const std::string value = trim(param_or(form, name));
       if (!f.secret) view.refill[name] = value;

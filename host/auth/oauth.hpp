@@ -79,7 +79,8 @@ struct OAuthOptions {
   // Users' credentials at rest: sealed with the current key, opened with any (replicas:
   // shared and rotated, `mcp-host keys rotate`). Required.
   std::shared_ptr<const store::Keyring> encryption_keys;
-  std::vector<FormField> fields;
+  // The form's fields: asked each time (a reload may add or remove plugin instances).
+  std::function<std::vector<FormField>()> fields;
   CredentialCheck check;                 // null: everything entered is accepted
   plugins::UserDirectory* users = nullptr;  // answered by this server while it lives
 };
@@ -136,6 +137,7 @@ class OAuthServer {
   bool revoke_grant(const std::string& id);
 
  private:
+  std::vector<FormField> form_fields() const { return options_.fields ? options_.fields() : std::vector<FormField>{}; }
   static constexpr std::chrono::seconds kRecheck{30};
   static constexpr std::string_view kRevokedEvent = "oauth.revoked";  // body: the grant id
   struct Cached {

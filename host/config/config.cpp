@@ -100,11 +100,12 @@ std::string strip_one_newline(std::string text) {
   return text;
 }
 
-Result<std::string> expand_file(std::string_view path_text, const std::string& base_dir) {
+Result<std::string> expand_file(std::string_view path_text, const std::string& base_dir, std::vector<std::string>* files) {
   if (path_text.empty()) return Error{"${file:} needs a path"};
   fs::path path(path_text);
   if (path.is_relative() && !base_dir.empty()) path = fs::path(base_dir) / path;
   path = path.lexically_normal();
+  if (files != nullptr) files->push_back(path.string());
   auto contents = read_whole_file(path, kMaxSecretFileBytes);
   if (!contents) return Error{"cannot read file '" + path.string() + "': " + contents.error()};
   return strip_one_newline(std::move(*contents));
@@ -125,14 +126,14 @@ Result<std::string> expand_variable(std::string_view body) {
 }
 
 // `body` is the text between "${" and "}".
-Result<std::string> expand_reference(std::string_view body, const std::string& base_dir) {
-  if (body.starts_with(kFilePrefix)) return expand_file(body.substr(kFilePrefix.size()), base_dir);
+Result<std::string> expand_reference(std::string_view body, const std::string& base_dir, std::vector<std::string>* files) {
+  if (body.starts_with(kFilePrefix)) return expand_file(body.substr(kFilePrefix.size()), base_dir, files);
   return expand_variable(body);
 }
 
 }  // namespace
 
-Result<std::string> interpolate(const std::string& text, const std::string& base_dir) {
+Result<std::string> interpolate(const std::string& text, const std::string& base_dir, std::vector<std::string>* files) {
   std::string out;
   out.reserve(text.size());
   size_t i = 0;
@@ -150,7 +151,7 @@ Result<std::string> interpolate(const std::string& text, const std::string& base
     }
     const size_t close = text.find('}', i + 2);
     if (close == std::string::npos) return Error{"unterminated '${' (missing '}')"};
-    auto value = expand_reference(std::string_view(text).substr(i + 2, close - i - 2), base_dir);
+    auto value = expand_reference(std::string_view(text).substr(i + 2, close - i - 2), base_dir, files);
     if (!value) return value;
     out += *value;
     i = close + 1;
@@ -169,6 +170,7 @@ Error located_error(const std::string& source, int line, const std::string& what
 struct Context {
   std::string source;  // for messages
   fs::path base_dir;   // absolute; relative paths and ${file:...} resolve against it
+  std::vector<std::string>* files = nullptr;  // collects the ${file:...} paths read
 
   Error fail(int line, const std::string& what) const { return located_error(source, line, what); }
 };
@@ -374,7 +376,7 @@ Result<std::string> read_scalar_text(const Context& ctx, const Value& v) {
 Result<std::string> read_interpolated(const Context& ctx, const Value& v) {
   auto raw = read_scalar_text(ctx, v);
   if (!raw) return raw;
-  auto value = interpolate(*raw, ctx.base_dir.string());
+  auto value = interpolate(*raw, ctx.base_dir.string(), ctx.files);
   if (!value) return ctx.fail(v.line, value.error());
   return value;
 }
@@ -596,6 +598,11 @@ constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "er
 constexpr std::string_view kLogFormats[] = {"text", "json"};
 constexpr std::string_view kTransports[] = {"stdio", "http"};
 
+constexpr Field<ReloadConfig> kReloadFields[] = {
+    {"watch", bool_field<&ReloadConfig::watch>},
+    {"drain_ms", int_field<&ReloadConfig::drain_ms, 0, INT_MAX>},
+};
+
 constexpr Field<LogConfig> kLogFields[] = {
     {"level", enum_field<&LogConfig::level, kLogLevels>},
     {"format", enum_field<&LogConfig::format, kLogFormats>},
@@ -717,6 +724,7 @@ constexpr Field<HttpConfig> kHttpFields[] = {
 constexpr Field<ServerConfig> kServerFields[] = {
     {"transport", enum_field<&ServerConfig::transport, kTransports>},
     {"page_size", int_field<&ServerConfig::page_size, 1, 1000>},
+    {"list_ttl_ms", int_field<&ServerConfig::list_ttl_ms, 0, 86400000>},
     {"max_concurrent_calls", int_field<&ServerConfig::max_concurrent_calls, 1, 4096>},
     {"max_queued_calls", int_field<&ServerConfig::max_queued_calls, 0, 1000000>},
     {"call_timeout_ms", int_field<&ServerConfig::call_timeout_ms, 1, INT_MAX>},
@@ -907,6 +915,7 @@ constexpr Field<Config> kTopFields[] = {
     {"state_dir", read_state_dir},
     {"store", read_store},
     {"tasks", section_field<&Config::tasks, kTasksFields>},
+    {"reload", section_field<&Config::reload, kReloadFields>},
     {"log", section_field<&Config::log, kLogFields>},
     {"plugin_paths", read_plugin_paths},
     {"server", section_field<&Config::server, kServerFields>},
@@ -964,13 +973,14 @@ Status check_one_document(const Context& ctx, const std::string& yaml) {
   return ctx.fail(where.line + 1, "only one YAML document is allowed");
 }
 
-Result<std::shared_ptr<const Config>> load_yaml(const Context& ctx, const std::string& yaml) {
+Result<std::shared_ptr<const Config>> load_yaml(Context ctx, const std::string& yaml) {
   if (auto st = check_one_document(ctx, yaml); !st) return Error{st.error()};
   std::vector<YAML::Node> documents;
   if (YAML::Node root = YAML::Load(yaml); root.IsDefined()) documents.push_back(root);
 
   auto config = std::make_shared<Config>();
   config->source = ctx.source;
+  ctx.files = &config->files;
   const std::string default_state_dir = config->state_dir;
   config->state_dir.clear();  // read_state_dir never stores "", so "" below means "not in the file"
 
@@ -1003,6 +1013,12 @@ Result<std::shared_ptr<const Config>> load_yaml(const Context& ctx, const std::s
 
 }  // namespace
 
+bool PluginConfig::same_instance(const PluginConfig& other) const {
+  PluginConfig moved = other;
+  moved.line = line;
+  return *this == moved;
+}
+
 Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const std::string& base_dir,
                                                   const std::string& source_name) {
   // yaml-cpp reports syntax errors (and a few others) by throwing; nothing may escape.
@@ -1021,11 +1037,29 @@ Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const
   }
 }
 
+Result<std::string> state_dir_of(const std::string& path) {
+  auto text = read_whole_file(path, kMaxConfigBytes);
+  if (!text) return Error{"cannot read config file '" + path + "': " + text.error()};
+  // Only its own top-level line is read, so the rest of the file may be broken.
+  std::istringstream in(*text);
+  std::string line, found;
+  while (std::getline(in, line)) {
+    if (line.starts_with("state_dir:")) found = line;
+  }
+  auto config = load_string(found, absolute_dir(path).parent_path().string(), path);
+  if (!config) return Error{config.error()};
+  return (*config)->state_dir;
+}
+
 Result<std::shared_ptr<const Config>> load_file(const std::string& path) {
   try {
     auto text = read_whole_file(path, kMaxConfigBytes);
     if (!text) return Error{"cannot read config file '" + path + "': " + text.error()};
-    return load_string(*text, absolute_dir(path).parent_path().string(), path);
+    auto config = load_string(*text, absolute_dir(path).parent_path().string(), path);
+    if (!config) return config;
+    auto with_file = std::make_shared<Config>(**config);
+    with_file->files.insert(with_file->files.begin(), absolute_dir(path).string());
+    return std::shared_ptr<const Config>(std::move(with_file));
   } catch (...) {
     return Error{"cannot read config file '" + path + "': internal error"};
   }

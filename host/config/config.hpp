@@ -16,6 +16,8 @@ namespace mcph::config {
 struct ToolFilter {
   std::vector<std::string> allow;  // empty = all tools
   std::vector<std::string> deny;
+
+  bool operator==(const ToolFilter&) const = default;
 };
 
 // isolation: process only: what the child process may use, and how it is restarted.
@@ -23,10 +25,14 @@ struct IsolationLimits {
   int memory_mb = 1024;            // resident memory; beyond it the child is ended (0: no limit)
   int cpu_seconds_per_call = 0;    // CPU one call's handler may use (0: no limit; the call deadline still holds)
   int open_files = 1024;           // RLIMIT_NOFILE
+
+  bool operator==(const IsolationLimits&) const = default;
 };
 struct RestartPolicy {
   int max_per_minute = 5;  // more crashes than this within a minute: the instance is failed
   int backoff_ms = 200;    // before a restart; doubles while restarts keep failing (at most 30 s)
+
+  bool operator==(const RestartPolicy&) const = default;
 };
 
 struct PluginConfig {
@@ -48,6 +54,10 @@ struct PluginConfig {
   std::string task_support;
   std::map<std::string, std::string> tool_task_support;
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
+
+  bool operator==(const PluginConfig&) const = default;
+  // The same instance, wherever the entry sits in the file (all but `line` equal).
+  bool same_instance(const PluginConfig& other) const;
 };
 
 // Where the host keeps what must outlive a process (plugin state, OAuth, shared keys).
@@ -57,6 +67,8 @@ struct StoreConfig {
   int pool_size = 8;               // postgresql: connections per process at most
   int connect_timeout_ms = 5000;   // postgresql: per connection attempt
   int statement_timeout_ms = 5000; // postgresql: a statement that runs longer fails
+
+  bool operator==(const StoreConfig&) const = default;
 };
 
 // MCP tasks (host/tasks/): long calls answered at once with a task the client polls.
@@ -68,16 +80,30 @@ struct TasksConfig {
   int poll_interval_ms = 1000;            // what clients are told to wait between polls
   int timeout_ms = 3600 * 1000;           // a task the host runs is cancelled after this long
   int max_result_bytes = 4 * 1024 * 1024; // a bigger result fails the task
+
+  bool operator==(const TasksConfig&) const = default;
+};
+
+// Live reconfiguration (host/reload/): SIGHUP and `mcp-host reload` always work.
+struct ReloadConfig {
+  bool watch = false;     // also reload when this file, or a ${file:...} it names, changes (inotify)
+  int drain_ms = 300000;  // a removed or replaced instance finishes its calls for this long, then they are cancelled
+
+  bool operator==(const ReloadConfig&) const = default;
 };
 
 struct LogConfig {
   std::string level = "info";   // trace | debug | info | warn | error | off
   std::string format = "text";  // text | json
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct TlsConfig {
   std::string cert;  // PEM file paths; both set = serve https
   std::string key;
+
+  bool operator==(const TlsConfig&) const = default;
 };
 
 // mcp-host as an OAuth 2.1 authorization server for its MCP endpoint (auth.mode: oauth).
@@ -87,12 +113,16 @@ struct OAuthConfig {
   int refresh_token_ttl_s = 30 * 24 * 3600;
   std::string signing_key;     // 32 bytes (raw or base64url), e.g. ${file:...}; default: generated in state_dir
   std::string encryption_key;  // likewise; encrypts users' credentials at rest
+
+  bool operator==(const OAuthConfig&) const = default;
 };
 
 struct HttpAuthConfig {
   std::string mode;                        // none | bearer | oauth; empty: bearer if tokens are set, else none
   std::vector<std::string> bearer_tokens;  // mode bearer: the accepted tokens; secrets
   OAuthConfig oauth;
+
+  bool operator==(const HttpAuthConfig&) const = default;
 };
 
 // The Codegen MCP server's old envelope: POST {"command": C, "args": {...}} on `path`
@@ -100,6 +130,8 @@ struct HttpAuthConfig {
 struct CommandEndpoint {
   std::string path;
   std::string tool_prefix;
+
+  bool operator==(const CommandEndpoint&) const = default;
 };
 
 struct HttpConfig {
@@ -123,16 +155,21 @@ struct HttpConfig {
   int max_sessions_per_client = 100;      // per user (OAuth) or address; a client's oldest idle one goes first
   TlsConfig tls;
   std::vector<CommandEndpoint> command_endpoints;
+
+  bool operator==(const HttpConfig&) const = default;
 };
 
 struct ServerConfig {
   std::string transport = "stdio";  // stdio | http
   int page_size = 100;              // tools/list page size
+  int list_ttl_ms = 60000;          // 2026-07-28 lists' ttlMs: how long a client may cache them
   int max_concurrent_calls = 64;    // tool calls running at once (worker threads)
   int max_queued_calls = 1000;      // calls waiting per plugin instance; beyond: refused at once
   int call_timeout_ms = 300000;     // a tool call is cancelled after this long
   int shutdown_grace_ms = 5000;     // on EOF/SIGTERM: wait this long for calls, then cancel
   HttpConfig http;
+
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct Config {
@@ -140,22 +177,32 @@ struct Config {
   std::string state_dir = "~/.local/state/mcp-host";  // after ~ expansion when loaded
   StoreConfig store;
   TasksConfig tasks;
+  ReloadConfig reload;
   LogConfig log;
   std::vector<std::string> plugin_paths;  // relative paths resolved against the file's folder
   ServerConfig server;
   std::vector<PluginConfig> plugins;
+  // The files it was read from: the YAML itself (load_file) and every ${file:...} it names,
+  // as absolute paths (what reload.watch watches).
+  std::vector<std::string> files;
 };
 
 // Reads and validates a YAML file. Relative plugin paths and ${file:...} references are
 // resolved against the file's directory.
 Result<std::shared_ptr<const Config>> load_file(const std::string& path);
 
+// The state_dir a file names (its top-level `state_dir:` line, else the default), even when
+// the rest of the file does not validate: how `mcp-host reload` finds the hosts to ask.
+Result<std::string> state_dir_of(const std::string& path);
+
 // Same for YAML text (base_dir resolves relative paths). Used by tests.
 Result<std::shared_ptr<const Config>> load_string(const std::string& yaml, const std::string& base_dir,
                                                   const std::string& source_name = "<string>");
 
 // ${VAR}, ${VAR:-default}, ${file:PATH} (trailing newline stripped). $$ is a literal $.
-// An unset ${VAR} without default is an error naming the variable.
-Result<std::string> interpolate(const std::string& text, const std::string& base_dir);
+// An unset ${VAR} without default is an error naming the variable. The ${file:} paths read
+// are appended to `files` when given.
+Result<std::string> interpolate(const std::string& text, const std::string& base_dir,
+                                std::vector<std::string>* files = nullptr);
 
 }  // namespace mcph::config

@@ -474,15 +474,17 @@ void ProcessInstance::Impl::on_service(const std::shared_ptr<Incarnation>& inc, 
     } else {
       reply["done"] = *r;
     }
+  } else if (op == "lease_acquire" && self.retired()) {
+    reply["held"] = false;  // its replacement leads from now on
   } else if (op == "lease_acquire") {
     // The owner is this host's, whatever the child says: it cannot take another replica's.
-    if (auto r = state->acquire(cfg.name, key, plugins::replica_id() + "/" + cfg.name, std::chrono::milliseconds(f.head.value("ttl_ms", int64_t{0}))); !r) {
+    if (auto r = state->acquire(cfg.name, key, self.host_instance().lease_owner(), std::chrono::milliseconds(f.head.value("ttl_ms", int64_t{0}))); !r) {
       fail(r.error());
     } else {
       reply["held"] = *r;
     }
   } else if (op == "lease_release") {
-    if (auto r = state->release(cfg.name, key, plugins::replica_id() + "/" + cfg.name); !r) fail(r.error());
+    if (auto r = state->release(cfg.name, key, self.host_instance().lease_owner()); !r) fail(r.error());
   } else if (op == "state_get") {
     auto r = state->get(cfg.name, key);
     if (!r) {
@@ -758,6 +760,7 @@ Result<std::unique_ptr<ProcessInstance>> ProcessInstance::create(const config::P
   const json& created = (*inc)->created->head;
   const json& lib = created.value("library", json::object());
   self->library_path_ = lib.value("path", cfg.library);
+  self->library_id_ = plugins::file_id(self->library_path_);
   self->library_name_ = lib.value("name", "");
   self->library_version_ = lib.value("version", "");
   impl.registration = created.value("registration", json::object());

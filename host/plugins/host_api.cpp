@@ -331,8 +331,6 @@ mcph_status state_list(mcph_host_instance* hi, mcph_str prefix,
 std::mutex replica_mutex;
 std::string replica;  // guarded by replica_mutex
 
-std::string lease_owner(const std::string& instance) { return replica_id() + "/" + instance; }
-
 mcph_status state_put_if(mcph_host_instance* hi, mcph_str key, const mcph_str* expected, const mcph_str* value) {
   if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
   auto opt = [](const mcph_str* s) { return s == nullptr ? std::nullopt : std::optional<std::string_view>(view(*s)); };
@@ -347,7 +345,8 @@ mcph_status state_put_if(mcph_host_instance* hi, mcph_str key, const mcph_str* e
 mcph_status lease_acquire(mcph_host_instance* hi, mcph_str name, uint32_t ttl_ms) {
   if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
   if (ttl_ms == 0) return MCPH_ERR_INVALID_ARGUMENT;
-  auto r = hi->services.state->acquire(hi->name, view(name), lease_owner(hi->name), std::chrono::milliseconds(ttl_ms));
+  if (hi->retired) return MCPH_ERR_FAILED_PRECONDITION;  // its replacement leads from now on
+  auto r = hi->services.state->acquire(hi->name, view(name), hi->lease_owner(), std::chrono::milliseconds(ttl_ms));
   if (!r) {
     spdlog::error("[{}] lease_acquire: {}", hi->name, r.error());
     return MCPH_ERR_UNAVAILABLE;
@@ -357,7 +356,7 @@ mcph_status lease_acquire(mcph_host_instance* hi, mcph_str name, uint32_t ttl_ms
 
 mcph_status lease_release(mcph_host_instance* hi, mcph_str name) {
   if (hi == nullptr || hi->services.state == nullptr) return MCPH_ERR_UNAVAILABLE;
-  auto r = hi->services.state->release(hi->name, view(name), lease_owner(hi->name));
+  auto r = hi->services.state->release(hi->name, view(name), hi->lease_owner());
   if (!r) spdlog::error("[{}] lease_release: {}", hi->name, r.error());
   return r ? MCPH_OK : MCPH_ERR_UNAVAILABLE;
 }

@@ -13,6 +13,7 @@ Result<std::unique_ptr<InProcessInstance>> InProcessInstance::create(const confi
   self->config_ = cfg;
   self->library_ = std::move(library);
   self->library_path_ = self->library_->path();
+  self->library_id_ = self->library_->id();
   self->library_name_ = self->library_->name();
   self->library_version_ = self->library_->version();
   self->host_.name = cfg.name;

@@ -38,6 +38,11 @@ std::vector<std::string> mcph_host_instance::caller_secrets(const mcph::plugins:
   return out;
 }
 
+std::string mcph_host_instance::lease_owner() const {
+  const std::string owner = mcph::plugins::replica_id() + "/" + name;
+  return services.generation > 0 ? owner + "@" + std::to_string(services.generation) : owner;
+}
+
 std::vector<std::string> mcph_host_instance::secrets_for(const mcph::plugins::Caller* caller) const {
   std::vector<std::string> out = secrets.fixed();
   if (caller != nullptr) {

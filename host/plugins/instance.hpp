@@ -161,6 +161,9 @@ struct Services {
   services::HttpService* http = nullptr;
   const UserDirectory* users = nullptr;   // may be null: nobody is known
   TaskReports* tasks = nullptr;           // may be null: no tasks (task_* then fail)
+  // 0 for an instance made at start; a reload's replacement gets the reload's number, so
+  // its leases are its own while the instance it replaces drains (see lease_owner()).
+  int generation = 0;
 };
 
 class Instance;
@@ -227,7 +230,12 @@ struct mcph_host_instance {
   // plugin could declare any public), and users' secret ones seen since.
   mcph::plugins::Secrets secrets;
   std::atomic<bool> shutting_down{false};
+  // A reload removed or replaced it: it finishes its calls but may take no lease.
+  std::atomic<bool> retired{false};
 
+  // The owner of its leases: "<replica>/<name>", with "@<generation>" for a reload's
+  // replacement (so it does not share the lease of the instance it replaces).
+  std::string lease_owner() const;
   // Replaces every secret in `text` with "[REDACTED]"; true if it found one.
   bool redact(std::string& text) const { return secrets.redact(text); }
   // The values of `caller`'s credentials for this instance that are secret (declared with
@@ -274,6 +282,8 @@ class Instance {
   const std::string& library_path() const { return library_path_; }
   const std::string& library_name() const { return library_name_; }
   const std::string& library_version() const { return library_version_; }
+  // The library file as it was when the instance was made (a reload compares it).
+  const FileId& library_id() const { return library_id_; }
   const std::vector<Tool>& tools() const { return host_.tools; }
   const std::vector<Resource>& resources() const { return host_.resources; }
   const std::vector<Prompt>& prompts() const { return host_.prompts; }
@@ -298,6 +308,10 @@ class Instance {
 
   // From now on every call_cancelled() of this instance is true.
   virtual void begin_shutdown() { host_.shutting_down = true; }
+  // A reload removed or replaced it: it takes no new calls (the engine serves another
+  // registry) and no lease; its calls in flight finish.
+  void retire() { host_.retired = true; }
+  bool retired() const { return host_.retired.load(std::memory_order_relaxed); }
   bool shutting_down() const { return host_.shutting_down.load(std::memory_order_relaxed); }
   virtual int in_flight() const = 0;
   virtual InstanceHealth health() const { return {}; }
@@ -312,6 +326,7 @@ class Instance {
 
   config::PluginConfig config_;
   std::string library_path_, library_name_, library_version_;
+  FileId library_id_;
   mcph_host_instance host_;
 };
 

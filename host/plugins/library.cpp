@@ -1,7 +1,10 @@
 #include "plugins/library.hpp"
 
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <filesystem>
@@ -70,40 +73,89 @@ std::vector<std::string> default_search_dirs(const std::vector<std::string>& con
   return dirs;
 }
 
+FileId file_id(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return FileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+namespace {
+
+// The identity of the file each path was first dlopen()ed as. glibc matches an already
+// loaded object by its path before it looks at the file, and a C++ library with unique
+// symbols is never unloaded at all: once a path was loaded, a newer file there is only
+// reached under another name.
+std::unordered_map<std::string, FileId> g_first_loaded;  // guarded by g_cache_mutex
+
+// Copies `path` into a new private folder and returns the copy's path (the caller loads it,
+// then removes it: the mapping outlives the file).
+Result<std::string> private_copy(const std::string& path) {
+  std::string dir = (fs::temp_directory_path() / "mcph-lib-XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) return Error{std::string("cannot make a folder for a fresh copy: ") + std::strerror(errno)};
+  const std::string copy = dir + "/" + fs::path(path).filename().string();
+  std::error_code ec;
+  fs::copy_file(path, copy, ec);
+  if (ec) {
+    fs::remove_all(dir, ec);
+    return Error{"cannot copy it for a fresh load: " + ec.message()};
+  }
+  return copy;
+}
+
+// Where `spec` may be, in the order looked at.
+std::vector<std::string> candidates(const std::string& spec, const std::vector<std::string>& search_dirs) {
+  if (looks_like_path(spec)) return {spec};
+  std::vector<std::string> out;
+  for (const auto& dir : search_dirs) {
+    out.push_back((fs::path(dir) / ("lib" + spec + ".so")).string());
+    out.push_back((fs::path(dir) / (spec + ".so")).string());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Library::resolve(const std::string& spec, const std::vector<std::string>& search_dirs) {
+  for (const auto& c : candidates(spec, search_dirs)) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) return fs::canonical(c, ec).string();
+  }
+  return "";
+}
+
 Result<std::shared_ptr<Library>> Library::load(const std::string& spec,
                                                const std::vector<std::string>& search_dirs) {
-  std::vector<std::string> candidates;
-  if (looks_like_path(spec)) {
-    candidates.push_back(spec);
-  } else {
-    for (const auto& dir : search_dirs) {
-      candidates.push_back((fs::path(dir) / ("lib" + spec + ".so")).string());
-      candidates.push_back((fs::path(dir) / (spec + ".so")).string());
-    }
-  }
-  std::string found;
-  for (const auto& c : candidates) {
-    std::error_code ec;
-    if (fs::is_regular_file(c, ec)) {
-      found = fs::canonical(c, ec).string();
-      break;
-    }
-  }
+  const std::string found = resolve(spec, search_dirs);
   if (found.empty()) {
+    const auto tried_paths = candidates(spec, search_dirs);
     std::string tried;
-    for (const auto& c : candidates) tried += "\n    " + c;
-    if (candidates.empty()) tried = " (no search folders)";
+    for (const auto& c : tried_paths) tried += "\n    " + c;
+    if (tried_paths.empty()) tried = " (no search folders)";
     return Error{"plugin library '" + spec + "' not found; tried:" + tried};
   }
 
   std::lock_guard lock(g_cache_mutex);
-  if (auto cached = g_cache[found].lock()) return cached;
+  const FileId id = file_id(found);
+  if (auto cached = g_cache[found].lock(); cached && cached->id_ == id) return cached;
 
   std::shared_ptr<Library> lib(new Library());
   lib->path_ = found;
+  lib->id_ = id;
   if (std::string why = not_a_library(found); !why.empty()) return Error{"cannot load plugin library " + found + ": " + why};
+  std::string load_from = found;
+  auto first = g_first_loaded.try_emplace(found, id).first;
+  if (first->second != id) {  // replaced on disk since this path was loaded
+    auto copy = private_copy(found);
+    if (!copy) return Error{"cannot load the new " + found + ": " + copy.error()};
+    load_from = *copy;
+  }
   boost::dll::fs::error_code ec;
-  lib->lib_.load(found, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  lib->lib_.load(load_from, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  if (load_from != found) {
+    std::error_code ignored;
+    fs::remove_all(fs::path(load_from).parent_path(), ignored);
+  }
   if (ec) return Error{"cannot load plugin library " + found + ": " + loader_error(found, ec.message())};
   if (!lib->lib_.has(MCPH_ENTRY_SYMBOL)) {
     return Error{found + " is not an mcp-host plugin: it exports no '" MCPH_ENTRY_SYMBOL

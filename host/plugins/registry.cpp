@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -36,22 +38,74 @@ Result<std::unique_ptr<Instance>> create_instance(const config::PluginConfig& en
 }
 
 Result<std::unique_ptr<Registry>> Registry::load(const config::Config& config, Services services) {
-  std::vector<std::unique_ptr<Instance>> instances;
+  return assemble(config, services, [](const config::PluginConfig&) { return nullptr; });
+}
+
+Result<std::unique_ptr<Registry>> Registry::reload(const config::Config& config, Services services, Changes& changes) const {
+  changes = {};
+  const auto dirs = default_search_dirs(config.plugin_paths);
+  std::set<std::string> kept;
+  auto keep = [&](const config::PluginConfig& entry) -> std::shared_ptr<Instance> {
+    for (const auto& inst : instances_) {
+      if (inst->name() != entry.name) continue;
+      // The same entry, and the library it names is still the file the instance runs.
+      const std::string path = Library::resolve(entry.library, dirs);
+      if (!inst->config().same_instance(entry) || path != inst->library_path() || file_id(path) != inst->library_id()) {
+        changes.replaced.push_back(entry.name);
+        return nullptr;
+      }
+      kept.insert(entry.name);
+      changes.unchanged.push_back(entry.name);
+      return inst;
+    }
+    changes.added.push_back(entry.name);
+    return nullptr;
+  };
+  auto next = assemble(config, services, keep);
+  if (!next) return next;
+  for (const auto& inst : instances_) {
+    const bool replaced = std::find(changes.replaced.begin(), changes.replaced.end(), inst->name()) != changes.replaced.end();
+    if (!kept.contains(inst->name()) && !replaced) changes.removed.push_back(inst->name());
+  }
+  return next;
+}
+
+Result<std::unique_ptr<Registry>> Registry::assemble(const config::Config& config, Services services, const Keep& keep) {
+  std::vector<std::shared_ptr<Instance>> instances;
   const auto dirs = default_search_dirs(config.plugin_paths);
   // Child processes start side by side (each takes milliseconds to exec, load and create);
   // in-process instances are created in file order on this thread.
-  std::vector<std::future<Result<std::unique_ptr<Instance>>>> started;
+  std::vector<std::future<Result<std::shared_ptr<Instance>>>> started;
   for (const auto& entry : config.plugins) {
     if (!entry.enabled) continue;
+    if (auto existing = keep(entry)) {
+      std::promise<Result<std::shared_ptr<Instance>>> ready;
+      ready.set_value(std::move(existing));
+      started.push_back(ready.get_future());
+      continue;
+    }
     const auto policy = entry.isolation == "process" ? std::launch::async : std::launch::deferred;
-    started.push_back(std::async(policy, [&entry, &dirs, services] { return create_instance(entry, dirs, services); }));
+    started.push_back(std::async(policy, [&entry, &dirs, services]() -> Result<std::shared_ptr<Instance>> {
+      auto inst = create_instance(entry, dirs, services);
+      if (!inst) return Error{inst.error()};
+      spdlog::debug("loaded plugin instance '{}' from {} ({} {}, {} tools)", (*inst)->name(), (*inst)->library_path(),
+                    (*inst)->library_name(), (*inst)->library_version(), (*inst)->tools().size());
+      return std::shared_ptr<Instance>(std::move(*inst));
+    }));
   }
-  for (auto& future : started) {
+  std::optional<Error> failed;
+  for (auto& future : started) {  // every one is waited for, even after a failure
     auto inst = future.get();
-    if (!inst) return Error{inst.error()};
-    spdlog::debug("loaded plugin instance '{}' from {} ({} {}, {} tools)", (*inst)->name(), (*inst)->library_path(),
-                  (*inst)->library_name(), (*inst)->library_version(), (*inst)->tools().size());
-    instances.push_back(std::move(*inst));
+    if (!inst && !failed) failed = Error{inst.error()};
+    if (inst) instances.push_back(std::move(*inst));
+  }
+  if (failed) {
+    // The new ones go again (newest first); kept ones belong to the registry they came from.
+    for (auto it = instances.rbegin(); it != instances.rend(); ++it) {
+      if (it->use_count() == 1) (*it)->begin_shutdown();
+      it->reset();
+    }
+    return *failed;
   }
   return build(std::move(instances));
 }
@@ -70,7 +124,7 @@ TaskSupport task_support(const config::PluginConfig& cfg, const Tool& tool) {
 
 }  // namespace
 
-Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<Instance>> instances) {
+Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::shared_ptr<Instance>> instances) {
   std::unique_ptr<Registry> reg(new Registry());
   reg->instances_ = std::move(instances);
   for (const auto& inst : reg->instances_) {
@@ -128,8 +182,32 @@ Result<std::unique_ptr<Registry>> Registry::build(std::vector<std::unique_ptr<In
 }
 
 Registry::~Registry() {
-  begin_shutdown();
+  // An instance gains owners only by a reload copying it from the registry being served, so
+  // one that this registry alone holds cannot gain another while the count is looked at.
+  for (const auto& inst : instances_) {
+    if (inst.use_count() == 1) inst->begin_shutdown();
+  }
   while (!instances_.empty()) instances_.pop_back();
+}
+
+const Instance* Registry::instance(std::string_view name) const {
+  for (const auto& inst : instances_) {
+    if (inst->name() == name) return inst.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Registry::long_name_warnings(const std::string& server) const {
+  constexpr size_t kClaudeMax = 64;
+  std::vector<std::string> out;
+  for (const auto& t : tools_) {
+    const size_t full = 5 + server.size() + 2 + t.public_name.size();  // mcp__<server>__<tool>
+    if (full <= kClaudeMax) continue;
+    out.push_back("tool '" + t.public_name + "' (instance '" + t.instance->name() + "'): Claude Code calls it mcp__" + server +
+                  "__" + t.public_name + ", " + std::to_string(full) + " characters, over its " + std::to_string(kClaudeMax) +
+                  "; shorten the instance's tool_prefix (or the server's name there)");
+  }
+  return out;
 }
 
 const Registry::Entry* Registry::find(std::string_view public_name) const {

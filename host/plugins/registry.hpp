@@ -1,9 +1,11 @@
 // The tools every enabled plugin instance registered, under their public names
 // (tool_prefix + name), filtered by each instance's allow/deny lists; their prompts (also
 // under tool_prefix + name) and resources (by URI, which must be unique across
-// instances). Owns the instances.
+// instances). Shares its instances with the registry a reload makes from it: an instance
+// lives while any registry (or request) that serves it does.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,9 +39,20 @@ class Registry {
   // instance; instances created before it are destroyed again.
   static Result<std::unique_ptr<Registry>> load(const config::Config& config, Services services);
   // For tests: build from instances that already exist.
-  static Result<std::unique_ptr<Registry>> build(std::vector<std::unique_ptr<Instance>> instances);
+  static Result<std::unique_ptr<Registry>> build(std::vector<std::shared_ptr<Instance>> instances);
 
-  ~Registry();  // destroys instances in reverse order of creation
+  // What a reload does to each instance, by name.
+  struct Changes {
+    std::vector<std::string> added, replaced, removed, unchanged;
+    bool any() const { return !added.empty() || !replaced.empty() || !removed.empty(); }
+  };
+  // The registry `config` describes, made from this one: an instance whose entry (all but
+  // its line) and library file are unchanged is kept as it is; the others are created
+  // anew with `services` (their generation tells their leases apart). This registry is
+  // not changed: on failure the new instances are destroyed again.
+  Result<std::unique_ptr<Registry>> reload(const config::Config& config, Services services, Changes& changes) const;
+
+  ~Registry();  // ends the instances no other registry shares, in reverse order of creation
 
   template <typename T>
   struct Item {
@@ -60,13 +73,22 @@ class Registry {
   const std::vector<ResourceEntry>& resources() const { return resources_; }  // fixed URIs
   const std::vector<ResourceEntry>& templates() const { return templates_; }
   const std::vector<PromptEntry>& prompts() const { return prompts_; }
-  const std::vector<std::unique_ptr<Instance>>& instances() const { return instances_; }
+  const std::vector<std::shared_ptr<Instance>>& instances() const { return instances_; }
+  const Instance* instance(std::string_view name) const;  // null when none has that name
   // Every call_cancelled() turns true, so long calls end.
   void begin_shutdown();
 
+  // Claude Code calls a tool mcp__<server>__<tool> and refuses names over 64 characters:
+  // one warning per tool whose public name gets there with `server` as the server's name.
+  std::vector<std::string> long_name_warnings(const std::string& server = "mcp-host") const;
+
  private:
   Registry() = default;
-  std::vector<std::unique_ptr<Instance>> instances_;
+  // With `keep(entry)`: an existing instance to serve that entry with, or null to create one.
+  using Keep = std::function<std::shared_ptr<Instance>(const config::PluginConfig&)>;
+  static Result<std::unique_ptr<Registry>> assemble(const config::Config& config, Services services, const Keep& keep);
+
+  std::vector<std::shared_ptr<Instance>> instances_;
   std::vector<Entry> tools_;
   std::unordered_map<std::string_view, size_t> by_name_;  // views into tools_[i].public_name
   std::vector<ResourceEntry> resources_;

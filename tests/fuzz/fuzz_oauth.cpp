@@ -19,7 +19,7 @@ struct World {
     o.mcp_path = "/mcp";
     o.signing_key = mcph::crypto::random_bytes(32);
     o.encryption_keys = std::make_shared<mcph::store::Keyring>(mcph::crypto::random_bytes(32));
-    o.fields.push_back({"svc", "api_token", "API token", "", true});
+    o.fields = [] { return std::vector<mcph::auth::FormField>{{"svc", "api_token", "API token", "", true}}; };
     server = std::make_unique<mcph::auth::OAuthServer>(std::move(o), *store);
   }
 };

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "codesphere_fake.hpp"
 #include "host_fixture.hpp"
 #include "process.hpp"
 #include "protocol/schema.hpp"
@@ -25,42 +26,9 @@ const std::string kToken = "cs-test-TOKEN-7f3a9d";
 
 // --- The fake API -------------------------------------------------------------------------------
 
-class FakeCodesphere {
+class FakeCodesphere : public CodesphereFake {
  public:
-  FakeCodesphere()
-      : proc_({"/usr/bin/env", "python3", std::string(MCPH_SOURCE_DIR) + "/tests/fakes/codesphere_fake.py", "--port", "0",
-               "--token", kToken, "--exit-on-stdin-eof"}) {
-    auto line = proc_.read_line(15s);
-    if (line && line->rfind("PORT ", 0) == 0) port_ = std::stoi(line->substr(5));
-  }
-
-  int port() const { return port_; }
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  json control(const std::string& method, const std::string& what, const json& body = json()) {
-    services::HttpRequest req;
-    req.method = method;
-    req.url = base() + "/_fake/" + what;
-    if (!body.is_null()) {
-      req.body = body.dump();
-      req.headers.emplace_back("Content-Type", "application/json");
-    }
-    auto r = http_.send(req);
-    EXPECT_EQ(r.status, 200) << what << ": " << r.error << r.body;
-    return json::parse(r.body, nullptr, false);
-  }
-  void reset() { control("POST", "reset"); }
-  void fault(const json& f) { control("POST", "faults", f); }
-  void pipeline(const json& p) { control("POST", "pipeline", p); }
-  void logs(const json& l) { control("POST", "logs", l); }
-  void state(const json& s) { control("POST", "state", s); }
-  json streams() { return control("GET", "streams"); }
-  std::vector<json> requests() { return control("GET", "requests")["requests"].get<std::vector<json>>(); }
-
- private:
-  Process proc_;
-  services::HttpClient http_;
-  int port_ = 0;
+  FakeCodesphere() : CodesphereFake({kToken}) {}
 };
 
 // "GET /teams" for each recorded request, in order.

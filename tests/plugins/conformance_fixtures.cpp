@@ -4,6 +4,7 @@
 // tests, never installed. Also the fullest example of the C++ SDK in the tree: resources,
 // templates, prompts, completion, and input from the client in both protocol eras.
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -35,7 +36,13 @@ void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms
 
 class Fixtures : public mcph::sdk::Plugin {
  public:
-  Fixtures(mcph::sdk::Host& host, const json&) : Plugin(host) {
+  Fixtures(mcph::sdk::Host& host, const json& settings) : Plugin(host) {
+    // A second instance whose lists follow the configuration (see list_triggers()).
+    if (settings.contains("generation")) {
+      generated(settings["generation"].get<std::string>());
+      return;
+    }
+    if (settings.contains("list_file")) list_triggers(settings["list_file"].get<std::string>());
     content_tools();
     notification_tools();
     input_tools();
@@ -211,6 +218,35 @@ class Fixtures : public mcph::sdk::Plugin {
       if (!a) call.await_input();
       return content(text_block("Answered: " + a->dump()));
     });
+  }
+
+  // server-stateless's list-change probes: the host's lists change only when its
+  // configuration does, so these tools change it. They count up a file the YAML names, as
+  // ${file:generation} in another instance's settings; reload.watch sees the file change
+  // and reloads, and that instance comes back with another tool and prompt.
+  void list_triggers(const std::string& file) {
+    for (const char* name : {"test_trigger_tool_change", "test_trigger_prompt_change"}) {
+      tool(ToolSpec(name).description("Changes the tool and prompt lists (the host reloads its configuration)"), [file](Call&, const json&) {
+        int n = 0;
+        if (std::FILE* in = std::fopen(file.c_str(), "r")) {
+          if (std::fscanf(in, "%d", &n) != 1) n = 0;
+          std::fclose(in);
+        }
+        const std::string next = file + ".next";
+        std::FILE* out = std::fopen(next.c_str(), "w");
+        if (out == nullptr) throw mcph::sdk::ToolError("cannot write " + next);
+        std::fprintf(out, "%d\n", n + 1);
+        std::fclose(out);
+        std::rename(next.c_str(), file.c_str());
+        return content(text_block("the lists change in a moment (generation " + std::to_string(n + 1) + ")"));
+      });
+    }
+  }
+  void generated(const std::string& generation) {
+    tool(ToolSpec("generated_tool_" + generation).description("Exists in one generation of the configuration"),
+         [](Call&, const json&) { return content(text_block("generated")); });
+    prompt(PromptSpec("generated_prompt_" + generation).description("Exists in one generation of the configuration"),
+           [](Call&, const json&) { return mcph::sdk::prompt_text("generated"); });
   }
 
   void diagnostic_tools() {

@@ -378,15 +378,15 @@ TEST_F(ConfigErrorTest, PluginTypes) {
 TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
   expect_errors({
       {yaml({"log: {}", "servers: {}"}),
-       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, tasks, log, plugin_paths, "
+       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, tasks, reload, log, plugin_paths, "
        "server, plugins)"},
       {yaml({"log:", "  level: info", "  colour: true"}),
        "cfg.yaml:3: unknown key 'colour' in log (known: level, format)"},
       {yaml({"server:", "  page_size: 5", "  transprt: stdio"}),
-       "cfg.yaml:3: unknown key 'transprt' in server (known: transport, page_size, max_concurrent_calls, "
+       "cfg.yaml:3: unknown key 'transprt' in server (known: transport, page_size, list_ttl_ms, max_concurrent_calls, "
        "max_queued_calls, call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"server: { page_size: 5, pagesize: 6 }"}),
-       "cfg.yaml:1: unknown key 'pagesize' in server (known: transport, page_size, max_concurrent_calls, "
+       "cfg.yaml:1: unknown key 'pagesize' in server (known: transport, page_size, list_ttl_ms, max_concurrent_calls, "
        "max_queued_calls, call_timeout_ms, shutdown_grace_ms, http)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "  - name: c", "    library: d",
              "    enable: true"}),

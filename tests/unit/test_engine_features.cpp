@@ -81,7 +81,8 @@ TEST_F(FeaturesTest, APluginBuiltAgainstTheFrozen10HeaderStillServes) {
 
 TEST_F(FeaturesTest, CapabilitiesFollowWhatThePluginsRegistered) {
   json caps = initialize()["result"]["capabilities"];
-  EXPECT_EQ(caps["prompts"]["listChanged"], false);
+  EXPECT_EQ(caps["prompts"]["listChanged"], true);  // a reload may change them; clients are told
+  EXPECT_EQ(caps["tools"]["listChanged"], true);
   EXPECT_EQ(caps["resources"]["subscribe"], true);
   EXPECT_TRUE(caps.contains("completions"));
   json modern_caps = modern("server/discover")["result"]["capabilities"];

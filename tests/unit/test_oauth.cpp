@@ -38,7 +38,7 @@ class OAuthTest : public ::testing::Test {
     options.mcp_path = "/mcp";
     options.signing_key = crypto::random_bytes(32);
     options.encryption_keys = std::make_shared<store::Keyring>(crypto::random_bytes(32));
-    options.fields = {{"cs", "api_token", "Codesphere API token", "From Settings > API <keys>", true}};
+    options.fields = [] { return std::vector<auth::FormField>{{"cs", "api_token", "Codesphere API token", "From Settings > API <keys>", true}}; };
     options.users = &users;
     restart();
   }

@@ -337,10 +337,10 @@ TEST_F(TasksTest, ListenStreamCarriesResourceUpdatesAndTaskChangesUntilCancelled
   json ack = stream->wait_for([](const json& m) { return m.value("method", "") == "notifications/subscriptions/acknowledged"; });
   ASSERT_TRUE(ack.is_object());
   EXPECT_EQ(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen:0");
-  // Honoured: the resource that exists and the caller's own task; not the list changes
-  // (this host's lists do not change while it runs) nor what does not exist.
+  // Honoured: the list change asked for (a reload may change the lists), the resource that
+  // exists and the caller's own task; not what does not exist.
   EXPECT_EQ(ack["params"]["notifications"],
-            (json{{"resourceSubscriptions", {"test://watched-resource"}}, {"taskIds", {task}}})) << ack;
+            (json{{"toolsListChanged", true}, {"resourceSubscriptions", {"test://watched-resource"}}, {"taskIds", {task}}})) << ack;
 
   json done = stream->wait_for([](const json& m) {
     return m.value("method", "") == "notifications/tasks" && m["params"]["status"] == "completed";
