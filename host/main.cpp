@@ -26,6 +26,8 @@
 #include "services/logging.hpp"
 #include "store/state_store.hpp"
 #include "tasks/task_service.hpp"
+#include "telemetry/metrics_server.hpp"
+#include "telemetry/telemetry.hpp"
 #include "transport/http.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/stdio.hpp"
@@ -49,6 +51,7 @@ struct Host {
   std::unique_ptr<services::HttpClient> http;
   plugins::UserDirectory users;  // filled by the OAuth server while it runs
   std::unique_ptr<tasks::TaskService> tasks;  // null with tasks.enabled: false
+  std::unique_ptr<telemetry::Telemetry> telemetry;  // serve with metrics on; outlives the engine and sessions
   plugins::Services services;
   std::shared_ptr<plugins::Registry> registry;  // serve: handed to the reloader
   std::unique_ptr<protocol::Engine> engine;
@@ -108,6 +111,11 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
     spdlog::debug("replica id: {} (using a new one)", id.error());
   }
   host->http = std::make_unique<services::HttpClient>();
+  const std::string effective_transport = transport.empty() ? c.server.transport : transport;
+  if (serving && (c.telemetry.metrics || !c.telemetry.metrics_listen.empty())) {
+    host->telemetry = std::make_unique<telemetry::Telemetry>(effective_transport == "http" ? "tcp" : "pipe");
+    host->http->set_observer([t = host->telemetry.get()](const auto& req, const auto& res, auto took) { t->http_done(req, res, took); });
+  }
   if (c.tasks.enabled && serving) {
     tasks::ServiceOptions t;
     t.limits = {static_cast<size_t>(c.tasks.max_per_user), static_cast<size_t>(c.tasks.max_total),
@@ -124,7 +132,8 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   opts.page_size = static_cast<size_t>(c.server.page_size);
   opts.list_ttl = std::chrono::milliseconds(c.server.list_ttl_ms);
   opts.call_timeout = std::chrono::milliseconds(c.server.call_timeout_ms);
-  if ((transport.empty() ? c.server.transport : transport) == "http") {
+  opts.observer = host->telemetry.get();
+  if (effective_transport == "http") {
     opts.call_timeout = std::min(opts.call_timeout, std::chrono::milliseconds(c.server.http.request_timeout_ms));
   }
   opts.max_concurrent_calls = static_cast<size_t>(c.server.max_concurrent_calls);
@@ -372,6 +381,40 @@ class Reloading {
   std::unique_ptr<reload::ControlServer> control_;
 };
 
+// Metrics for a serving host: what the scrape-time gauges read, and the separate listener
+// (telemetry.metrics_listen) when one is configured. Lives until the host stops serving.
+class Metrics {
+ public:
+  explicit Metrics(Host& h) {
+    if (!h.telemetry) return;
+    telemetry::Sources s;
+    s.calls_in_flight = [&h] { return static_cast<double>(h.engine->running()); };
+    s.sessions = [&h] { return static_cast<double>(h.engine->sessions_open()); };
+    s.streams = [&h] { return static_cast<double>(h.engine->streams_open()); };
+    s.instances = [&h] {
+      std::vector<telemetry::Sources::Instance> out;
+      for (const auto& inst : h.current()->instances()) {
+        const auto health = inst->health();
+        out.push_back({inst->name(), health.mode, inst->shutting_down() ? "stopping" : health.state, health.restarts});
+      }
+      return out;
+    };
+    h.telemetry->set_sources(std::move(s));
+    if (h.config->telemetry.metrics_listen.empty()) return;
+    auto server = telemetry::MetricsServer::start(h.config->telemetry.metrics_listen, [t = h.telemetry.get()] { return t->prometheus(); });
+    if (!server) {
+      spdlog::error("{}", server.error());
+      return;
+    }
+    server_ = std::move(*server);
+    // Printed whatever the log level, like the MCP URL: where to point Prometheus.
+    std::fprintf(stderr, "mcp-host metrics at %s\n", server_->url().c_str());
+  }
+
+ private:
+  std::unique_ptr<telemetry::MetricsServer> server_;
+};
+
 int serve(const std::string& config_arg, const std::string& log_level, const std::string& transport_arg,
           const std::string& listen) {
   SignalWatcher::block();
@@ -385,6 +428,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
   const size_t tool_count = h.current()->tools().size(), instance_count = h.current()->instances().size();
   for (const auto& w : h.current()->long_name_warnings()) spdlog::warn("{}", w);
   auto reloading = std::make_optional<Reloading>(h, signals, log_level);
+  auto metrics = std::make_optional<Metrics>(h);
 
   if (transport == "http") {
     config::HttpConfig http_config = c.server.http;
@@ -397,6 +441,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     }
     transport::HttpTransport http(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); }, std::move(oauth),
                                   h.state.get());
+    if (h.telemetry && c.telemetry.metrics) http.serve_metrics([t = h.telemetry.get()] { return t->prometheus(); });
     auto url = http.bind();
     if (!url) return fail(url.error());
     signals.on_signal([&] { http.stop(); });
@@ -406,6 +451,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     http.run();
     signals.on_signal(nullptr);  // a second signal while draining ends the host at once
     reloading.reset();
+    metrics.reset();
     return drain(h);
   }
   if (transport != "stdio") return fail("unknown transport '" + transport + "' (stdio or http)");
@@ -415,6 +461,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
   stdio.run();
   signals.on_signal(nullptr);
   reloading.reset();
+  metrics.reset();
   return drain(h);
 }
 

@@ -23,6 +23,12 @@ command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo
 build=${BUILD_DIR:-$root/build-bench}
 BUILD_DIR=$build BUILD_TYPE=Release "$root/scripts/build.sh" >/dev/null
 duration=${BENCH_SECONDS:-10}
+# wrk_echo CONNECTIONS URL [wrk args...]: tools/call of echo for $duration s; prints "N req/s, <latency percentiles>".
+wrk_echo() {
+  local c=$1 url=$2; shift 2
+  wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${duration}s" -s "$root/tests/bench/echo_call.lua" "$@" "$url" |
+    awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}'
+}
 
 echo "== stdio"
 "$build/tests/mcph-bench-stdio" 20 200000 64
@@ -50,8 +56,7 @@ bare_port=$(cat "$work/bare.port")
 for c in 1 8 32; do
   for target in "mcp-host:$host_port" "bare-httplib:$bare_port"; do
     name=${target%%:*} port=${target##*:}
-    line=$(wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${duration}s" -s "$root/tests/bench/echo_call.lua" \
-               "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+    line=$(wrk_echo "$c" "http://127.0.0.1:$port/mcp")
     printf '%-13s %2d conn: %s\n' "$name" "$c" "$line"
   done
 done
@@ -74,8 +79,7 @@ for target in "none:$host_port:" "bearer:$bearer_port:bench-static-token-1234" "
   IFS=: read -r name port token <<< "$target"
   auth=()
   [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
-  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" "${auth[@]}" \
-             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp" "${auth[@]}")
   printf '%-13s  8 conn: %s\n' "auth $name" "$line"
 done
 
@@ -90,13 +94,35 @@ for _ in $(seq 100); do grep -q 'http://' "$work/iso.log" && break; sleep 0.05; 
 iso_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/iso.log" | head -1 | cut -d: -f3)
 for target in "in-process:$host_port" "isolated:$iso_port"; do
   name=${target%%:*} port=${target##*:}
-  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" \
-             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp")
   printf '%-13s  8 conn: %s\n' "$name" "$line"
 done
 child=$(curl -s "http://127.0.0.1:$iso_port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugins"][0]["pid"])')
 sleep 1
 echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"
+
+echo "== telemetry (wrk, 8 conn, ${duration}s each, two interleaved rounds)"
+# The same host with metrics off and on (the default: every request recorded, /metrics scraped
+# once a second as Prometheus would).
+for mode in off metrics; do
+  on=false; [ "$mode" = metrics ] && on=true
+  sed "s|^state_dir: .*|state_dir: $work/state-tel-$mode\ntelemetry: { metrics: $on }|" "$work/mcp-host.yaml" > "$work/tel-$mode.yaml"
+  "$build/mcp-host" serve --config "$work/tel-$mode.yaml" > /dev/null 2> "$work/tel-$mode.log" &
+done
+for mode in off metrics; do
+  for _ in $(seq 100); do grep -q 'http://' "$work/tel-$mode.log" && break; sleep 0.05; done
+done
+tel_port_off=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/tel-off.log" | head -1 | cut -d: -f3)
+tel_port_metrics=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/tel-metrics.log" | head -1 | cut -d: -f3)
+for round in 1 2; do
+  for mode in off metrics; do
+    port=$tel_port_off; [ "$mode" = metrics ] && port=$tel_port_metrics
+    if [ "$mode" = metrics ]; then (while :; do curl -s "http://127.0.0.1:$port/metrics" > /dev/null; sleep 1; done) & scraper=$!; fi
+    line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp")
+    [ "$mode" = metrics ] && kill "$scraper"
+    printf 'round %d %-8s: %s\n' "$round" "$mode" "$line"
+  done
+done
 
 echo "== store"
 "$build/tests/mcph-bench-store" 2000
@@ -172,7 +198,6 @@ for target in "sqlite:$oauth_port:$oauth_token" "postgresql:$pg1_port:$pg1_token
   # A second of warm-up first: a fresh host opens its database connections and fills its
   # token cache on the first calls (hundreds of ms in the tail otherwise).
   wrk -t 2 -c 8 -d 1s -s "$root/tests/bench/echo_call.lua" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/mcp" > /dev/null
-  line=$(wrk -t 2 -c 8 -d "${duration}s" -s "$root/tests/bench/echo_call.lua" -H "Authorization: Bearer $token" \
-             "http://127.0.0.1:$port/mcp" | awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}')
+  line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp" -H "Authorization: Bearer $token")
   printf '%-17s  8 conn: %s\n' "$name" "$line"
 done

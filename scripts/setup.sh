@@ -13,6 +13,7 @@ packages=(
   libseccomp-dev  # isolation: process with sandbox: strict (a seccomp filter in the child)
   libpq-dev postgresql-15   # store.backend: postgresql; the tests start a PostgreSQL 15 server of their own
   haproxy                   # the replica tests put three hosts behind it
+  prometheus                # the metrics tests: a real Prometheus scrapes a host; promtool checks /metrics
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/fuzz.sh)
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.

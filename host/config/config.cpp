@@ -603,6 +603,11 @@ constexpr Field<ReloadConfig> kReloadFields[] = {
     {"drain_ms", int_field<&ReloadConfig::drain_ms, 0, INT_MAX>},
 };
 
+constexpr Field<TelemetryConfig> kTelemetryFields[] = {
+    {"metrics", bool_field<&TelemetryConfig::metrics>},
+    {"metrics_listen", string_field<&TelemetryConfig::metrics_listen>},
+};
+
 constexpr Field<LogConfig> kLogFields[] = {
     {"level", enum_field<&LogConfig::level, kLogLevels>},
     {"format", enum_field<&LogConfig::format, kLogFormats>},
@@ -916,6 +921,7 @@ constexpr Field<Config> kTopFields[] = {
     {"store", read_store},
     {"tasks", section_field<&Config::tasks, kTasksFields>},
     {"reload", section_field<&Config::reload, kReloadFields>},
+    {"telemetry", section_field<&Config::telemetry, kTelemetryFields>},
     {"log", section_field<&Config::log, kLogFields>},
     {"plugin_paths", read_plugin_paths},
     {"server", section_field<&Config::server, kServerFields>},

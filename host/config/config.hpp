@@ -92,6 +92,14 @@ struct ReloadConfig {
   bool operator==(const ReloadConfig&) const = default;
 };
 
+// Metrics (host/telemetry/): Prometheus text at /metrics.
+struct TelemetryConfig {
+  bool metrics = true;         // GET /metrics on the HTTP listener
+  std::string metrics_listen;  // host:port of a listener of its own (e.g. for a stdio host); "" = none
+
+  bool operator==(const TelemetryConfig&) const = default;
+};
+
 struct LogConfig {
   std::string level = "info";   // trace | debug | info | warn | error | off
   std::string format = "text";  // text | json
@@ -178,6 +186,7 @@ struct Config {
   StoreConfig store;
   TasksConfig tasks;
   ReloadConfig reload;
+  TelemetryConfig telemetry;
   LogConfig log;
   std::vector<std::string> plugin_paths;  // relative paths resolved against the file's folder
   ServerConfig server;

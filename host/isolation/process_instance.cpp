@@ -582,6 +582,7 @@ void ProcessInstance::Impl::serve_http(std::shared_ptr<Incarnation> inc, uint32_
     res.outcome = services::HttpResponse::Outcome::InvalidRequest;
     res.error = "no HTTP client";
   } else {
+    req.origin = cfg.name;
     res = services.http->send(req);
   }
   self.host_.redact(res.error);

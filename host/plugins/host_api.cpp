@@ -396,6 +396,7 @@ mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* reques
     req.on_body = [&r](const char* data, size_t len) { return r.on_body(r.user, mcph_str{data, len}); };
   }
 
+  req.origin = hi->name;
   services::HttpResponse res = hi->services.http->send(req);
   hi->redact(res.error);
   if (on_response != nullptr) {

@@ -135,6 +135,10 @@ void Session::forget(const std::string& key, const std::shared_ptr<InFlight>& ca
   if (it != in_flight_.end() && it->second == call) in_flight_.erase(it);
 }
 
+Session::~Session() {
+  if (observer_ != nullptr) observer_->session_done(version_, std::chrono::steady_clock::now() - started_);
+}
+
 bool Session::initialized() const {
   std::lock_guard lock(mutex_);
   return initialized_;
@@ -362,6 +366,12 @@ void Engine::restore(const std::shared_ptr<Session>& session, const SessionState
   track(session);
 }
 
+size_t Engine::sessions_open() {
+  std::lock_guard lock(sessions_mutex_);
+  std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+  return sessions_.size();
+}
+
 void Engine::track(const std::shared_ptr<Session>& session) {
   std::lock_guard lock(sessions_mutex_);
   if (std::none_of(sessions_.begin(), sessions_.end(), [&](const auto& w) { return w.lock() == session; })) {
@@ -412,6 +422,15 @@ json Engine::capabilities(const std::string& version, const plugins::Registry& r
 }
 
 json Engine::handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+  if (options_.observer == nullptr || !message.is_object()) return handle_unobserved(message, session, channel);
+  const auto started = std::chrono::steady_clock::now();
+  RequestRecord record = record_of(message, session, channel.get());
+  json response = handle_unobserved(message, session, channel);
+  observe(record, response, started);
+  return response;
+}
+
+json Engine::handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
   std::shared_ptr<Session> shared = session.weak_from_this().lock();
   auto wait = [](auto start) {
     auto promise = std::make_shared<std::promise<json>>();
@@ -441,6 +460,17 @@ void Engine::submit(const json& message, const std::shared_ptr<Session>& session
     if (!r.is_null()) channel->send(r);
     channel->close();
   };
+  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(message, session, channel, std::move(finish));
+  const auto started = std::chrono::steady_clock::now();
+  auto record = std::make_shared<RequestRecord>(record_of(message, *session, channel.get()));
+  submit_unobserved(message, session, channel, [this, record, started, finish = std::move(finish)](json r) {
+    observe(*record, r, started);
+    finish(std::move(r));
+  });
+}
+
+void Engine::submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+                               const std::shared_ptr<ReplyChannel>& channel, Done finish) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel);
   if (p.awaits_task) return await_task(p.req, finish);
@@ -653,6 +683,52 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
   return p;
 }
 
+RequestRecord Engine::record_of(const json& m, const Session& session, const ReplyChannel* channel) const {
+  RequestRecord r;
+  if (auto method = m.find("method"); method != m.end() && method->is_string()) r.method = method->get<std::string>();
+  if (auto id = m.find("id"); id != m.end()) r.id = *id;
+  r.caller = channel != nullptr ? channel->caller() : nullptr;
+  auto params = m.find("params");
+  if (params != m.end() && params->is_object()) {
+    const json& name = params->value("name", json());
+    const json& uri = params->value("uri", json());
+    const auto catalog = this->catalog();
+    if (r.method == "tools/call" && name.is_string()) {
+      r.tool = name.get<std::string>();
+      if (const auto* e = catalog->registry->find(r.tool)) r.instance = e->instance->name();
+    } else if (r.method == "prompts/get" && name.is_string()) {
+      r.prompt = name.get<std::string>();
+      if (const auto* e = catalog->registry->find_prompt(r.prompt)) r.instance = e->instance->name();
+    } else if (uri.is_string() && r.method.starts_with("resources/")) {
+      r.uri = uri.get<std::string>();
+      json values;
+      if (const auto* e = catalog->registry->find_resource(r.uri, values)) r.instance = e->instance->name();
+    }
+    auto meta = params->find("_meta");
+    if (meta != params->end() && meta->is_object()) {
+      if (auto v = meta->find(kMetaVersion); v != meta->end() && v->is_string()) r.version = v->get<std::string>();
+    }
+  }
+  if (r.version.empty()) r.version = session.version();
+  if (r.version.empty() && r.method == "initialize" && params != m.end() && params->is_object()) {
+    r.version = params->value("protocolVersion", json("")).is_string() ? params->value("protocolVersion", "") : "";
+  }
+  return r;
+}
+
+void Engine::observe(RequestRecord& r, const json& response, std::chrono::steady_clock::time_point started) const {
+  r.duration = std::chrono::steady_clock::now() - started;
+  if (response.is_object()) {
+    if (auto error = response.find("error"); error != response.end() && error->is_object()) {
+      if (auto code = error->find("code"); code != error->end() && code->is_number_integer()) r.error_code = code->get<int>();
+    } else if (auto result = response.find("result"); result != response.end() && result->is_object()) {
+      auto is_error = result->find("isError");
+      r.is_error = is_error != result->end() && *is_error == true;
+    }
+  }
+  options_.observer->request_done(r);
+}
+
 void Engine::on_notification(const json& m, Session& session) {
   const std::string& method = m["method"].get_ref<const std::string&>();
   if (method != "notifications/cancelled") return;  // initialized, progress, roots: nothing to do
@@ -739,6 +815,8 @@ json Engine::initialize(Request& req, Session& session) {
     session.initialized_ = true;
     session.version_ = version;
     session.client_capabilities_ = caps.is_object() ? caps : json::object();
+    if (session.observer_ == nullptr) session.started_ = std::chrono::steady_clock::now();
+    session.observer_ = options_.observer;
   }
   session.log_level_ = MCPH_LOG_INFO;
   req.version = version;

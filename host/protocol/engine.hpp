@@ -59,6 +59,30 @@ class ReplyChannel {
   virtual void close() {}
 };
 
+// What one request came to, for telemetry and the audit log (host/telemetry/).
+struct RequestRecord {
+  std::string method;
+  std::string tool;      // tools/call: the tool's public name
+  std::string prompt;    // prompts/get
+  std::string uri;       // resources/read
+  std::string instance;  // the plugin instance that served it, when one did
+  json id;               // null for notifications
+  std::string version;   // the protocol revision it was served under
+  std::chrono::steady_clock::duration duration{};
+  std::optional<int> error_code;  // the JSON-RPC error it got
+  bool is_error = false;          // a result with isError: true (a tool error)
+  const plugins::Caller* caller = nullptr;  // the signed-in user (HTTP with OAuth), or null
+};
+
+// Hears about every request the engine answered, on the thread that answered it, and about
+// every legacy session that ended. Thread-safe; must not block.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  virtual void request_done(const RequestRecord& record) = 0;
+  virtual void session_done(const std::string& version, std::chrono::steady_clock::duration lasted) = 0;
+};
+
 // What a legacy session is beyond this process (replicas serve one session together):
 // what initialize settled, and what the client changed since.
 struct SessionState {
@@ -109,6 +133,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string asked_prefix_ = "mcph-";       // guarded by mutex_: ids of requests to the client
   std::unordered_map<std::string, json> asked_;  // id -> answer (null until it comes); guarded by mutex_
   std::condition_variable answered_;
+  // Telemetry: when initialize ran, and who hears that the session ended.
+  std::chrono::steady_clock::time_point started_;
+  RequestObserver* observer_ = nullptr;  // set with started_, under mutex_
+
+ public:
+  ~Session();
 };
 
 struct EngineOptions {
@@ -127,6 +157,7 @@ struct EngineOptions {
   // ttlMs of 2026-07-28 lists and server/discover: how long a client may keep them. They
   // change only when the configuration is reloaded; clients that listen hear it at once.
   std::chrono::milliseconds list_ttl{60000};
+  RequestObserver* observer = nullptr;  // outlives the engine and every session; null: nobody
 };
 
 inline constexpr std::string_view kResourceUpdated = "resource.updated";  // body: the URI
@@ -178,6 +209,10 @@ class Engine final : public plugins::ResourceListener {
   // Waits until no call runs or waits (true), or until `until` passes (false).
   bool wait_idle(std::chrono::steady_clock::time_point until) const { return scheduler_.wait_idle(until); }
 
+  // Legacy sessions open, and subscriptions/listen streams open (telemetry).
+  size_t sessions_open();
+  size_t streams_open() const { return listeners_.open_count(); }
+
   // Ends every subscriptions/listen stream with its final answer (the host is stopping).
   void end_streams() { listeners_.end_all(); }
 
@@ -195,6 +230,10 @@ class Engine final : public plugins::ResourceListener {
   struct Prepared;
 
   using Done = std::function<void(json)>;
+  // handle() and submit() without telling options.observer (they wrap these when it is set).
+  json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  void submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+                         const std::shared_ptr<ReplyChannel>& channel, Done finish);
   Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
   Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
   json execute(Prepared& prepared, Session& session);
@@ -215,6 +254,9 @@ class Engine final : public plugins::ResourceListener {
   std::optional<RpcError> task_method(const Request& req, json& result);
   void await_task(const Request& req, Done done);
   void on_notification(const json& message, Session& session);
+  // What options.observer hears: the request's side (before it runs), then its outcome.
+  RequestRecord record_of(const json& message, const Session& session, const ReplyChannel* channel) const;
+  void observe(RequestRecord& record, const json& response, std::chrono::steady_clock::time_point started) const;
   std::optional<RpcError> listen(Request& req, Session& session);  // subscriptions/listen
   void notify_subscribers(const std::string& uri);
   void track(const std::shared_ptr<Session>& session);  // hears resource updates and list changes

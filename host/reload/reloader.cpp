@@ -84,6 +84,7 @@ std::vector<std::string> Reloader::needs_restart(const config::Config& a, const 
   server_a.transport = b.server.transport;
   check(server_a == b.server, "server (limits and timeouts)");
   check(a.log.format == b.log.format, "log.format");
+  check(a.telemetry == b.telemetry, "telemetry");
   return out;
 }
 

@@ -480,6 +480,14 @@ HttpResponse shape(Exchange& ex, const HttpRequest& request, const Target& targe
 }  // namespace
 
 HttpResponse HttpClient::send(const HttpRequest& request) {
+  if (!observer_) return send_unobserved(request);
+  const auto start = Clock::now();
+  HttpResponse response = send_unobserved(request);
+  observer_(request, response, Clock::now() - start);
+  return response;
+}
+
+HttpResponse HttpClient::send_unobserved(const HttpRequest& request) {
   const Clock::time_point start = Clock::now();
   auto method = parse_method(request.method);
   if (!method) return failure(Outcome::InvalidRequest, method.error());

@@ -22,6 +22,7 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{10000};
   std::function<bool()> cancelled;  // optional; polled by the watcher
+  std::string origin;  // who asks: the plugin instance's name (telemetry); never sent
   // Optional streaming: on_head sees status+headers first; on_body gets chunks instead of
   // collecting them. Returning false stops reading (the outcome stays Ok).
   std::function<bool(int status, const Headers& headers)> on_head;
@@ -54,8 +55,13 @@ class HttpClient final : public HttpService {
   HttpClient& operator=(const HttpClient&) = delete;
 
   HttpResponse send(const HttpRequest& request) override;
+  // Hears every request once it ended (telemetry). Set before the first request.
+  using Observer = std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::steady_clock::duration)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
  private:
+  HttpResponse send_unobserved(const HttpRequest& request);
+  Observer observer_;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

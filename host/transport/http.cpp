@@ -244,6 +244,7 @@ struct HttpTransport::Impl {
   protocol::Engine& engine;
   const config::HttpConfig config;
   std::function<json()> health;
+  std::function<std::string()> metrics;  // null: no /metrics
   HttpGuard guard{config};
   std::unique_ptr<Listener> server;
   std::string url;
@@ -863,7 +864,7 @@ struct HttpTransport::Impl {
                oauth->challenge(authorization ? "invalid_token" : "")};
         }
       }
-    } else if (d.status == 0 && !ready_probe && req.path != "/healthz") {
+    } else if (d.status == 0 && !ready_probe && req.path != "/healthz" && req.path != "/metrics") {
       d = guard.check_token(header(req, "Authorization"));
     }
     if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
@@ -927,6 +928,11 @@ struct HttpTransport::Impl {
       }
       reply_json(res, 200, json{{"status", "ready"}});
     });
+    if (metrics) {
+      server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    }
     server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       json h = health();
       std::lock_guard lock(sessions_mutex);
@@ -942,6 +948,8 @@ HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig&
   impl_->oauth_options = std::move(oauth);
   impl_->store = store;
 }
+
+void HttpTransport::serve_metrics(std::function<std::string()> metrics) { impl_->metrics = std::move(metrics); }
 
 HttpTransport::~HttpTransport() {
   stop();

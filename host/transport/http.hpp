@@ -32,6 +32,8 @@ class HttpTransport {
   // Binds the listen address (port 0 picks a free port); returns the base URL,
   // e.g. "http://127.0.0.1:41234".
   Result<std::string> bind();
+  // Serves GET /metrics (no auth, like /healthz) with `metrics`'s text. Call before bind().
+  void serve_metrics(std::function<std::string()> metrics);
   // Serves until stop(). In-flight requests finish before it returns.
   void run();
   // Stops accepting and ends idle streams. Thread-safe.

@@ -378,7 +378,7 @@ TEST_F(ConfigErrorTest, PluginTypes) {
 TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
   expect_errors({
       {yaml({"log: {}", "servers: {}"}),
-       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, tasks, reload, log, plugin_paths, "
+       "cfg.yaml:2: unknown key 'servers' at top level (known: state_dir, store, tasks, reload, telemetry, log, plugin_paths, "
        "server, plugins)"},
       {yaml({"log:", "  level: info", "  colour: true"}),
        "cfg.yaml:3: unknown key 'colour' in log (known: level, format)"},
