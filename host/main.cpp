@@ -437,6 +437,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     if (transport::auth_mode(http_config.auth) == "oauth") {
       auto o = oauth_options(c, *h.engine, h.users, *h.state);
       if (!o) return fail(o.error());
+      if (h.telemetry) o->on_sign_in = [t = h.telemetry.get()](const char* outcome) { t->sign_in(outcome); };
       oauth = std::move(*o);
     }
     transport::HttpTransport http(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); }, std::move(oauth),

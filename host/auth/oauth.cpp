@@ -531,6 +531,7 @@ Answer OAuthServer::authorize_submit(const Params& form, std::string_view cookie
       if (out.kind == CheckOutcome::Kind::kRefused || out.kind == CheckOutcome::Kind::kUnavailable) {
         const bool refused = out.kind == CheckOutcome::Kind::kRefused;
         if (refused) failed(failure_key);
+        if (options_.on_sign_in) options_.on_sign_in(refused ? "refused" : "unavailable");
         spdlog::info("oauth: credentials for {} {} for client {}", instance, refused ? "refused" : "not checked (upstream unavailable)", client_id);
         view.error = scrub(out.message, creds);
         return form_page(refused ? 400 : 503, first, nonce, view);
@@ -576,6 +577,7 @@ Answer OAuthServer::finish(const Params& form, const json& creds, const std::str
                                      {"redirect_uri", param_or(form, "redirect_uri")},
                                      {"challenge", param_or(form, "code_challenge")},
                                      {"expires", now_s() + options_.code_ttl.count()}});
+  if (options_.on_sign_in) options_.on_sign_in("granted");
   const std::string redirect = param_or(form, "redirect_uri");
   std::string to = redirect + (redirect.find('?') == std::string::npos ? "?" : "&") + "code=" + url_encode(code) +
                    "&iss=" + url_encode(options_.issuer);

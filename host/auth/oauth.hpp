@@ -83,6 +83,9 @@ struct OAuthOptions {
   std::function<std::vector<FormField>()> fields;
   CredentialCheck check;                 // null: everything entered is accepted
   plugins::UserDirectory* users = nullptr;  // answered by this server while it lives
+  // Hears each sign-in's outcome: "granted", "refused" (a plugin refused the credentials)
+  // or "unavailable" (the plugin could not check them). Null: nobody (telemetry).
+  std::function<void(const char* outcome)> on_sign_in;
 };
 
 class OAuthServer {

@@ -45,7 +45,8 @@ Telemetry::Telemetry(std::string network_transport)
       http_(metrics_.histogram("http_client_request_duration_seconds",
                                "Outbound HTTP requests plugins made through the host (http.client.request.duration)",
                                {"mcp_host_instance", "http_request_method", "http_response_status_code", "server_address", "error_type"},
-                               kHttpBuckets)) {
+                               kHttpBuckets)),
+      sign_ins_(metrics_.counter("mcp_host_oauth_sign_ins", "OAuth sign-ins through the credentials form, by outcome", {"outcome"})) {
   metrics_.gauge("mcp_host_calls_in_flight", "Plugin calls running now (stuck ones included)", [this] {
     return std::vector<Sample>{{{}, sources_.calls_in_flight ? sources_.calls_in_flight() : 0}};
   });

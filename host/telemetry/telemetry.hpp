@@ -40,6 +40,9 @@ class Telemetry final : public protocol::RequestObserver {
   void http_done(const services::HttpRequest& request, const services::HttpResponse& response,
                  std::chrono::steady_clock::duration took);
 
+  // One OAuth sign-in's outcome (granted, refused, unavailable).
+  void sign_in(const char* outcome) { sign_ins_.add({outcome}); }
+
   void set_sources(Sources sources) { sources_ = std::move(sources); }
   std::string prometheus() const { return metrics_.prometheus(); }
 
@@ -49,6 +52,7 @@ class Telemetry final : public protocol::RequestObserver {
   Family& operations_;
   Family& sessions_;
   Family& http_;
+  Family& sign_ins_;
   Sources sources_;
 };
 

@@ -330,6 +330,10 @@ TEST_F(OAuthHttpTest, StoreMigrateKeepsEverySignedInUser) {
 TEST_F(OAuthHttpTest, TwoUsersEachCallWithTheirOwnKey) {
   json alice = sign_in(kAlice), bob = sign_in(kBob);
   api.users();  // forget what the sign-ins did
+  // Both counted, by outcome only: no user shows in the metrics.
+  const std::string metrics = host->client()->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("mcp_host_oauth_sign_ins_total{outcome=\"granted\"} 2\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find(kAlice), std::string::npos);
   auto r = call(alice["access_token"], "list_teams");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_FALSE(body_json(r)["result"].value("isError", false)) << r->body;
