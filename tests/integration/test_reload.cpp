@@ -67,14 +67,17 @@ TEST_F(ReloadTest, StdioLegacyRemovedInstanceFinishesItsCallAndTheClientIsTold) 
   EXPECT_EQ(init["result"]["capabilities"]["prompts"]["listChanged"], true);
 
   p->send(call(1, "fx_slow_compute", {{"seconds", 1.0}, {"label", "long"}}));
-  std::this_thread::sleep_for(200ms);  // the call is running
+  // stdio takes lines in order: once the ping is answered, the call has begun.
+  p->send(req(2000, "ping"));
+  std::vector<json> early;
+  ASSERT_TRUE(p->read_response(2000, &early).contains("result"));
   write(kEcho);
   auto [code, out] = reload();
   EXPECT_EQ(code, 0) << out;
   EXPECT_TRUE(contains(out, "removed fix")) << out;
   EXPECT_TRUE(contains(out, "1 unchanged")) << out;
 
-  std::vector<json> seen;
+  std::vector<json> seen = early;
   p->send(call(2, "fx_greet", {{"name", "x"}}));
   json after = p->read_response(2, &seen);
   EXPECT_EQ(after["error"]["code"], -32602) << after;
@@ -110,7 +113,8 @@ TEST_F(ReloadTest, StdioModernListenStreamHearsTheChange) {
   EXPECT_EQ(ack["params"]["notifications"]["toolsListChanged"], true) << ack;
 
   p->send(req(1, "tools/call", {{"name", "fx_slow_compute"}, {"arguments", {{"seconds", 1.0}, {"label", "long"}}}, {"_meta", meta26()}}));
-  std::this_thread::sleep_for(200ms);
+  p->send(req(2000, "tools/list", {{"_meta", meta26()}}));  // answered: the call has begun
+  ASSERT_TRUE(p->read_response(2000).contains("result"));
   write(kEcho, "  list_ttl_ms: 5000\n");
   p->signal(SIGHUP);
   json changed;
@@ -291,6 +295,21 @@ class HttpReloadTest : public ReloadTest {
     }
     return json::parse(r->body, nullptr, false);
   }
+  // Waits (up to 10 s) until /healthz shows `ready`: no guessing how long the host takes.
+  bool until_health(const std::function<bool(const json&)>& ready) {
+    httplib::Client c("127.0.0.1", port);
+    for (int i = 0; i < 500; ++i) {
+      if (ready(body_json(c.Get("/healthz")))) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+  static bool fix_is_busy(const json& health) {
+    for (const auto& i : health.value("plugins", json::array())) {
+      if (i.value("name", "") == "fix" && i.value("calls_in_flight", 0) > 0) return true;
+    }
+    return false;
+  }
   static httplib::Headers modern(const std::string& method, const std::string& name = "") {
     httplib::Headers h{{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", method}};
     if (!name.empty()) h.emplace("Mcp-Name", name);
@@ -315,10 +334,10 @@ TEST_F(HttpReloadTest, LegacySessionHearsListChangedOnItsStream) {
   get.headers = session;
   get.headers.emplace("Accept", "text/event-stream");
   SseReader stream(port, get, [](const std::vector<json>& m) { return has_method(m, "notifications/tools/list_changed"); });
-  std::this_thread::sleep_for(200ms);  // the GET stream is open
+  ASSERT_TRUE(until_health([](const json& h) { return h["http"].value("streams", 0) > 0; })) << "the GET stream did not open";
 
-  auto long_call = std::async(std::launch::async, [&] { return send(call(1, "fx_slow_compute", {{"seconds", 1.0}, {"label", "long"}}), session); });
-  std::this_thread::sleep_for(200ms);
+  auto long_call = std::async(std::launch::async, [&] { return send(call(1, "fx_slow_compute", {{"seconds", 2.0}, {"label", "long"}}), session); });
+  ASSERT_TRUE(until_health(fix_is_busy)) << "the long call did not start";
   write(kEcho, "  http:\n    listen: 127.0.0.1:0\n");
   auto [code, out] = reload();
   EXPECT_EQ(code, 0) << out;
@@ -335,8 +354,9 @@ TEST_F(HttpReloadTest, ModernListenStreamHearsListChanged) {
   auto call26 = [&](int id, const std::string& tool, const json& args) {
     return send(req(id, "tools/call", {{"name", tool}, {"arguments", args}, {"_meta", meta26()}}), modern("tools/call", tool));
   };
-  auto long_call = std::async(std::launch::async, [&] { return call26(1, "fx_slow_compute", {{"seconds", 1.0}, {"label", "long"}}); });
-  std::this_thread::sleep_for(300ms);
+  auto long_call = std::async(std::launch::async, [&] { return call26(1, "fx_slow_compute", {{"seconds", 2.0}, {"label", "long"}}); });
+  ASSERT_TRUE(until_health(fix_is_busy)) << "the long call did not start";
+  for (int i = 0; i < 500 && stream.messages().empty(); ++i) std::this_thread::sleep_for(20ms);  // the listen ack came
   write(kEcho, "  http:\n    listen: 127.0.0.1:0\n");
   auto [code, out] = reload();
   EXPECT_EQ(code, 0) << out;
