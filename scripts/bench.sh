@@ -23,6 +23,11 @@ command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo
 build=${BUILD_DIR:-$root/build-bench}
 BUILD_DIR=$build BUILD_TYPE=Release "$root/scripts/build.sh" >/dev/null
 duration=${BENCH_SECONDS:-10}
+# port_of LOG: waits (5 s at most) for a host to print its URL in LOG, then prints its port.
+port_of() {
+  for _ in $(seq 100); do grep -q 'http://' "$1" && break; sleep 0.05; done
+  grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1 | cut -d: -f3
+}
 # wrk_echo CONNECTIONS URL [wrk args...]: tools/call of echo for $duration s; prints "N req/s, <latency percentiles>".
 wrk_echo() {
   local c=$1 url=$2; shift 2
@@ -69,11 +74,8 @@ for mode in bearer oauth; do
     "$work/mcp-host.yaml" > "$work/$mode.yaml"
   MCPH_BENCH_TOKEN=bench-static-token-1234 "$build/mcp-host" serve --config "$work/$mode.yaml" > /dev/null 2> "$work/$mode.log" &
 done
-for mode in bearer oauth; do
-  for _ in $(seq 100); do grep -q 'http://' "$work/$mode.log" && break; sleep 0.05; done
-done
-bearer_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/bearer.log" | head -1 | cut -d: -f3)
-oauth_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/oauth.log" | head -1 | cut -d: -f3)
+bearer_port=$(port_of "$work/bearer.log")
+oauth_port=$(port_of "$work/oauth.log")
 oauth_token=$(python3 "$root/tests/bench/oauth_token.py" "http://127.0.0.1:$oauth_port")
 for target in "none:$host_port:" "bearer:$bearer_port:bench-static-token-1234" "oauth:$oauth_port:$oauth_token"; do
   IFS=: read -r name port token <<< "$target"
@@ -109,11 +111,8 @@ for mode in off metrics; do
   sed "s|^state_dir: .*|state_dir: $work/state-tel-$mode\ntelemetry: { metrics: $on }|" "$work/mcp-host.yaml" > "$work/tel-$mode.yaml"
   "$build/mcp-host" serve --config "$work/tel-$mode.yaml" > /dev/null 2> "$work/tel-$mode.log" &
 done
-for mode in off metrics; do
-  for _ in $(seq 100); do grep -q 'http://' "$work/tel-$mode.log" && break; sleep 0.05; done
-done
-tel_port_off=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/tel-off.log" | head -1 | cut -d: -f3)
-tel_port_metrics=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/tel-metrics.log" | head -1 | cut -d: -f3)
+tel_port_off=$(port_of "$work/tel-off.log")
+tel_port_metrics=$(port_of "$work/tel-metrics.log")
 for round in 1 2; do
   for mode in off metrics; do
     port=$tel_port_off; [ "$mode" = metrics ] && port=$tel_port_metrics

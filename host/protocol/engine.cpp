@@ -310,19 +310,7 @@ std::vector<std::string> Engine::swap(std::shared_ptr<const plugins::Registry> n
     if (std::none_of(w.methods.begin(), w.methods.end(), [&](const char* m) { return whole_list(before, m) != whole_list(fresh, m); })) continue;
     changed.push_back(w.name);
     const std::string method = std::string("notifications/") + w.name + "/list_changed";
-    const json notice = make_notification(method.c_str(), json::object());
-    std::vector<std::shared_ptr<ReplyChannel>> to;
-    {
-      std::lock_guard lock(sessions_mutex_);
-      std::erase_if(sessions_, [](const auto& weak) { return weak.expired(); });
-      for (const auto& weak : sessions_) {
-        auto session = weak.lock();
-        if (!session) continue;
-        std::lock_guard session_lock(session->mutex_);
-        if (session->channel_) to.push_back(session->channel_);
-      }
-    }
-    for (const auto& channel : to) channel->send(notice);
+    tell_sessions(make_notification(method.c_str(), json::object()), [](const Session&) { return true; });
     listeners_.list_changed(w.list);
   }
   return changed;
@@ -379,7 +367,7 @@ void Engine::track(const std::shared_ptr<Session>& session) {
   }
 }
 
-void Engine::notify_subscribers(const std::string& uri) {
+void Engine::tell_sessions(const json& notice, const std::function<bool(const Session&)>& wants) {
   std::vector<std::shared_ptr<ReplyChannel>> to;
   {
     std::lock_guard lock(sessions_mutex_);
@@ -388,10 +376,15 @@ void Engine::notify_subscribers(const std::string& uri) {
       auto s = w.lock();
       if (!s) continue;
       std::lock_guard session_lock(s->mutex_);
-      if (s->channel_ && s->subscriptions_.contains(uri)) to.push_back(s->channel_);
+      if (s->channel_ && wants(*s)) to.push_back(s->channel_);
     }
   }
-  for (const auto& channel : to) channel->send(make_notification("notifications/resources/updated", json{{"uri", uri}}));
+  for (const auto& channel : to) channel->send(notice);  // outside the locks: a send may block
+}
+
+void Engine::notify_subscribers(const std::string& uri) {
+  tell_sessions(make_notification("notifications/resources/updated", json{{"uri", uri}}),
+                [&](const Session& s) { return s.subscriptions_.contains(uri); });
   listeners_.resource_updated(uri);
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -260,6 +261,9 @@ class Engine final : public plugins::ResourceListener {
   std::optional<RpcError> listen(Request& req, Session& session);  // subscriptions/listen
   void notify_subscribers(const std::string& uri);
   void track(const std::shared_ptr<Session>& session);  // hears resource updates and list changes
+  // Sends `notice` on the stream of every tracked session `wants` picks (called with the
+  // session's mutex held).
+  void tell_sessions(const json& notice, const std::function<bool(const Session&)>& wants);
   // Everything a client sees of one list (all pages), to tell whether a reload changed it.
   json whole_list(const std::shared_ptr<const Catalog>& catalog, const std::string& method) const;
 
