@@ -76,6 +76,35 @@ std::string find_config(const std::string& given) {
 
 // `serving`: the host will answer clients (mcp-host serve), so it runs MCP tasks; the other
 // commands must not, or they would take this replica's unfinished tasks for orphans.
+// Metrics, traces and the audit log, as the configuration asks (null: none of them).
+Result<std::unique_ptr<telemetry::Telemetry>> make_telemetry(const config::Config& c, const std::string& transport) {
+  const auto& t = c.telemetry;
+  std::unique_ptr<telemetry::Tracer> tracer;
+  if (!t.otlp.endpoint.empty()) {
+    telemetry::Tracer::Options o;
+    o.endpoint = t.otlp.endpoint;
+    o.headers.assign(t.otlp.headers.begin(), t.otlp.headers.end());
+    o.sampling = t.otlp.sampling;
+    o.batch_delay = std::chrono::milliseconds(t.otlp.batch_delay_ms);
+    o.queue_size = static_cast<size_t>(t.otlp.queue_size);
+    o.batch_size = std::min<size_t>(512, o.queue_size);
+    o.timeout = std::chrono::milliseconds(t.otlp.timeout_ms);
+    o.service_version = kVersion;
+    o.service_instance = plugins::replica_id();
+    if (auto bad = telemetry::Tracer::check(o)) return Error{*bad};
+    tracer = std::make_unique<telemetry::Tracer>(std::move(o));
+    spdlog::info("traces to {} (OTLP/HTTP, sampling {})", t.otlp.endpoint, t.otlp.sampling);
+  }
+  std::unique_ptr<telemetry::AuditLog> audit;
+  if (!t.audit_log.empty()) {
+    auto log = telemetry::AuditLog::open(t.audit_log);
+    if (!log) return Error{"telemetry.audit_log: " + log.error()};
+    audit = std::move(*log);
+  }
+  if (!t.metrics && t.metrics_listen.empty() && !tracer && !audit) return std::unique_ptr<telemetry::Telemetry>();
+  return std::make_unique<telemetry::Telemetry>(transport == "http" ? "tcp" : "pipe", std::move(tracer), std::move(audit));
+}
+
 Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::string& log_level,
                                     const std::string& transport = "", bool serving = false) {
   const std::string path = find_config(config_arg);
@@ -112,9 +141,11 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   }
   host->http = std::make_unique<services::HttpClient>();
   const std::string effective_transport = transport.empty() ? c.server.transport : transport;
-  if (serving && (c.telemetry.metrics || !c.telemetry.metrics_listen.empty())) {
-    host->telemetry = std::make_unique<telemetry::Telemetry>(effective_transport == "http" ? "tcp" : "pipe");
-    host->http->set_observer([t = host->telemetry.get()](const auto& req, const auto& res, auto took) { t->http_done(req, res, took); });
+  if (serving) {
+    auto t = make_telemetry(c, effective_transport);
+    if (!t) return Error{t.error()};
+    host->telemetry = std::move(*t);
+    if (host->telemetry) host->http->set_observer(host->telemetry.get());
   }
   if (c.tasks.enabled && serving) {
     tasks::ServiceOptions t;
@@ -360,7 +391,10 @@ class Reloading {
     host.reloader = std::make_unique<reload::Reloader>(host.config_path, host.config, std::move(host.registry), *host.engine,
                                                        host.services, log_level);
     reload::Reloader& reloader = *host.reloader;
-    signals_.on_hangup([&reloader] { reloader.request(); });
+    signals_.on_hangup([&reloader, t = host.telemetry.get()] {
+      if (t != nullptr) t->reopen_audit();  // logrotate moved it
+      reloader.request();
+    });
     auto control = reload::ControlServer::start(host.config->state_dir, [&reloader](const std::string& command) {
       if (command != "reload") return json{{"ok", false}, {"message", "unknown command '" + command + "' (known: reload)"}};
       const auto outcome = reloader.reload();
@@ -399,6 +433,14 @@ class Metrics {
       }
       return out;
     };
+    s.store_errors = [&h] { return static_cast<double>(h.state->errors()); };
+    if (h.tasks) {
+      s.tasks = [&h] {
+        const auto c = h.tasks->counts();
+        return telemetry::Sources::Tasks{static_cast<double>(c.created), static_cast<double>(c.completed), static_cast<double>(c.failed),
+                                         static_cast<double>(c.cancelled), static_cast<double>(c.running)};
+      };
+    }
     h.telemetry->set_sources(std::move(s));
     if (h.config->telemetry.metrics_listen.empty()) return;
     auto server = telemetry::MetricsServer::start(h.config->telemetry.metrics_listen, [t = h.telemetry.get()] { return t->prometheus(); });
@@ -443,6 +485,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     transport::HttpTransport http(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); }, std::move(oauth),
                                   h.state.get());
     if (h.telemetry && c.telemetry.metrics) http.serve_metrics([t = h.telemetry.get()] { return t->prometheus(); });
+    if (h.telemetry) http.on_refused([t = h.telemetry.get()](int status, const std::string& reason) { t->refused(status, reason); });
     auto url = http.bind();
     if (!url) return fail(url.error());
     signals.on_signal([&] { http.stop(); });

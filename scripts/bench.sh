@@ -104,24 +104,32 @@ sleep 1
 echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"
 
 echo "== telemetry (wrk, 8 conn, ${duration}s each, two interleaved rounds)"
-# The same host with metrics off and on (the default: every request recorded, /metrics scraped
-# once a second as Prometheus would).
-for mode in off metrics; do
-  on=false; [ "$mode" = metrics ] && on=true
-  sed "s|^state_dir: .*|state_dir: $work/state-tel-$mode\ntelemetry: { metrics: $on }|" "$work/mcp-host.yaml" > "$work/tel-$mode.yaml"
+# The same host with telemetry off; metrics (the default: every request recorded, /metrics
+# scraped once a second as Prometheus would); metrics and traces, every request sampled,
+# exported to a live receiver (the bare server above, which accepts OTLP posts); metrics
+# and the audit log (a file).
+declare -A tel_yaml=(
+  [off]="{ metrics: false }"
+  [metrics]="{ metrics: true }"
+  [traces]="{ metrics: true, otlp: { endpoint: \"http://127.0.0.1:$bare_port\", sampling: 1.0 } }"
+  [audit]="{ metrics: true, audit_log: $work/audit.log }")
+declare -A tel_port
+for mode in off metrics traces audit; do
+  sed "s|^state_dir: .*|state_dir: $work/state-tel-$mode\ntelemetry: ${tel_yaml[$mode]}|" "$work/mcp-host.yaml" > "$work/tel-$mode.yaml"
   "$build/mcp-host" serve --config "$work/tel-$mode.yaml" > /dev/null 2> "$work/tel-$mode.log" &
 done
-tel_port_off=$(port_of "$work/tel-off.log")
-tel_port_metrics=$(port_of "$work/tel-metrics.log")
+for mode in off metrics traces audit; do tel_port[$mode]=$(port_of "$work/tel-$mode.log"); done
 for round in 1 2; do
-  for mode in off metrics; do
-    port=$tel_port_off; [ "$mode" = metrics ] && port=$tel_port_metrics
-    if [ "$mode" = metrics ]; then (while :; do curl -s "http://127.0.0.1:$port/metrics" > /dev/null; sleep 1; done) & scraper=$!; fi
+  for mode in off metrics traces audit; do
+    port=${tel_port[$mode]}
+    if [ "$mode" != off ]; then (while :; do curl -s "http://127.0.0.1:$port/metrics" > /dev/null; sleep 1; done) & scraper=$!; fi
     line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp")
-    [ "$mode" = metrics ] && kill "$scraper"
+    [ "$mode" != off ] && kill "$scraper"
     printf 'round %d %-8s: %s\n' "$round" "$mode" "$line"
   done
 done
+curl -s "http://127.0.0.1:${tel_port[traces]}/metrics" | grep '^mcp_host_trace_spans' | sed 's/^/traces: /'
+echo "audit: $(wc -l < "$work/audit.log") lines, $(du -h "$work/audit.log" | cut -f1)"
 
 echo "== store"
 "$build/tests/mcph-bench-store" 2000

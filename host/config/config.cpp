@@ -404,6 +404,18 @@ Status read_int(const Context& ctx, const Value& v, long long min, long long max
   return Ok{};
 }
 
+// A share between 0 and 1 (sampling ratios).
+Status read_ratio(const Context& ctx, const Value& v, double& out) {
+  const std::string text = is_plain(v.node) ? v.node.Scalar() : "";
+  char* end = nullptr;
+  const double value = text.empty() ? -1 : std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !(value >= 0 && value <= 1)) {
+    return ctx.fail(v.line, v.path + " must be a number between 0 and 1" + (text.empty() ? "" : " (got " + text + ")"));
+  }
+  out = value;
+  return Ok{};
+}
+
 // Enum values are matched as written (not interpolated), so quoting them is safe.
 Status read_enum(const Context& ctx, const Value& v, std::span<const std::string_view> allowed,
                  std::string& out) {
@@ -543,6 +555,11 @@ Status int_field(const Context& ctx, const Value& v, Owner<member>& out) {
   return read_int(ctx, v, min, max, out.*member);
 }
 
+template <auto member>
+Status ratio_field(const Context& ctx, const Value& v, Owner<member>& out) {
+  return read_ratio(ctx, v, out.*member);
+}
+
 template <auto member, const auto& allowed>
 Status enum_field(const Context& ctx, const Value& v, Owner<member>& out) {
   return read_enum(ctx, v, allowed, out.*member);
@@ -560,6 +577,18 @@ Status string_field(const Context& ctx, const Value& v, Owner<member>& out) {
   if (!text) return Error{text.error()};
   out.*member = std::move(*text);
   return Ok{};
+}
+
+// name -> value, interpolated (credentials, headers: secrets, never echoed).
+template <auto member>
+Status string_map_field(const Context& ctx, const Value& v, Owner<member>& out) {
+  if (v.node.IsNull()) return Ok{};
+  return for_each_entry(ctx, v, [&](const std::string& key, int, const Value& value) -> Status {
+    auto text = read_interpolated(ctx, value);
+    if (!text) return Error{text.error()};
+    (out.*member)[key] = std::move(*text);
+    return Ok{};
+  });
 }
 
 template <auto member>
@@ -603,9 +632,41 @@ constexpr Field<ReloadConfig> kReloadFields[] = {
     {"drain_ms", int_field<&ReloadConfig::drain_ms, 0, INT_MAX>},
 };
 
+Status read_otlp_endpoint(const Context& ctx, const Value& v, OtlpConfig& o) {
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  if (!text->empty() && !text->starts_with("http://") && !text->starts_with("https://")) {
+    return ctx.fail(v.line, v.path + " must be the base URL of an OTLP/HTTP receiver, e.g. http://localhost:4318");
+  }
+  o.endpoint = std::move(*text);
+  return Ok{};
+}
+
+constexpr Field<OtlpConfig> kOtlpFields[] = {
+    {"endpoint", read_otlp_endpoint},
+    {"headers", string_map_field<&OtlpConfig::headers>},
+    {"sampling", ratio_field<&OtlpConfig::sampling>},
+    {"batch_delay_ms", int_field<&OtlpConfig::batch_delay_ms, 10, 600000>},
+    {"queue_size", int_field<&OtlpConfig::queue_size, 1, 1000000>},
+    {"timeout_ms", int_field<&OtlpConfig::timeout_ms, 100, 600000>},
+};
+
+// "stderr", or a file (relative to the YAML's folder).
+Status read_audit_log(const Context& ctx, const Value& v, TelemetryConfig& t) {
+  auto text = read_interpolated(ctx, v);
+  if (!text) return Error{text.error()};
+  if (text->empty() || *text == "stderr") {
+    t.audit_log = std::move(*text);
+    return Ok{};
+  }
+  return path_field<&TelemetryConfig::audit_log>(ctx, v, t);
+}
+
 constexpr Field<TelemetryConfig> kTelemetryFields[] = {
     {"metrics", bool_field<&TelemetryConfig::metrics>},
     {"metrics_listen", string_field<&TelemetryConfig::metrics_listen>},
+    {"otlp", section_field<&TelemetryConfig::otlp, kOtlpFields>},
+    {"audit_log", read_audit_log},
 };
 
 constexpr Field<LogConfig> kLogFields[] = {
@@ -772,16 +833,6 @@ Status read_tool_prefix(const Context& ctx, const Value& v, PluginConfig& plugin
   return Ok{};
 }
 
-Status read_credentials(const Context& ctx, const Value& v, PluginConfig& plugin) {
-  if (v.node.IsNull()) return Ok{};
-  return for_each_entry(ctx, v, [&](const std::string& key, int, const Value& value) -> Status {
-    auto secret = read_interpolated(ctx, value);
-    if (!secret) return Error{secret.error()};
-    plugin.credentials[key] = std::move(*secret);
-    return Ok{};
-  });
-}
-
 Status read_settings(const Context& ctx, const Value& v, PluginConfig& plugin) {
   if (v.node.IsNull()) return Ok{};
   if (!v.node.IsMap()) return ctx.fail(v.line, v.path + " must be a mapping");
@@ -819,7 +870,7 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"enabled", bool_field<&PluginConfig::enabled>},
     {"tool_prefix", read_tool_prefix},
     {"tools", section_field<&PluginConfig::tools, kToolFields>},
-    {"credentials", read_credentials},
+    {"credentials", string_map_field<&PluginConfig::credentials>},
     {"settings", read_settings},
     {"max_concurrent_calls", int_field<&PluginConfig::max_concurrent_calls, 1, 4096>},
     {"create_timeout_ms", int_field<&PluginConfig::create_timeout_ms, 1, INT_MAX>},
@@ -827,6 +878,7 @@ constexpr Field<PluginConfig> kPluginFields[] = {
     {"limits", section_field<&PluginConfig::limits, kLimitFields>},
     {"restart", section_field<&PluginConfig::restart, kRestartFields>},
     {"sandbox", enum_field<&PluginConfig::sandbox, kSandboxModes>},
+    {"record_arguments", bool_field<&PluginConfig::record_arguments>},
     {"task_support", read_task_support},
 };
 

@@ -53,6 +53,9 @@ struct PluginConfig {
   // ("" = each tool's own default, else forbidden), and per tool (the plugin's tool names).
   std::string task_support;
   std::map<std::string, std::string> tool_task_support;
+  // Whether its tools' arguments go into traces (gen_ai.tool.call.arguments) and the audit
+  // log. Off by default: arguments are users' data.
+  bool record_arguments = false;
   int line = 0;  // where the entry starts in the YAML file (1-based), for messages
 
   bool operator==(const PluginConfig&) const = default;
@@ -92,10 +95,24 @@ struct ReloadConfig {
   bool operator==(const ReloadConfig&) const = default;
 };
 
-// Metrics (host/telemetry/): Prometheus text at /metrics.
+// Traces to an OpenTelemetry collector (OTLP/HTTP, JSON).
+struct OtlpConfig {
+  std::string endpoint;  // base URL of its OTLP/HTTP receiver, e.g. http://localhost:4318; "" = no traces
+  std::map<std::string, std::string> headers;  // sent with each export (interpolated; may be secrets)
+  double sampling = 1.0;     // share of new traces recorded (a client's sampled flag is followed)
+  int batch_delay_ms = 5000; // spans wait at most this long before they are sent
+  int queue_size = 2048;     // spans waiting; beyond it new ones are dropped (and counted)
+  int timeout_ms = 10000;    // per export request
+
+  bool operator==(const OtlpConfig&) const = default;
+};
+
+// Telemetry (host/telemetry/): Prometheus metrics, OTLP traces, an audit log.
 struct TelemetryConfig {
   bool metrics = true;         // GET /metrics on the HTTP listener
   std::string metrics_listen;  // host:port of a listener of its own (e.g. for a stdio host); "" = none
+  OtlpConfig otlp;
+  std::string audit_log;       // one JSON line per request: a file (appended; reopened on SIGHUP), "stderr", or "" = none
 
   bool operator==(const TelemetryConfig&) const = default;
 };

@@ -230,6 +230,7 @@ class RemoteHttp final : public services::HttpService {
               {"connect_timeout_ms", req.connect_timeout.count()},
               {"stream_head", static_cast<bool>(req.on_head)},
               {"stream_body", static_cast<bool>(req.on_body)}};
+    if (!req.traceparent.empty()) head["traceparent"] = req.traceparent;
     bool reading = true;  // false once a callback said stop
     auto on_frame = [&](Frame& f) {
       if (!reading) return;
@@ -428,6 +429,7 @@ std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
     c->call.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(h.at("deadline_ms").get<int64_t>());
     c->call.principal = h.value("principal", "");
     c->call.client_capabilities = h.value("client_capabilities", json::object());
+    c->call.traceparent = h.value("traceparent", "");
     c->call.input_responses = h.value("input_responses", json::object());
     c->call.may_hand_over = h.value("may_hand_over", false);
     if (auto s = h.find("state"); s != h.end() && s->is_string()) c->call.state = s->get<std::string>();

@@ -564,6 +564,7 @@ void ProcessInstance::Impl::serve_http(std::shared_ptr<Incarnation> inc, uint32_
   req.body = std::move(f.body);
   req.timeout = std::chrono::milliseconds(h.value("timeout_ms", 30000));
   req.connect_timeout = std::chrono::milliseconds(h.value("connect_timeout_ms", 10000));
+  req.traceparent = h.value("traceparent", "");
   req.cancelled = [this, inc, stop] { return stop->load() == 2 || inc->gone.load() || self.shutting_down(); };
   if (h.value("stream_head", false)) {
     req.on_head = [inc, id, stop](int status, const services::Headers& headers) {
@@ -874,6 +875,7 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
             {"input_responses", call.input_responses},
             {"may_hand_over", call.may_hand_over}};
   if (call.state) head["state"] = *call.state;
+  if (!call.traceparent.empty()) head["traceparent"] = call.traceparent;
   if (call.caller != nullptr) {  // only this user's credentials for this instance travel
     auto it = call.caller->credentials.find(impl.cfg.name);
     head["caller"] = it == call.caller->credentials.end() ? json::object() : json(it->second);

@@ -26,7 +26,7 @@ enum class Msg : uint8_t {
   // host -> child
   kCreate = 1,    // head: {name, library, search_dirs, credentials, settings, create_timeout_ms, cpu_seconds_per_call,
                   //   sandbox, log_level, replica}
-  kCall = 2,      // id: call. head: {kind, index, what, deadline_ms, principal, caller?, client_capabilities,
+  kCall = 2,      // id: call. head: {kind, index, what, deadline_ms, principal, caller?, client_capabilities, traceparent?,
                   //   input_responses, state?}; body: the input JSON
   kCancel = 3,    // id: call
   kReply = 4,     // id: service request. head: the answer; body: bytes it carries
@@ -40,7 +40,7 @@ enum class Msg : uint8_t {
   kCallLog = 23,  // id: call. head: {level, logger}; body: data JSON
   kLog = 24,      // head: {level}; body: a log line of the plugin (or the runner)
   kService = 25,  // id: service request. head: {op, key?, ...}; body: bytes it carries. op: state_get|put|delete|
-                  //   list|put_if, lease_acquire|release, user, http
+                  //   list|put_if, lease_acquire|release, user, http (with the call's traceparent?)
   kHttpStop = 26, // id: service request: the plugin stopped reading a streamed body
   kResourceUpdated = 27,  // body: the URI
   kOverCpu = 28,  // id: call: its handler used more CPU than cpu_seconds_per_call; cancelled

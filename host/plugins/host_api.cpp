@@ -397,6 +397,7 @@ mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* reques
   }
 
   req.origin = hi->name;
+  if (call != nullptr) req.traceparent = call->traceparent;
   services::HttpResponse res = hi->services.http->send(req);
   hi->redact(res.error);
   if (on_response != nullptr) {

@@ -178,6 +178,7 @@ struct mcph_call {
   mcph::plugins::CallEvents* events = nullptr;  // may be null
   std::string principal;                        // empty for stdio and static tokens
   const mcph::plugins::Caller* caller = nullptr;  // the user, when known (OAuth); outlives the call
+  std::string traceparent;  // the request's trace context (W3C), or "": its outbound HTTP joins the trace
   nlohmann::json client_capabilities = nlohmann::json::object();
   // This round's input: answers to earlier input requests (an object, key -> result) and
   // the state the handler kept in the previous round.

@@ -26,10 +26,22 @@ constexpr const char* kMetaVersion = "io.modelcontextprotocol/protocolVersion";
 constexpr const char* kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
 constexpr const char* kMetaLogLevel = "io.modelcontextprotocol/logLevel";
 constexpr const char* kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
+constexpr const char* kMetaClientInfo = "io.modelcontextprotocol/clientInfo";
 // Legacy eras: how often one request may ask the client for input before we give up.
 constexpr int kMaxInputRounds = 8;
 // 2026-07-28: how long a client may take to answer an input_required result.
 constexpr std::chrono::seconds kRequestStateTtl{3600};
+
+// clientInfo's name and version, for telemetry (bounded: clients choose them).
+void read_client_info(const json& info, std::string& name, std::string& version) {
+  if (!info.is_object()) return;
+  auto text = [&](const char* key) {
+    auto v = info.find(key);
+    return v != info.end() && v->is_string() ? v->get_ref<const std::string&>().substr(0, 128) : std::string();
+  };
+  name = text("name");
+  version = text("version");
+}
 
 int level_index(const json& name) {
   if (!name.is_string()) return -1;
@@ -192,6 +204,8 @@ struct Engine::Request {
   json client_capabilities = json::object();
   std::shared_ptr<ReplyChannel> channel;
   std::shared_ptr<const Catalog> catalog;  // what it is served from, kept while it runs
+  std::string trace;      // its trace context (RequestRecord::trace), or ""
+  const RequestRecord* record = nullptr;  // the observer's; valid until it is prepared (or its task started)
 };
 
 // A request that runs plugin code, ready to go to a worker.
@@ -418,12 +432,14 @@ json Engine::handle(const json& message, Session& session, const std::shared_ptr
   if (options_.observer == nullptr || !message.is_object()) return handle_unobserved(message, session, channel);
   const auto started = std::chrono::steady_clock::now();
   RequestRecord record = record_of(message, session, channel.get());
-  json response = handle_unobserved(message, session, channel);
-  observe(record, response, started);
+  options_.observer->request_started(record);
+  json response = handle_unobserved(message, session, channel, &record);
+  observe(record, response, started, *channel);
   return response;
 }
 
-json Engine::handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+json Engine::handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+                               const RequestRecord* record) {
   std::shared_ptr<Session> shared = session.weak_from_this().lock();
   auto wait = [](auto start) {
     auto promise = std::make_shared<std::promise<json>>();
@@ -434,7 +450,7 @@ json Engine::handle_unobserved(const json& message, Session& session, const std:
   if (message.is_array()) {
     return wait([&](Done done) { run_batch(message, session, channel, std::move(done)); });
   }
-  Prepared p = prepare_guarded(message, session, channel);
+  Prepared p = prepare_guarded(message, session, channel, record);
   if (p.awaits_task) return wait([&](Done done) { await_task(p.req, std::move(done)); });
   if (p.listening) return json();
   if (!p.call) return std::move(p.response);
@@ -456,16 +472,17 @@ void Engine::submit(const json& message, const std::shared_ptr<Session>& session
   if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(message, session, channel, std::move(finish));
   const auto started = std::chrono::steady_clock::now();
   auto record = std::make_shared<RequestRecord>(record_of(message, *session, channel.get()));
-  submit_unobserved(message, session, channel, [this, record, started, finish = std::move(finish)](json r) {
-    observe(*record, r, started);
+  options_.observer->request_started(*record);
+  submit_unobserved(message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
+    observe(*record, r, started, *channel);
     finish(std::move(r));
-  });
+  }, record.get());
 }
 
 void Engine::submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
-                               const std::shared_ptr<ReplyChannel>& channel, Done finish) {
+                               const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
-  Prepared p = prepare_guarded(message, *session, channel);
+  Prepared p = prepare_guarded(message, *session, channel, record);
   if (p.awaits_task) return await_task(p.req, finish);
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
@@ -506,9 +523,10 @@ json Engine::late_answer(Prepared& p, mcph_status status, std::string text) cons
   return answer(p, late);
 }
 
-Engine::Prepared Engine::prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+Engine::Prepared Engine::prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+                                         const RequestRecord* record) {
   try {
-    return prepare(message, session, channel);
+    return prepare(message, session, channel, record);
   } catch (const std::exception& e) {
     spdlog::error("internal error while reading a request: {}", e.what());
   } catch (...) {
@@ -583,7 +601,8 @@ void Engine::run_batch(const json& batch, Session& session, const std::shared_pt
   complete(batch.size(), json());
 }
 
-Engine::Prepared Engine::prepare(const json& m, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+Engine::Prepared Engine::prepare(const json& m, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+                                 const RequestRecord* record) {
   Prepared p;
   if (!m.is_object()) {
     p.response = make_error(nullptr, {code::kInvalidRequest, "Invalid Request: expected a JSON-RPC object", nullptr});
@@ -626,6 +645,8 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
 
   Request& req = p.req;
   req.id = id;
+  req.record = record;
+  if (record != nullptr) req.trace = record->trace;
   req.method = method_it->get<std::string>();
   req.channel = channel;
   req.catalog = catalog();
@@ -678,6 +699,8 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
 
 RequestRecord Engine::record_of(const json& m, const Session& session, const ReplyChannel* channel) const {
   RequestRecord r;
+  r.started_at = std::chrono::system_clock::now();
+  r.session = session.label();
   if (auto method = m.find("method"); method != m.end() && method->is_string()) r.method = method->get<std::string>();
   if (auto id = m.find("id"); id != m.end()) r.id = *id;
   r.caller = channel != nullptr ? channel->caller() : nullptr;
@@ -688,7 +711,10 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
     const auto catalog = this->catalog();
     if (r.method == "tools/call" && name.is_string()) {
       r.tool = name.get<std::string>();
-      if (const auto* e = catalog->registry->find(r.tool)) r.instance = e->instance->name();
+      if (const auto* e = catalog->registry->find(r.tool)) {
+        r.instance = e->instance->name();
+        if (e->instance->config().record_arguments) r.arguments = params->value("arguments", json::object());
+      }
     } else if (r.method == "prompts/get" && name.is_string()) {
       r.prompt = name.get<std::string>();
       if (const auto* e = catalog->registry->find_prompt(r.prompt)) r.instance = e->instance->name();
@@ -700,7 +726,17 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
     auto meta = params->find("_meta");
     if (meta != params->end() && meta->is_object()) {
       if (auto v = meta->find(kMetaVersion); v != meta->end() && v->is_string()) r.version = v->get<std::string>();
+      if (auto v = meta->find(kMetaClientInfo); v != meta->end()) read_client_info(*v, r.client_name, r.client_version);
+      if (auto v = meta->find("traceparent"); v != meta->end() && v->is_string()) r.parent = v->get<std::string>();
+      if (auto v = meta->find("tracestate"); v != meta->end() && v->is_string()) r.tracestate = v->get<std::string>();
     }
+  }
+  if (r.method == "initialize" && params != m.end() && params->is_object()) {
+    read_client_info(params->value("clientInfo", json()), r.client_name, r.client_version);
+  } else if (r.client_name.empty()) {
+    std::lock_guard lock(session.mutex_);
+    r.client_name = session.client_name_;
+    r.client_version = session.client_version_;
   }
   if (r.version.empty()) r.version = session.version();
   if (r.version.empty() && r.method == "initialize" && params != m.end() && params->is_object()) {
@@ -709,11 +745,14 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
   return r;
 }
 
-void Engine::observe(RequestRecord& r, const json& response, std::chrono::steady_clock::time_point started) const {
+void Engine::observe(RequestRecord& r, const json& response, std::chrono::steady_clock::time_point started,
+                     const ReplyChannel& channel) const {
   r.duration = std::chrono::steady_clock::now() - started;
+  r.http_status = channel.http_status(response, !r.id.is_null());
   if (response.is_object()) {
     if (auto error = response.find("error"); error != response.end() && error->is_object()) {
       if (auto code = error->find("code"); code != error->end() && code->is_number_integer()) r.error_code = code->get<int>();
+      if (auto m = error->find("message"); m != error->end() && m->is_string()) r.error_message = m->get_ref<const std::string&>().substr(0, 256);
     } else if (auto result = response.find("result"); result != response.end() && result->is_object()) {
       auto is_error = result->find("isError");
       r.is_error = is_error != result->end() && *is_error == true;
@@ -808,6 +847,7 @@ json Engine::initialize(Request& req, Session& session) {
     session.initialized_ = true;
     session.version_ = version;
     session.client_capabilities_ = caps.is_object() ? caps : json::object();
+    read_client_info(req.params.value("clientInfo", json()), session.client_name_, session.client_version_);
     if (session.observer_ == nullptr) session.started_ = std::chrono::steady_clock::now();
     session.observer_ = options_.observer;
   }
@@ -1064,6 +1104,7 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
   // The deadline counts from now: time spent waiting for a thread is part of it.
   p.call->call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
   p.call->call.may_hand_over = p.may_hand_over;
+  p.call->call.traceparent = req.trace;
   json token;
   if (auto t = req.meta.find("progressToken"); req.meta.is_object() && t != req.meta.end() &&
                                                (t->is_string() || t->is_number_integer())) {
@@ -1440,10 +1481,20 @@ void Engine::start_task(Prepared p, const std::shared_ptr<Session>& session, Don
     });
   }
   service->attach(id, &p.call->call.cancelled);
+  // The work has a trace context of its own when the observer gives it one.
+  std::shared_ptr<const RequestRecord> record;
+  std::string trace;
+  if (options_.observer != nullptr && p.req.record != nullptr) {
+    record = std::make_shared<RequestRecord>(*p.req.record);
+    trace = options_.observer->task_started(*record);
+    p.call->call.traceparent = trace;
+  }
   respond(std::move(reply));
-  schedule(std::make_shared<Prepared>(std::move(p)), session, [service, id](json r) {
+  const auto started = std::chrono::steady_clock::now();
+  schedule(std::make_shared<Prepared>(std::move(p)), session, [this, service, id, record, trace, started](json r) {
     service->detach(id);
     service->finish(id, r);
+    if (record) options_.observer->task_done(*record, trace, std::chrono::steady_clock::now() - started, r);
   });
 }
 

@@ -55,6 +55,8 @@ class ReplyChannel {
   virtual bool carries_requests() const { return true; }
   // The signed-in user who sent the request (HTTP with OAuth), or null.
   virtual const plugins::Caller* caller() const { return nullptr; }
+  // The HTTP status that carries `answer` (null: none) to the client; 0 when not HTTP.
+  virtual int http_status(const json& /*answer*/, bool /*request*/) const { return 0; }
   // Engine::submit calls this once the request is over: after its response, or when a
   // cancelled request ends without one.
   virtual void close() {}
@@ -71,8 +73,18 @@ struct RequestRecord {
   std::string version;   // the protocol revision it was served under
   std::chrono::steady_clock::duration duration{};
   std::optional<int> error_code;  // the JSON-RPC error it got
+  std::string error_message;      // ... and its message
   bool is_error = false;          // a result with isError: true (a tool error)
   const plugins::Caller* caller = nullptr;  // the signed-in user (HTTP with OAuth), or null
+  std::chrono::system_clock::time_point started_at;
+  std::string session;  // the legacy session's label (Session::label()), or ""
+  std::string client_name, client_version;  // clientInfo: initialize's, or 2026-07-28 _meta's
+  std::string parent, tracestate;  // params._meta.traceparent and tracestate, as the client sent them
+  // This request's own trace context (a W3C traceparent), when the observer chose one in
+  // request_started: the plugin call carries it, so its outbound HTTP requests join the trace.
+  std::string trace;
+  json arguments;       // tools/call arguments, only when the instance opted in (record_arguments)
+  int http_status = 0;  // the HTTP status that carried the answer; 0 on stdio
 };
 
 // Hears about every request the engine answered, on the thread that answered it, and about
@@ -80,8 +92,17 @@ struct RequestRecord {
 class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
+  // Before the request runs, with its request side filled in; may set record.trace.
+  virtual void request_started(RequestRecord&) {}
   virtual void request_done(const RequestRecord& record) = 0;
   virtual void session_done(const std::string& version, std::chrono::steady_clock::duration lasted) = 0;
+  // The work behind an MCP task (a tools/call answered at once with a task) runs on after
+  // its request's record: it began, on behalf of `request` (that record, trace set), and
+  // may get a trace context of its own, which its plugin call carries instead; it ended
+  // with `response`.
+  virtual std::string task_started(const RequestRecord& request) { return request.trace; }
+  virtual void task_done(const RequestRecord& /*request*/, const std::string& /*trace*/,
+                         std::chrono::steady_clock::duration /*took*/, const json& /*response*/) {}
 };
 
 // What a legacy session is beyond this process (replicas serve one session together):
@@ -115,6 +136,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // session's GET stream. Unset: they are dropped.
   void set_channel(std::shared_ptr<ReplyChannel> channel);
   SessionState state() const;
+  // What telemetry calls this session (mcp.session.id): an HTTP session's id, hashed, since
+  // the id itself lets its holder use the session. Empty for stdio. Set before it serves.
+  void set_label(std::string label) { label_ = std::move(label); }
+  const std::string& label() const { return label_; }
   // Called (on the request's thread) after logging/setLevel, resources/subscribe or
   // unsubscribe changed state(). Set it before the session serves requests.
   void on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
@@ -122,10 +147,12 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   friend class Engine;
   std::function<void()> on_change_;
+  std::string label_;
   mutable std::mutex mutex_;
   bool initialized_ = false;                 // guarded by mutex_
   std::string version_;                      // guarded by mutex_
   json client_capabilities_ = json::object();  // guarded by mutex_
+  std::string client_name_, client_version_;  // initialize's clientInfo; guarded by mutex_
   std::atomic<int> log_level_{1};            // MCPH_LOG_INFO until logging/setLevel
   std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mutex_
   std::shared_ptr<ReplyChannel> channel_;    // guarded by mutex_
@@ -232,11 +259,15 @@ class Engine final : public plugins::ResourceListener {
 
   using Done = std::function<void(json)>;
   // handle() and submit() without telling options.observer (they wrap these when it is set).
-  json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  // `record`: what the observer was told of the request (null: unobserved); its plugin call
+  // carries record->trace. Read only while the request is prepared (and a task started).
+  json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+                         const RequestRecord* record = nullptr);
   void submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
-                         const std::shared_ptr<ReplyChannel>& channel, Done finish);
-  Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
-  Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+                         const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
+  Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
+  Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+                           const RequestRecord* record = nullptr);
   json execute(Prepared& prepared, Session& session);
   json execute_guarded(Prepared& prepared, Session& session);
   // Runs a prepared call on the scheduler; `done` gets its answer exactly once: the
@@ -257,7 +288,8 @@ class Engine final : public plugins::ResourceListener {
   void on_notification(const json& message, Session& session);
   // What options.observer hears: the request's side (before it runs), then its outcome.
   RequestRecord record_of(const json& message, const Session& session, const ReplyChannel* channel) const;
-  void observe(RequestRecord& record, const json& response, std::chrono::steady_clock::time_point started) const;
+  void observe(RequestRecord& record, const json& response, std::chrono::steady_clock::time_point started,
+               const ReplyChannel& channel) const;
   std::optional<RpcError> listen(Request& req, Session& session);  // subscriptions/listen
   void notify_subscribers(const std::string& uri);
   void track(const std::shared_ptr<Session>& session);  // hears resource updates and list changes

@@ -168,7 +168,7 @@ bool is_framing_header(const std::string& name) {
 // cpp-httplib 0.11.4 writes Request::headers verbatim (only its own set_header() checks for
 // CR/LF), so a value with a line break would inject headers. Values are never quoted in
 // errors: they may be credentials.
-Result<httplib::Headers> to_httplib_headers(const HttpRequest& request, const Target& target) {
+Result<httplib::Headers> to_httplib_headers(const HttpRequest& request, const Target& target, const std::string& traceparent) {
   httplib::Headers out;
   for (const auto& [name, value] : request.headers) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) {
@@ -183,6 +183,10 @@ Result<httplib::Headers> to_httplib_headers(const HttpRequest& request, const Ta
     // stale or chunked framing header would desynchronize the connection.
     if (is_framing_header(name)) continue;
     out.emplace(name, value);
+  }
+  if (!traceparent.empty()) {  // ours replaces any the plugin set: this request is our span's
+    out.erase("traceparent");
+    out.emplace("traceparent", traceparent);
   }
   // cpp-httplib's default Host omits the brackets of an IPv6 literal on default ports.
   if (out.find("Host") == out.end()) out.emplace("Host", target.authority);
@@ -480,14 +484,15 @@ HttpResponse shape(Exchange& ex, const HttpRequest& request, const Target& targe
 }  // namespace
 
 HttpResponse HttpClient::send(const HttpRequest& request) {
-  if (!observer_) return send_unobserved(request);
+  if (observer_ == nullptr) return send_unobserved(request);
+  const std::string traceparent = observer_->http_started(request);
   const auto start = Clock::now();
-  HttpResponse response = send_unobserved(request);
-  observer_(request, response, Clock::now() - start);
+  HttpResponse response = send_unobserved(request, traceparent);
+  observer_->http_done(request, response, Clock::now() - start, traceparent);
   return response;
 }
 
-HttpResponse HttpClient::send_unobserved(const HttpRequest& request) {
+HttpResponse HttpClient::send_unobserved(const HttpRequest& request, const std::string& traceparent) {
   const Clock::time_point start = Clock::now();
   auto method = parse_method(request.method);
   if (!method) return failure(Outcome::InvalidRequest, method.error());
@@ -496,7 +501,7 @@ HttpResponse HttpClient::send_unobserved(const HttpRequest& request) {
   if (request.timeout.count() <= 0 || request.connect_timeout.count() <= 0) {
     return failure(Outcome::InvalidRequest, "timeouts must be positive");
   }
-  auto headers = to_httplib_headers(request, *target);
+  auto headers = to_httplib_headers(request, *target, traceparent);
   if (!headers) return failure(Outcome::InvalidRequest, headers.error());
 
   // Cheap early exit on the caller's thread; from here on only the watcher polls it.

@@ -23,6 +23,9 @@ struct HttpRequest {
   std::chrono::milliseconds connect_timeout{10000};
   std::function<bool()> cancelled;  // optional; polled by the watcher
   std::string origin;  // who asks: the plugin instance's name (telemetry); never sent
+  // The trace context (W3C traceparent) of the call it serves, or "": with tracing on, the
+  // request is a child span of it and carries its own traceparent header upstream.
+  std::string traceparent;
   // Optional streaming: on_head sees status+headers first; on_body gets chunks instead of
   // collecting them. Returning false stops reading (the outcome stays Ok).
   std::function<bool(int status, const Headers& headers)> on_head;
@@ -55,13 +58,23 @@ class HttpClient final : public HttpService {
   HttpClient& operator=(const HttpClient&) = delete;
 
   HttpResponse send(const HttpRequest& request) override;
-  // Hears every request once it ended (telemetry). Set before the first request.
-  using Observer = std::function<void(const HttpRequest&, const HttpResponse&, std::chrono::steady_clock::duration)>;
-  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
+  // Hears every request (telemetry). Thread-safe; must not block.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // Before it is sent: the traceparent header it carries upstream (its own span's), or "".
+    virtual std::string http_started(const HttpRequest& request) = 0;
+    // Once it ended; `traceparent` is what http_started returned.
+    virtual void http_done(const HttpRequest& request, const HttpResponse& response,
+                           std::chrono::steady_clock::duration took, const std::string& traceparent) = 0;
+  };
+  // Set before the first request; it outlives the client.
+  void set_observer(Observer* observer) { observer_ = observer; }
 
  private:
-  HttpResponse send_unobserved(const HttpRequest& request);
-  Observer observer_;
+  HttpResponse send_unobserved(const HttpRequest& request, const std::string& traceparent = {});
+  Observer* observer_ = nullptr;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -149,6 +149,7 @@ class PostgresStore final : public StateStore {
   }
   std::string location() const override { return location_; }
 
+  uint64_t errors() const override { return errors_.load(std::memory_order_relaxed); }
   Status check() override {
     auto r = run(true, "check", [](PGconn* c) -> Result<int> {
       ResultPtr q(PQexec(c, "SELECT 1"));
@@ -466,12 +467,18 @@ class PostgresStore final : public StateStore {
   auto run(bool retry, const char* what, Op op) -> decltype(op(nullptr)) {
     for (int attempt = 0;; ++attempt) {
       auto c = take();
-      if (!c) return Error{"store unavailable: " + c.error()};
+      if (!c) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        return Error{"store unavailable: " + c.error()};
+      }
       auto r = op(*c);
       const bool broken = PQstatus(*c) != CONNECTION_OK;
       give_back(*c);
       if (r || !broken || !retry || attempt > 0) {
-        if (!r) return Error{"store " + location_ + ": " + what + ": " + r.error()};
+        if (!r) {
+          errors_.fetch_add(1, std::memory_order_relaxed);
+          return Error{"store " + location_ + ": " + what + ": " + r.error()};
+        }
         return r;
       }
     }
@@ -479,6 +486,7 @@ class PostgresStore final : public StateStore {
 
   const config::StoreConfig cfg_;
   std::string location_;
+  std::atomic<uint64_t> errors_{0};
   std::atomic<bool> migrated_{false};
   std::mutex mutex_;
   std::condition_variable pool_cv_;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -139,6 +140,7 @@ Status ensure_private_dir(const std::string& path) {
 struct SqliteImpl {
   std::string path;  // for error messages
   std::mutex mutex;
+  mutable std::atomic<uint64_t> errors{0};  // operations that failed
   // Declared before the statements so that it is destroyed after them.
   DbPtr db;
   StmtPtr get_stmt;
@@ -153,6 +155,7 @@ struct SqliteImpl {
   StmtPtr release_stmt;
 
   Error sqlite_error(const std::string& what) const {
+    errors.fetch_add(1, std::memory_order_relaxed);
     return Error{"state store " + path + ": " + what + ": " + sqlite3_errmsg(db.get())};
   }
 
@@ -309,6 +312,7 @@ class SqliteStateStore final : public StateStore {
   std::string backend() const override { return "sqlite"; }
   std::string location() const override { return impl_->path; }
   Status check() override;
+  uint64_t errors() const override;
   Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) override;
   Status put(std::string_view ns, std::string_view key, std::string_view value) override;
   Status erase(std::string_view ns, std::string_view key) override;
@@ -340,6 +344,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
 // never pays for SQLite (and its start stays fast). Called with the mutex held.
 Status SqliteImpl::ensure_open() {
   if (db) return Ok{};
+  const uint64_t errors_before = errors.fetch_add(1, std::memory_order_relaxed);  // one failed operation, unless it opens
   if (!open_error.empty()) return Error{open_error};
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw,
@@ -370,8 +375,11 @@ Status SqliteImpl::ensure_open() {
     release_stmt.reset();
     db.reset();
   }
+  errors.store(errors_before + (st ? 0 : 1), std::memory_order_relaxed);  // however many of its steps failed
   return st;
 }
+
+uint64_t SqliteStateStore::errors() const { return impl_->errors.load(std::memory_order_relaxed); }
 
 Status SqliteStateStore::check() {
   std::lock_guard<std::mutex> lock(impl_->mutex);

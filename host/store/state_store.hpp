@@ -54,6 +54,8 @@ class StateStore {
     int size = 0;  // store.pool_size
   };
   virtual std::optional<PoolUse> pool_use() { return std::nullopt; }
+  // Operations that failed since it opened (telemetry: mcp_host_store_errors_total).
+  virtual uint64_t errors() const { return 0; }
 
   virtual Result<std::optional<std::string>> get(std::string_view ns, std::string_view key) = 0;
   virtual Status put(std::string_view ns, std::string_view key, std::string_view value) = 0;

@@ -146,16 +146,34 @@ void TaskService::on_event(std::string_view id_view, bool waiters_only) {
 }
 
 Result<Task> TaskService::create(const std::string& principal, const std::string& tool) {
-  return table_.create(principal, tool, replica_);
+  auto t = table_.create(principal, tool, replica_);
+  if (t) created_.fetch_add(1, std::memory_order_relaxed);
+  return t;
+}
+
+void TaskService::count_end(const Result<Task>& t) {
+  if (!t) return;
+  if (t->status == Status::kCompleted) completed_.fetch_add(1, std::memory_order_relaxed);
+  if (t->status == Status::kFailed) failed_.fetch_add(1, std::memory_order_relaxed);
+  if (t->status == Status::kCancelled) cancelled_.fetch_add(1, std::memory_order_relaxed);
+}
+
+TaskService::Counts TaskService::counts() {
+  Counts c{created_.load(), completed_.load(), failed_.load(), cancelled_.load(), 0};
+  std::lock_guard lock(mutex_);
+  c.running = running_.size();
+  return c;
 }
 
 Result<Task> TaskService::hand_over(const std::string& id, const std::string& principal, const std::string& tool,
                                     const std::string& instance, const std::string& handle) {
   if (id.empty()) {
-    return table_.create(principal, tool, "", [&](Task& t) {
+    auto t = table_.create(principal, tool, "", [&](Task& t) {
       t.instance = instance;
       t.handle = handle;
     });
+    if (t) created_.fetch_add(1, std::memory_order_relaxed);
+    return t;
   }
   if (auto st = table_.bind_handle(instance, handle, id); !st) return Error{st.error()};
   auto t = table_.update(id, [&](Task& t) {
@@ -219,6 +237,7 @@ void TaskService::finish(const std::string& id, const json& response) {
     });
   }
   if (!t) spdlog::warn("tasks: the outcome of task {}… was not recorded: {}", id.substr(0, 8), t.error());
+  if (current && current->has_value() && !terminal((*current)->status)) count_end(t);
   changed(id);
 }
 
@@ -365,7 +384,10 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
     return true;
   });
   if (!c) return unavailable(c.error());
-  if (!was_terminal) changed(id);
+  if (!was_terminal) {
+    count_end(c);
+    changed(id);
+  }
   result = modern ? json::object() : wire(*c, false, false);
   return std::nullopt;
 }
@@ -468,7 +490,9 @@ mcph_status TaskService::update(const std::string& instance, const std::string& 
   }
   if (!r) return MCPH_ERR_UNAVAILABLE;
   changed((*t)->id);
-  return terminal(r->status) && r->status != *status ? MCPH_ERR_FAILED_PRECONDITION : MCPH_OK;
+  if (terminal(r->status) && r->status != *status) return MCPH_ERR_FAILED_PRECONDITION;
+  count_end(r);
+  return MCPH_OK;
 }
 
 mcph_status TaskService::get(const std::string& instance, const std::string& handle, json& out) {

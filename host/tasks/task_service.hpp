@@ -106,6 +106,15 @@ class TaskService final : public plugins::TaskReports {
   size_t purge();
   size_t reap();
 
+  // ---- Telemetry -------------------------------------------------------------------------
+
+  // Tasks this replica created and saw end, by how; and those whose work runs here now.
+  struct Counts {
+    uint64_t created = 0, completed = 0, failed = 0, cancelled = 0;
+    size_t running = 0;
+  };
+  Counts counts();
+
   // ---- plugins::TaskReports --------------------------------------------------------------
   mcph_status update(const std::string& instance, const std::string& handle, const json& update) override;
   mcph_status get(const std::string& instance, const std::string& handle, json& out) override;
@@ -119,12 +128,14 @@ class TaskService final : public plugins::TaskReports {
   Result<std::optional<Task>> find(const json& params, const std::string& principal, std::optional<RpcError>& err);
   bool owner_alive(const std::string& owner);
   void housekeeping();
+  void count_end(const Result<Task>& t);  // counts `t` if the write that gave it ended it
 
   store::StateStore& store_;
   ServiceOptions options_;
   TaskTable table_;
   const std::string replica_;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> created_{0}, completed_{0}, failed_{0}, cancelled_{0};
 
   std::mutex mutex_;
   std::condition_variable changed_cv_;

@@ -1,20 +1,83 @@
 #include "telemetry/telemetry.hpp"
 
+#include <cmath>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "version.hpp"
+
 namespace mcph::telemetry {
 namespace {
 
 using Seconds = std::chrono::duration<double>;
+using nlohmann::json;
 
 // The conventions' ExplicitBucketBoundaries for both MCP histograms.
 const std::vector<double> kMcpBuckets = {0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300};
 // http.client.request.duration's (HTTP semantic conventions).
 const std::vector<double> kHttpBuckets = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10};
 
-std::string host_of(const std::string& url) {
+// The parts of an absolute URL telemetry records. Userinfo is dropped (credentials).
+struct UrlParts {
+  std::string scheme, host;
+  int port = 0;
+  std::string path, query;
+};
+
+UrlParts parts_of(const std::string& url) {
+  UrlParts u;
   const size_t scheme = url.find("://");
-  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  const size_t end = url.find_first_of(":/?#", start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  if (scheme != std::string::npos) u.scheme = url.substr(0, scheme);
+  const size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
+  if (const size_t at = url.rfind('@', authority_end); at != std::string::npos && at >= start) start = at + 1;
+  std::string authority = url.substr(start, authority_end - start);
+  const size_t colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
+    u.port = std::atoi(authority.c_str() + colon + 1);
+    authority.resize(colon);
+  } else {
+    u.port = u.scheme == "https" ? 443 : 80;
+  }
+  u.host = std::move(authority);
+  const size_t fragment = std::min(url.find('#', authority_end), url.size());
+  const size_t query = std::min(url.find('?', authority_end), fragment);
+  u.path = url.substr(authority_end, query - authority_end);
+  if (query < fragment) u.query = url.substr(query + 1, fragment - query - 1);
+  return u;
+}
+
+// url.full for a span: query values may be keys or signatures, so every one is replaced.
+std::string redacted_url(const UrlParts& u) {
+  std::string out = u.scheme + "://" + u.host + ":" + std::to_string(u.port) + u.path;
+  if (u.query.empty()) return out;
+  out += '?';
+  size_t i = 0;
+  while (i <= u.query.size()) {
+    const size_t end = std::min(u.query.find('&', i), u.query.size());
+    const std::string pair = u.query.substr(i, end - i);
+    if (i > 0) out += '&';
+    const size_t eq = pair.find('=');
+    out += eq == std::string::npos ? pair : pair.substr(0, eq) + "=REDACTED";
+    i = end + 1;
+  }
+  return out;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+bool runs_plugin_code(const std::string& method) {
+  return method == "tools/call" || method == "resources/read" || method == "prompts/get" || method == "completion/complete";
 }
 
 const char* outcome_name(services::HttpResponse::Outcome o) {
@@ -30,8 +93,10 @@ const char* outcome_name(services::HttpResponse::Outcome o) {
 
 }  // namespace
 
-Telemetry::Telemetry(std::string network_transport)
+Telemetry::Telemetry(std::string network_transport, std::unique_ptr<Tracer> tracer, std::unique_ptr<AuditLog> audit)
     : transport_(std::move(network_transport)),
+      tracer_(std::move(tracer)),
+      audit_(std::move(audit)),
       operations_(metrics_.histogram("mcp_server_operation_duration_seconds",
                                      "MCP request or notification duration as observed on the receiver from the time it was "
                                      "received until the result or ack is sent (mcp.server.operation.duration)",
@@ -46,7 +111,13 @@ Telemetry::Telemetry(std::string network_transport)
                                "Outbound HTTP requests plugins made through the host (http.client.request.duration)",
                                {"mcp_host_instance", "http_request_method", "http_response_status_code", "server_address", "error_type"},
                                kHttpBuckets)),
-      sign_ins_(metrics_.counter("mcp_host_oauth_sign_ins", "OAuth sign-ins through the credentials form, by outcome", {"outcome"})) {
+      sign_ins_(metrics_.counter("mcp_host_oauth_sign_ins", "OAuth sign-ins through the credentials form, by outcome", {"outcome"})),
+      refused_(metrics_.counter("mcp_host_http_refused", "HTTP requests refused before they reached MCP (no or a bad token, Host, Origin)",
+                                {"http_response_status_code"})),
+      retries_(metrics_.counter("mcp_host_upstream_retries",
+                                "Outbound requests that repeat, within a minute, one of the same plugin instance, method and URL "
+                                "that failed (429, 5xx, no answer)",
+                                {"mcp_host_instance", "server_address"})) {
   metrics_.gauge("mcp_host_calls_in_flight", "Plugin calls running now (stuck ones included)", [this] {
     return std::vector<Sample>{{{}, sources_.calls_in_flight ? sources_.calls_in_flight() : 0}};
   });
@@ -67,6 +138,39 @@ Telemetry::Telemetry(std::string network_transport)
     for (const auto& i : instances()) out.push_back({{{"mcp_host_instance", i.name}}, static_cast<double>(i.restarts)});
     return out;
   }, "counter");
+  metrics_.gauge("mcp_host_store_errors_total", "State store operations that failed (SQLite or PostgreSQL)", [this] {
+    return std::vector<Sample>{{{}, sources_.store_errors ? sources_.store_errors() : 0}};
+  }, "counter");
+  metrics_.gauge("mcp_host_tasks_total", "MCP tasks this replica created, and those it saw end, by event", [this] {
+    if (!sources_.tasks) return std::vector<Sample>{};
+    const auto t = sources_.tasks();
+    return std::vector<Sample>{{{{"event", "created"}}, t.created}, {{{"event", "completed"}}, t.completed},
+                               {{{"event", "failed"}}, t.failed}, {{{"event", "cancelled"}}, t.cancelled}};
+  }, "counter");
+  metrics_.gauge("mcp_host_tasks_running", "MCP tasks whose work runs in this replica now", [this] {
+    if (!sources_.tasks) return std::vector<Sample>{};
+    return std::vector<Sample>{{{}, sources_.tasks().running}};
+  });
+  if (tracer_) {
+    metrics_.gauge("mcp_host_trace_spans_exported_total", "Spans the OTLP collector accepted", [this] {
+      return std::vector<Sample>{{{}, static_cast<double>(tracer_->exported())}};
+    }, "counter");
+    metrics_.gauge("mcp_host_trace_spans_dropped_total", "Spans dropped: the export queue was full, or the collector refused or was unreachable", [this] {
+      return std::vector<Sample>{{{{"reason", "queue_full"}}, static_cast<double>(tracer_->dropped_full())},
+                                 {{{"reason", "export_failed"}}, static_cast<double>(tracer_->dropped_failed())}};
+    }, "counter");
+  }
+}
+
+void Telemetry::request_started(protocol::RequestRecord& r) {
+  if (!tracer_ && !audit_) return;
+  const auto parent = r.parent.empty() ? std::nullopt : SpanContext::parse(r.parent);
+  const SpanContext self = tracer_ ? tracer_->start(parent ? &*parent : nullptr) : new_span(parent ? &*parent : nullptr, 0);
+  r.trace = self.traceparent();
+  if (audit_ && runs_plugin_code(r.method)) {
+    std::lock_guard lock(upstream_mutex_);
+    upstream_[r.trace];
+  }
 }
 
 void Telemetry::request_done(const protocol::RequestRecord& r) {
@@ -80,17 +184,194 @@ void Telemetry::request_done(const protocol::RequestRecord& r) {
   operations_.observe({r.method, r.tool, r.prompt, r.method == "tools/call" ? "execute_tool" : "", error_type, status_code, r.version,
                        transport_, r.instance},
                       Seconds(r.duration).count());
+  if (r.trace.empty()) return;
+  if (tracer_) trace_request(r, error_type);
+  if (audit_) {
+    std::vector<Upstream> upstream;
+    if (runs_plugin_code(r.method)) {
+      std::lock_guard lock(upstream_mutex_);
+      if (auto it = upstream_.find(r.trace); it != upstream_.end()) {
+        upstream = std::move(it->second);
+        upstream_.erase(it);
+      }
+    }
+    audit_request(r, std::move(upstream));
+  }
+}
+
+// The SERVER span of one request (MCP semantic conventions).
+void Telemetry::trace_request(const protocol::RequestRecord& r, const std::string& error_type) {
+  Span span;
+  span.kind = Span::Kind::kServer;
+  const auto self = SpanContext::parse(r.trace);
+  if (!self || !self->sampled) return;
+  span.context = *self;
+  if (const auto parent = r.parent.empty() ? std::nullopt : SpanContext::parse(r.parent)) {
+    span.parent = parent->span_id;
+    span.tracestate = r.tracestate.substr(0, 512);
+  }
+  const std::string& target = !r.tool.empty() ? r.tool : r.prompt;
+  span.name = target.empty() ? r.method : r.method + " " + target;
+  span.start_ns = unix_ns(r.started_at);
+  span.end_ns = span.start_ns + static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(r.duration).count());
+  span.set("mcp.method.name", r.method);
+  if (!r.tool.empty()) {
+    span.set("gen_ai.tool.name", r.tool);
+    span.set("gen_ai.operation.name", std::string("execute_tool"));
+  }
+  if (!r.prompt.empty()) span.set("gen_ai.prompt.name", r.prompt);
+  if (!r.uri.empty()) span.set("mcp.resource.uri", r.uri);
+  if (r.id.is_string()) span.set("jsonrpc.request.id", r.id.get<std::string>());
+  else if (r.id.is_number()) span.set("jsonrpc.request.id", r.id.dump());
+  if (r.error_code) span.set("rpc.response.status_code", std::to_string(*r.error_code));
+  if (!error_type.empty()) {
+    span.set("error.type", error_type);
+    span.error = true;
+    span.status_message = r.error_message;
+  }
+  if (!r.session.empty()) span.set("mcp.session.id", r.session);
+  if (!r.version.empty()) span.set("mcp.protocol.version", r.version);
+  span.set("network.transport", transport_);
+  if (transport_ == "tcp") span.set("network.protocol.name", std::string("http"));
+  if (!r.instance.empty()) span.set("mcp_host.plugin.instance", r.instance);
+  if (!r.arguments.is_null()) span.set("gen_ai.tool.call.arguments", r.arguments.dump());
+  tracer_->finish(std::move(span));
+}
+
+// A task's work: an INTERNAL span of its own under the request's (the GenAI conventions'
+// execute_tool span), so the upstream requests it makes after the answer hang below it.
+std::string Telemetry::task_started(const protocol::RequestRecord& request) {
+  const auto parent = tracer_ ? SpanContext::parse(request.trace) : std::nullopt;
+  return parent ? tracer_->start(&*parent).traceparent() : request.trace;
+}
+
+void Telemetry::task_done(const protocol::RequestRecord& request, const std::string& trace, std::chrono::steady_clock::duration took,
+                          const json& response) {
+  const auto self = tracer_ && trace != request.trace ? SpanContext::parse(trace) : std::nullopt;
+  if (!self || !self->sampled) return;
+  Span span;
+  span.kind = Span::Kind::kInternal;
+  span.context = *self;
+  span.parent = SpanContext::parse(request.trace)->span_id;
+  span.name = "execute_tool " + request.tool;
+  span.end_ns = unix_ns();
+  span.start_ns = span.end_ns - static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+  span.set("gen_ai.operation.name", std::string("execute_tool"));
+  span.set("gen_ai.tool.name", request.tool);
+  if (!request.instance.empty()) span.set("mcp_host.plugin.instance", request.instance);
+  const json* error = response.is_object() && response.contains("error") ? &response["error"] : nullptr;
+  const bool tool_error = response.is_object() && response.contains("result") && response["result"].value("isError", false);
+  if (error != nullptr || tool_error || response.is_null()) {
+    span.error = true;
+    span.set("error.type", error != nullptr ? error->value("code", json(0)).dump() : tool_error ? "tool_error" : "cancelled");
+    if (error != nullptr) span.status_message = error->value("message", "").substr(0, 256);
+  }
+  tracer_->finish(std::move(span));
+}
+
+// One line per request: who, what, how it ended at each level, how long, what upstream.
+void Telemetry::audit_request(const protocol::RequestRecord& r, std::vector<Upstream> upstream) {
+  json line{{"time", iso_time(r.started_at)}, {"method", r.method}};
+  if (r.caller != nullptr && !r.caller->principal.empty()) line["principal"] = r.caller->principal;
+  if (!r.client_name.empty()) line["client"] = json{{"name", r.client_name}, {"version", r.client_version}};
+  if (!r.session.empty()) line["session"] = r.session;
+  if (!r.tool.empty()) line["tool"] = r.tool;
+  if (!r.prompt.empty()) line["prompt"] = r.prompt;
+  if (!r.uri.empty()) line["uri"] = r.uri;
+  if (!r.instance.empty()) line["instance"] = r.instance;
+  if (!r.id.is_null()) line["id"] = r.id;
+  if (r.http_status != 0) line["http_status"] = r.http_status;
+  if (r.error_code) line["rpc_error"] = *r.error_code;
+  if (r.method == "tools/call" && !r.error_code) line["is_error"] = r.is_error;
+  line["duration_ms"] = std::round(Seconds(r.duration).count() * 1e6) / 1e3;
+  if (!upstream.empty()) {
+    json list = json::array();
+    for (auto& u : upstream) list.push_back(json{{"method", std::move(u.method)}, {"host", std::move(u.host)}, {"outcome", std::move(u.outcome)}});
+    line["upstream"] = std::move(list);
+  }
+  line["trace_id"] = r.trace.substr(3, 32);
+  if (!r.arguments.is_null()) line["arguments"] = r.arguments;
+  audit_->write(line.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void Telemetry::note_retry(const services::HttpRequest& request, const services::HttpResponse& response, const std::string& host) {
+  const bool failed = response.status == 429 || response.status >= 500 ||
+                      response.outcome == services::HttpResponse::Outcome::Network ||
+                      response.outcome == services::HttpResponse::Outcome::Timeout;
+  if (!failed && !any_failed_.load(std::memory_order_relaxed)) return;  // the usual case: nothing to look up
+  const std::string key = request.origin + '\n' + request.method + '\n' + request.url;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(failed_mutex_);
+  auto it = failed_.find(key);
+  if (it != failed_.end() && now - it->second < std::chrono::minutes(1)) retries_.add({request.origin, host});
+  if (failed) {
+    if (failed_.size() >= 1000) failed_.clear();  // bounded; a flood of failures forgets the old ones
+    failed_[key] = now;
+  } else if (it != failed_.end()) {
+    failed_.erase(it);
+  }
+  any_failed_.store(!failed_.empty(), std::memory_order_relaxed);
+}
+
+void Telemetry::refused(int status, const std::string& reason) {
+  refused_.add({std::to_string(status)});
+  if (audit_) {
+    audit_->write(json{{"time", iso_time(std::chrono::system_clock::now())}, {"http_status", status}, {"refused", reason}}
+                      .dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
+void Telemetry::reopen_audit() {
+  if (!audit_) return;
+  if (auto st = audit_->reopen(); !st) spdlog::error("{} (still writing to the old file)", st.error());
 }
 
 void Telemetry::session_done(const std::string& version, std::chrono::steady_clock::duration lasted) {
   sessions_.observe({version, transport_}, Seconds(lasted).count());
 }
 
+std::string Telemetry::http_started(const services::HttpRequest& request) {
+  if (!tracer_) return {};
+  // A call's request is a child of its span; background work (no call) starts a trace.
+  const auto parent = request.traceparent.empty() ? std::nullopt : SpanContext::parse(request.traceparent);
+  return tracer_->start(parent ? &*parent : nullptr).traceparent();
+}
+
 void Telemetry::http_done(const services::HttpRequest& request, const services::HttpResponse& response,
-                          std::chrono::steady_clock::duration took) {
+                          std::chrono::steady_clock::duration took, const std::string& traceparent) {
   const std::string error = response.status >= 400 ? std::to_string(response.status) : outcome_name(response.outcome);
-  http_.observe({request.origin, request.method, response.status > 0 ? std::to_string(response.status) : "", host_of(request.url), error},
-                Seconds(took).count());
+  const UrlParts url = parts_of(request.url);
+  const std::string status = response.status > 0 ? std::to_string(response.status) : "";
+  http_.observe({request.origin, request.method, status, url.host, error}, Seconds(took).count());
+  note_retry(request, response, url.host);
+  if (audit_ && !request.traceparent.empty()) {
+    std::lock_guard lock(upstream_mutex_);
+    // Only while its request runs (a task's later requests have no line to join).
+    if (auto it = upstream_.find(request.traceparent); it != upstream_.end() && it->second.size() < 100) {
+      it->second.push_back({request.method, url.host, status.empty() ? error : status});
+    }
+  }
+  const auto self = traceparent.empty() ? std::nullopt : SpanContext::parse(traceparent);
+  if (!tracer_ || !self || !self->sampled) return;
+  // The CLIENT span (HTTP semantic conventions): named by its method, as no route template is known.
+  Span span;
+  span.kind = Span::Kind::kClient;
+  span.context = *self;
+  if (const auto parent = request.traceparent.empty() ? std::nullopt : SpanContext::parse(request.traceparent)) span.parent = parent->span_id;
+  span.name = request.method;
+  span.end_ns = unix_ns();
+  span.start_ns = span.end_ns - static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+  span.set("http.request.method", request.method);
+  span.set("server.address", url.host);
+  span.set("server.port", static_cast<int64_t>(url.port));
+  span.set("url.full", redacted_url(url));
+  if (response.status > 0) span.set("http.response.status_code", static_cast<int64_t>(response.status));
+  if (!error.empty()) {
+    span.set("error.type", error);
+    span.error = true;
+  }
+  span.set("mcp_host.plugin.instance", request.origin);
+  tracer_->finish(std::move(span));
 }
 
 }  // namespace mcph::telemetry

@@ -18,6 +18,7 @@
 
 #include "auth/oauth.hpp"
 #include "json/bounded.hpp"
+#include "services/crypto.hpp"
 #include "store/state_store.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/http_listener.hpp"
@@ -67,10 +68,11 @@ std::string tool_of(const json& m) {
 class Mailbox final : public protocol::ReplyChannel {
  public:
   explicit Mailbox(bool carries_requests = true, std::shared_ptr<const plugins::Caller> caller = nullptr,
-                   size_t limit = SIZE_MAX)
-      : carries_requests_(carries_requests), caller_(std::move(caller)), limit_(limit) {}
+                   size_t limit = SIZE_MAX, bool modern = false)
+      : carries_requests_(carries_requests), caller_(std::move(caller)), limit_(limit), modern_(modern) {}
   bool carries_requests() const override { return carries_requests_; }
   const plugins::Caller* caller() const override { return caller_.get(); }
+  int http_status(const json& answer, bool request) const override;
   void send(const json& message) override {
     {
       std::lock_guard lock(mutex_);
@@ -117,6 +119,7 @@ class Mailbox final : public protocol::ReplyChannel {
   const bool carries_requests_;
   const std::shared_ptr<const plugins::Caller> caller_;
   const size_t limit_;
+  const bool modern_;  // answers a 2026-07-28 request (its errors have their own statuses)
 };
 
 // A legacy session: the engine's state plus what HTTP needs to expire and end it.
@@ -132,6 +135,10 @@ struct HttpSession {
   std::string handle;            // a session every replica serves (SharedSessions), else empty
   int64_t expires = 0;           // with a handle: when its sealed id expires (Unix s)
 };
+
+// What telemetry calls a session (mcp.session.id): the id grants use of the session, so
+// traces and the audit log get a hash of it, the same on every replica.
+std::string label_of(const std::string& session_id) { return crypto::hex(crypto::sha256(session_id)).substr(0, 32); }
 
 // Session ids: 32 random bytes from OpenSSL's CSPRNG as hex — visible ASCII as required.
 std::string new_session_id() {
@@ -208,6 +215,11 @@ int status_for(const json& answer, bool modern) {
   return modern ? modern_status(c) : legacy_status(c);
 }
 
+int Mailbox::http_status(const json& answer, bool request) const {
+  if (answer.is_null()) return request ? 204 : 202;  // a request the client cancelled; a notification
+  return status_for(answer, modern_);
+}
+
 // How long each tool's calls took lately (an exponential moving average), to tell the
 // quick tools, whose calls can run on the HTTP thread, from the slow ones. A tool counts
 // as quick after a few calls averaging under 5 ms. Under load a quick call can take a few
@@ -245,6 +257,7 @@ struct HttpTransport::Impl {
   const config::HttpConfig config;
   std::function<json()> health;
   std::function<std::string()> metrics;  // null: no /metrics
+  std::function<void(int, const std::string&)> refused;  // hears requests pre_route refused; may be null
   HttpGuard guard{config};
   std::unique_ptr<Listener> server;
   std::string url;
@@ -333,6 +346,7 @@ struct HttpTransport::Impl {
     }
     (void)make_room(sealed->client);
     auto s = make_session(sealed->client, principal);
+    s->session->set_label(label_of(id));
     share(s, handle, sealed->expires);
     engine.restore(s->session, state);
     std::lock_guard lock(sessions_mutex);
@@ -456,7 +470,7 @@ struct HttpTransport::Impl {
     // tool whose handler hangs for good holds this connection until it returns: the one
     // case the deadline answer does not cover in process; plugin isolation covers it.)
     const bool inline_call = !tool.empty() && speeds.quick(tool) && !session->may_be_asked();
-    auto mailbox = std::make_shared<Mailbox>(sse_ok && !inline_call, t_caller);
+    auto mailbox = std::make_shared<Mailbox>(sse_ok && !inline_call, t_caller, SIZE_MAX, modern);
     if (inline_call) {
       const auto started = Clock::now();
       json r = engine.handle(msg, *session, mailbox);
@@ -613,7 +627,7 @@ struct HttpTransport::Impl {
     }
     auto session = std::make_shared<protocol::Session>();  // stateless: nothing outlives the request
     if (!is_request) {
-      engine.handle(msg, *session, std::make_shared<Mailbox>());
+      engine.handle(msg, *session, std::make_shared<Mailbox>(true, nullptr, SIZE_MAX, true));
       return reply_accepted(res);
     }
     exchange(req, res, msg, session, true, nullptr);
@@ -717,6 +731,7 @@ struct HttpTransport::Impl {
       }
       if (sid.empty()) sid = new_session_id();
       if (sid.empty()) return reply_error(res, 500, msg["id"], code::kInternalError, "cannot create a session id");
+      s->session->set_label(label_of(sid));
       {
         std::lock_guard lock(sessions_mutex);
         sessions.emplace(s->handle.empty() ? sid : s->handle, s);
@@ -869,6 +884,7 @@ struct HttpTransport::Impl {
     }
     if (d.status == 0) return httplib::Server::HandlerResponse::Unhandled;
     if (!d.www_authenticate.empty()) res.set_header("WWW-Authenticate", d.www_authenticate);
+    if (refused) refused(d.status, d.message);
     reply_error(res, d.status, nullptr, -32000, d.message);
     return httplib::Server::HandlerResponse::Handled;
   }
@@ -950,6 +966,7 @@ HttpTransport::HttpTransport(protocol::Engine& engine, const config::HttpConfig&
 }
 
 void HttpTransport::serve_metrics(std::function<std::string()> metrics) { impl_->metrics = std::move(metrics); }
+void HttpTransport::on_refused(std::function<void(int, const std::string&)> fn) { impl_->refused = std::move(fn); }
 
 HttpTransport::~HttpTransport() {
   stop();

@@ -34,6 +34,8 @@ class HttpTransport {
   Result<std::string> bind();
   // Serves GET /metrics (no auth, like /healthz) with `metrics`'s text. Call before bind().
   void serve_metrics(std::function<std::string()> metrics);
+  // Hears each request refused before it reached MCP (status, reason): telemetry. Before run().
+  void on_refused(std::function<void(int status, const std::string& reason)> fn);
   // Serves until stop(). In-flight requests finish before it returns.
   void run();
   // Stops accepting and ends idle streams. Thread-safe.

@@ -26,7 +26,7 @@ stage "running"). POST .../start plays a script of states, one per status poll b
 POST .../stop aborts a waiting or running stage.
 
 Test control (never recorded, no token needed):
-    GET  /_fake/requests   {"requests": [{method, path (below /api), query, body, auth, accept, fault}]}
+    GET  /_fake/requests   {"requests": [{method, path (below /api), query, body, auth, accept, traceparent, fault}]}
                            auth: whether `Authorization: Bearer <expected token>` was sent;
                            user: which --token it was (0, 1, ...; -1 for none); the token
                            itself is never echoed.
@@ -324,6 +324,7 @@ class Handler(BaseHTTPRequestHandler):
             with fake.lock:
                 fake.requests.append({"method": method, "path": path, "query": parse_qs(url.query), "body": body,
                                       "auth": auth, "user": user, "accept": self.headers.get("Accept"),
+                                      "traceparent": self.headers.get("traceparent"),
                                       "fault": fault["kind"] if fault else None})
             if fault and self.apply_fault(fault):
                 return

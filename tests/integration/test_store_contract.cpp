@@ -564,6 +564,7 @@ TEST_F(PostgresStore, ServerDownFailsFastThenRecovers) {
   EXPECT_EQ(back, "kept");
   EXPECT_GT(failed.load(), 0);
   EXPECT_LT(slowest_failure_ms.load(), 1000) << "a call fails fast while the server is down";
+  EXPECT_GE(store->errors(), static_cast<uint64_t>(failed.load()) + 1);  // mcp_host_store_errors_total
   EXPECT_TRUE(store->put("ns", "after", "yes").ok());
 }
 

@@ -293,6 +293,36 @@ TEST_F(ConfigErrorTest, LogTypes) {
   });
 }
 
+TEST_F(ConfigTest, TelemetrySection) {
+  ::setenv("MCPH_TEST_OTLP_KEY", "otlp-key-1", 1);
+  auto config = load_ok(yaml({"telemetry:", "  audit_log: logs/audit.jsonl", "  otlp:", "    endpoint: http://collector:4318/base",
+                              "    headers: { x-key: \"${MCPH_TEST_OTLP_KEY}\" }", "    sampling: 0.25", "    batch_delay_ms: 100",
+                              "plugins:", "  - name: a", "    library: b", "    record_arguments: true"}));
+  ASSERT_TRUE(config);
+  const auto& t = config->telemetry;
+  EXPECT_EQ(t.audit_log, (dir_ / "logs/audit.jsonl").string());
+  EXPECT_EQ(t.otlp.endpoint, "http://collector:4318/base");
+  EXPECT_EQ(t.otlp.headers.at("x-key"), "otlp-key-1");
+  EXPECT_EQ(t.otlp.sampling, 0.25);
+  EXPECT_EQ(t.otlp.batch_delay_ms, 100);
+  EXPECT_EQ(t.otlp.queue_size, 2048);
+  EXPECT_TRUE(config->plugins[0].record_arguments);
+  EXPECT_EQ(load_ok(yaml({"telemetry: { audit_log: stderr }"}))->telemetry.audit_log, "stderr");
+  EXPECT_FALSE(load_ok("")->plugins.size() > 0 && load_ok("")->plugins[0].record_arguments);
+  EXPECT_TRUE(load_ok("")->telemetry.otlp.endpoint.empty());
+}
+
+TEST_F(ConfigErrorTest, TelemetryTypes) {
+  expect_errors({
+      {yaml({"telemetry:", "  otlp: { endpoint: collector:4318 }"}),
+       "cfg.yaml:2: telemetry.otlp.endpoint must be the base URL of an OTLP/HTTP receiver, e.g. http://localhost:4318"},
+      {yaml({"telemetry:", "  otlp:", "    sampling: 1.5"}), "cfg.yaml:3: telemetry.otlp.sampling must be a number between 0 and 1 (got 1.5)"},
+      {yaml({"telemetry:", "  otlp:", "    sampling: half"}), "cfg.yaml:3: telemetry.otlp.sampling must be a number between 0 and 1 (got half)"},
+      {yaml({"telemetry:", "  otlp:", "    queue_size: 0"}), "cfg.yaml:3: telemetry.otlp.queue_size must be an integer between 1 and 1000000 (got 0)"},
+      {yaml({"telemetry:", "  otlp:", "    headers: [a]"}), "cfg.yaml:3: telemetry.otlp.headers must be a mapping"},
+  });
+}
+
 TEST_F(ConfigErrorTest, ServerTypesAndRanges) {
   expect_errors({
       {yaml({"server:", "  transport: stdio", "  page_size: lots"}),
@@ -392,7 +422,7 @@ TEST_F(ConfigErrorTest, UnknownKeysAtEveryLevel) {
              "    enable: true"}),
        "cfg.yaml:6: unknown key 'enable' in plugins[1] (known: name, library, enabled, tool_prefix, tools, "
        "credentials, settings, max_concurrent_calls, create_timeout_ms, isolation, limits, restart, sandbox, "
-       "task_support)"},
+       "record_arguments, task_support)"},
       {yaml({"plugins:", "  - name: a", "    library: b", "    tools:", "      allow: []",
              "      block: [x]"}),
        "cfg.yaml:6: unknown key 'block' in plugins[0].tools (known: allow, deny)"},

@@ -78,6 +78,14 @@ TEST_F(StateStoreTest, OpenFailureNamesThePath) {
   EXPECT_NE(store.error().find(blocker.string()), std::string::npos) << store.error();
 }
 
+TEST_F(StateStoreTest, AWorkingStoreCountsNoErrors) {
+  auto store = StateStore::open(dir_.string());
+  ASSERT_TRUE(store.ok()) << store.error();
+  ASSERT_TRUE((*store)->put("ns", "k", "v").ok());
+  ASSERT_TRUE((*store)->get("ns", "k").ok());
+  EXPECT_EQ((*store)->errors(), 0u);
+}
+
 TEST_F(StateStoreTest, CorruptFileErrorNamesPathAndSqliteMessage) {
   fs::create_directories(dir_);
   {
@@ -95,6 +103,7 @@ TEST_F(StateStoreTest, CorruptFileErrorNamesPathAndSqliteMessage) {
   ASSERT_FALSE(got.ok());
   EXPECT_NE(got.error().find("file is not a database"), std::string::npos) << got.error();
   EXPECT_FALSE((*store)->put("ns", "k", "v").ok());
+  EXPECT_EQ((*store)->errors(), 3u);  // what mcp_host_store_errors_total counts
 }
 
 // A committed put must survive the process being SIGKILLed right after put() returned.

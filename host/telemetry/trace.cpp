@@ -1,0 +1,332 @@
+#include "telemetry/trace.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+namespace mcph::telemetry {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+template <size_t N>
+std::string to_hex(const std::array<uint8_t, N>& bytes) {
+  std::string out(2 * N, '0');
+  for (size_t i = 0; i < N; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 15];
+  }
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // upper case is invalid in traceparent
+}
+
+template <size_t N>
+bool from_hex(std::string_view text, std::array<uint8_t, N>& out) {
+  if (text.size() != 2 * N) return false;
+  bool any = false;
+  for (size_t i = 0; i < N; ++i) {
+    const int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+    any = any || out[i] != 0;
+  }
+  return any;  // all zeros is invalid
+}
+
+template <size_t N>
+bool is_zero(const std::array<uint8_t, N>& bytes) {
+  for (uint8_t b : bytes) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// Ids need to be unique, not secret: a per-thread generator seeded from the OS.
+template <size_t N>
+void fill_random(std::array<uint8_t, N>& bytes) {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)};
+  do {
+    for (size_t i = 0; i < N; i += 8) {
+      const uint64_t r = rng();
+      std::memcpy(bytes.data() + i, &r, std::min<size_t>(8, N - i));
+    }
+  } while (is_zero(bytes));
+}
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0 (RFC 3629: no overlong
+// forms, no surrogates, nothing past U+10FFFF).
+size_t utf8_length(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+  const unsigned char c = byte(0);
+  const auto cont = [&](size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) { return byte(k) >= lo && byte(k) <= hi; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const bool second = c == 0xE0 ? cont(1, 0xA0) : c == 0xED ? cont(1, 0x80, 0x9F) : cont(1);
+    return second && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const bool second = c == 0xF0 ? cont(1, 0x90) : c == 0xF4 ? cont(1, 0x80, 0x8F) : cont(1);
+    return second && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// JSON text of a string (OTLP/JSON is JSON; attribute values come from clients and plugins).
+// Bytes that are not UTF-8 become U+FFFD: a collector refuses the whole batch otherwise.
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_length(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+void append_value(std::string& out, const AttributeValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    out += "{\"stringValue\":";
+    append_string(out, *s);
+  } else if (const auto* i = std::get_if<int64_t>(&v)) {
+    out += "{\"intValue\":\"" + std::to_string(*i) + "\"";  // int64 travels as a string in OTLP/JSON
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "{\"boolValue\":true" : "{\"boolValue\":false";
+  } else {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", std::get<double>(v));
+    out += "{\"doubleValue\":" + std::string(buf);
+  }
+  out += '}';
+}
+
+void append_attributes(std::string& out, const std::vector<std::pair<std::string, AttributeValue>>& attributes) {
+  out += "\"attributes\":[";
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    if (i > 0) out += ',';
+    out += "{\"key\":";
+    append_string(out, attributes[i].first);
+    out += ",\"value\":";
+    append_value(out, attributes[i].second);
+    out += '}';
+  }
+  out += ']';
+}
+
+}  // namespace
+
+uint64_t unix_ns(std::chrono::system_clock::time_point t) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+}
+
+bool SpanContext::valid() const { return !is_zero(trace_id) && !is_zero(span_id); }
+
+std::string SpanContext::trace_hex() const { return to_hex(trace_id); }
+std::string SpanContext::span_hex() const { return to_hex(span_id); }
+
+std::string SpanContext::traceparent() const {
+  return "00-" + to_hex(trace_id) + "-" + to_hex(span_id) + (sampled ? "-01" : "-00");
+}
+
+std::optional<SpanContext> SpanContext::parse(std::string_view t) {
+  // version "-" trace-id "-" parent-id "-" flags; a later version may append "-..." fields.
+  if (t.size() < 55 || t[2] != '-' || t[35] != '-' || t[52] != '-') return std::nullopt;
+  std::array<uint8_t, 1> version{}, flags{};
+  const bool version_ok = t.substr(0, 2) == "00" || (from_hex(t.substr(0, 2), version) && version[0] != 0xff);
+  if (!version_ok) return std::nullopt;
+  if (t.substr(0, 2) == "00" && t.size() != 55) return std::nullopt;
+  if (t.size() > 55 && t[55] != '-') return std::nullopt;
+  SpanContext c;
+  if (!from_hex(t.substr(3, 32), c.trace_id) || !from_hex(t.substr(36, 16), c.span_id)) return std::nullopt;
+  if (t.substr(53, 2) != "00" && !from_hex(t.substr(53, 2), flags)) return std::nullopt;
+  c.sampled = (flags[0] & 1) != 0;
+  return c;
+}
+
+std::optional<std::string> Tracer::check(const Options& o) {
+  if (!o.endpoint.starts_with("http://") && !o.endpoint.starts_with("https://")) {
+    return "telemetry.otlp.endpoint must be an http:// or https:// URL (the collector's OTLP/HTTP receiver, e.g. http://localhost:4318)";
+  }
+  return std::nullopt;
+}
+
+Tracer::Tracer(Options options) : options_(std::move(options)) {
+  // http://host:port/base -> client "http://host:port", path "/base/v1/traces" (OTLP's
+  // OTEL_EXPORTER_OTLP_ENDPOINT rule: the signal's path is appended to the base).
+  const size_t scheme_end = options_.endpoint.find("://") + 3;
+  const size_t slash = options_.endpoint.find('/', scheme_end);
+  host_ = options_.endpoint.substr(0, slash);
+  std::string base = slash == std::string::npos ? "" : options_.endpoint.substr(slash);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  path_ = base + "/v1/traces";
+  thread_ = std::thread([this] { run(); });
+}
+
+Tracer::~Tracer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+SpanContext new_span(const SpanContext* parent, double sampling) {
+  SpanContext c;
+  if (parent != nullptr && parent->valid()) {
+    c.trace_id = parent->trace_id;
+    c.sampled = parent->sampled;
+  } else {
+    fill_random(c.trace_id);
+    // TraceIdRatioBased: the trace id's last 8 bytes as a number below ratio * 2^64.
+    uint64_t low = 0;
+    for (size_t i = 8; i < 16; ++i) low = low << 8 | c.trace_id[i];
+    c.sampled = sampling >= 1.0 || (sampling > 0 && static_cast<double>(low) < sampling * 18446744073709551616.0);
+  }
+  fill_random(c.span_id);
+  return c;
+}
+
+void Tracer::finish(Span span) {
+  if (!span.context.sampled) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= options_.queue_size) {
+      dropped_full_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    queue_.push_back(std::move(span));
+    if (queue_.size() < options_.batch_size) return;
+  }
+  wake_.notify_one();
+}
+
+void Tracer::run() {
+  std::vector<Span> batch;
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait_for(lock, options_.batch_delay, [this] { return stopping_ || queue_.size() >= options_.batch_size; });
+    const bool last = stopping_;
+    while (!queue_.empty()) {
+      const size_t n = std::min(queue_.size(), options_.batch_size);
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
+      lock.unlock();
+      const bool sent = send(batch);
+      (sent ? exported_ : dropped_failed_).fetch_add(batch.size());
+      lock.lock();
+      // Stopping: one attempt for what is left, and none after a failure (the host must end).
+      if (last && !sent) {
+        dropped_failed_.fetch_add(queue_.size());
+        queue_.clear();
+      }
+      if (!last && queue_.size() < options_.batch_size) break;  // wait for more
+    }
+    if (last) return;
+  }
+}
+
+bool Tracer::send(const std::vector<Span>& batch) {
+  thread_local std::unique_ptr<httplib::Client> client;  // only run() sends: one connection kept
+  if (!client) {
+    client = std::make_unique<httplib::Client>(host_);
+    client->set_connection_timeout(options_.timeout);
+    client->set_read_timeout(options_.timeout);
+    client->set_write_timeout(options_.timeout);
+    client->set_keep_alive(true);
+  }
+  httplib::Headers headers;
+  for (const auto& [k, v] : options_.headers) headers.emplace(k, v);
+  auto res = client->Post(path_, headers, encode(batch), "application/json");
+  if (res && res->status >= 200 && res->status < 300) return true;
+  // Never the headers: they may hold the collector's credentials.
+  if (res) {
+    spdlog::debug("otlp export of {} spans: HTTP {}", batch.size(), res->status);
+  } else {
+    spdlog::debug("otlp export of {} spans: {}", batch.size(), httplib::to_string(res.error()));
+    client.reset();  // reconnect next time
+  }
+  return false;
+}
+
+std::string Tracer::encode(const std::vector<Span>& batch) const { return otlp_json(batch, options_); }
+
+// OTLP/JSON (ExportTraceServiceRequest): ids in hex, enums as numbers, int64 as strings.
+std::string otlp_json(const std::vector<Span>& batch, const Tracer::Options& options_) {
+  std::string out;
+  out.reserve(256 + batch.size() * 640);
+  out += "{\"resourceSpans\":[{\"resource\":{";
+  std::vector<std::pair<std::string, AttributeValue>> resource = {{"service.name", options_.service_name}};
+  if (!options_.service_version.empty()) resource.emplace_back("service.version", options_.service_version);
+  if (!options_.service_instance.empty()) resource.emplace_back("service.instance.id", options_.service_instance);
+  append_attributes(out, resource);
+  out += "},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-host\"";
+  if (!options_.service_version.empty()) {
+    out += ",\"version\":";
+    append_string(out, options_.service_version);
+  }
+  out += "},\"spans\":[";
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Span& s = batch[i];
+    if (i > 0) out += ',';
+    out += "{\"traceId\":\"" + s.context.trace_hex() + "\",\"spanId\":\"" + s.context.span_hex() + "\"";
+    if (!is_zero(s.parent)) out += ",\"parentSpanId\":\"" + to_hex(s.parent) + "\"";
+    if (!s.tracestate.empty()) {
+      out += ",\"traceState\":";
+      append_string(out, s.tracestate);
+    }
+    out += ",\"name\":";
+    append_string(out, s.name);
+    out += ",\"kind\":" + std::to_string(static_cast<int>(s.kind));
+    out += ",\"startTimeUnixNano\":\"" + std::to_string(s.start_ns) + "\",\"endTimeUnixNano\":\"" + std::to_string(s.end_ns) + "\",";
+    append_attributes(out, s.attributes);
+    if (!s.links.empty()) {
+      out += ",\"links\":[";
+      for (size_t l = 0; l < s.links.size(); ++l) {
+        if (l > 0) out += ',';
+        out += "{\"traceId\":\"" + s.links[l].trace_hex() + "\",\"spanId\":\"" + s.links[l].span_hex() + "\"}";
+      }
+      out += ']';
+    }
+    if (s.error) {
+      out += ",\"status\":{\"code\":2,\"message\":";  // STATUS_CODE_ERROR
+      append_string(out, s.status_message);
+      out += '}';
+    }
+    out += '}';
+  }
+  out += "]}]}]}";
+  return out;
+}
+
+}  // namespace mcph::telemetry
