@@ -103,11 +103,12 @@ child=$(curl -s "http://127.0.0.1:$iso_port/healthz" | python3 -c 'import json,s
 sleep 1
 echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"
 
-echo "== telemetry (wrk, 8 conn, ${duration}s each, two interleaved rounds)"
+echo "== telemetry (wrk, 8 conn, 8 interleaved rounds of 3 s; medians, and the median of each round's ratio to off)"
 # The same host with telemetry off; metrics (the default: every request recorded, /metrics
 # scraped once a second as Prometheus would); metrics and traces, every request sampled,
 # exported to a live receiver (the bare server above, which accepts OTLP posts); metrics
-# and the audit log (a file).
+# and the audit log (a file). Short interleaved rounds and per-round ratios, because this
+# VM's speed drifts by more than the differences measured.
 declare -A tel_yaml=(
   [off]="{ metrics: false }"
   [metrics]="{ metrics: true }"
@@ -119,15 +120,28 @@ for mode in off metrics traces audit; do
   "$build/mcp-host" serve --config "$work/tel-$mode.yaml" > /dev/null 2> "$work/tel-$mode.log" &
 done
 for mode in off metrics traces audit; do tel_port[$mode]=$(port_of "$work/tel-$mode.log"); done
-for round in 1 2; do
+for round in $(seq 8); do
   for mode in off metrics traces audit; do
     port=${tel_port[$mode]}
     if [ "$mode" != off ]; then (while :; do curl -s "http://127.0.0.1:$port/metrics" > /dev/null; sleep 1; done) & scraper=$!; fi
-    line=$(wrk_echo 8 "http://127.0.0.1:$port/mcp")
+    line=$(duration=3 wrk_echo 8 "http://127.0.0.1:$port/mcp")
     [ "$mode" != off ] && kill "$scraper"
-    printf 'round %d %-8s: %s\n' "$round" "$mode" "$line"
+    echo "$round $mode $line" >> "$work/telemetry.txt"
   done
 done
+python3 - "$work/telemetry.txt" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\d+) (\w+) ([\d.]+) req/s.*p99 ([\d.]+) ms", line)
+    if m:
+        runs.setdefault(m.group(2), {})[int(m.group(1))] = (float(m.group(3)), float(m.group(4)))
+off = runs["off"]
+for mode, r in runs.items():
+    ratio = statistics.median(r[i][0] / off[i][0] for i in r)
+    print(f"{mode:8s}: {statistics.median(v[0] for v in r.values()):8.0f} req/s, p99 {statistics.median(v[1] for v in r.values()):.2f} ms,"
+          f" {100 * (ratio - 1):+.1f} % against off")
+PY
 curl -s "http://127.0.0.1:${tel_port[traces]}/metrics" | grep '^mcp_host_trace_spans' | sed 's/^/traces: /'
 echo "audit: $(wc -l < "$work/audit.log") lines, $(du -h "$work/audit.log" | cut -f1)"
 

@@ -1,5 +1,6 @@
 #include "telemetry/trace.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -79,11 +80,24 @@ size_t utf8_length(std::string_view s, size_t i) {
   return 0;
 }
 
+}  // namespace
+
 // JSON text of a string (OTLP/JSON is JSON; attribute values come from clients and plugins).
 // Bytes that are not UTF-8 become U+FFFD: a collector refuses the whole batch otherwise.
-void append_string(std::string& out, std::string_view s) {
+void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (size_t i = 0; i < s.size(); ++i) {
+    // Plain ASCII goes in runs (most text is that).
+    size_t run = i;
+    while (run < s.size() && static_cast<unsigned char>(s[run]) >= 0x20 && static_cast<unsigned char>(s[run]) < 0x7f &&
+           s[run] != '"' && s[run] != '\\') {
+      ++run;
+    }
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run - 1;
+      continue;
+    }
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const size_t n = utf8_length(s, i);
@@ -114,34 +128,9 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_value(std::string& out, const AttributeValue& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) {
-    out += "{\"stringValue\":";
-    append_string(out, *s);
-  } else if (const auto* i = std::get_if<int64_t>(&v)) {
-    out += "{\"intValue\":\"" + std::to_string(*i) + "\"";  // int64 travels as a string in OTLP/JSON
-  } else if (const auto* b = std::get_if<bool>(&v)) {
-    out += *b ? "{\"boolValue\":true" : "{\"boolValue\":false";
-  } else {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", std::get<double>(v));
-    out += "{\"doubleValue\":" + std::string(buf);
-  }
-  out += '}';
-}
+namespace {
 
-void append_attributes(std::string& out, const std::vector<std::pair<std::string, AttributeValue>>& attributes) {
-  out += "\"attributes\":[";
-  for (size_t i = 0; i < attributes.size(); ++i) {
-    if (i > 0) out += ',';
-    out += "{\"key\":";
-    append_string(out, attributes[i].first);
-    out += ",\"value\":";
-    append_value(out, attributes[i].second);
-    out += '}';
-  }
-  out += ']';
-}
+void append_string(std::string& out, std::string_view s) { append_json_string(out, s); }
 
 }  // namespace
 
@@ -218,21 +207,22 @@ SpanContext new_span(const SpanContext* parent, double sampling) {
 }
 
 void Tracer::finish(Span span) {
-  if (!span.context.sampled) return;
+  if (!span.context().sampled) return;
+  std::string text = std::move(span).text();
   {
     std::lock_guard lock(mutex_);
     if (queue_.size() >= options_.queue_size) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    queue_.push_back(std::move(span));
+    queue_.push_back(std::move(text));
     if (queue_.size() < options_.batch_size) return;
   }
   wake_.notify_one();
 }
 
 void Tracer::run() {
-  std::vector<Span> batch;
+  std::vector<std::string> batch;
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, options_.batch_delay, [this] { return stopping_ || queue_.size() >= options_.batch_size; });
@@ -256,18 +246,25 @@ void Tracer::run() {
   }
 }
 
-bool Tracer::send(const std::vector<Span>& batch) {
+bool Tracer::send(const std::vector<std::string>& batch) {
   thread_local std::unique_ptr<httplib::Client> client;  // only run() sends: one connection kept
-  if (!client) {
+  auto connect = [&] {
     client = std::make_unique<httplib::Client>(host_);
     client->set_connection_timeout(options_.timeout);
     client->set_read_timeout(options_.timeout);
     client->set_write_timeout(options_.timeout);
     client->set_keep_alive(true);
-  }
+  };
+  if (!client) connect();
   httplib::Headers headers;
   for (const auto& [k, v] : options_.headers) headers.emplace(k, v);
-  auto res = client->Post(path_, headers, encode(batch), "application/json");
+  otlp_json(batch, options_, body_);
+  auto res = client->Post(path_, headers, body_, "application/json");
+  if (!res && res.error() != httplib::Error::Connection) {
+    // The collector may have closed the connection while it was idle: once more on a new one.
+    connect();
+    res = client->Post(path_, headers, body_, "application/json");
+  }
   if (res && res->status >= 200 && res->status < 300) return true;
   // Never the headers: they may hold the collector's credentials.
   if (res) {
@@ -279,54 +276,120 @@ bool Tracer::send(const std::vector<Span>& batch) {
   return false;
 }
 
-std::string Tracer::encode(const std::vector<Span>& batch) const { return otlp_json(batch, options_); }
-
 // OTLP/JSON (ExportTraceServiceRequest): ids in hex, enums as numbers, int64 as strings.
-std::string otlp_json(const std::vector<Span>& batch, const Tracer::Options& options_) {
-  std::string out;
-  out.reserve(256 + batch.size() * 640);
-  out += "{\"resourceSpans\":[{\"resource\":{";
-  std::vector<std::pair<std::string, AttributeValue>> resource = {{"service.name", options_.service_name}};
-  if (!options_.service_version.empty()) resource.emplace_back("service.version", options_.service_version);
-  if (!options_.service_instance.empty()) resource.emplace_back("service.instance.id", options_.service_instance);
-  append_attributes(out, resource);
-  out += "},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-host\"";
-  if (!options_.service_version.empty()) {
+void otlp_json(const std::vector<std::string>& spans, const Tracer::Options& options, std::string& out) {
+  out.clear();
+  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[";
+  auto resource = [&](std::string_view key, std::string_view value, bool first = false) {
+    if (!first) out += ',';
+    out += "{\"key\":";
+    append_string(out, key);
+    out += ",\"value\":{\"stringValue\":";
+    append_string(out, value);
+    out += "}}";
+  };
+  resource("service.name", options.service_name, true);
+  if (!options.service_version.empty()) resource("service.version", options.service_version);
+  if (!options.service_instance.empty()) resource("service.instance.id", options.service_instance);
+  out += "]},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-host\"";
+  if (!options.service_version.empty()) {
     out += ",\"version\":";
-    append_string(out, options_.service_version);
+    append_string(out, options.service_version);
   }
   out += "},\"spans\":[";
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const Span& s = batch[i];
+  for (size_t i = 0; i < spans.size(); ++i) {
     if (i > 0) out += ',';
-    out += "{\"traceId\":\"" + s.context.trace_hex() + "\",\"spanId\":\"" + s.context.span_hex() + "\"";
-    if (!is_zero(s.parent)) out += ",\"parentSpanId\":\"" + to_hex(s.parent) + "\"";
-    if (!s.tracestate.empty()) {
-      out += ",\"traceState\":";
-      append_string(out, s.tracestate);
-    }
-    out += ",\"name\":";
-    append_string(out, s.name);
-    out += ",\"kind\":" + std::to_string(static_cast<int>(s.kind));
-    out += ",\"startTimeUnixNano\":\"" + std::to_string(s.start_ns) + "\",\"endTimeUnixNano\":\"" + std::to_string(s.end_ns) + "\",";
-    append_attributes(out, s.attributes);
-    if (!s.links.empty()) {
-      out += ",\"links\":[";
-      for (size_t l = 0; l < s.links.size(); ++l) {
-        if (l > 0) out += ',';
-        out += "{\"traceId\":\"" + s.links[l].trace_hex() + "\",\"spanId\":\"" + s.links[l].span_hex() + "\"}";
-      }
-      out += ']';
-    }
-    if (s.error) {
-      out += ",\"status\":{\"code\":2,\"message\":";  // STATUS_CODE_ERROR
-      append_string(out, s.status_message);
-      out += '}';
-    }
-    out += '}';
+    out += spans[i];
   }
   out += "]}]}]}";
-  return out;
+}
+
+Span::Span(std::string_view name, Kind kind, const SpanContext& self, const std::array<uint8_t, 8>* parent, uint64_t start_ns,
+           uint64_t end_ns, std::string_view tracestate)
+    : context_(self) {
+  out_.reserve(768);
+  out_ += "{\"traceId\":\"";
+  out_ += to_hex(self.trace_id);
+  out_ += "\",\"spanId\":\"";
+  out_ += to_hex(self.span_id);
+  out_ += '"';
+  if (parent != nullptr && !is_zero(*parent)) {
+    out_ += ",\"parentSpanId\":\"";
+    out_ += to_hex(*parent);
+    out_ += '"';
+  }
+  if (!tracestate.empty()) {
+    out_ += ",\"traceState\":";
+    append_string(out_, tracestate);
+  }
+  out_ += ",\"name\":";
+  append_string(out_, name);
+  out_ += ",\"kind\":";
+  out_ += std::to_string(static_cast<int>(kind));
+  out_ += ",\"startTimeUnixNano\":\"";
+  out_ += std::to_string(start_ns);
+  out_ += "\",\"endTimeUnixNano\":\"";
+  out_ += std::to_string(std::max(start_ns, end_ns));
+  out_ += "\",\"attributes\":[";
+}
+
+void Span::key(std::string_view k) {
+  if (!first_) out_ += ',';
+  first_ = false;
+  out_ += "{\"key\":";
+  append_string(out_, k);
+  out_ += ",\"value\":{";
+}
+
+void Span::set(std::string_view k, std::string_view value) {
+  key(k);
+  out_ += "\"stringValue\":";
+  append_string(out_, value);
+  out_ += "}}";
+}
+
+void Span::set(std::string_view k, int64_t value) {
+  key(k);
+  out_ += "\"intValue\":\"";  // int64 travels as a string in OTLP/JSON
+  out_ += std::to_string(value);
+  out_ += "\"}}";
+}
+
+void Span::set(std::string_view k, bool value) {
+  key(k);
+  out_ += value ? "\"boolValue\":true}}" : "\"boolValue\":false}}";
+}
+
+void Span::set(std::string_view k, double value) {
+  key(k);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  out_ += "\"doubleValue\":";
+  out_ += std::isfinite(value) ? buf : "0";
+  out_ += "}}";
+}
+
+void Span::fail(std::string_view message) {
+  status_ = ",\"status\":{\"code\":2,\"message\":";  // STATUS_CODE_ERROR
+  append_string(status_, message);
+  status_ += '}';
+}
+
+void Span::link(const SpanContext& to) {
+  if (!links_.empty()) links_ += ',';
+  links_ += "{\"traceId\":\"" + to_hex(to.trace_id) + "\",\"spanId\":\"" + to_hex(to.span_id) + "\"}";
+}
+
+std::string Span::text() && {
+  out_ += ']';
+  out_ += status_;
+  if (!links_.empty()) {
+    out_ += ",\"links\":[";
+    out_ += links_;
+    out_ += ']';
+  }
+  out_ += '}';
+  return std::move(out_);
 }
 
 }  // namespace mcph::telemetry

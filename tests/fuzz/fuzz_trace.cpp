@@ -18,18 +18,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again || again->trace_id != c->trace_id || again->span_id != c->span_id || again->sampled != c->sampled) __builtin_trap();
     if (text.starts_with("00-") && text.substr(0, 53) != printed.substr(0, 53)) __builtin_trap();
   }
-  Span s;
-  s.name = text;
-  s.context = mcph::telemetry::new_span(nullptr, 1.0);
-  s.tracestate = text;
+  const SpanContext self = mcph::telemetry::new_span(nullptr, 1.0);
+  const SpanContext parent = mcph::telemetry::new_span(nullptr, 1.0);
+  Span s(text, Span::Kind::kServer, self, &parent.span_id, 1, 2, text);
   s.set(text, text);
   s.set("n", static_cast<int64_t>(size));
   s.set("d", static_cast<double>(size) / 3);
-  s.error = true;
-  s.status_message = text;
+  s.set("b", size % 2 == 0);
+  s.fail(text);
+  s.link(parent);
   mcph::telemetry::Tracer::Options o;
   o.service_version = text;
-  const auto body = nlohmann::json::parse(mcph::telemetry::otlp_json({s}, o), nullptr, false);
+  std::string out;
+  const std::string span_text = std::move(s).text();
+  mcph::telemetry::otlp_json({span_text, span_text}, o, out);
+  const auto body = nlohmann::json::parse(out, nullptr, false);
   if (body.is_discarded()) __builtin_trap();
   bool utf8 = true;
   try {
