@@ -31,15 +31,6 @@ constexpr const char* kCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 // ---- Request validation ------------------------------------------------------------------
 
-struct Target {
-  bool https = false;
-  std::string host;       // as given to getaddrinfo: no brackets around IPv6
-  int port = 0;
-  std::string host_port;  // "host:port", IPv6 in brackets; the only part used in errors
-  std::string authority;  // Host header value: port omitted when it is the default
-  std::string path;       // path and query, never empty; no fragment
-};
-
 std::string ascii_lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -69,7 +60,7 @@ Result<int> parse_port(std::string_view text, int default_port) {
 }
 
 // Splits "host[:port]" / "[v6]:port" into target.host and target.port.
-Status parse_authority(std::string_view authority, int default_port, Target& target) {
+Status parse_authority(std::string_view authority, int default_port, HttpTarget& target) {
   if (authority.find('@') != std::string_view::npos) {
     // Credentials in URLs end up in logs; plugins must send an Authorization header.
     return Error{"user info in URLs is not supported"};
@@ -123,15 +114,16 @@ Result<std::string> parse_path(std::string_view rest) {
   return path;
 }
 
-// Error texts never quote the URL: its query may carry tokens.
-Result<Target> parse_url(std::string_view url) {
+}  // namespace
+
+Result<HttpTarget> parse_url(std::string_view url) {
   const size_t sep = url.find("://");
   if (sep == std::string_view::npos) return Error{"URL must be absolute (http:// or https://)"};
   const std::string scheme = ascii_lower(url.substr(0, sep));
   if (scheme != "http" && scheme != "https") {
     return Error{"unsupported URL scheme (only http and https)"};
   }
-  Target target;
+  HttpTarget target;
   target.https = scheme == "https";
   const int default_port = target.https ? 443 : 80;
 
@@ -151,6 +143,9 @@ Result<Target> parse_url(std::string_view url) {
   return target;
 }
 
+namespace {
+
+
 Result<std::string> parse_method(std::string_view method) {
   std::string upper(method);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -168,7 +163,7 @@ bool is_framing_header(const std::string& name) {
 // cpp-httplib 0.11.4 writes Request::headers verbatim (only its own set_header() checks for
 // CR/LF), so a value with a line break would inject headers. Values are never quoted in
 // errors: they may be credentials.
-Result<httplib::Headers> to_httplib_headers(const HttpRequest& request, const Target& target, const std::string& traceparent) {
+Result<httplib::Headers> to_httplib_headers(const HttpRequest& request, const HttpTarget& target, const std::string& traceparent) {
   httplib::Headers out;
   for (const auto& [name, value] : request.headers) {
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) {
@@ -262,7 +257,7 @@ class StoppableClient final : public Base, public Connection {
   }
 };
 
-Result<std::unique_ptr<Connection>> make_connection(const Target& target,
+Result<std::unique_ptr<Connection>> make_connection(const HttpTarget& target,
                                                     std::chrono::milliseconds connect_timeout,
                                                     std::chrono::milliseconds remaining) {
   std::unique_ptr<Connection> connection;
@@ -453,7 +448,7 @@ Exchange exchange(httplib::ClientImpl& client, const HttpRequest& request,
   return ex;
 }
 
-HttpResponse shape(Exchange& ex, const HttpRequest& request, const Target& target,
+HttpResponse shape(Exchange& ex, const HttpRequest& request, const HttpTarget& target,
                    const Connection& connection, StopReason reason, Clock::time_point deadline) {
   // Our consumer's own "stop reading" shows up as Error::Canceled and is not a failure. A
   // stop of ours (cancel, deadline) wins over an exchange that looks finished: a body

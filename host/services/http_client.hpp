@@ -7,8 +7,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "result.hpp"
 
 namespace mcph::services {
 
@@ -31,6 +34,19 @@ struct HttpRequest {
   std::function<bool(int status, const Headers& headers)> on_head;
   std::function<bool(const char* data, size_t len)> on_body;
 };
+
+// An absolute http(s) URL as the client reads it (telemetry reads it the same way).
+struct HttpTarget {
+  bool https = false;
+  std::string host;       // as given to getaddrinfo: no brackets around IPv6
+  int port = 0;
+  std::string host_port;  // "host:port", IPv6 in brackets; the only part used in errors
+  std::string authority;  // Host header value: port omitted when it is the default
+  std::string path;       // path and query, never empty; no fragment
+};
+// Fails for a URL the client refuses (not http(s), userinfo, bad port...); the error text
+// never quotes the URL, whose query may carry tokens.
+Result<HttpTarget> parse_url(std::string_view url);
 
 struct HttpResponse {
   enum class Outcome { Ok, Cancelled, Timeout, Network, InvalidRequest };

@@ -1,10 +1,8 @@
 #include "telemetry/telemetry.hpp"
 
-#include <ctime>
-
 #include <spdlog/spdlog.h>
 
-#include "version.hpp"
+#include "tasks/task_table.hpp"
 
 namespace mcph::telemetry {
 namespace {
@@ -17,62 +15,32 @@ const std::vector<double> kMcpBuckets = {0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 
 // http.client.request.duration's (HTTP semantic conventions).
 const std::vector<double> kHttpBuckets = {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10};
 
-// The parts of an absolute URL telemetry records. Userinfo is dropped (credentials).
-struct UrlParts {
-  std::string scheme, host;
-  int port = 0;
-  std::string path, query;
-};
-
-UrlParts parts_of(const std::string& url) {
-  UrlParts u;
-  const size_t scheme = url.find("://");
-  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  if (scheme != std::string::npos) u.scheme = url.substr(0, scheme);
-  const size_t authority_end = std::min(url.find_first_of("/?#", start), url.size());
-  if (const size_t at = url.rfind('@', authority_end); at != std::string::npos && at >= start) start = at + 1;
-  std::string authority = url.substr(start, authority_end - start);
-  const size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-    u.port = std::atoi(authority.c_str() + colon + 1);
-    authority.resize(colon);
-  } else {
-    u.port = u.scheme == "https" ? 443 : 80;
-  }
-  u.host = std::move(authority);
-  const size_t fragment = std::min(url.find('#', authority_end), url.size());
-  const size_t query = std::min(url.find('?', authority_end), fragment);
-  u.path = url.substr(authority_end, query - authority_end);
-  if (query < fragment) u.query = url.substr(query + 1, fragment - query - 1);
-  return u;
-}
-
 // url.full for a span: query values may be keys or signatures, so every one is replaced.
-std::string redacted_url(const UrlParts& u) {
-  std::string out = u.scheme + "://" + u.host + ":" + std::to_string(u.port) + u.path;
-  if (u.query.empty()) return out;
+std::string redacted_url(const services::HttpTarget& t) {
+  const size_t q = t.path.find('?');
+  std::string out = (t.https ? "https://" : "http://") + t.host_port + t.path.substr(0, q);
+  if (q == std::string::npos) return out;
+  const std::string_view query = std::string_view(t.path).substr(q + 1);
   out += '?';
-  size_t i = 0;
-  while (i <= u.query.size()) {
-    const size_t end = std::min(u.query.find('&', i), u.query.size());
-    const std::string pair = u.query.substr(i, end - i);
+  for (size_t i = 0; i <= query.size();) {
+    const size_t end = std::min(query.find('&', i), query.size());
+    const std::string_view pair = query.substr(i, end - i);
     if (i > 0) out += '&';
     const size_t eq = pair.find('=');
-    out += eq == std::string::npos ? pair : pair.substr(0, eq) + "=REDACTED";
+    out += eq == std::string_view::npos ? pair : pair.substr(0, eq);
+    if (eq != std::string_view::npos) out += "=REDACTED";
     i = end + 1;
   }
   return out;
 }
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
+  return tasks::iso8601(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+// A span's length in the nanoseconds OTLP counts.
+uint64_t nanos(std::chrono::steady_clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
 }
 
 bool runs_plugin_code(const std::string& method) {
@@ -201,12 +169,12 @@ void Telemetry::request_done(const protocol::RequestRecord& r) {
 // The SERVER span of one request (MCP semantic conventions).
 void Telemetry::trace_request(const protocol::RequestRecord& r, const std::string& error_type) {
   const auto self = SpanContext::parse(r.trace);
-  if (!self || !Tracer::records(*self)) return;
+  if (!self || !self->sampled) return;
   const auto parent = r.parent.empty() ? std::nullopt : SpanContext::parse(r.parent);
   const std::string& target = !r.tool.empty() ? r.tool : r.prompt;
   const uint64_t start = unix_ns(r.started_at);
   Span span(target.empty() ? r.method : r.method + " " + target, Span::Kind::kServer, *self, parent ? &parent->span_id : nullptr,
-            start, start + static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(r.duration).count()),
+            start, start + nanos(r.duration),
             parent ? std::string_view(r.tracestate).substr(0, 512) : std::string_view());
   span.set("mcp.method.name", r.method);
   if (!r.tool.empty()) {
@@ -245,7 +213,7 @@ void Telemetry::task_done(const protocol::RequestRecord& request, const std::str
   const auto parent = SpanContext::parse(request.trace);
   const uint64_t end = unix_ns();
   Span span("execute_tool " + request.tool, Span::Kind::kInternal, *self, parent ? &parent->span_id : nullptr,
-            end - static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()), end);
+            end - nanos(took), end);
   span.set("gen_ai.operation.name", "execute_tool");
   span.set("gen_ai.tool.name", request.tool);
   if (!request.instance.empty()) span.set("mcp_host.plugin.instance", request.instance);
@@ -362,28 +330,29 @@ std::string Telemetry::http_started(const services::HttpRequest& request) {
 void Telemetry::http_done(const services::HttpRequest& request, const services::HttpResponse& response,
                           std::chrono::steady_clock::duration took, const std::string& traceparent) {
   const std::string error = response.status >= 400 ? std::to_string(response.status) : outcome_name(response.outcome);
-  const UrlParts url = parts_of(request.url);
+  const auto url = services::parse_url(request.url);  // it failed for the client too when it fails here
+  const std::string host = url ? url->host : "";
   const std::string status = response.status > 0 ? std::to_string(response.status) : "";
-  http_.observe({request.origin, request.method, status, url.host, error}, Seconds(took).count());
-  note_retry(request, response, url.host);
+  http_.observe({request.origin, request.method, status, host, error}, Seconds(took).count());
+  note_retry(request, response, host);
   if (audit_ && !request.traceparent.empty()) {
     std::lock_guard lock(upstream_mutex_);
     // Only while its request runs (a task's later requests have no line to join).
     if (auto it = upstream_.find(request.traceparent); it != upstream_.end() && it->second.size() < 100) {
-      it->second.push_back({request.method, url.host, status.empty() ? error : status});
+      it->second.push_back({request.method, host, status.empty() ? error : status});
     }
   }
   const auto self = traceparent.empty() ? std::nullopt : SpanContext::parse(traceparent);
-  if (!tracer_ || !self || !self->sampled) return;
+  if (!tracer_ || !self || !self->sampled || !url) return;
   // The CLIENT span (HTTP semantic conventions): named by its method, as no route template is known.
   const auto parent = request.traceparent.empty() ? std::nullopt : SpanContext::parse(request.traceparent);
   const uint64_t end = unix_ns();
   Span span(request.method, Span::Kind::kClient, *self, parent ? &parent->span_id : nullptr,
-            end - static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()), end);
+            end - nanos(took), end);
   span.set("http.request.method", request.method);
-  span.set("server.address", url.host);
-  span.set("server.port", static_cast<int64_t>(url.port));
-  span.set("url.full", redacted_url(url));
+  span.set("server.address", url->host);
+  span.set("server.port", static_cast<int64_t>(url->port));
+  span.set("url.full", redacted_url(*url));
   if (response.status > 0) span.set("http.response.status_code", static_cast<int64_t>(response.status));
   if (!error.empty()) {
     span.set("error.type", error);

@@ -99,8 +99,6 @@ class Tracer {
   SpanContext start(const SpanContext* parent) const { return new_span(parent, options_.sampling); }
   // Queues a finished span for export (unsampled ones are ignored). Never blocks.
   void finish(Span span);
-  // Whether spans of `context` are recorded (sampled): skip building the rest otherwise.
-  static bool records(const SpanContext& context) { return context.sampled; }
 
   uint64_t exported() const { return exported_.load(); }
   uint64_t dropped_full() const { return dropped_full_.load(); }        // the queue was full
