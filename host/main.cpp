@@ -76,22 +76,28 @@ std::string find_config(const std::string& given) {
 
 // `serving`: the host will answer clients (mcp-host serve), so it runs MCP tasks; the other
 // commands must not, or they would take this replica's unfinished tasks for orphans.
+// The OpenTelemetry collector that traces and metrics go to; this replica as the resource.
+telemetry::Collector collector(const config::OtlpConfig& o) {
+  telemetry::Collector c;
+  c.endpoint = o.endpoint;
+  c.headers.assign(o.headers.begin(), o.headers.end());
+  c.timeout = std::chrono::milliseconds(o.timeout_ms);
+  c.service_version = kVersion;
+  c.service_instance = plugins::replica_id();
+  return c;
+}
+
 // Metrics, traces and the audit log, as the configuration asks (null: none of them).
 Result<std::unique_ptr<telemetry::Telemetry>> make_telemetry(const config::Config& c, const std::string& transport) {
   const auto& t = c.telemetry;
   std::unique_ptr<telemetry::Tracer> tracer;
   if (!t.otlp.endpoint.empty()) {
     telemetry::Tracer::Options o;
-    o.endpoint = t.otlp.endpoint;
-    o.headers.assign(t.otlp.headers.begin(), t.otlp.headers.end());
+    o.collector = collector(t.otlp);
     o.sampling = t.otlp.sampling;
     o.batch_delay = std::chrono::milliseconds(t.otlp.batch_delay_ms);
     o.queue_size = static_cast<size_t>(t.otlp.queue_size);
     o.batch_size = std::min<size_t>(512, o.queue_size);
-    o.timeout = std::chrono::milliseconds(t.otlp.timeout_ms);
-    o.service_version = kVersion;
-    o.service_instance = plugins::replica_id();
-    if (auto bad = telemetry::Tracer::check(o)) return Error{*bad};
     tracer = std::make_unique<telemetry::Tracer>(std::move(o));
     spdlog::info("traces to {} (OTLP/HTTP, sampling {})", t.otlp.endpoint, t.otlp.sampling);
   }
@@ -101,7 +107,7 @@ Result<std::unique_ptr<telemetry::Telemetry>> make_telemetry(const config::Confi
     if (!log) return Error{"telemetry.audit_log: " + log.error()};
     audit = std::move(*log);
   }
-  if (!t.metrics && t.metrics_listen.empty() && !tracer && !audit) return std::unique_ptr<telemetry::Telemetry>();
+  if (!t.metrics && t.metrics_listen.empty() && t.otlp.endpoint.empty() && !audit) return std::unique_ptr<telemetry::Telemetry>();
   return std::make_unique<telemetry::Telemetry>(transport == "http" ? "tcp" : "pipe", std::move(tracer), std::move(audit));
 }
 
@@ -188,7 +194,8 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
 // destroying its plugins (a plugin's destroy() must never overlap its own handlers).
 constexpr auto kStuckWait = std::chrono::seconds(2);
 
-int drain(Host& host) {
+// `stopped`: runs once the calls ended (or were given up on), before the host closes.
+int drain(Host& host, const std::function<void()>& stopped) {
   using Clock = std::chrono::steady_clock;
   const auto grace = std::chrono::milliseconds(host.config->server.shutdown_grace_ms);
   if (!host.engine->wait_idle(Clock::now() + grace)) {
@@ -208,6 +215,7 @@ int drain(Host& host) {
       std::_Exit(0);
     }
   }
+  stopped();
   host.close();
   return 0;
 }
@@ -442,6 +450,11 @@ class Metrics {
       };
     }
     h.telemetry->set_sources(std::move(s));
+    if (const auto& otlp = h.config->telemetry.otlp; !otlp.endpoint.empty() && otlp.metrics_interval_ms > 0) {
+      exporter_ = std::make_unique<telemetry::MetricsExporter>(h.telemetry->metrics(), collector(otlp),
+                                                               std::chrono::milliseconds(otlp.metrics_interval_ms));
+      spdlog::info("metrics to {} every {} ms (OTLP/HTTP)", otlp.endpoint, otlp.metrics_interval_ms);
+    }
     if (h.config->telemetry.metrics_listen.empty()) return;
     auto server = telemetry::MetricsServer::start(h.config->telemetry.metrics_listen, [t = h.telemetry.get()] { return t->prometheus(); });
     if (!server) {
@@ -454,6 +467,7 @@ class Metrics {
   }
 
  private:
+  std::unique_ptr<telemetry::MetricsExporter> exporter_;  // sends once more when the host stops serving
   std::unique_ptr<telemetry::MetricsServer> server_;
 };
 
@@ -495,8 +509,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     http.run();
     signals.on_signal(nullptr);  // a second signal while draining ends the host at once
     reloading.reset();
-    metrics.reset();
-    return drain(h);
+    return drain(h, [&] { metrics.reset(); });  // metrics last: its final OTLP export counts the drained calls
   }
   if (transport != "stdio") return fail("unknown transport '" + transport + "' (stdio or http)");
   transport::StdioTransport stdio(*h.engine);
@@ -505,8 +518,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
   stdio.run();
   signals.on_signal(nullptr);
   reloading.reset();
-  metrics.reset();
-  return drain(h);
+  return drain(h, [&] { metrics.reset(); });
 }
 
 int list_tools(const std::string& config_arg, const std::string& log_level) {

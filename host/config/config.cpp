@@ -649,6 +649,7 @@ constexpr Field<OtlpConfig> kOtlpFields[] = {
     {"batch_delay_ms", int_field<&OtlpConfig::batch_delay_ms, 10, 600000>},
     {"queue_size", int_field<&OtlpConfig::queue_size, 1, 1000000>},
     {"timeout_ms", int_field<&OtlpConfig::timeout_ms, 100, 600000>},
+    {"metrics_interval_ms", int_field<&OtlpConfig::metrics_interval_ms, 0, 86400000>},
 };
 
 // "stderr", or a file (relative to the YAML's folder).

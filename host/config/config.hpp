@@ -95,14 +95,15 @@ struct ReloadConfig {
   bool operator==(const ReloadConfig&) const = default;
 };
 
-// Traces to an OpenTelemetry collector (OTLP/HTTP, JSON).
+// Traces and metrics to an OpenTelemetry collector (OTLP/HTTP, JSON).
 struct OtlpConfig {
-  std::string endpoint;  // base URL of its OTLP/HTTP receiver, e.g. http://localhost:4318; "" = no traces
+  std::string endpoint;  // base URL of its OTLP/HTTP receiver, e.g. http://localhost:4318; "" = none
   std::map<std::string, std::string> headers;  // sent with each export (interpolated; may be secrets)
   double sampling = 1.0;     // share of new traces recorded (a client's sampled flag is followed)
   int batch_delay_ms = 5000; // spans wait at most this long before they are sent
   int queue_size = 2048;     // spans waiting; beyond it new ones are dropped (and counted)
   int timeout_ms = 10000;    // per export request
+  int metrics_interval_ms = 60000;  // every metric is sent this often (and at shutdown); 0 = traces only
 
   bool operator==(const OtlpConfig&) const = default;
 };

@@ -231,6 +231,7 @@ class RemoteHttp final : public services::HttpService {
               {"stream_head", static_cast<bool>(req.on_head)},
               {"stream_body", static_cast<bool>(req.on_body)}};
     if (!req.traceparent.empty()) head["traceparent"] = req.traceparent;
+    if (!req.trace_link.empty()) head["trace_link"] = req.trace_link;
     bool reading = true;  // false once a callback said stop
     auto on_frame = [&](Frame& f) {
       if (!reading) return;

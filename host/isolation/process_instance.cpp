@@ -565,6 +565,7 @@ void ProcessInstance::Impl::serve_http(std::shared_ptr<Incarnation> inc, uint32_
   req.timeout = std::chrono::milliseconds(h.value("timeout_ms", 30000));
   req.connect_timeout = std::chrono::milliseconds(h.value("connect_timeout_ms", 10000));
   req.traceparent = h.value("traceparent", "");
+  req.trace_link = h.value("trace_link", "");
   req.cancelled = [this, inc, stop] { return stop->load() == 2 || inc->gone.load() || self.shutting_down(); };
   if (h.value("stream_head", false)) {
     req.on_head = [inc, id, stop](int status, const services::Headers& headers) {

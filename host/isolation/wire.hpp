@@ -40,7 +40,7 @@ enum class Msg : uint8_t {
   kCallLog = 23,  // id: call. head: {level, logger}; body: data JSON
   kLog = 24,      // head: {level}; body: a log line of the plugin (or the runner)
   kService = 25,  // id: service request. head: {op, key?, ...}; body: bytes it carries. op: state_get|put|delete|
-                  //   list|put_if, lease_acquire|release, user, http (with the call's traceparent?)
+                  //   list|put_if, lease_acquire|release, user, http (with the call's traceparent? or a trace_link?)
   kHttpStop = 26, // id: service request: the plugin stopped reading a streamed body
   kResourceUpdated = 27,  // body: the URI
   kOverCpu = 28,  // id: call: its handler used more CPU than cpu_seconds_per_call; cancelled

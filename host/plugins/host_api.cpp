@@ -398,6 +398,7 @@ mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* reques
 
   req.origin = hi->name;
   if (call != nullptr) req.traceparent = call->traceparent;
+  else req.trace_link = view(r.trace_link);  // zero (empty) from a plugin built before 1.4
   services::HttpResponse res = hi->services.http->send(req);
   hi->redact(res.error);
   if (on_response != nullptr) {
@@ -414,6 +415,12 @@ mcph_status http_request(mcph_host_instance* hi, const mcph_http_request* reques
     case services::HttpResponse::Outcome::InvalidRequest: return MCPH_ERR_INVALID_ARGUMENT;
   }
   return MCPH_ERR_INTERNAL;
+}
+
+mcph_status call_trace_context(mcph_call* call, mcph_sink sink, void* user) {
+  if (call == nullptr || call->traceparent.empty()) return MCPH_ERR_NOT_FOUND;
+  give(sink, user, call->traceparent);
+  return MCPH_OK;
 }
 
 void call_client_capabilities(mcph_call* call, mcph_sink sink, void* user) {
@@ -638,6 +645,8 @@ const mcph_host_api& host_api() {
       lease_acquire,
       lease_release,
       call_continue_as_task, task_update, task_get,
+      // 1.4
+      call_trace_context,
   };
   return api;
 }

@@ -29,6 +29,9 @@ struct HttpRequest {
   // The trace context (W3C traceparent) of the call it serves, or "": with tracing on, the
   // request is a child span of it and carries its own traceparent header upstream.
   std::string traceparent;
+  // Without a traceparent: the trace context of the call this background request works
+  // for, or "": its span starts a trace of its own that links to that call's.
+  std::string trace_link;
   // Optional streaming: on_head sees status+headers first; on_body gets chunks instead of
   // collecting them. Returning false stops reading (the outcome stays Ok).
   std::function<bool(int status, const Headers& headers)> on_head;

@@ -43,6 +43,9 @@ uint64_t nanos(std::chrono::steady_clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
 }
 
+// The attribute naming a plugin instance, on metrics and spans alike.
+constexpr const char* kInstance = "mcp_host.plugin.instance";
+
 bool runs_plugin_code(const std::string& method) {
   return method == "tools/call" || method == "resources/read" || method == "prompts/get" || method == "completion/complete";
 }
@@ -64,68 +67,65 @@ Telemetry::Telemetry(std::string network_transport, std::unique_ptr<Tracer> trac
     : transport_(std::move(network_transport)),
       tracer_(std::move(tracer)),
       audit_(std::move(audit)),
-      operations_(metrics_.histogram("mcp_server_operation_duration_seconds",
-                                     "MCP request or notification duration as observed on the receiver from the time it was "
-                                     "received until the result or ack is sent (mcp.server.operation.duration)",
-                                     {"mcp_method_name", "gen_ai_tool_name", "gen_ai_prompt_name", "gen_ai_operation_name",
-                                      "error_type", "rpc_response_status_code", "mcp_protocol_version", "network_transport",
-                                      "mcp_host_instance"},
+      operations_(metrics_.histogram({"mcp.server.operation.duration", "s",
+                                      "MCP request or notification duration as observed on the receiver from the time it was "
+                                      "received until the result or ack is sent"},
+                                     {"mcp.method.name", "gen_ai.tool.name", "gen_ai.prompt.name", "gen_ai.operation.name",
+                                      "error.type", "rpc.response.status_code", "mcp.protocol.version", "network.transport",
+                                      kInstance},
                                      kMcpBuckets)),
-      sessions_(metrics_.histogram("mcp_server_session_duration_seconds",
-                                   "The duration of the MCP session as observed on the MCP server (mcp.server.session.duration)",
-                                   {"mcp_protocol_version", "network_transport"}, kMcpBuckets)),
-      http_(metrics_.histogram("http_client_request_duration_seconds",
-                               "Outbound HTTP requests plugins made through the host (http.client.request.duration)",
-                               {"mcp_host_instance", "http_request_method", "http_response_status_code", "server_address", "error_type"},
+      sessions_(metrics_.histogram({"mcp.server.session.duration", "s", "The duration of the MCP session as observed on the MCP server"},
+                                   {"mcp.protocol.version", "network.transport"}, kMcpBuckets)),
+      http_(metrics_.histogram({"http.client.request.duration", "s", "Outbound HTTP requests plugins made through the host"},
+                               {kInstance, "http.request.method", "http.response.status_code", "server.address", "error.type"},
                                kHttpBuckets)),
-      sign_ins_(metrics_.counter("mcp_host_oauth_sign_ins", "OAuth sign-ins through the credentials form, by outcome", {"outcome"})),
-      refused_(metrics_.counter("mcp_host_http_refused", "HTTP requests refused before they reached MCP (no or a bad token, Host, Origin)",
-                                {"http_response_status_code"})),
-      retries_(metrics_.counter("mcp_host_upstream_retries",
-                                "Outbound requests that repeat, within a minute, one of the same plugin instance, method and URL "
-                                "that failed (429, 5xx, no answer)",
-                                {"mcp_host_instance", "server_address"})) {
-  metrics_.gauge("mcp_host_calls_in_flight", "Plugin calls running now (stuck ones included)", [this] {
-    return std::vector<Sample>{{{}, sources_.calls_in_flight ? sources_.calls_in_flight() : 0}};
-  });
-  metrics_.gauge("mcp_host_sessions", "Legacy MCP sessions open", [this] {
-    return std::vector<Sample>{{{}, sources_.sessions ? sources_.sessions() : 0}};
-  });
-  metrics_.gauge("mcp_host_streams", "SSE and subscriptions/listen streams open", [this] {
-    return std::vector<Sample>{{{}, sources_.streams ? sources_.streams() : 0}};
-  });
+      sign_ins_(metrics_.counter({"mcp_host.oauth.sign_ins", "{sign_in}", "OAuth sign-ins through the credentials form, by outcome"},
+                                 {"outcome"})),
+      refused_(metrics_.counter({"mcp_host.http.refused", "{request}",
+                                 "HTTP requests refused before they reached MCP (no or a bad token, Host, Origin)"},
+                                {"http.response.status_code"})),
+      retries_(metrics_.counter({"mcp_host.upstream.retries", "{request}",
+                                 "Outbound requests that repeat, within a minute, one of the same plugin instance, method and URL "
+                                 "that failed (429, 5xx, no answer)"},
+                                {kInstance, "server.address"})) {
+  metrics_.gauge({"mcp_host.calls_in_flight", "{call}", "Plugin calls running now (stuck ones included)"},
+                 [this] { return std::vector<Sample>{{{}, sources_.calls_in_flight ? sources_.calls_in_flight() : 0}}; });
+  metrics_.gauge({"mcp_host.sessions", "{session}", "Legacy MCP sessions open"},
+                 [this] { return std::vector<Sample>{{{}, sources_.sessions ? sources_.sessions() : 0}}; });
+  metrics_.gauge({"mcp_host.streams", "{stream}", "SSE and subscriptions/listen streams open"},
+                 [this] { return std::vector<Sample>{{{}, sources_.streams ? sources_.streams() : 0}}; });
   auto instances = [this] { return sources_.instances ? sources_.instances() : std::vector<Sources::Instance>{}; };
-  metrics_.gauge("mcp_host_plugin_instance_up", "1 for each plugin instance, labelled with its isolation and state", [instances] {
+  metrics_.gauge({"mcp_host.plugin.instance_up", "{instance}", "1 for each plugin instance, labelled with its isolation and state"},
+                 [instances] {
+                   std::vector<Sample> out;
+                   for (const auto& i : instances()) out.push_back({{{kInstance, i.name}, {"isolation", i.isolation}, {"state", i.state}}, 1});
+                   return out;
+                 });
+  metrics_.gauge({"mcp_host.plugin.restarts", "{restart}", "Restarts of an isolated plugin instance's process"}, [instances] {
     std::vector<Sample> out;
-    for (const auto& i : instances()) out.push_back({{{"mcp_host_instance", i.name}, {"isolation", i.isolation}, {"state", i.state}}, 1});
+    for (const auto& i : instances()) out.push_back({{{kInstance, i.name}}, static_cast<double>(i.restarts)});
     return out;
-  });
-  metrics_.gauge("mcp_host_plugin_restarts_total", "Restarts of an isolated plugin instance's process", [instances] {
-    std::vector<Sample> out;
-    for (const auto& i : instances()) out.push_back({{{"mcp_host_instance", i.name}}, static_cast<double>(i.restarts)});
-    return out;
-  }, "counter");
-  metrics_.gauge("mcp_host_store_errors_total", "State store operations that failed (SQLite or PostgreSQL)", [this] {
-    return std::vector<Sample>{{{}, sources_.store_errors ? sources_.store_errors() : 0}};
-  }, "counter");
-  metrics_.gauge("mcp_host_tasks_total", "MCP tasks this replica created, and those it saw end, by event", [this] {
+  }, true);
+  metrics_.gauge({"mcp_host.store.errors", "{error}", "State store operations that failed (SQLite or PostgreSQL)"},
+                 [this] { return std::vector<Sample>{{{}, sources_.store_errors ? sources_.store_errors() : 0}}; }, true);
+  metrics_.gauge({"mcp_host.tasks", "{task}", "MCP tasks this replica created, and those it saw end, by event"}, [this] {
     if (!sources_.tasks) return std::vector<Sample>{};
     const auto t = sources_.tasks();
     return std::vector<Sample>{{{{"event", "created"}}, t.created}, {{{"event", "completed"}}, t.completed},
                                {{{"event", "failed"}}, t.failed}, {{{"event", "cancelled"}}, t.cancelled}};
-  }, "counter");
-  metrics_.gauge("mcp_host_tasks_running", "MCP tasks whose work runs in this replica now", [this] {
+  }, true);
+  metrics_.gauge({"mcp_host.tasks.running", "{task}", "MCP tasks whose work runs in this replica now"}, [this] {
     if (!sources_.tasks) return std::vector<Sample>{};
     return std::vector<Sample>{{{}, sources_.tasks().running}};
   });
   if (tracer_) {
-    metrics_.gauge("mcp_host_trace_spans_exported_total", "Spans the OTLP collector accepted", [this] {
-      return std::vector<Sample>{{{}, static_cast<double>(tracer_->exported())}};
-    }, "counter");
-    metrics_.gauge("mcp_host_trace_spans_dropped_total", "Spans dropped: the export queue was full, or the collector refused or was unreachable", [this] {
+    metrics_.gauge({"mcp_host.trace.spans_exported", "{span}", "Spans the OTLP collector accepted"},
+                   [this] { return std::vector<Sample>{{{}, static_cast<double>(tracer_->exported())}}; }, true);
+    metrics_.gauge({"mcp_host.trace.spans_dropped", "{span}",
+                    "Spans dropped: the export queue was full, or the collector refused or was unreachable"}, [this] {
       return std::vector<Sample>{{{{"reason", "queue_full"}}, static_cast<double>(tracer_->dropped_full())},
                                  {{{"reason", "export_failed"}}, static_cast<double>(tracer_->dropped_failed())}};
-    }, "counter");
+    }, true);
   }
 }
 
@@ -194,7 +194,7 @@ void Telemetry::trace_request(const protocol::RequestRecord& r, const std::strin
   if (!r.version.empty()) span.set("mcp.protocol.version", r.version);
   span.set("network.transport", transport_);
   if (transport_ == "tcp") span.set("network.protocol.name", "http");
-  if (!r.instance.empty()) span.set("mcp_host.plugin.instance", r.instance);
+  if (!r.instance.empty()) span.set(kInstance, r.instance);
   if (!r.arguments.is_null()) span.set("gen_ai.tool.call.arguments", r.arguments.dump());
   tracer_->finish(std::move(span));
 }
@@ -216,7 +216,7 @@ void Telemetry::task_done(const protocol::RequestRecord& request, const std::str
             end - nanos(took), end);
   span.set("gen_ai.operation.name", "execute_tool");
   span.set("gen_ai.tool.name", request.tool);
-  if (!request.instance.empty()) span.set("mcp_host.plugin.instance", request.instance);
+  if (!request.instance.empty()) span.set(kInstance, request.instance);
   const json* error = response.is_object() && response.contains("error") ? &response["error"] : nullptr;
   const bool tool_error = response.is_object() && response.contains("result") && response["result"].value("isError", false);
   if (error != nullptr || tool_error || response.is_null()) {
@@ -322,9 +322,14 @@ void Telemetry::session_done(const std::string& version, std::chrono::steady_clo
 
 std::string Telemetry::http_started(const services::HttpRequest& request) {
   if (!tracer_) return {};
-  // A call's request is a child of its span; background work (no call) starts a trace.
+  // A call's request is a child of its span; background work (no call) starts a trace,
+  // recorded whenever the call it links to was (so a sampled call's work is whole).
   const auto parent = request.traceparent.empty() ? std::nullopt : SpanContext::parse(request.traceparent);
-  return tracer_->start(parent ? &*parent : nullptr).traceparent();
+  SpanContext self = tracer_->start(parent ? &*parent : nullptr);
+  if (!parent && !request.trace_link.empty()) {
+    if (const auto link = SpanContext::parse(request.trace_link); link && link->sampled) self.sampled = true;
+  }
+  return self.traceparent();
 }
 
 void Telemetry::http_done(const services::HttpRequest& request, const services::HttpResponse& response,
@@ -358,7 +363,10 @@ void Telemetry::http_done(const services::HttpRequest& request, const services::
     span.set("error.type", error);
     span.fail("");
   }
-  span.set("mcp_host.plugin.instance", request.origin);
+  span.set(kInstance, request.origin);
+  if (!parent && !request.trace_link.empty()) {
+    if (const auto link = SpanContext::parse(request.trace_link)) span.link(*link);
+  }
   tracer_->finish(std::move(span));
 }
 

@@ -2,9 +2,10 @@
 // - metrics: mcp.server.operation.duration, mcp.server.session.duration, outbound HTTP per
 //   plugin instance (http.client.request.duration), and what operators of this host need
 //   (calls in flight, sessions and streams, plugin instances and their restarts), in
-//   Prometheus text at /metrics. Names follow the OpenTelemetry-to-Prometheus mapping: dots
-//   become underscores, seconds get "_seconds", counters "_total". No label carries a user,
-//   a secret or an argument; tool, prompt and instance names are bounded by the configuration.
+//   Prometheus text at /metrics and over OTLP (a MetricsExporter of metrics()). Named as
+//   OpenTelemetry names them; Prometheus names follow the usual mapping (metrics.hpp). No
+//   attribute carries a user, a secret or an argument; tool, prompt and instance names are
+//   bounded by the configuration.
 // - traces (with a Tracer): a SERVER span per request, its parent the client's
 //   params._meta.traceparent, and a CLIENT span per outbound HTTP request a plugin makes
 //   for it, whose traceparent header travels upstream.
@@ -70,6 +71,7 @@ class Telemetry final : public protocol::RequestObserver, public services::HttpC
 
   void set_sources(Sources sources) { sources_ = std::move(sources); }
   std::string prometheus() const { return metrics_.prometheus(); }
+  const Metrics& metrics() const { return metrics_; }
 
  private:
   // What a request's plugin asked of upstream APIs, for its audit line.

@@ -5,9 +5,6 @@
 #include <cstring>
 #include <random>
 
-#include <httplib.h>
-#include <spdlog/spdlog.h>
-
 namespace mcph::telemetry {
 namespace {
 
@@ -162,24 +159,7 @@ std::optional<SpanContext> SpanContext::parse(std::string_view t) {
   return c;
 }
 
-std::optional<std::string> Tracer::check(const Options& o) {
-  if (!o.endpoint.starts_with("http://") && !o.endpoint.starts_with("https://")) {
-    return "telemetry.otlp.endpoint must be an http:// or https:// URL (the collector's OTLP/HTTP receiver, e.g. http://localhost:4318)";
-  }
-  return std::nullopt;
-}
-
-Tracer::Tracer(Options options) : options_(std::move(options)) {
-  // http://host:port/base -> client "http://host:port", path "/base/v1/traces" (OTLP's
-  // OTEL_EXPORTER_OTLP_ENDPOINT rule: the signal's path is appended to the base).
-  const size_t scheme_end = options_.endpoint.find("://") + 3;
-  const size_t slash = options_.endpoint.find('/', scheme_end);
-  host_ = options_.endpoint.substr(0, slash);
-  std::string base = slash == std::string::npos ? "" : options_.endpoint.substr(slash);
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  path_ = base + "/v1/traces";
-  thread_ = std::thread([this] { run(); });
-}
+Tracer::Tracer(Options options) : options_(std::move(options)), thread_([this] { run(); }) {}
 
 Tracer::~Tracer() {
   {
@@ -222,7 +202,9 @@ void Tracer::finish(Span span) {
 }
 
 void Tracer::run() {
+  OtlpSender sender(options_.collector, "traces");
   std::vector<std::string> batch;
+  std::string body;  // kept to reuse its memory
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, options_.batch_delay, [this] { return stopping_ || queue_.size() >= options_.batch_size; });
@@ -232,7 +214,8 @@ void Tracer::run() {
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
       lock.unlock();
-      const bool sent = send(batch);
+      otlp_json(batch, options_.collector, body);
+      const bool sent = sender.post(body, std::to_string(batch.size()) + " spans");
       (sent ? exported_ : dropped_failed_).fetch_add(batch.size());
       lock.lock();
       // Stopping: one attempt for what is left, and none after a failure (the host must end).
@@ -246,57 +229,14 @@ void Tracer::run() {
   }
 }
 
-bool Tracer::send(const std::vector<std::string>& batch) {
-  thread_local std::unique_ptr<httplib::Client> client;  // only run() sends: one connection kept
-  auto connect = [&] {
-    client = std::make_unique<httplib::Client>(host_);
-    client->set_connection_timeout(options_.timeout);
-    client->set_read_timeout(options_.timeout);
-    client->set_write_timeout(options_.timeout);
-    client->set_keep_alive(true);
-  };
-  if (!client) connect();
-  httplib::Headers headers;
-  for (const auto& [k, v] : options_.headers) headers.emplace(k, v);
-  otlp_json(batch, options_, body_);
-  auto res = client->Post(path_, headers, body_, "application/json");
-  if (!res && res.error() != httplib::Error::Connection) {
-    // The collector may have closed the connection while it was idle: once more on a new one.
-    connect();
-    res = client->Post(path_, headers, body_, "application/json");
-  }
-  if (res && res->status >= 200 && res->status < 300) return true;
-  // Never the headers: they may hold the collector's credentials.
-  if (res) {
-    spdlog::debug("otlp export of {} spans: HTTP {}", batch.size(), res->status);
-  } else {
-    spdlog::debug("otlp export of {} spans: {}", batch.size(), httplib::to_string(res.error()));
-    client.reset();  // reconnect next time
-  }
-  return false;
-}
-
 // OTLP/JSON (ExportTraceServiceRequest): ids in hex, enums as numbers, int64 as strings.
-void otlp_json(const std::vector<std::string>& spans, const Tracer::Options& options, std::string& out) {
+void otlp_json(const std::vector<std::string>& spans, const Collector& collector, std::string& out) {
   out.clear();
-  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":[";
-  auto resource = [&](std::string_view key, std::string_view value, bool first = false) {
-    if (!first) out += ',';
-    out += "{\"key\":";
-    append_string(out, key);
-    out += ",\"value\":{\"stringValue\":";
-    append_string(out, value);
-    out += "}}";
-  };
-  resource("service.name", options.service_name, true);
-  if (!options.service_version.empty()) resource("service.version", options.service_version);
-  if (!options.service_instance.empty()) resource("service.instance.id", options.service_instance);
-  out += "]},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-host\"";
-  if (!options.service_version.empty()) {
-    out += ",\"version\":";
-    append_string(out, options.service_version);
-  }
-  out += "},\"spans\":[";
+  out += "{\"resourceSpans\":[{";
+  append_resource(out, collector);
+  out += ",\"scopeSpans\":[{";
+  append_scope(out, collector);
+  out += ",\"spans\":[";
   for (size_t i = 0; i < spans.size(); ++i) {
     if (i > 0) out += ',';
     out += spans[i];

@@ -22,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "telemetry/otlp.hpp"
+
 namespace mcph::telemetry {
 
 // Where a span sits in its trace (W3C Trace Context level 1).
@@ -77,19 +79,12 @@ SpanContext new_span(const SpanContext* parent, double sampling);
 class Tracer {
  public:
   struct Options {
-    std::string endpoint;  // base URL of the collector's OTLP/HTTP receiver (http or https)
-    std::vector<std::pair<std::string, std::string>> headers;  // sent with every export (may hold secrets)
+    Collector collector;
     double sampling = 1.0;  // share of new traces recorded; a parent's sampled flag is followed
     size_t queue_size = 2048;
     size_t batch_size = 512;
     std::chrono::milliseconds batch_delay{5000};
-    std::chrono::milliseconds timeout{10000};
-    std::string service_name = "mcp-host";
-    std::string service_version;
-    std::string service_instance;  // the replica id
   };
-  // Fails (a message) when the endpoint is not an http(s) URL.
-  static std::optional<std::string> check(const Options& options);
 
   explicit Tracer(Options options);
   ~Tracer();  // exports what is queued (one attempt, bounded by the timeout), then stops
@@ -106,11 +101,8 @@ class Tracer {
 
  private:
   void run();
-  bool send(const std::vector<std::string>& batch);
 
   const Options options_;
-  std::string host_, path_;  // the collector: scheme://host:port, and <base path>/v1/traces
-  std::string body_;         // the export being sent (run()'s; kept to reuse its memory)
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::string> queue_;  // finished spans' text; guarded by mutex_
@@ -120,7 +112,7 @@ class Tracer {
 };
 
 // The body of one export: an ExportTraceServiceRequest in OTLP/JSON of spans' text (from
-// Span::text()), with the resource (service.*) from `options`, into `out`.
-void otlp_json(const std::vector<std::string>& spans, const Tracer::Options& options, std::string& out);
+// Span::text()), with the resource (service.*) from `collector`, into `out`.
+void otlp_json(const std::vector<std::string>& spans, const Collector& collector, std::string& out);
 
 }  // namespace mcph::telemetry

@@ -115,6 +115,10 @@ void StdioTransport::stop() {
 }
 
 void StdioTransport::run() {
+  struct EndSession {
+    Impl& impl;
+    ~EndSession() { impl.session.reset(); }  // calls still running hold it until they end
+  } end{*impl_};
   std::string buffer;
   size_t scanned = 0;   // bytes of buffer already searched for '\n'
   bool skipping = false;  // discarding the rest of an over-long line

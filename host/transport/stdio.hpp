@@ -16,6 +16,8 @@ class StdioTransport {
 
   // Reads until end of input or stop(). Calls still running keep their reply channel and
   // answer when they finish, so destroy the engine (which waits for them) before this.
+  // The session is over when it returns: it ends (and its duration is recorded) once
+  // those calls finished.
   void run();
   // Makes run() return soon. Thread-safe (called from the signal thread).
   void stop();

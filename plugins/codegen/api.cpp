@@ -126,8 +126,9 @@ std::string Api::clean(std::string text, const Auth& auth) const {
 }
 
 ApiResult Api::once(const Auth& auth, const std::string& method, const std::string& path, const std::string& body,
-                    const mcph::sdk::Call* call) {
+                    const mcph::sdk::Call* call, std::string_view link) {
   mcph::sdk::HttpRequest req(method, base_ + path);
+  req.trace_link = link;
   req.headers = {{"Authorization", "Bearer " + auth.token},
                  {"Accept", "application/json"},
                  {"User-Agent", "mcp-host-codegen/1.0"}};
@@ -186,7 +187,7 @@ ApiResult Api::once(const Auth& auth, const std::string& method, const std::stri
   return out;
 }
 
-ApiResult Api::get(const Auth& auth, const std::string& path, const mcph::sdk::Call* call) {
+ApiResult Api::get(const Auth& auth, const std::string& path, const mcph::sdk::Call* call, std::string_view link) {
   ApiResult last;
   for (int attempt = 0; attempt < (call != nullptr ? kCallAttempts : 1); ++attempt) {
     // The budget first: every GET of this plugin instance counts against the org's limit.
@@ -211,7 +212,7 @@ ApiResult Api::get(const Auth& auth, const std::string& path, const mcph::sdk::C
         return last;
       }
     }
-    last = once(auth, "GET", path, "", call);
+    last = once(auth, "GET", path, "", call, link);
     if (last.ok() || !last.err->retryable || call == nullptr || attempt + 1 == kCallAttempts) return last;
     // Backoff: Retry-After when given, else 250 ms, 500 ms, ...
     const int64_t now = steady_ms();
@@ -226,8 +227,8 @@ ApiResult Api::get(const Auth& auth, const std::string& path, const mcph::sdk::C
   return last;
 }
 
-ApiResult Api::get_run(const Auth& auth, int64_t run_id, const mcph::sdk::Call* call) {
-  return get(auth, "/v1/organizations/" + std::to_string(auth.org_id) + "/agent/run/" + std::to_string(run_id), call);
+ApiResult Api::get_run(const Auth& auth, int64_t run_id, const mcph::sdk::Call* call, std::string_view link) {
+  return get(auth, "/v1/organizations/" + std::to_string(auth.org_id) + "/agent/run/" + std::to_string(run_id), call, link);
 }
 
 ApiResult Api::list_runs(const Auth& auth, int64_t skip, int64_t limit, const mcph::sdk::Call* call) {
@@ -241,10 +242,11 @@ ApiResult Api::create_run(const Auth& auth, const json& body, const mcph::sdk::C
   return once(auth, "POST", "/v1/organizations/" + std::to_string(auth.org_id) + "/agent/run", dump(body), call);
 }
 
-ApiResult Api::resume_run(const Auth& auth, int64_t run_id, const std::string& prompt, const mcph::sdk::Call* call) {
+ApiResult Api::resume_run(const Auth& auth, int64_t run_id, const std::string& prompt, const mcph::sdk::Call* call,
+                          std::string_view link) {
   // ResumeAgentRunInput (§B.3); the old server's /agent/run/{id}/resume does not exist (§C).
   const json body{{"agent_run_id", run_id}, {"prompt", prompt}, {"images", json::array()}};
-  return once(auth, "POST", "/v1/organizations/" + std::to_string(auth.org_id) + "/agent/run/resume", dump(body), call);
+  return once(auth, "POST", "/v1/organizations/" + std::to_string(auth.org_id) + "/agent/run/resume", dump(body), call, link);
 }
 
 }  // namespace codegen

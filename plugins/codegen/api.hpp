@@ -56,21 +56,24 @@ class Api {
   // 429/5xx/network failures with backoff. Without one (the poller): one attempt that never
   // waits; a budget refusal comes back as an error with budget=true and retry_at set, so
   // the single poller thread is never blocked.
-  ApiResult get_run(const Auth& auth, int64_t run_id, const mcph::sdk::Call* call);
+  // `link`: for background work (no call), the trace context of the call it serves
+  // (Call::trace_context()): the request's span links to that call's.
+  ApiResult get_run(const Auth& auth, int64_t run_id, const mcph::sdk::Call* call, std::string_view link = {});
   ApiResult list_runs(const Auth& auth, int64_t skip, int64_t limit, const mcph::sdk::Call* call);
 
   // POSTs: one attempt, never retried here. A retried create could start two runs (and
   // create is limited to 10 per minute, §D.10); the orchestrator retries resume itself,
   // with a durable intent that makes the retry safe (orchestrator.hpp).
   ApiResult create_run(const Auth& auth, const json& body, const mcph::sdk::Call* call);
-  ApiResult resume_run(const Auth& auth, int64_t run_id, const std::string& prompt, const mcph::sdk::Call* call);
+  ApiResult resume_run(const Auth& auth, int64_t run_id, const std::string& prompt, const mcph::sdk::Call* call,
+                       std::string_view link = {});
 
   const std::string& base_url() const { return base_; }
 
  private:
-  ApiResult get(const Auth& auth, const std::string& path, const mcph::sdk::Call* call);
+  ApiResult get(const Auth& auth, const std::string& path, const mcph::sdk::Call* call, std::string_view link = {});
   ApiResult once(const Auth& auth, const std::string& method, const std::string& path, const std::string& body,
-                 const mcph::sdk::Call* call);
+                 const mcph::sdk::Call* call, std::string_view link = {});
   std::string clean(std::string text, const Auth& auth) const;
 
   const mcph::sdk::Host& host_;

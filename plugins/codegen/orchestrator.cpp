@@ -194,7 +194,8 @@ json to_json(const OrchRecord& r) {
               {"attempts", r.attempts},
               {"delivered", r.delivered},
               {"last_status", r.last_status},
-              {"last_error", r.last_error}};
+              {"last_error", r.last_error},
+              {"trace", r.trace}};
 }
 
 std::optional<OrchRecord> orch_from_json(const json& j) {
@@ -212,6 +213,7 @@ std::optional<OrchRecord> orch_from_json(const json& j) {
   r.delivered = j.value("delivered", int64_t{0});
   r.last_status = j.value("last_status", "");
   r.last_error = j.value("last_error", "");
+  r.trace = j.value("trace", "");
   if (r.org_id <= 0 || r.orchestrator_run_id <= 0 || r.track_run_id <= 0) return std::nullopt;
   return r;
 }
@@ -291,6 +293,7 @@ bool Orchestrators::enqueue(const TaskRecord& child, int64_t now) {
     rec.org_id = child.org_id;
     rec.orchestrator_run_id = *child.orchestrator_run_id;
     rec.track_run_id = *child.orchestrator_run_id;
+    rec.trace = child.trace;
     rec.created_ms = now;
     rec.interval_ms = settings_.timing.poll_interval_ms;
   }
@@ -396,7 +399,7 @@ void Orchestrators::step(const std::string& key, int64_t now) {
   }
   const Auth auth{*creds.token, rec.org_id};
 
-  ApiResult r = api_.get_run(auth, rec.track_run_id, nullptr);
+  ApiResult r = api_.get_run(auth, rec.track_run_id, nullptr, rec.trace);
   if (!r.ok()) {
     if (r.err->budget) {
       due_[key] = now + std::max<int64_t>(1, r.err->retry_at - steady_ms());
@@ -451,7 +454,7 @@ void Orchestrators::step(const std::string& key, int64_t now) {
     reschedule(key, rec, now + backoff(true));
     return;
   }
-  ApiResult rr = api_.resume_run(auth, rec.track_run_id, batch.prompt, nullptr);
+  ApiResult rr = api_.resume_run(auth, rec.track_run_id, batch.prompt, nullptr, rec.trace);
   if (rr.ok()) {
     next.phase = "sent";
     host_.state_put(outbox_key(rec), dump(to_json(next)));

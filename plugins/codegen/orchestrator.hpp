@@ -78,6 +78,7 @@ struct OrchRecord {
   int64_t delivered = 0;  // resumes delivered
   std::string last_status;
   std::string last_error;
+  std::string trace;  // the trace context of the call that started its first child, or ""
 };
 json to_json(const OrchRecord& r);
 std::optional<OrchRecord> orch_from_json(const json& j);

@@ -259,10 +259,11 @@ class Codegen : public mcph::sdk::Plugin {
   // A new task record for a run the API just created or resumed, saved and tracked.
   TaskRecord track(const std::string& principal, const std::string& task_id, const std::string& kind,
                    const Auth& auth, const json& run, int64_t run_id, std::optional<int64_t> orch, json metadata,
-                   bool mcp_task) {
+                   bool mcp_task, std::string trace) {
     const int64_t now = now_ms();
     TaskRecord t;
     t.mcp_task = mcp_task;
+    t.trace = std::move(trace);
     t.task_id = task_id;
     t.principal = principal;
     t.kind = kind;
@@ -352,7 +353,7 @@ class Codegen : public mcph::sdk::Plugin {
     // 3. Track it and return at once.
     // A client that takes MCP tasks gets one that ends with the run (the poller reports it).
     const bool as_task = call.can_hand_over();
-    const TaskRecord t = track(principal, task_id, "new", auth, r.body, *run_id, orch, metadata, as_task);
+    const TaskRecord t = track(principal, task_id, "new", auth, r.body, *run_id, orch, metadata, as_task, call.trace_context());
     if (as_task) call.hand_over(t.task_id);
     return started_reply(t, "Agent run " + std::to_string(*run_id) + " started; follow it with codegen_task_status "
                             "task_id=" + task_id + ".");
@@ -391,7 +392,7 @@ class Codegen : public mcph::sdk::Plugin {
     if (orch) metadata["orchestrator_run_id"] = *orch;
     metadata["resumed_run_id"] = *run_id;
     const bool as_task = call.can_hand_over();
-    const TaskRecord t = track(principal, new_uuid(), "resume", auth, r.body, tracked, orch, metadata, as_task);
+    const TaskRecord t = track(principal, new_uuid(), "resume", auth, r.body, tracked, orch, metadata, as_task, call.trace_context());
     if (as_task) call.hand_over(t.task_id);
     return started_reply(t, "Agent run " + std::to_string(tracked) + " resumed; follow it with codegen_task_status "
                             "task_id=" + t.task_id + ".");

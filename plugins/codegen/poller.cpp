@@ -166,7 +166,7 @@ void Poller::poll(const std::string& key) {
     }
   }
   // The org the run was created in, whatever org_id is configured now.
-  ApiResult r = api_.get_run(Auth{*creds.token, t.org_id}, t.agent_run_id, nullptr);
+  ApiResult r = api_.get_run(Auth{*creds.token, t.org_id}, t.agent_run_id, nullptr, t.trace);
   if (!r.ok()) {
     const ApiError& e = *r.err;
     if (e.budget) {

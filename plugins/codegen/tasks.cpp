@@ -123,7 +123,8 @@ json to_json(const TaskRecord& t) {
               {"last_error", t.last_error},
               {"paused", t.paused},
               {"notify", notify_name(t.notify)},
-              {"mcp_task", t.mcp_task}};
+              {"mcp_task", t.mcp_task},
+              {"trace", t.trace}};
 }
 
 std::optional<TaskRecord> task_from_json(const json& j) {
@@ -160,6 +161,7 @@ std::optional<TaskRecord> task_from_json(const json& j) {
   t.paused = opt_string(j, "paused").value_or("");
   t.notify = notify_from(j.value("notify", "none"));
   t.mcp_task = j.value("mcp_task", false);
+  t.trace = opt_string(j, "trace").value_or("");
   return t;
 }
 

@@ -61,6 +61,9 @@ struct TaskRecord {
   // The call that started it continues as an MCP task (host ABI 1.3, Call::hand_over under
   // task_id): its outcome and progress are reported to the host, and a cancel stops the tracking.
   bool mcp_task = false;
+  // The trace context of the call that started it (host ABI 1.4), or "": its polls' spans
+  // link to that call's.
+  std::string trace;
   std::string last_error;  // the last poll failure, for task_status (redacted)
   std::string paused;      // why it is not polled now ("" when it is): its user signed out
   Notify notify = Notify::None;

@@ -26,7 +26,7 @@ Control endpoints (never recorded, no auth):
                                               body, auth_ok (Authorization carried an expected
                                               token; the header itself is never recorded),
                                               user (which --token: 0, 1, ...; -1 for none),
-                                              status, fault
+                                              status, fault, traceparent (when sent)
   POST /_fake/reset                           forget runs, requests, faults and scripts
   POST /_fake/token      {"token": T}         the one token Authorization must carry now
   POST /_fake/faults     {"method"?, "path"?: REGEX, "count"?: 1, then either
@@ -240,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "fault": fault is not None,
             })
+            if self.headers.get("traceparent"):
+                STATE.requests[-1]["traceparent"] = self.headers.get("traceparent")
         if delay:
             time.sleep(delay)
         try:

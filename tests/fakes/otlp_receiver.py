@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""An OpenTelemetry collector's OTLP/HTTP trace receiver, for the tracing tests. It decodes
-what an exporter sends as the OTLP specification defines it (JSON encoding: an
-ExportTraceServiceRequest, POST /v1/traces, Content-Type application/json) and checks the
-encoding's rules: trace and span ids as lower-case hex of 16 and 8 bytes, kind and status
-code as numbers, times as decimal strings of Unix nanoseconds, attribute values as
-AnyValue objects. A request that breaks them is answered 400, and remembered.
+"""An OpenTelemetry collector's OTLP/HTTP receiver for traces and metrics, for the telemetry
+tests. It decodes what an exporter sends as the OTLP specification defines it (JSON
+encoding, Content-Type application/json: an ExportTraceServiceRequest on POST /v1/traces,
+an ExportMetricsServiceRequest on POST /v1/metrics) and checks the encoding's rules: trace
+and span ids as lower-case hex of 16 and 8 bytes, kind and status code as numbers, times
+and 64-bit counts as decimal strings, attribute values as AnyValue objects; a metric is
+exactly one of sum, gauge or histogram, sums and histograms cumulative, a histogram's
+bucket counts one more than its bounds and adding up to its count. A request that breaks
+them is answered 400, and remembered.
 Python 3 standard library only.
 
     python3 tests/fakes/otlp_receiver.py --port 0 [--exit-on-stdin-eof]
@@ -16,6 +19,10 @@ Test control:
                          each span flattened: traceId, spanId, parentSpanId, name, kind,
                          start, end (ints), attributes {key: python value}, status {code, message},
                          links, resource {key: value}
+    GET  /_fake/metrics  {"exports": n, "points": [...]}: every data point received, flattened:
+                         name, unit, type (sum|gauge|histogram), monotonic, attributes,
+                         start, time, and value (sum, gauge) or count, sum, buckets, bounds
+                         (histogram), resource
     POST /_fake/mode     {"delayMs": n} answer every export that much later; {"status": 503} refuse them
     POST /_fake/reset    forget everything, back to prompt 200 answers
 """
@@ -110,6 +117,61 @@ def decode(body):
     return spans
 
 
+def count(x, what):
+    if not (isinstance(x, int) or (isinstance(x, str) and DIGITS.match(x))):
+        raise Invalid(what + " must be a uint64 (a decimal string)")
+    return int(x)
+
+
+def number_point(p):
+    if "asDouble" in p and isinstance(p["asDouble"], (int, float)):
+        return float(p["asDouble"])
+    if "asInt" in p:
+        return int(p["asInt"])
+    raise Invalid("a number data point needs asDouble or asInt")
+
+
+def decode_metrics(body):
+    req = json.loads(body)
+    points = []
+    for rm in req.get("resourceMetrics", []):
+        resource = attributes(rm.get("resource", {}).get("attributes", []))
+        for sm in rm.get("scopeMetrics", []):
+            for m in sm.get("metrics", []):
+                if not isinstance(m.get("name"), str) or not m["name"]:
+                    raise Invalid("a metric needs a name")
+                kinds = [k for k in ("sum", "gauge", "histogram", "exponentialHistogram", "summary") if k in m]
+                if len(kinds) != 1 or kinds[0] not in ("sum", "gauge", "histogram"):
+                    raise Invalid("%s: exactly one of sum, gauge, histogram, not %r" % (m["name"], kinds))
+                kind = kinds[0]
+                data = m[kind]
+                if kind != "gauge" and data.get("aggregationTemporality") != 2:
+                    raise Invalid("%s: aggregationTemporality must be 2 (cumulative)" % m["name"])
+                for p in data.get("dataPoints", []):
+                    point = {"name": m["name"], "unit": m.get("unit", ""), "type": kind,
+                             "monotonic": data.get("isMonotonic", False),
+                             "attributes": attributes(p.get("attributes", [])),
+                             "time": nanos(p.get("timeUnixNano"), "timeUnixNano"), "resource": resource}
+                    if kind != "gauge":
+                        point["start"] = nanos(p.get("startTimeUnixNano"), "startTimeUnixNano")
+                        if point["start"] > point["time"]:
+                            raise Invalid("%s: starts after its time" % m["name"])
+                    if kind == "histogram":
+                        buckets = [count(c, "bucketCounts") for c in p.get("bucketCounts", [])]
+                        bounds = p.get("explicitBounds", [])
+                        if len(buckets) != len(bounds) + 1:
+                            raise Invalid("%s: %d buckets for %d bounds" % (m["name"], len(buckets), len(bounds)))
+                        if any(not isinstance(b, (int, float)) for b in bounds) or bounds != sorted(bounds):
+                            raise Invalid("%s: explicitBounds must be increasing numbers" % m["name"])
+                        point.update(count=count(p.get("count"), "count"), sum=p.get("sum"), buckets=buckets, bounds=bounds)
+                        if sum(buckets) != point["count"]:
+                            raise Invalid("%s: bucket counts add up to %d, count is %d" % (m["name"], sum(buckets), point["count"]))
+                    else:
+                        point["value"] = number_point(p)
+                    points.append(point)
+    return points
+
+
 class Receiver:
     def __init__(self):
         self.lock = threading.Lock()
@@ -118,6 +180,7 @@ class Receiver:
     def reset(self):
         with getattr(self, "lock"):
             self.spans, self.requests, self.rejected, self.headers = [], 0, [], []
+            self.points, self.metric_exports = [], 0
             self.delay_ms, self.status = 0, 200
 
 
@@ -145,6 +208,9 @@ class Handler(BaseHTTPRequestHandler):
             with r.lock:
                 return self.reply(200, {"spans": r.spans, "requests": r.requests, "rejected": r.rejected,
                                         "headers": r.headers})
+        if self.path == "/_fake/metrics":
+            with r.lock:
+                return self.reply(200, {"points": r.points, "exports": r.metric_exports})
         self.reply(404, {"error": "not found"})
 
     def do_POST(self):
@@ -159,12 +225,14 @@ class Handler(BaseHTTPRequestHandler):
                 r.delay_ms = int(mode.get("delayMs", 0))
                 r.status = int(mode.get("status", 200))
             return self.reply(200, {})
-        if self.path != "/v1/traces":
+        if self.path not in ("/v1/traces", "/v1/metrics"):
             return self.reply(404, {"error": "not found"})
+        traces = self.path == "/v1/traces"
         with r.lock:
-            r.requests += 1
+            if traces:
+                r.requests += 1
+                r.headers.append({k.lower(): v for k, v in self.headers.items()})
             delay, status = r.delay_ms, r.status
-            r.headers.append({k.lower(): v for k, v in self.headers.items()})
         if delay:
             time.sleep(delay / 1000)
         if status != 200:
@@ -174,13 +242,17 @@ class Handler(BaseHTTPRequestHandler):
                 r.rejected.append("Content-Type " + self.headers.get("Content-Type", ""))
             return self.reply(415, {"error": "JSON only"})
         try:
-            spans = decode(raw)
+            got = decode(raw) if traces else decode_metrics(raw)
         except (Invalid, ValueError, AttributeError, TypeError) as e:
             with r.lock:
                 r.rejected.append(str(e))
             return self.reply(400, {"error": str(e)})
         with r.lock:
-            r.spans.extend(spans)
+            if traces:
+                r.spans.extend(got)
+            else:
+                r.metric_exports += 1
+                r.points.extend(got)
         self.reply(200, {"partialSuccess": {}})
 
 

@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.set("b", size % 2 == 0);
   s.fail(text);
   s.link(parent);
-  mcph::telemetry::Tracer::Options o;
+  mcph::telemetry::Collector o;
   o.service_version = text;
   std::string out;
   const std::string span_text = std::move(s).text();

@@ -2,11 +2,11 @@
 // API (tests/fakes/codegen_fake.py, a separate process on 127.0.0.1 port 0 that keeps its
 // state while the host is restarted or killed). Nothing sleeps "long enough": every wait
 // polls for an observable condition with a deadline.
-#include <cctype>
 #include <fstream>
 #include <functional>
 #include <set>
 
+#include "codegen_fake.hpp"
 #include "host_fixture.hpp"
 #include "http_host.hpp"
 #include "postgres.hpp"
@@ -21,70 +21,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kEnvToken = "env-TOKEN-7f3a9c2e51";
 constexpr const char* kRuntimeToken = "rt-RUNTIME-b81d44e0aa";
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// The fake Codegen API process and its control endpoints.
-class FakeCodegen {
- public:
-  FakeCodegen()
-      : proc_({"/usr/bin/env", "python3", MCPH_SOURCE_DIR "/tests/fakes/codegen_fake.py", "--port", "0", "--token",
-               kEnvToken}) {
-    if (auto line = proc_.read_line(15s); line && line->rfind("PORT ", 0) == 0) port_ = std::stoi(line->substr(5));
-  }
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-  // A raw request (to the API or the control endpoints): (status, parsed body).
-  std::pair<int, json> send(const std::string& method, const std::string& path, const json& body = nullptr,
-                            const std::string& token = "") {
-    services::HttpRequest req;
-    req.method = method;
-    req.url = url() + path;
-    if (!body.is_null()) {
-      req.body = body.dump();
-      req.headers.emplace_back("Content-Type", "application/json");
-    }
-    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
-    auto res = http_.send(req);
-    return {res.status, json::parse(res.body, nullptr, false)};
-  }
-  json post(const std::string& path, const json& body) { return send("POST", path, body).second; }
-
-  // Recorded API requests whose path matches the regex (and method, if given).
-  json requests(const std::string& path_regex, const std::string& method = "") {
-    std::string q = "/_fake/requests?path=" + url_encode(path_regex);
-    if (!method.empty()) q += "&method=" + method;
-    return send("GET", q).second;
-  }
-  size_t gets_of(int64_t run) { return requests("/agent/run/" + std::to_string(run) + "$", "GET").size(); }
-  json run(int64_t id) { return send("GET", "/_fake/runs/" + std::to_string(id)).second; }
-  size_t resumes_of(int64_t id) { return run(id)["resumes"].size(); }
-  int64_t seed(json body) {
-    body["org_id"] = 42;
-    return post("/_fake/runs", body)["ids"][0].get<int64_t>();
-  }
-  void update(int64_t id, const json& body) { post("/_fake/runs/" + std::to_string(id), body); }
-  void fault(const json& f) { post("/_fake/faults", f); }
-  void script_next(const json& s) { post("/_fake/script_next", s); }
-
- private:
-  Process proc_;
-  int port_ = 0;
-  services::HttpClient http_;
-};
 
 class CodegenTest : public ::testing::Test {
  protected:
@@ -190,7 +126,7 @@ class CodegenTest : public ::testing::Test {
     }
   }
 
-  FakeCodegen fake;
+  CodegenFake fake{{kEnvToken}};
   TempDir dir;
   std::string config_path;
   std::string stdout_seen, stderr_seen;

@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "codegen_fake.hpp"
 #include "oauth_client.hpp"
 #include "postgres.hpp"
 
@@ -23,44 +24,6 @@ using namespace std::chrono_literals;
 const char* kAlice = "cg-alice-token-1111";
 const char* kBob = "cg-bob-token-2222";
 const char* kOperator = "cg-operator-token-9999";  // the YAML's: no signed-in user's work may use it
-
-class FakeCodegen {
- public:
-  FakeCodegen()
-      : proc_({"/usr/bin/env", "python3", std::string(MCPH_SOURCE_DIR) + "/tests/fakes/codegen_fake.py", "--port", "0",
-               "--token", kAlice, "--token", kBob, "--token", kOperator}) {
-    auto line = proc_.read_line(15s);
-    if (line && line->rfind("PORT ", 0) == 0) port_ = std::stoi(line->substr(5));
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  // Every recorded API request: seq, method, path, body, user (0 Alice, 1 Bob, 2 operator).
-  json requests() {
-    httplib::Client c("127.0.0.1", port_);
-    return body_json(c.Get("/_fake/requests"));
-  }
-  void script_next(const json& script) {
-    httplib::Client c("127.0.0.1", port_);
-    c.Post("/_fake/script_next", script.dump(), "application/json");
-  }
-  // A run made outside the host (an orchestrator); its state as the fake holds it.
-  int64_t seed(json body) {
-    body["org_id"] = 42;
-    httplib::Client c("127.0.0.1", port_);
-    return body_json(c.Post("/_fake/runs", body.dump(), "application/json"))["ids"][0].get<int64_t>();
-  }
-  json run(int64_t id) {
-    httplib::Client c("127.0.0.1", port_);
-    return body_json(c.Get("/_fake/runs/" + std::to_string(id)));
-  }
-  void update(int64_t id, const json& body) {
-    httplib::Client c("127.0.0.1", port_);
-    c.Post("/_fake/runs/" + std::to_string(id), body.dump(), "application/json");
-  }
-
- private:
-  Process proc_;
-  int port_ = 0;
-};
 
 class OAuthCodegenTest : public ::testing::Test {
  protected:
@@ -109,7 +72,7 @@ class OAuthCodegenTest : public ::testing::Test {
     return n;
   }
 
-  FakeCodegen api;
+  CodegenFake api{{kAlice, kBob, kOperator}};
   std::unique_ptr<HttpHost> host;
   std::unique_ptr<httplib::Client> c;
   std::unique_ptr<OAuthClient> oauth;
@@ -223,7 +186,7 @@ TEST_F(OAuthCodegenTest, TwoUsersEachRunWithTheirOwnTokenAndARevokedOneStopsBein
 // user's token, never the other's or the operator's.
 TEST(OAuthCodegenReplicas, TwoUsersRunsSurviveAKill9AndTheOrchestratorIsResumedOnce) {
   PostgresServer pg;
-  FakeCodegen api;
+  CodegenFake api{{kAlice, kBob, kOperator}};
   const std::string top = "store: { backend: postgresql, url: \"" + pg.url("cg") + "\" }\n";
   const std::string plugins = "  - name: cg\n    library: codegen\n    credentials: { api_token: \"" + std::string(kOperator) +
                               "\", org_id: \"42\" }\n    settings: { base_url: \"" + api.url() +

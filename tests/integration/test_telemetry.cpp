@@ -11,10 +11,12 @@
 #include <sys/socket.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
 
+#include "codegen_fake.hpp"
 #include "codesphere_fake.hpp"
 #include "http_host.hpp"
 #include "process.hpp"
@@ -116,21 +118,21 @@ TEST(Metrics, AStdioHostIsScrapedOnItsOwnListenerWithTheCallsItServed) {
   EXPECT_EQ(sample(text, "mcp_host_tasks_total{event=\"failed\"}"), 0) << text;
   EXPECT_EQ(sample(text, "mcp_host_tasks_running"), 0) << text;
   EXPECT_EQ(sample(text, "mcp_host_store_errors_total"), 0) << text;
-  EXPECT_EQ(sample(text, "mcp_host_upstream_retries_total{mcp_host_instance=\"cs\",server_address=\"127.0.0.1\"}"), 1) << text;
-  EXPECT_EQ(sample(text, "http_client_request_duration_seconds_count{mcp_host_instance=\"cs\",http_request_method=\"GET\","
+  EXPECT_EQ(sample(text, "mcp_host_upstream_retries_total{mcp_host_plugin_instance=\"cs\",server_address=\"127.0.0.1\"}"), 1) << text;
+  EXPECT_EQ(sample(text, "http_client_request_duration_seconds_count{mcp_host_plugin_instance=\"cs\",http_request_method=\"GET\","
                          "http_response_status_code=\"503\",server_address=\"127.0.0.1\",error_type=\"503\"}"), 1) << text;
   const std::string common = "mcp_protocol_version=\"2025-11-25\",network_transport=\"pipe\"";
   EXPECT_EQ(sample(text, "mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\","
-                         "gen_ai_operation_name=\"execute_tool\"," + common + ",mcp_host_instance=\"echo\"}"), 4) << text;
+                         "gen_ai_operation_name=\"execute_tool\"," + common + ",mcp_host_plugin_instance=\"echo\"}"), 4) << text;
   EXPECT_EQ(sample(text, "mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"test_error_handling\","
-                         "gen_ai_operation_name=\"execute_tool\",error_type=\"tool_error\"," + common + ",mcp_host_instance=\"fix\"}"), 1) << text;
+                         "gen_ai_operation_name=\"execute_tool\",error_type=\"tool_error\"," + common + ",mcp_host_plugin_instance=\"fix\"}"), 1) << text;
   EXPECT_EQ(sample(text, "mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"no_such_tool\","
                          "gen_ai_operation_name=\"execute_tool\",error_type=\"-32602\",rpc_response_status_code=\"-32602\"," + common + "}"), 1) << text;
   EXPECT_EQ(sample(text, "mcp_server_operation_duration_seconds_count{mcp_method_name=\"initialize\"," + common + "}"), 1) << text;
   // The plugin's request to the (fake) Codesphere API, by instance and status.
-  EXPECT_EQ(sample(text, "http_client_request_duration_seconds_count{mcp_host_instance=\"cs\",http_request_method=\"GET\","
+  EXPECT_EQ(sample(text, "http_client_request_duration_seconds_count{mcp_host_plugin_instance=\"cs\",http_request_method=\"GET\","
                          "http_response_status_code=\"200\",server_address=\"127.0.0.1\"}"), 1) << text;
-  EXPECT_EQ(sample(text, "mcp_host_plugin_instance_up{mcp_host_instance=\"cs\",isolation=\"" +
+  EXPECT_EQ(sample(text, "mcp_host_plugin_instance_up{mcp_host_plugin_instance=\"cs\",isolation=\"" +
                              std::string(std::getenv("MCP_HOST_ISOLATION") ? std::getenv("MCP_HOST_ISOLATION") : "none") +
                              "\",state=\"running\"}"), 1) << text;
   EXPECT_EQ(sample(text, "mcp_host_sessions"), 1) << text;
@@ -226,6 +228,87 @@ std::vector<json> read_lines(const std::string& file) {
 std::string slurp(const std::string& file) {
   std::ifstream in(file);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The same metrics over OTLP: every metric_interval_ms, and once more as the host stops,
+// each as its OpenTelemetry name, unit and attributes, cumulative since the host started.
+TEST(Metrics, GoToTheCollectorOverOtlpAtTheIntervalAndOnceMoreAtShutdown) {
+  OtlpReceiver otlp;
+  TempDir dir;
+  const std::string cfg = dir.str() + "/mcp-host.yaml";
+  std::ofstream(cfg) << "telemetry:\n  metrics: false\n  otlp: { endpoint: " << otlp.base()
+                     << ", metrics_interval_ms: 100, sampling: 0 }\n"
+                     << config_yaml(dir.str() + "/state", kPlugins);
+  Process p({MCPH_BINARY, "serve", "--config", cfg});
+  p.send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()}, {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  ASSERT_TRUE(p.read_response(0).contains("result")) << p.stderr_text();
+  for (int id = 1; id <= 3; ++id) {
+    p.send(call(id, "echo", {{"text", "x"}}));
+    ASSERT_EQ(text_of(p.read_response(id)), "x");
+  }
+  p.send(call(4, "test_error_handling"));
+  ASSERT_TRUE(p.read_response(4)["result"]["isError"]);
+
+  // The points of the newest export (all of one export share its time).
+  auto newest = [&] {
+    const json got = otlp.control("GET", "metrics");
+    json out = json::array();
+    int64_t time = 0;
+    for (const auto& pt : got["points"]) time = std::max<int64_t>(time, pt["time"]);
+    for (const auto& pt : got["points"]) {
+      if (pt["time"] == time) out.push_back(pt);
+    }
+    return out;
+  };
+  auto find = [](const json& points, const std::string& name, const json& attributes) {
+    for (const auto& pt : points) {
+      if (pt["name"] != name) continue;
+      bool match = true;
+      for (const auto& [k, v] : attributes.items()) match = match && pt["attributes"].value(k, json()) == v;
+      if (match) return pt;
+    }
+    return json();
+  };
+  const json echo_calls{{"mcp.method.name", "tools/call"}, {"gen_ai.tool.name", "echo"}, {"mcp_host.plugin.instance", "echo"}};
+  json points;
+  for (int i = 0; i < 100; ++i) {
+    points = newest();
+    const json echo = find(points, "mcp.server.operation.duration", echo_calls);
+    if (!echo.is_null() && echo["count"] == 3) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  const json echo = find(points, "mcp.server.operation.duration", echo_calls);
+  ASSERT_FALSE(echo.is_null()) << points.dump(1) << p.stderr_text();
+  EXPECT_EQ(echo["type"], "histogram");
+  EXPECT_EQ(echo["unit"], "s");
+  EXPECT_EQ(echo["count"], 3);
+  EXPECT_EQ(echo["bounds"], json::parse("[0.01,0.02,0.05,0.1,0.2,0.5,1,2,5,10,30,60,120,300]"));
+  EXPECT_EQ(echo["attributes"]["gen_ai.operation.name"], "execute_tool");
+  EXPECT_EQ(echo["attributes"]["mcp.protocol.version"], "2025-11-25");
+  EXPECT_EQ(echo["attributes"]["network.transport"], "pipe");
+  EXPECT_FALSE(echo["attributes"].contains("error.type"));  // absent, not empty
+  EXPECT_LT(echo["start"], echo["time"]);
+  EXPECT_EQ(echo["resource"]["service.name"], "mcp-host");
+  EXPECT_EQ(find(points, "mcp.server.operation.duration", {{"gen_ai.tool.name", "test_error_handling"}})["attributes"]["error.type"], "tool_error");
+  const json up = find(points, "mcp_host.plugin.instance_up", {{"mcp_host.plugin.instance", "fix"}});
+  EXPECT_EQ(up["type"], "gauge") << points.dump(1);
+  EXPECT_EQ(up["value"], 1);
+  const json errors = find(points, "mcp_host.store.errors", json::object());
+  EXPECT_EQ(errors["type"], "sum");
+  EXPECT_EQ(errors["monotonic"], true);
+  EXPECT_EQ(errors["value"], 0);
+  EXPECT_TRUE(find(points, "mcp.server.session.duration", json::object()).is_null());  // the session goes on
+
+  // Stopping: a last export, with the session's duration.
+  const int before = otlp.control("GET", "metrics")["exports"];
+  p.close_stdin();
+  EXPECT_EQ(p.wait(15s), 0);
+  EXPECT_GT(otlp.control("GET", "metrics")["exports"].get<int>(), before);
+  const json session = find(newest(), "mcp.server.session.duration", {{"network.transport", "pipe"}});
+  ASSERT_FALSE(session.is_null()) << newest().dump(1);
+  EXPECT_EQ(session["count"], 1);
+  EXPECT_TRUE(otlp.control("GET", "spans")["rejected"].empty());
+  EXPECT_TRUE(otlp.control("GET", "spans")["spans"].empty());  // sampling 0: no traces
 }
 
 TEST(Traces, AStdioCallJoinsTheClientsTraceDownToTheUpstreamApiAndIsAudited) {
@@ -360,6 +443,80 @@ TEST(Traces, AStdioCallJoinsTheClientsTraceDownToTheUpstreamApiAndIsAudited) {
 // status, and a request refused for its token has a line of its own. A receiver that is
 // slow, then one that is gone, costs the calls nothing; the spans it could not take are
 // counted on /metrics.
+// Work a plugin does after the call that started it (codegen's poller following the run,
+// its orchestrator resuming the parent run) is traced too: each of those requests is the
+// root of a trace of its own that links to the call's span (ABI 1.4 trace_link), and
+// carries its own traceparent upstream.
+TEST(Traces, ACodegenRunsPollsAndItsOrchestratorsResumeLinkToTheCallThatStartedThem) {
+  CodegenFake fake({"tok-link-7c"});
+  ASSERT_GT(fake.port(), 0);
+  OtlpReceiver otlp;
+  TempDir dir;
+  const std::string cfg = dir.str() + "/mcp-host.yaml";
+  std::ofstream(cfg) << "telemetry:\n  metrics: false\n  otlp: { endpoint: " << otlp.base() << ", batch_delay_ms: 20 }\n"
+                     << config_yaml(dir.str() + "/state",
+                                    "  - name: cg\n    library: codegen\n    credentials: { api_token: tok-link-7c, org_id: \"42\" }\n"
+                                    "    settings: { base_url: \"" + fake.url() + "\", poll_interval_ms: 20, poll_max_interval_ms: 100 }\n");
+  const int64_t orch = fake.seed({{"status", "COMPLETE"}, {"resume_script", {{"polls", nullptr}}}});
+  fake.script_next({{"polls", 1}, {"final", "COMPLETE"}, {"result", "child done"}});
+  Process p({MCPH_BINARY, "serve", "--config", cfg});
+  p.send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                               {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  ASSERT_TRUE(p.read_response(0).contains("result")) << p.stderr_text();
+  const std::string trace = "0af7651916cd43dd8448eb211c80319c", client_span = "b7ad6b7169203331";
+  json start = call(1, "codegen_new", {{"query", "child"}, {"orchestrator_run_id", orch}});
+  start["params"]["_meta"] = {{"traceparent", "00-" + trace + "-" + client_span + "-01"}};
+  p.send(start);
+  const json started = p.read_response(1);
+  ASSERT_TRUE(started["result"].contains("structuredContent") && !started["result"].value("isError", false)) << started << p.stderr_text();
+  const int64_t run = started["result"]["structuredContent"]["agent_run_id"];
+
+  // The child is polled to its end, then the idle orchestrator resumed with its result.
+  json spans;
+  auto resume_span = [&] {
+    for (const auto& s : spans) {
+      if (s["name"] == "POST" && s["attributes"].value("url.full", "").ends_with("/agent/run/resume")) return s;
+    }
+    return json();
+  };
+  for (int i = 0; i < 300 && resume_span().is_null(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    spans = otlp.control("GET", "spans")["spans"];
+  }
+  ASSERT_FALSE(resume_span().is_null()) << spans.dump(1) << p.stderr_text();
+  EXPECT_EQ(fake.resumes_of(orch), 1u);
+
+  // In the call: the server span under the client's, the orchestrator's check and the create below it.
+  const json server = span_named(spans, "tools/call codegen_new");
+  EXPECT_EQ(server["traceId"], trace);
+  EXPECT_EQ(server["parentSpanId"], client_span);
+  span_named(spans, "POST", server["spanId"]);
+  span_named(spans, "GET", server["spanId"]);
+  // After it: the polls of the child (ACTIVE, then COMPLETE), the orchestrator's status
+  // check and its resume; each a trace of its own, linked to the call.
+  const json link = json::array({{{"traceId", trace}, {"spanId", server["spanId"]}}});
+  std::map<std::string, int> background;  // path -> spans
+  for (const auto& s : spans) {
+    if (s["attributes"].value("mcp_host.plugin.instance", "") != "cg" || s["parentSpanId"] != "") continue;
+    const std::string url = s["attributes"]["url.full"];
+    ++background[url.substr(fake.url().size())];
+    EXPECT_NE(s["traceId"], trace) << s;
+    EXPECT_EQ(s["links"], link) << s;
+    EXPECT_EQ(s["kind"], 3) << s;  // CLIENT
+  }
+  EXPECT_GE(background["/v1/organizations/42/agent/run/" + std::to_string(run)], 2) << spans.dump(1);
+  EXPECT_GE(background["/v1/organizations/42/agent/run/" + std::to_string(orch)], 1) << spans.dump(1);
+  EXPECT_EQ(background["/v1/organizations/42/agent/run/resume"], 1) << spans.dump(1);
+  // The API saw the resume under that span's own trace.
+  const json posts = fake.requests("/agent/run/resume$", "POST");
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].value("traceparent", ""),
+            "00-" + resume_span()["traceId"].get<std::string>() + "-" + resume_span()["spanId"].get<std::string>() + "-01");
+  EXPECT_FALSE(contains(spans.dump(), "tok-link-7c"));
+  p.close_stdin();
+  EXPECT_EQ(p.wait(15s), 0);
+}
+
 TEST(Traces, AnHttpHostKeepsAnsweringWhenTheCollectorIsSlowOrGone) {
   OtlpReceiver otlp;
   otlp.control("POST", "mode", {{"delayMs", 1500}});

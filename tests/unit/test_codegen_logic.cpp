@@ -633,6 +633,23 @@ TEST_F(CodegenHarness, SignedInUsersEachUseTheirOwnTokenAndARevokedOneIsNoLonger
   EXPECT_FALSE(plugin.call("codegen_task_status", {{"task_id", b_task}}, as("u-bob", kBob)).is_error());
 }
 
+// The poller works outside any call: its requests carry the trace context of the call
+// that started the run as their trace_link (ABI 1.4), the call's own requests none.
+TEST_F(CodegenHarness, PollsLinkToTheTraceOfTheCallThatStartedTheRun) {
+  const std::string run = kBase + "/v1/organizations/42/agent/run";
+  host.http.on("POST", run, {200, {}, run_json(501, "ACTIVE")});
+  host.http.on("GET", run + "/501", {200, {}, run_json(501, "ACTIVE")});
+  auto plugin = mcph::testing::Plugin::load(MCPH_PLUGIN_DIR "/libcodegen.so", host,
+                                            {{"base_url", kBase}, {"poll_interval_ms", 20}, {"poll_max_interval_ms", 100}});
+  mcph::testing::CallOptions traced;
+  traced.trace_context = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  ASSERT_FALSE(plugin.call("codegen_new", {{"query", "traced"}}, traced).is_error());
+  ASSERT_TRUE(eventually([&] { return requests("GET", "/agent/run/501") >= 2; }));
+  for (const auto& r : host.http.requests()) {
+    EXPECT_EQ(r.trace_link, r.method == "GET" ? traced.trace_context : "") << r.method << " " << r.url;
+  }
+}
+
 TEST_F(CodegenHarness, TheSignInCheckAsksCodegenOnce) {
   const std::string runs = kBase + "/v1/organizations/";
   host.http.on("GET", runs + "42/agent/runs?skip=0&limit=1", {200, {}, json{{"items", json::array()}, {"total", 0}}.dump()});

@@ -297,7 +297,7 @@ TEST_F(ConfigTest, TelemetrySection) {
   ::setenv("MCPH_TEST_OTLP_KEY", "otlp-key-1", 1);
   auto config = load_ok(yaml({"telemetry:", "  audit_log: logs/audit.jsonl", "  otlp:", "    endpoint: http://collector:4318/base",
                               "    headers: { x-key: \"${MCPH_TEST_OTLP_KEY}\" }", "    sampling: 0.25", "    batch_delay_ms: 100",
-                              "plugins:", "  - name: a", "    library: b", "    record_arguments: true"}));
+                              "    metrics_interval_ms: 0", "plugins:", "  - name: a", "    library: b", "    record_arguments: true"}));
   ASSERT_TRUE(config);
   const auto& t = config->telemetry;
   EXPECT_EQ(t.audit_log, (dir_ / "logs/audit.jsonl").string());
@@ -306,6 +306,8 @@ TEST_F(ConfigTest, TelemetrySection) {
   EXPECT_EQ(t.otlp.sampling, 0.25);
   EXPECT_EQ(t.otlp.batch_delay_ms, 100);
   EXPECT_EQ(t.otlp.queue_size, 2048);
+  EXPECT_EQ(t.otlp.metrics_interval_ms, 0);
+  EXPECT_EQ(load_ok("")->telemetry.otlp.metrics_interval_ms, 60000);
   EXPECT_TRUE(config->plugins[0].record_arguments);
   EXPECT_EQ(load_ok(yaml({"telemetry: { audit_log: stderr }"}))->telemetry.audit_log, "stderr");
   EXPECT_FALSE(load_ok("")->plugins.size() > 0 && load_ok("")->plugins[0].record_arguments);
@@ -320,6 +322,8 @@ TEST_F(ConfigErrorTest, TelemetryTypes) {
       {yaml({"telemetry:", "  otlp:", "    sampling: half"}), "cfg.yaml:3: telemetry.otlp.sampling must be a number between 0 and 1 (got half)"},
       {yaml({"telemetry:", "  otlp:", "    queue_size: 0"}), "cfg.yaml:3: telemetry.otlp.queue_size must be an integer between 1 and 1000000 (got 0)"},
       {yaml({"telemetry:", "  otlp:", "    headers: [a]"}), "cfg.yaml:3: telemetry.otlp.headers must be a mapping"},
+      {yaml({"telemetry:", "  otlp:", "    metrics_interval_ms: -1"}),
+       "cfg.yaml:3: telemetry.otlp.metrics_interval_ms must be an integer between 0 and 86400000 (got -1)"},
   });
 }
 

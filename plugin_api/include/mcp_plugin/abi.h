@@ -1,5 +1,5 @@
 /*
- * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.3.
+ * mcp_plugin/abi.h — the mcp-host plugin C ABI, version 1.4.
  *
  * 1.0: tools, and the host services (logging, progress, cancellation, credentials, state,
  *      outbound HTTP, JSON helpers).
@@ -17,6 +17,9 @@
  *      (mcph_tool_def.task_support) and work that continues as a task after its handler
  *      returned (call_continue_as_task, task_update, task_get). Check MCPH_HOST_HAS(host,
  *      name) before calling them.
+ * 1.4: tracing for work done outside a call: a call's trace context (call_trace_context)
+ *      and a request's link to it (mcph_http_request.trace_link), so that a poller's
+ *      requests show up beside the call that started the work.
  *
  * A plugin is a shared library that exports exactly one function, mcph_plugin_entry().
  * Everything else travels through the tables below. The header is pure C (C99), depends
@@ -62,7 +65,7 @@ extern "C" {
 #endif
 
 #define MCPH_ABI_MAJOR 1
-#define MCPH_ABI_MINOR 3
+#define MCPH_ABI_MINOR 4
 
 /* True when the host's services table has the function `field`: the host knows that minor
  * version. Works for every field, of every version: MCPH_HOST_HAS(host, user_credential). */
@@ -274,6 +277,12 @@ typedef struct mcph_http_request {
   bool (*on_head)(void *user, const mcph_http_response *head);
   bool (*on_body)(void *user, mcph_str chunk);
   void *user;
+  /* (1.4) For work done outside a call (call NULL) on behalf of one, such as a poller
+   * following what a tool call started: that call's trace context, as call_trace_context
+   * gave it (a W3C traceparent). With tracing on, the request's span then starts a trace
+   * of its own that links to the call's. Ignored when `call` is set (the request is then a
+   * child of the call's span) and on hosts before 1.4. May be empty. */
+  mcph_str trace_link;
 } mcph_http_request;
 
 /* ---------------------------------------------------------------------------------------
@@ -529,6 +538,15 @@ typedef struct mcph_host_api {
    * result, ...}} (the client's answers to the open input requests, once it sent them).
    * "cancelled" means the client cancelled it: stop the work. MCPH_ERR_NOT_FOUND if none. */
   mcph_status (*task_get)(mcph_host_instance *hi, mcph_str handle, mcph_sink sink, void *user);
+
+  /* -- 1.4 ----------------------------------------------------------------------------- */
+
+  /* [handler] The call's trace context: a W3C traceparent ("00-<trace id>-<span id>-<flags>",
+   * 55 characters) naming the call's span. Keep it with work that outlives the handler
+   * (it is not a secret, and stays meaningful after a restart) and pass it as
+   * mcph_http_request.trace_link on the requests that work makes later. MCPH_ERR_NOT_FOUND
+   * (sink not called) when the host traces nothing. */
+  mcph_status (*call_trace_context)(mcph_call *call, mcph_sink sink, void *user);
 } mcph_host_api;
 
 /* ---------------------------------------------------------------------------------------

@@ -137,6 +137,9 @@ struct HttpRequest {
   std::string body;
   uint32_t timeout_ms = 0;          // 0: host default
   uint32_t connect_timeout_ms = 0;  // 0: host default
+  // (host ABI 1.4) For a request made outside a call on behalf of one (a poller): that
+  // call's Call::trace_context(). Its span then links to the call's. Ignored with a call.
+  std::string trace_link;
   // Optional streaming: return false to stop reading.
   std::function<bool(int code, const std::vector<std::pair<std::string, std::string>>& headers)> on_head;
   std::function<bool(std::string_view chunk)> on_body;
@@ -326,6 +329,17 @@ class Call {
     if (st != MCPH_OK) throw ToolError("this call cannot continue as a task", st);
     throw HandedOver{};
   }
+  // ---- Tracing (host ABI 1.4) ----
+
+  // The call's trace context (a W3C traceparent), or "" when the host traces nothing or
+  // is older. Keep it with work that outlives the handler and pass it as
+  // HttpRequest::trace_link on the requests that work makes later.
+  std::string trace_context() const {
+    std::string out;
+    if (MCPH_HOST_HAS(&host_.api(), call_trace_context)) host_.api().call_trace_context(call_, detail::to_string_sink, &out);
+    return out;
+  }
+
   // State kept from the previous round (set_state), if any; protected by the host.
   std::optional<std::string> state() const {
     std::string out;
@@ -362,6 +376,7 @@ inline HttpResponse Host::http(const HttpRequest& req, const Call* call) const {
   r.timeout_ms = req.timeout_ms;
   r.connect_timeout_ms = req.connect_timeout_ms;
   r.call = call ? call->handle() : nullptr;
+  r.trace_link = str(req.trace_link);
   r.user = &ctx;
   if (req.on_head) {
     r.on_head = [](void* u, const mcph_http_response* head) noexcept {

@@ -83,6 +83,7 @@ struct RecordedRequest {
   std::string url;
   Headers headers;
   std::string body;
+  std::string trace_link;  // mcph_http_request.trace_link (ABI 1.4), as the plugin passed it
 
   std::optional<std::string> header(const std::string& name) const {
     for (const auto& [k, v] : headers) {
@@ -321,6 +322,7 @@ struct CallState {
   json input_responses;
   std::optional<std::string> state;
   bool as_task = false;
+  std::string trace_context;
 };
 
 struct CallOptions {
@@ -335,6 +337,8 @@ struct CallOptions {
   std::optional<std::string> state;
   // The client takes MCP tasks for this call: Call::hand_over works (ABI 1.3).
   bool as_task = false;
+  // What Call::trace_context() answers (ABI 1.4); "" as when the host traces nothing.
+  std::string trace_context;
   // Overrides FakeHost::client_capabilities for this call.
   std::optional<json> client_capabilities;
   // A call by a signed-in user: overrides FakeHost::principal and FakeHost::credentials
@@ -495,6 +499,7 @@ class Plugin {
     state.input_responses = options.input_responses;
     state.state = options.state;
     state.as_task = options.as_task;
+    state.trace_context = options.trace_context;
     const std::string text = input.dump();
     mcph_status st = handler(instance_, user, reinterpret_cast<mcph_call*>(&state), mcph_str{text.c_str(), text.size()});
     if (!state.out.task_handle.empty()) {
@@ -551,7 +556,7 @@ inline mcph_status FakeHost::http_request(mcph_host_instance* hi, const mcph_htt
   FakeHost& h = self(hi);
   mcph_http_request r{};
   std::memcpy(&r, request, std::min<size_t>(request->struct_size, sizeof r));
-  RecordedRequest rec{s(r.method), s(r.url), {}, s(r.body)};
+  RecordedRequest rec{s(r.method), s(r.url), {}, s(r.body), r.call == nullptr ? s(r.trace_link) : ""};
   for (size_t i = 0; i < r.header_count; ++i) rec.headers.emplace_back(s(r.headers[i].name), s(r.headers[i].value));
   auto* call = reinterpret_cast<CallState*>(r.call);
   auto cancelled = [&] { return call && call->cancel && call->cancel->load(); };
@@ -866,6 +871,12 @@ inline mcph_host_api FakeHost::make_api() {
       value = v->second;
     }
     give(sink, user, value);
+    return MCPH_OK;
+  };
+  a.call_trace_context = [](mcph_call* c, mcph_sink sink, void* user) -> mcph_status {
+    auto* st = reinterpret_cast<CallState*>(c);
+    if (st == nullptr || st->trace_context.empty()) return MCPH_ERR_NOT_FOUND;
+    give(sink, user, st->trace_context);
     return MCPH_OK;
   };
   return a;
