@@ -107,7 +107,10 @@ Result<std::unique_ptr<telemetry::Telemetry>> make_telemetry(const config::Confi
     if (!log) return Error{"telemetry.audit_log: " + log.error()};
     audit = std::move(*log);
   }
-  if (!t.metrics && t.metrics_listen.empty() && t.otlp.endpoint.empty() && !audit) return std::unique_ptr<telemetry::Telemetry>();
+  // Nothing reads metrics on a stdio host without metrics_listen or OTLP: record none there
+  // (telemetry.metrics is the HTTP listener's /metrics).
+  const bool metrics_read = (transport == "http" && t.metrics) || !t.metrics_listen.empty() || !t.otlp.endpoint.empty();
+  if (!metrics_read && !audit) return std::unique_ptr<telemetry::Telemetry>();
   return std::make_unique<telemetry::Telemetry>(transport == "http" ? "tcp" : "pipe", std::move(tracer), std::move(audit));
 }
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds a release binary and measures it. Figures go to stdout.
 #  - stdio: cold start (spawn -> initialize response, median of 20) and tools/call echo
-#    throughput with 64 requests in flight;
-#  - HTTP: tools/call echo requests/s and latency at 1 and 8 keep-alive connections (wrk),
-#    next to a bare cpp-httplib server with a fixed body (the library's ceiling here);
+#    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
+#    JSON-RPC echo on the same JSON library (the ceiling; tests/bench/bare_stdio.cpp);
+#  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections
+#    (wrk), both eras, next to a bare cpp-httplib server with a fixed body (the library's
+#    ceiling here), each as a share of it;
+#  - engine: the in-process plugin round trip (tests/bench/dispatch_bench.cpp);
 #  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
 #    access token, so the token check stays off the hot path;
 #  - isolation: the same stdio (1 and 64 in flight) and HTTP (8 connections) calls with every
@@ -35,8 +38,18 @@ wrk_echo() {
     awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}'
 }
 
-echo "== stdio"
-"$build/tests/mcph-bench-stdio" 20 200000 64
+echo "== stdio (tools/call echo; ceiling: a bare JSON-RPC echo on the same JSON library)"
+"$build/tests/mcph-bench-stdio" cold 20
+for inflight in 1 64; do
+  calls=$(( inflight == 1 ? 20000 : 200000 ))
+  for era in legacy 2026; do
+    host=$("$build/tests/mcph-bench-stdio" echo $calls $inflight $era)
+    bare=$("$build/tests/mcph-bench-stdio" echo $calls $inflight $era "$build/tests/mcph-bench-bare-stdio")
+    ratio=$(awk -v h="${host%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
+    printf 'mcp-host   %-6s %s  (%s of bare)\n' "$era" "$host" "$ratio"
+    printf 'bare-stdio %-6s %s\n' "$era" "$bare"
+  done
+done
 
 echo "== HTTP (wrk, ${duration}s each)"
 work=$(mktemp -d)
@@ -58,12 +71,20 @@ host_port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/host.log" | head -1 | cut -
 for _ in $(seq 100); do [ -s "$work/bare.port" ] && break; sleep 0.05; done
 bare_port=$(cat "$work/bare.port")
 
+# The legacy era's session (initialize, then initialized), shared by every connection.
+mcp_post() { curl -s -D - -o /dev/null "http://127.0.0.1:$host_port/mcp" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json, text/event-stream' "$@"; }
+session=$(mcp_post -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' |
+  awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}' | tr -d '\r')
+mcp_post -H "Mcp-Session-Id: $session" -H 'MCP-Protocol-Version: 2025-11-25' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
 for c in 1 8 32; do
-  for target in "mcp-host:$host_port" "bare-httplib:$bare_port"; do
-    name=${target%%:*} port=${target##*:}
-    line=$(wrk_echo "$c" "http://127.0.0.1:$port/mcp")
-    printf '%-13s %2d conn: %s\n' "$name" "$c" "$line"
+  bare=$(wrk_echo "$c" "http://127.0.0.1:$bare_port/mcp")
+  for era in legacy 2026; do
+    line=$(MCP_SESSION=$([ $era = legacy ] && echo "$session") wrk_echo "$c" "http://127.0.0.1:$host_port/mcp")
+    ratio=$(awk -v h="${line%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
+    printf 'mcp-host %-6s %2d conn: %s  (%s of bare)\n' "$era" "$c" "$line" "$ratio"
   done
+  printf 'bare-httplib    %2d conn: %s\n' "$c" "$bare"
 done
 
 echo "== HTTP auth (wrk, 8 conn, ${duration}s each)"
@@ -88,8 +109,9 @@ done
 echo "== isolation: in-process vs isolation: process"
 for mode in none process; do
   echo "-- $mode"
-  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" 20 20000 1 | sed "s/^/stdio W=1   /"
-  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" 1 200000 64 | grep calls/s | sed "s/^/stdio W=64  /"
+  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" cold 20 | sed "s/^/stdio       /"
+  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" echo 20000 1 legacy | sed "s/^/stdio W=1   /"
+  MCP_HOST_ISOLATION=$mode "$build/tests/mcph-bench-stdio" echo 200000 64 legacy | sed "s/^/stdio W=64  /"
 done
 MCP_HOST_ISOLATION=process "$build/mcp-host" serve --config "$work/mcp-host.yaml" 2> "$work/iso.log" &
 for _ in $(seq 100); do grep -q 'http://' "$work/iso.log" && break; sleep 0.05; done
@@ -144,6 +166,9 @@ for mode, r in runs.items():
 PY
 curl -s "http://127.0.0.1:${tel_port[traces]}/metrics" | grep '^mcp_host_trace_spans' | sed 's/^/traces: /'
 echo "audit: $(wc -l < "$work/audit.log") lines, $(du -h "$work/audit.log" | cut -f1)"
+
+echo "== engine dispatch (Google Benchmark: a parsed tools/call to example-echo and back to text, no transport)"
+"$build/tests/mcph-bench-dispatch" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true 2>/dev/null
 
 echo "== store"
 "$build/tests/mcph-bench-store" 2000

@@ -15,6 +15,7 @@ packages=(
   haproxy                   # the replica tests put three hosts behind it
   prometheus                # the metrics tests: a real Prometheus scrapes a host; promtool checks /metrics
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/fuzz.sh)
+  libbenchmark-dev     # the engine's micro-benchmark (tests/bench/dispatch_bench.cpp, scripts/bench.sh)
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -464,22 +464,22 @@ json Engine::handle_unobserved(const json& message, Session& session, const std:
 }
 
 void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
-                    const std::shared_ptr<ReplyChannel>& channel) {
+                    const std::shared_ptr<ReplyChannel>& channel, bool here) {
   auto finish = [channel](json r) {
     if (!r.is_null()) channel->send(r);
     channel->close();
   };
-  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(message, session, channel, std::move(finish));
+  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(here, message, session, channel, std::move(finish));
   const auto started = std::chrono::steady_clock::now();
   auto record = std::make_shared<RequestRecord>(record_of(message, *session, channel.get()));
   options_.observer->request_started(*record);
-  submit_unobserved(message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
+  submit_unobserved(here, message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
     observe(*record, r, started, *channel);
     finish(std::move(r));
   }, record.get());
 }
 
-void Engine::submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+void Engine::submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel, record);
@@ -487,6 +487,11 @@ void Engine::submit_unobserved(const json& message, const std::shared_ptr<Sessio
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
   if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
+  if (here && scheduler_.try_enter(p.instance)) {
+    json r = execute_guarded(p, *session);
+    scheduler_.leave(p.instance);
+    return finish(std::move(r));
+  }
   schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
 }
 

@@ -212,8 +212,11 @@ class Engine final : public plugins::ResourceListener {
   // Quick methods are answered on the calling thread; calls are registered here (so a
   // cancel read right after finds them) and then wait their turn on the scheduler. A call
   // still running at its deadline is answered then, whether or not its handler returns.
+  // `here`: run a call on the calling thread when its instance has a free slot, as
+  // handle() does (a quick call then costs no hand-off; its deadline answer is the
+  // handler's own), and schedule it otherwise.
   void submit(const json& message, const std::shared_ptr<Session>& session,
-              const std::shared_ptr<ReplyChannel>& channel);
+              const std::shared_ptr<ReplyChannel>& channel, bool here = false);
 
   // What the engine serves: the plugins' registry and its tools' compiled input schemas.
   // A request keeps the catalog it began with for as long as it runs.
@@ -263,7 +266,7 @@ class Engine final : public plugins::ResourceListener {
   // carries record->trace. Read only while the request is prepared (and a task started).
   json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                          const RequestRecord* record = nullptr);
-  void submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+  void submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
                          const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
   Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
   Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,

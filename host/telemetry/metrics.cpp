@@ -196,7 +196,7 @@ void Family::otlp(std::string& out, const std::string& times) const {
     out += ',';
     out += times;
     if (type_ == Type::kCounter) {
-      out += ",\"asDouble\":" + number(s->sum.load()) + '}';
+      out.append(",\"asDouble\":").append(number(s->sum.load())).append("}");
       continue;
     }
     // Counted from the buckets, so that count and bucketCounts agree even while recording goes on.
@@ -205,11 +205,11 @@ void Family::otlp(std::string& out, const std::string& times) const {
     for (size_t b = 0; b <= bounds_.size(); ++b) {
       const uint64_t n = s->counts[b].load(std::memory_order_relaxed);
       count += n;
-      buckets += (b == 0 ? "\"" : ",\"") + std::to_string(n) + '"';
+      buckets.append(b == 0 ? "\"" : ",\"").append(std::to_string(n)).append("\"");
     }
-    out += ",\"count\":\"" + std::to_string(count) + "\",\"sum\":" + number(s->sum.load()) + ",\"bucketCounts\":[" + buckets +
-           "],\"explicitBounds\":[";
-    for (size_t b = 0; b < bounds_.size(); ++b) out += (b == 0 ? "" : ",") + number(bounds_[b]);
+    out.append(",\"count\":\"").append(std::to_string(count)).append("\",\"sum\":").append(number(s->sum.load()));
+    out.append(",\"bucketCounts\":[").append(buckets).append("],\"explicitBounds\":[");
+    for (size_t b = 0; b < bounds_.size(); ++b) out.append(b == 0 ? "" : ",").append(number(bounds_[b]));
     out += "]}";
   }
   out += "]}}";

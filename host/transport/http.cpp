@@ -22,6 +22,7 @@
 #include "store/state_store.hpp"
 #include "transport/http_guard.hpp"
 #include "transport/http_listener.hpp"
+#include "transport/quick_calls.hpp"
 #include "transport/shared_sessions.hpp"
 #include "version.hpp"
 
@@ -55,13 +56,6 @@ bool is_modern(const json& m) {
 }
 
 bool is_response(const json& m) { return m.contains("id") && (m.contains("result") || m.contains("error")); }
-
-// The tool a tools/call message names, else "" (for the access log and quick-call stats).
-std::string tool_of(const json& m) {
-  if (protocol::string_member(m, "method") != "tools/call") return "";
-  auto params = m.find("params");
-  return params == m.end() ? "" : protocol::string_member(*params, "name");
-}
 
 // Messages for one request (notifications, then its response), handed from the worker
 // that runs the call to the HTTP thread that writes them.
@@ -219,36 +213,6 @@ int Mailbox::http_status(const json& answer, bool request) const {
   if (answer.is_null()) return request ? 204 : 202;  // a request the client cancelled; a notification
   return status_for(answer, modern_);
 }
-
-// How long each tool's calls took lately (an exponential moving average), to tell the
-// quick tools, whose calls can run on the HTTP thread, from the slow ones. A tool counts
-// as quick after a few calls averaging under 5 ms. Under load a quick call can take a few
-// ms of scheduling delay, which only nudges the average; a call over 100 ms is plainly
-// slow and counts fully at once.
-class ToolSpeeds {
- public:
-  bool quick(const std::string& tool) {
-    std::lock_guard lock(mutex_);
-    auto it = stats_.find(tool);
-    return it != stats_.end() && it->second.calls >= 3 && it->second.average_us < 5000;
-  }
-  void record(const std::string& tool, Clock::duration took) {
-    if (tool.empty()) return;
-    const double us = std::chrono::duration<double, std::micro>(took).count();
-    std::lock_guard lock(mutex_);
-    Stat& s = stats_[tool];
-    s.average_us = s.calls == 0 || us > 100000 ? us : 0.8 * s.average_us + 0.2 * us;
-    ++s.calls;
-  }
-
- private:
-  struct Stat {
-    double average_us = 0;
-    uint64_t calls = 0;
-  };
-  std::mutex mutex_;
-  std::unordered_map<std::string, Stat> stats_;  // guarded by mutex_
-};
 
 }  // namespace
 

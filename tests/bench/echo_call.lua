@@ -1,4 +1,5 @@
--- wrk script: a 2026-07-28 tools/call echo, the request every benchmark line measures.
+-- wrk script: a 2026-07-28 tools/call echo, the request every HTTP benchmark line measures
+-- (or, with MCP_SESSION, the same call in the legacy era).
 wrk.method = "POST"
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello world"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 wrk.headers["Content-Type"] = "application/json"
@@ -6,6 +7,17 @@ wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
 wrk.headers["Mcp-Method"] = "tools/call"
 wrk.headers["Mcp-Name"] = "echo"
+
+-- With MCP_SESSION set: the legacy era (2025-11-25) instead, in that session (made by
+-- initialize before wrk starts).
+local session = os.getenv("MCP_SESSION")
+if session and session ~= "" then
+  wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello world"}}}'
+  wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+  wrk.headers["Mcp-Session-Id"] = session
+  wrk.headers["Mcp-Method"] = nil
+  wrk.headers["Mcp-Name"] = nil
+end
 
 -- Count answers that are not a successful JSON-RPC result, so a broken server cannot look fast.
 local bad = 0
