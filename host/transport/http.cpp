@@ -85,7 +85,9 @@ class Mailbox final : public protocol::ReplyChannel {
       for (int i = 0; i < 64 && !ready_.load(std::memory_order_acquire); ++i) std::this_thread::yield();
     }
     std::unique_lock lock(mutex_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; }) || queue_.empty()) return std::nullopt;
+    auto arrived = [&] { return !queue_.empty() || closed_; };
+    // (wait_for even with no time left sleeps in the kernel once: a system call per quick call)
+    if (!(timeout > Clock::duration::zero() ? cv_.wait_for(lock, timeout, arrived) : arrived()) || queue_.empty()) return std::nullopt;
     json m = std::move(queue_.front());
     queue_.pop_front();
     ready_.store(!queue_.empty(), std::memory_order_relaxed);

@@ -473,7 +473,10 @@ struct Listener::Impl {
 };
 
 // What cpp-httplib reads and writes for one request: the request's bytes from the buffer
-// (nothing beyond it), the response straight to the socket.
+// (nothing beyond it), the response to the socket. cpp-httplib writes a response's head and
+// its body separately; a head that announces a Content-Length waits for its body, so a
+// plain answer is one send, not two (a system call is most of a quick call's cost on a VM).
+// Streamed heads (SSE, chunked) go at once: their body may take minutes.
 class Listener::ConnStream final : public httplib::Stream {
  public:
   ConnStream(Impl& impl, Conn& conn, size_t length) : impl_(impl), conn_(conn), length_(length) {}
@@ -494,12 +497,20 @@ class Listener::ConnStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
-    if (failed_ || !impl_.write_all(conn_, std::string_view(ptr, size), impl_.options.write_timeout)) {
-      failed_ = true;
-      return -1;
+    const std::string_view data(ptr, size);
+    if (!wrote_ && head_.empty() && sized_head(data)) {
+      head_ = data;
+      return static_cast<ssize_t>(size);
     }
-    return static_cast<ssize_t>(size);
+    wrote_ = true;
+    if (!head_.empty()) {
+      head_ += data;
+      return send(head_) ? static_cast<ssize_t>(size) : -1;
+    }
+    return send(data) ? static_cast<ssize_t>(size) : -1;
   }
+  // The head still held (a response without a body). False if the client is gone.
+  bool flush() { return head_.empty() || send(head_); }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
     ip = conn_.remote_ip;
     port = conn_.remote_port;
@@ -512,11 +523,21 @@ class Listener::ConnStream final : public httplib::Stream {
   bool failed() const { return failed_; }
 
  private:
+  static bool sized_head(std::string_view d) {
+    return d.starts_with("HTTP/1.") && d.ends_with("\r\n\r\n") && d.find("\r\nContent-Length: ") != std::string_view::npos;
+  }
+  bool send(std::string_view data) {
+    if (failed_ || !impl_.write_all(conn_, data, impl_.options.write_timeout)) failed_ = true;
+    head_.clear();
+    return !failed_;
+  }
   Impl& impl_;
   Conn& conn_;
   size_t length_;
   size_t pos_ = 0;
   bool failed_ = false;
+  bool wrote_ = false;  // something went out: nothing more is held
+  std::string head_;    // a sized response head waiting for its body
 };
 
 bool Listener::process(Conn& conn, size_t length) {
@@ -524,7 +545,8 @@ bool Listener::process(Conn& conn, size_t length) {
   bool connection_closed = false;
   const bool last = impl_->stopping.load() || conn.served + 1 >= impl_->options.keep_alive_max;
   const bool ok = process_request(stream, last, connection_closed, nullptr);
-  return ok && !connection_closed && !stream.failed();
+  const bool sent = stream.flush();
+  return ok && sent && !connection_closed && !stream.failed();
 }
 
 Listener::Listener(Options options) : impl_(std::make_unique<Impl>(*this, std::move(options))) {

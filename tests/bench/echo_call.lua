@@ -9,14 +9,20 @@ wrk.headers["Mcp-Method"] = "tools/call"
 wrk.headers["Mcp-Name"] = "echo"
 
 -- With MCP_SESSION set: the legacy era (2025-11-25) instead, in that session (made by
--- initialize before wrk starts).
+-- initialize before wrk starts). A session's requests in flight need distinct ids: each
+-- wrk thread numbers its own after a prefix of its own.
 local session = os.getenv("MCP_SESSION")
 if session and session ~= "" then
-  wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello world"}}}'
   wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
   wrk.headers["Mcp-Session-Id"] = session
   wrk.headers["Mcp-Method"] = nil
   wrk.headers["Mcp-Name"] = nil
+  local prefix, n = string.gsub(tostring({}), "table: ", ""), 0
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, '{"jsonrpc":"2.0","id":"' .. prefix .. "-" .. n ..
+      '","method":"tools/call","params":{"name":"echo","arguments":{"text":"hello world"}}}')
+  end
 end
 
 -- Count answers that are not a successful JSON-RPC result, so a broken server cannot look fast.
