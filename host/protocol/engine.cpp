@@ -402,10 +402,10 @@ void Engine::notify_subscribers(const std::string& uri) {
   listeners_.resource_updated(uri);
 }
 
-json Engine::server_info(const std::string& version) const {
-  json info{{"name", "mcp-host"}, {"version", kVersion}};
-  if (version >= "2025-06-18") info["title"] = "mcp-host";
-  return info;
+const json& Engine::server_info(const std::string& version) const {
+  static const json titled{{"name", "mcp-host"}, {"version", kVersion}, {"title", "mcp-host"}};
+  static const json plain{{"name", "mcp-host"}, {"version", kVersion}};
+  return version >= "2025-06-18" ? titled : plain;  // (built once: every 2026-07-28 answer carries it)
 }
 
 // What this host offers depends on what the plugins registered: a capability without
@@ -487,7 +487,8 @@ void Engine::submit_unobserved(bool here, const json& message, const std::shared
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
   if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
-  if (here && scheduler_.try_enter(p.instance)) {
+  // (Not a call to another process: waiting for it would hold up this thread's other work.)
+  if (here && p.instance->in_process() && scheduler_.try_enter(p.instance)) {
     json r = execute_guarded(p, *session);
     scheduler_.leave(p.instance);
     return finish(std::move(r));
@@ -663,7 +664,10 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
     }
     req.params = *params;
   }
-  if (auto meta = req.params.find("_meta"); meta != req.params.end() && meta->is_object()) req.meta = *meta;
+  if (auto meta = req.params.find("_meta"); meta != req.params.end() && meta->is_object()) {
+    req.meta = std::move(*meta);  // read from req.meta from here on
+    req.params.erase(meta);
+  }
 
   if (auto err = select_era(req, session)) {
     p.response = make_error(id, *err);

@@ -212,9 +212,9 @@ class Engine final : public plugins::ResourceListener {
   // Quick methods are answered on the calling thread; calls are registered here (so a
   // cancel read right after finds them) and then wait their turn on the scheduler. A call
   // still running at its deadline is answered then, whether or not its handler returns.
-  // `here`: run a call on the calling thread when its instance has a free slot, as
-  // handle() does (a quick call then costs no hand-off; its deadline answer is the
-  // handler's own), and schedule it otherwise.
+  // `here`: run a call on the calling thread when its instance runs in this process and
+  // has a free slot, as handle() does (a quick call then costs no hand-off; its deadline
+  // answer is the handler's own), and schedule it otherwise.
   void submit(const json& message, const std::shared_ptr<Session>& session,
               const std::shared_ptr<ReplyChannel>& channel, bool here = false);
 
@@ -326,7 +326,7 @@ class Engine final : public plugins::ResourceListener {
   static bool offers_prompts(const plugins::Registry& r) { return !r.prompts().empty(); }
   static bool offers_resources(const plugins::Registry& r) { return !r.resources().empty() || !r.templates().empty(); }
   static bool offers_completions(const plugins::Registry& r) { return offers_prompts(r) || !r.templates().empty(); }
-  json server_info(const std::string& version) const;
+  const json& server_info(const std::string& version) const;
 
   mutable std::mutex catalog_mutex_;
   std::shared_ptr<const Catalog> catalog_;  // guarded by catalog_mutex_

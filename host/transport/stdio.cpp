@@ -128,7 +128,9 @@ struct StdioTransport::Impl {
   size_t standing_by = 0;
   std::vector<std::thread> threads;   // joined by ~StdioTransport
 
-  void on_line(std::string_view line) {
+  // `session`: the reader's own reference (run() drops the transport's at end of input,
+  // maybe while this call still runs).
+  void on_line(std::string_view line, const std::shared_ptr<protocol::Session>& session) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
     json_text::ParseFailure why;
     auto message = json_text::parse(line, &why);
@@ -258,8 +260,9 @@ struct StdioTransport::Impl {
           busy = true;
           ++calls;
           out->batch_here();
+          const auto held = session;  // (copied under the mutex run() resets it under)
           lock.unlock();
-          on_line(*line);
+          on_line(*line, held);
           lock.lock();
           if (reader == me) busy = false;
           continue;  // (relieved meanwhile: stand by below)
@@ -285,6 +288,7 @@ struct StdioTransport::Impl {
       if (!ended && reader != me && busy && calls == seen && !reading) {
         reader = me;  // the reader is stuck in one call: take its turn
         busy = false;
+        spdlog::debug("stdio: a call on the reader runs long; another thread reads now");
         if (standing_by == 0 && threads.size() < kMaxReaders) threads.emplace_back([this] { serve(); });
         lock.unlock();
         out->flush();  // what the old reader batched (an input request its call waits on, say)
@@ -338,7 +342,7 @@ void StdioTransport::run() {
   impl.threads.emplace_back([&impl] { impl.serve(); });  // the first standby
   impl.changed.wait(lock, [&] { return impl.ended; });
   // The session is over: it ends (its duration recorded) once the calls still running end.
-  impl.session.reset();
+  impl.session.reset();  // under the mutex: readers copy it under it too
 }
 
 }  // namespace mcph::transport

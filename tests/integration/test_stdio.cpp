@@ -109,6 +109,42 @@ TEST_F(StdioTest, CancelStopsASlowCallPromptly) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
+// A tool that has been quick runs on the reader itself (no hand-off); when one of its calls
+// turns slow, another thread takes over the reading within a few ms: other requests are
+// answered, progress goes out as it happens, and a cancel still reaches the call.
+TEST_F(StdioTest, AQuickToolTurnedSlowHoldsNothingUp) {
+  auto p = spawn({"--log-level", "debug"});
+  handshake(*p);
+  for (int id = 10; id < 15; ++id) {  // quick calls: the tool is learned as quick
+    p->send(req(id, "tools/call", {{"name", "slow_count"}, {"arguments", {{"n", 1}, {"delay_ms", 0}}}}));
+    ASSERT_EQ(p->read_response(id)["result"]["structuredContent"]["counted"], 1);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  p->send(req(20, "tools/call", {{"name", "slow_count"}, {"arguments", {{"n", 100}, {"delay_ms", 20}}},
+                                 {"_meta", {{"progressToken", 20}}}}));
+  ASSERT_EQ(p->read()["method"], "notifications/progress");  // as it happens, not with the answer
+  p->send(req(21, "ping"));
+  std::vector<json> between;
+  ASSERT_FALSE(p->read_response(21, &between).is_null());
+  p->send(req(22, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "meanwhile"}}}}));
+  EXPECT_EQ(p->read_response(22, &between)["result"]["content"][0]["text"], "meanwhile");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));  // the call takes 2 s
+  for (const auto& m : between) EXPECT_NE(m.value("id", json()), 20) << "the slow call ended early";
+  p->send(json{{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 20}}}});
+  p->send(req(23, "ping"));
+  ASSERT_FALSE(p->read_response(23).is_null());
+  const json after = p->read(std::chrono::milliseconds(300));
+  EXPECT_FALSE(after.is_object() && after.value("id", json()) == 20) << after;
+  p->close_stdin();
+  EXPECT_EQ(p->wait(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1900));
+  // (An isolated instance's calls always go to workers: waiting on its process would hold
+  // up the reader.)
+  const char* isolation = std::getenv("MCP_HOST_ISOLATION");
+  const bool took_over = p->stderr_text().find("stdio: a call on the reader runs long; another thread reads now") != std::string::npos;
+  EXPECT_EQ(took_over, isolation == nullptr || std::string(isolation) != "process");
+}
+
 TEST_F(StdioTest, MalformedLinesAreAnsweredAndServingContinues) {
   auto p = spawn();
   p->write_raw("{this is not json\n");
