@@ -141,15 +141,13 @@ struct StdioTransport::Impl {
       return;
     }
     const std::string tool = tool_of(*message);
-    if (tool.empty() || !speeds.quick(tool) || session->may_be_asked()) {
-      const auto started = Clock::now();
-      // A slow tool's time is learned when its answer goes out (a tool is slow until it has
-      // been quick a few times).
-      auto timed = std::make_shared<TimedChannel>(out, tool.empty() ? nullptr : &speeds, tool, started);
-      engine.submit(*message, session, tool.empty() ? std::static_pointer_cast<protocol::ReplyChannel>(out) : timed);
-      return;
-    }
+    if (tool.empty()) return engine.submit(*message, session, out);
     const auto started = Clock::now();
+    if (!speeds.quick(tool) || session->may_be_asked()) {
+      // To a worker. Its time is learned when its answer goes out (a tool is slow until it
+      // has been quick a few times).
+      return engine.submit(*message, session, std::make_shared<TimedChannel>(out, speeds, tool, started));
+    }
     engine.submit(*message, session, out, /*here=*/true);
     speeds.record(tool, Clock::now() - started);
   }
@@ -157,18 +155,18 @@ struct StdioTransport::Impl {
   // Answers go to stdout; the time until the answer is the tool's speed.
   class TimedChannel final : public protocol::ReplyChannel {
    public:
-    TimedChannel(std::shared_ptr<StdoutChannel> out, ToolSpeeds* speeds, std::string tool, Clock::time_point started)
+    TimedChannel(std::shared_ptr<StdoutChannel> out, ToolSpeeds& speeds, std::string tool, Clock::time_point started)
         : out_(std::move(out)), speeds_(speeds), tool_(std::move(tool)), started_(started) {}
     void send(const json& message) override {
-      if (speeds_ != nullptr && message.contains("id") && (message.contains("result") || message.contains("error"))) {
-        speeds_->record(tool_, Clock::now() - started_);
+      if (message.contains("id") && (message.contains("result") || message.contains("error"))) {
+        speeds_.record(tool_, Clock::now() - started_);
       }
       out_->send(message);
     }
 
    private:
     std::shared_ptr<StdoutChannel> out_;
-    ToolSpeeds* speeds_;
+    ToolSpeeds& speeds_;
     std::string tool_;
     Clock::time_point started_;
   };
