@@ -8,6 +8,7 @@
 #include <future>
 #include <tuple>
 #include <limits>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -428,7 +429,16 @@ json Engine::capabilities(const std::string& version, const plugins::Registry& r
   return c;
 }
 
+bool Engine::wait_idle(std::chrono::steady_clock::time_point until) const {
+  while (entered_.load() > 0) {  // rare and short at shutdown: a look every millisecond will do
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return scheduler_.wait_idle(until);
+}
+
 json Engine::handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+  const Entered entered(entered_);
   if (options_.observer == nullptr || !message.is_object()) return handle_unobserved(message, session, channel);
   const auto started = std::chrono::steady_clock::now();
   RequestRecord record = record_of(message, session, channel.get());
@@ -464,22 +474,23 @@ json Engine::handle_unobserved(const json& message, Session& session, const std:
 }
 
 void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
-                    const std::shared_ptr<ReplyChannel>& channel, bool here) {
+                    const std::shared_ptr<ReplyChannel>& channel) {
+  const Entered entered(entered_);
   auto finish = [channel](json r) {
     if (!r.is_null()) channel->send(r);
     channel->close();
   };
-  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(here, message, session, channel, std::move(finish));
+  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(message, session, channel, std::move(finish));
   const auto started = std::chrono::steady_clock::now();
   auto record = std::make_shared<RequestRecord>(record_of(message, *session, channel.get()));
   options_.observer->request_started(*record);
-  submit_unobserved(here, message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
+  submit_unobserved(message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
     observe(*record, r, started, *channel);
     finish(std::move(r));
   }, record.get());
 }
 
-void Engine::submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
+void Engine::submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel, record);
@@ -487,12 +498,6 @@ void Engine::submit_unobserved(bool here, const json& message, const std::shared
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
   if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
-  // (Not a call to another process: waiting for it would hold up this thread's other work.)
-  if (here && p.instance->in_process() && scheduler_.try_enter(p.instance)) {
-    json r = execute_guarded(p, *session);
-    scheduler_.leave(p.instance);
-    return finish(std::move(r));
-  }
   schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
 }
 

@@ -212,11 +212,8 @@ class Engine final : public plugins::ResourceListener {
   // Quick methods are answered on the calling thread; calls are registered here (so a
   // cancel read right after finds them) and then wait their turn on the scheduler. A call
   // still running at its deadline is answered then, whether or not its handler returns.
-  // `here`: run a call on the calling thread when its instance runs in this process and
-  // has a free slot, as handle() does (a quick call then costs no hand-off; its deadline
-  // answer is the handler's own), and schedule it otherwise.
   void submit(const json& message, const std::shared_ptr<Session>& session,
-              const std::shared_ptr<ReplyChannel>& channel, bool here = false);
+              const std::shared_ptr<ReplyChannel>& channel);
 
   // What the engine serves: the plugins' registry and its tools' compiled input schemas.
   // A request keeps the catalog it began with for as long as it runs.
@@ -237,8 +234,9 @@ class Engine final : public plugins::ResourceListener {
   int running() const { return static_cast<int>(scheduler_.running()); }
   // Running, waiting and stuck calls of one plugin instance (for /healthz).
   Scheduler::LaneStats calls(const plugins::Instance& instance) const { return scheduler_.stats(&instance); }
-  // Waits until no call runs or waits (true), or until `until` passes (false).
-  bool wait_idle(std::chrono::steady_clock::time_point until) const { return scheduler_.wait_idle(until); }
+  // Waits until no call runs or waits and no handle() or submit() is still at work on
+  // some thread (true), or until `until` passes (false).
+  bool wait_idle(std::chrono::steady_clock::time_point until) const;
 
   // Legacy sessions open, and subscriptions/listen streams open (telemetry).
   size_t sessions_open();
@@ -266,7 +264,7 @@ class Engine final : public plugins::ResourceListener {
   // carries record->trace. Read only while the request is prepared (and a task started).
   json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                          const RequestRecord* record = nullptr);
-  void submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
+  void submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
                          const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
   Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
   Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
@@ -336,6 +334,14 @@ class Engine final : public plugins::ResourceListener {
   std::vector<std::weak_ptr<Session>> sessions_;  // initialized legacy sessions; guarded by sessions_mutex_
   Listeners listeners_;
   Scheduler scheduler_;
+  // handle() and submit() at work now: a transport's thread may still be inside one after
+  // its input ended (stdio's reader), and the engine must outlive it.
+  std::atomic<int> entered_{0};
+  struct Entered {
+    explicit Entered(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
+    ~Entered() { n_.fetch_sub(1); }
+    std::atomic<int>& n_;
+  };
   store::StateStore::Subscription events_;  // last: unsubscribed first
 };
 

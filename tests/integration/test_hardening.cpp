@@ -330,7 +330,7 @@ TEST(Hardening, EightStuckHandlersDoNotBlockOtherCalls) {
   for (int i = 0; i < 8; ++i) host.p().send(call("s" + std::to_string(i), "stall", {{"ms", 8000}}));
   for (int i = 0; i < 8; ++i) {
     json r = host.p().read_response("s" + std::to_string(i), nullptr, 3s);
-    EXPECT_EQ(r["result"]["isError"], true) << r;
+    ASSERT_EQ(r["result"]["isError"], true) << r << host.p().stderr_text();
   }
   const auto t0 = Clock::now();
   host.expect_alive();
