@@ -156,13 +156,18 @@ std::vector<const Family::Series*> Family::sorted() const {
   return out;
 }
 
+Labels Family::labels(const Series& s) const {
+  Labels out;
+  for (size_t i = 0; i < keys_.size() && i < s.values.size(); ++i) out.emplace_back(keys_[i], s.values[i]);
+  return out;
+}
+
 void Family::prometheus(std::string& out) const {
   const bool histogram = type_ == Type::kHistogram;
   header(out, histogram ? prometheus_name_ : prometheus_name_ + "_total", info_.description, histogram ? "histogram" : "counter");
   std::shared_lock lock(mutex_);
   for (const Series* s : sorted()) {
-    Labels labels;
-    for (size_t i = 0; i < keys_.size() && i < s->values.size(); ++i) labels.emplace_back(keys_[i], s->values[i]);
+    const Labels labels = this->labels(*s);
     if (!histogram) {
       write_sample(out, prometheus_name_, "_total", labels, number(s->sum.load()));
       continue;
@@ -184,21 +189,19 @@ void Family::otlp(std::string& out, const std::string& times) const {
   if (series_.empty()) return;
   if (out.back() == '}') out += ',';
   otlp_header(out, info_);
-  out += type_ == Type::kHistogram ? ",\"histogram\":{\"aggregationTemporality\":2,\"dataPoints\":["
-                                   : ",\"sum\":{\"aggregationTemporality\":2,\"isMonotonic\":true,\"dataPoints\":[";
+  if (type_ == Type::kCounter) {
+    std::vector<std::pair<Labels, double>> points;
+    for (const Series* s : sorted()) points.emplace_back(labels(*s), s->sum.load());
+    return otlp_numbers(out, true, points, times, times);
+  }
+  out += ",\"histogram\":{\"aggregationTemporality\":2,\"dataPoints\":[";
   bool first = true;
   for (const Series* s : sorted()) {
-    Labels labels;
-    for (size_t i = 0; i < keys_.size() && i < s->values.size(); ++i) labels.emplace_back(keys_[i], s->values[i]);
     out += first ? "{" : ",{";
     first = false;
-    otlp_attributes(out, labels);
+    otlp_attributes(out, labels(*s));
     out += ',';
     out += times;
-    if (type_ == Type::kCounter) {
-      out.append(",\"asDouble\":").append(number(s->sum.load())).append("}");
-      continue;
-    }
     // Counted from the buckets, so that count and bucketCounts agree even while recording goes on.
     std::string buckets;
     uint64_t count = 0;

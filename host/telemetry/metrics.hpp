@@ -64,6 +64,7 @@ class Family {
   void record(const LabelValues& labels, double v);
   Series& series(const LabelValues& labels);
   std::vector<const Series*> sorted() const;  // a stable order from export to export; under mutex_
+  std::vector<std::pair<std::string, std::string>> labels(const Series& s) const;  // (key, value) in key order
 
   const MetricInfo info_;
   const std::string prometheus_name_;
