@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build (build/, g++),
-# then every test again under AddressSanitizer + UBSan (build-asan/, clang).
+# the plugin tests again with every instance isolated, every test again under
+# AddressSanitizer + UBSan (build-asan/, clang), and the concurrency tests under
+# ThreadSanitizer (build-tsan/, clang).
 # Exit status is the result.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,4 +26,24 @@ echo "=== release, every instance isolated: test"
 # clang builds the sanitizer configuration in about half the time g++ takes (measured:
 # 13.6 s vs 24.5 s for one integration test), and a second compiler checks the code too.
 CC=clang CXX=clang++ run_suite "asan+ubsan" "$root/build-asan" -DMCPH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+# The tests of the hand-offs between threads (the scheduler, the stdio reader and its
+# standby, the HTTP listener and its workers, stuck and cancelled calls) under
+# ThreadSanitizer. Hosts the tests start report to files too: any report fails the run.
+tsan=$root/build-tsan
+tsan_tests=(test_limits test_stdio test_hardening test_http)
+echo "=== tsan: build ($tsan)"
+CC=clang CXX=clang++ cmake -S "$root" -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMCPH_TSAN=ON >/dev/null
+cmake --build "$tsan" -j "$(nproc)" --target "${tsan_tests[@]}"
+echo "=== tsan: test"
+rm -rf "$tsan/reports" && mkdir -p "$tsan/reports"
+for t in "${tsan_tests[@]}"; do
+  (cd "$tsan/tests" && TSAN_OPTIONS="suppressions=$root/tests/tsan.supp log_path=$tsan/reports/tsan halt_on_error=0" \
+    timeout 600 "./$t" --gtest_brief=1) || status=1
+done
+if compgen -G "$tsan/reports/tsan*" >/dev/null; then
+  echo "=== tsan: reports"
+  cat "$tsan"/reports/tsan*
+  status=1
+fi
 exit $status

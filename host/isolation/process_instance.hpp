@@ -34,6 +34,7 @@ class ProcessInstance final : public plugins::Instance {
   void begin_shutdown() override;
   int in_flight() const override;
   plugins::InstanceHealth health() const override;
+  bool in_process() const override { return false; }
 
  private:
   struct Impl;

@@ -316,6 +316,8 @@ class Instance {
   bool shutting_down() const { return host_.shutting_down.load(std::memory_order_relaxed); }
   virtual int in_flight() const = 0;
   virtual InstanceHealth health() const { return {}; }
+  // False when its handlers run in another process (a call then mostly waits for it).
+  virtual bool in_process() const { return true; }
 
  protected:
   Instance() = default;

@@ -465,32 +465,35 @@ json Engine::handle_unobserved(const json& message, Session& session, const std:
   if (p.listening) return json();
   if (!p.call) return std::move(p.response);
   if (!p.task_id.empty()) return wait([&](Done done) { start_task(std::move(p), shared, std::move(done)); });
-  if (!shared || scheduler_.try_enter(p.instance)) {
+  if (!shared) return execute_guarded(p, session);
+  // (Past its deadline the call counts as stuck and frees its slot; its answer is still the
+  // one the handler returns, as this thread is the one that runs it.)
+  if (auto entry = scheduler_.try_enter(p.instance, p.call->call.deadline, [] {})) {
     json r = execute_guarded(p, session);
-    if (shared) scheduler_.leave(p.instance);
+    scheduler_.leave(entry);
     return r;
   }
   return wait([&](Done done) { schedule(std::make_shared<Prepared>(std::move(p)), shared, std::move(done)); });
 }
 
 void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
-                    const std::shared_ptr<ReplyChannel>& channel) {
+                    const std::shared_ptr<ReplyChannel>& channel, bool here) {
   const Entered entered(entered_);
   auto finish = [channel](json r) {
     if (!r.is_null()) channel->send(r);
     channel->close();
   };
-  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(message, session, channel, std::move(finish));
+  if (options_.observer == nullptr || !message.is_object()) return submit_unobserved(here, message, session, channel, std::move(finish));
   const auto started = std::chrono::steady_clock::now();
   auto record = std::make_shared<RequestRecord>(record_of(message, *session, channel.get()));
   options_.observer->request_started(*record);
-  submit_unobserved(message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
+  submit_unobserved(here, message, session, channel, [this, record, started, channel, finish = std::move(finish)](json r) {
     observe(*record, r, started, *channel);
     finish(std::move(r));
   }, record.get());
 }
 
-void Engine::submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+void Engine::submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel, record);
@@ -498,10 +501,10 @@ void Engine::submit_unobserved(const json& message, const std::shared_ptr<Sessio
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
   if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
-  schedule(std::make_shared<Prepared>(std::move(p)), session, finish);
+  schedule(std::make_shared<Prepared>(std::move(p)), session, finish, here);
 }
 
-void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done) {
+void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, bool here) {
   auto in = p->call;
   auto finish = [in, done = std::move(done)](json r) {
     if (!in->answered.exchange(true)) done(std::move(r));
@@ -514,6 +517,14 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
                                                            std::to_string(timeout_of(*p).count()) + " ms"));
   };
+  // Here: not a call to another process (waiting for it would hold up this thread's other work).
+  if (here && p->instance->in_process()) {
+    if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) {
+      finish(execute_guarded(*p, *session));
+      scheduler_.leave(entry);
+      return;
+    }
+  }
   auto run = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
   if (scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) return;
   in->reporter->close();

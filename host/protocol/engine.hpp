@@ -212,8 +212,12 @@ class Engine final : public plugins::ResourceListener {
   // Quick methods are answered on the calling thread; calls are registered here (so a
   // cancel read right after finds them) and then wait their turn on the scheduler. A call
   // still running at its deadline is answered then, whether or not its handler returns.
+  // `here`: run a call on the calling thread when its instance runs in this process and
+  // has a free slot, as handle() does (a quick call then costs no hand-off), and schedule
+  // it otherwise. A call run here and still running at its deadline is answered then too,
+  // from the watchdog, while this thread is still in its handler.
   void submit(const json& message, const std::shared_ptr<Session>& session,
-              const std::shared_ptr<ReplyChannel>& channel);
+              const std::shared_ptr<ReplyChannel>& channel, bool here = false);
 
   // What the engine serves: the plugins' registry and its tools' compiled input schemas.
   // A request keeps the catalog it began with for as long as it runs.
@@ -264,7 +268,7 @@ class Engine final : public plugins::ResourceListener {
   // carries record->trace. Read only while the request is prepared (and a task started).
   json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                          const RequestRecord* record = nullptr);
-  void submit_unobserved(const json& message, const std::shared_ptr<Session>& session,
+  void submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
                          const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
   Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
   Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
@@ -273,7 +277,9 @@ class Engine final : public plugins::ResourceListener {
   json execute_guarded(Prepared& prepared, Session& session);
   // Runs a prepared call on the scheduler; `done` gets its answer exactly once: the
   // handler's, the deadline's, or "busy" when its instance's queue is full.
-  void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done);
+  // Runs a call on a worker, or with `here` on this thread if its instance has a free slot
+  // (see submit()); either way it is answered at its deadline if its handler has not.
+  void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, bool here = false);
   void run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
   json late_answer(Prepared& p, mcph_status status, std::string text) const;
   // MCP tasks (the work itself is host/tasks/'s): whether this tools/call becomes a task,

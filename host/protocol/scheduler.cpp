@@ -47,35 +47,62 @@ bool Scheduler::submit(Lane lane, Clock::time_point deadline, std::function<void
   job->key = {deadline, next_id_++};
   job->run = std::move(run);
   job->expired = std::move(expired);
-  const bool earliest = deadlines_.empty() || job->key < deadlines_.begin()->first;
-  deadlines_.emplace(job->key, job);
+  track(job);
   l.queue.push_back(job);
   ++queued_;
   if (!l.ready) {
     l.ready = true;
     ready_.push_back(lane);
   }
-  if (earliest) watch_cv_.notify_one();
   wake_worker();
   return true;
 }
 
-bool Scheduler::try_enter(Lane lane) {
+Scheduler::Entry Scheduler::try_enter(Lane lane, Clock::time_point deadline, std::function<void()> expired) {
   std::lock_guard lock(mutex_);
   LaneState& l = lanes_[lane];
-  if (stopping_ || !l.queue.empty() || l.running - l.stuck >= cap(lane) || running_ - stuck_ >= options_.max_running) return false;
+  if (stopping_ || !l.queue.empty() || l.running - l.stuck >= cap(lane) || running_ - stuck_ >= options_.max_running) {
+    forget_if_empty(lane);
+    return nullptr;
+  }
+  auto job = std::make_shared<Job>();
+  job->lane = lane;
+  job->key = {deadline, next_id_++};
+  job->expired = std::move(expired);
+  job->state = Job::State::kRunning;
+  track(job);
   ++l.running;
   ++running_;
-  return true;
+  return job;
 }
 
-void Scheduler::leave(Lane lane) {
+void Scheduler::leave(const Entry& entry) {
   std::lock_guard lock(mutex_);
-  LaneState& l = lanes_[lane];
+  done(entry);
+  if (!ready_.empty()) wake_worker();
+}
+
+// With mutex_ held.
+void Scheduler::track(const std::shared_ptr<Job>& job) {
+  const bool earliest = deadlines_.empty() || job->key < deadlines_.begin()->first;
+  deadlines_.emplace(job->key, job);
+  if (earliest) watch_cv_.notify_one();
+}
+
+// With mutex_ held: a running job returned (its deadline passed or not).
+void Scheduler::done(const std::shared_ptr<Job>& job) {
+  LaneState& l = lanes_[job->lane];
   --l.running;
   --running_;
-  if (!ready_.empty()) wake_worker();
-  forget_if_empty(lane);
+  if (job->stuck) {
+    --l.stuck;
+    --stuck_;
+    spdlog::warn("a call that passed its deadline has returned after all");
+  } else {
+    deadlines_.erase(job->key);
+  }
+  job->state = Job::State::kDone;
+  forget_if_empty(job->lane);
   idle_cv_.notify_all();
 }
 
@@ -171,19 +198,7 @@ void Scheduler::worker() {
       spdlog::error("a call ended with an unknown exception");
     }
     lock.lock();
-    LaneState& l = lanes_[job->lane];
-    --l.running;
-    --running_;
-    if (job->stuck) {
-      --l.stuck;
-      --stuck_;
-      spdlog::warn("a call that passed its deadline has returned after all");
-    } else {
-      deadlines_.erase(job->key);
-    }
-    job->state = Job::State::kDone;
-    forget_if_empty(job->lane);
-    idle_cv_.notify_all();
+    done(job);
   }
   exited_.push_back(std::this_thread::get_id());
   idle_cv_.notify_all();

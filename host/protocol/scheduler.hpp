@@ -55,9 +55,13 @@ class Scheduler {
   bool submit(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void()> expired);
 
   // For work the caller runs on its own thread: takes a running slot of `lane` if one is
-  // free now and nothing of it waits (so the caller does not overtake the queue).
-  bool try_enter(Lane lane);
-  void leave(Lane lane);
+  // free now and nothing of it waits (so the caller does not overtake the queue); null if
+  // not. Past `deadline` it is a running job like any other: `expired` runs once on the
+  // watchdog and the slot is free again while the caller's work goes on. leave() when done.
+  struct Job;
+  using Entry = std::shared_ptr<Job>;
+  Entry try_enter(Lane lane, Clock::time_point deadline, std::function<void()> expired);
+  void leave(const Entry& entry);
 
   LaneStats stats(Lane lane) const;
   size_t running() const;  // over all lanes, stuck included
@@ -71,7 +75,6 @@ class Scheduler {
   void stop();
 
  private:
-  struct Job;
   struct LaneState {
     size_t cap = 0;
     size_t running = 0;
@@ -84,6 +87,8 @@ class Scheduler {
   void watchdog();
   // With mutex_ held:
   std::shared_ptr<Job> next_job();  // null if none may run now
+  void track(const std::shared_ptr<Job>& job);  // watches its deadline
+  void done(const std::shared_ptr<Job>& job);   // it returned
   void wake_worker();
   size_t cap(Lane lane) const;
   void forget_if_empty(Lane lane);

@@ -104,7 +104,8 @@ struct Listener::Impl {
   Listener& owner;
   Options options;
   SSL_CTX* tls = nullptr;
-  int epoll = -1, wake = -1, listen_fd = -1;
+  const int epoll, wake;
+  int listen_fd = -1;
   std::atomic<bool> stopping{false};
 
   std::mutex mutex;
@@ -117,7 +118,15 @@ struct Listener::Impl {
   // Tags for the two non-connection fds in epoll.
   char listen_tag = 0, wake_tag = 0;
 
-  Impl(Listener& l, Options o) : owner(l), options(std::move(o)) {}
+  // (The epoll set and its wake-up exist from the start: shutdown() may come from another
+  // thread at any time, even before serve().)
+  Impl(Listener& l, Options o)
+      : owner(l), options(std::move(o)), epoll(epoll_create1(EPOLL_CLOEXEC)), wake(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &wake_tag;
+    epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &ev);
+  }
   ~Impl() {
     if (tls != nullptr) SSL_CTX_free(tls);
     for (int fd : {epoll, wake}) {
@@ -581,14 +590,10 @@ void Listener::serve() {
   Impl& m = *impl_;
   if (m.listen_fd < 0) return;
   fcntl(m.listen_fd, F_SETFL, fcntl(m.listen_fd, F_GETFL) | O_NONBLOCK);
-  m.epoll = epoll_create1(EPOLL_CLOEXEC);
-  m.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &m.listen_tag;
   epoll_ctl(m.epoll, EPOLL_CTL_ADD, m.listen_fd, &ev);
-  ev.data.ptr = &m.wake_tag;
-  epoll_ctl(m.epoll, EPOLL_CTL_ADD, m.wake, &ev);
   for (size_t i = 0; i < m.options.workers; ++i) m.workers.emplace_back([&m] { m.worker(); });
   m.loop();
   // Stopping: no new connections; idle ones close; requests in progress finish.

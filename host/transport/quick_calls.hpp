@@ -1,6 +1,7 @@
 // Which calls a transport may run on its own thread instead of handing them to a worker
 // (the hand-off costs more than a quick call itself): tools whose recent calls were quick.
-// The HTTP transport runs such a call on the connection's thread.
+// Both transports use it: HTTP runs such a call on the connection's thread, stdio on its
+// reader (which another thread relieves if the call turns out slow, transport/stdio.cpp).
 #pragma once
 
 #include <chrono>

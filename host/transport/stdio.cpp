@@ -4,27 +4,39 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "json/bounded.hpp"
+#include "transport/quick_calls.hpp"
 
 namespace mcph::transport {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 // Lines longer than this are refused rather than buffered without bound.
 constexpr size_t kMaxLine = 16 * 1024 * 1024;
+// A reader busy with one call this long is relieved by a standby thread.
+constexpr auto kTakeOver = std::chrono::milliseconds(1);
+// Threads that may be busy with calls that turned out slow, beyond which the reader waits.
+constexpr size_t kMaxReaders = 64;
 
-// Writes whole lines to stdout from any thread. Under load the first writer becomes the
-// flusher and writes everything queued meanwhile in one system call, so 64 calls in flight
-// do not cost 64 writes (measured in scripts/bench.sh).
+// Writes whole lines to stdout from any thread. The reader's own lines wait in a batch
+// until it has handled what it read (one write for the answers to a whole read); any
+// other thread's line is written at once, with whatever waits before it. Under load the
+// first writer becomes the flusher and writes everything queued meanwhile in one system
+// call, so 64 calls in flight do not cost 64 writes (measured in scripts/bench.sh).
 class StdoutChannel final : public protocol::ReplyChannel {
  public:
   explicit StdoutChannel(int fd) : fd_(fd) {}
@@ -34,6 +46,23 @@ class StdoutChannel final : public protocol::ReplyChannel {
     line.push_back('\n');
     std::unique_lock lock(mutex_);
     pending_ += line;
+    if (std::this_thread::get_id() == batching_) return;  // flushed when the reader is done
+    flush(lock);
+  }
+  // Lines this thread sends wait for the next flush().
+  void batch_here() {
+    std::lock_guard lock(mutex_);
+    batching_ = std::this_thread::get_id();
+  }
+  // Writes what waits; no thread's lines wait any more.
+  void flush() {
+    std::unique_lock lock(mutex_);
+    batching_ = std::thread::id();
+    flush(lock);
+  }
+
+ private:
+  void flush(std::unique_lock<std::mutex>& lock) {
     if (flushing_) return;  // the flusher will take it
     flushing_ = true;
     while (!pending_.empty()) {
@@ -45,8 +74,6 @@ class StdoutChannel final : public protocol::ReplyChannel {
     }
     flushing_ = false;
   }
-
- private:
   void write_all(const std::string& text) {
     const char* p = text.data();
     size_t left = text.size();
@@ -66,19 +93,44 @@ class StdoutChannel final : public protocol::ReplyChannel {
   std::mutex mutex_;
   std::string pending_;           // guarded by mutex_
   bool flushing_ = false;         // guarded by mutex_
+  std::thread::id batching_;      // guarded by mutex_
   std::atomic<bool> broken_{false};
 };
 
 }  // namespace
 
+// The input side. Threads take turns as the reader: it reads stdin, splits lines and
+// handles them one by one. A call to a tool that has been quick runs right there on the
+// reader (no hand-off to a worker: the cost of most calls), its answer batched with the
+// others of that read; other calls go to the engine's workers. If a call on the reader
+// takes longer than kTakeOver, a standby thread becomes the reader, so input, cancellation
+// and the client's answers keep flowing; the old reader finishes its call and stands by.
+// run()'s own thread only waits, so it returns at end of input even if a call never does.
 struct StdioTransport::Impl {
+  Impl(protocol::Engine& e, int in, std::shared_ptr<StdoutChannel> o) : engine(e), in_fd(in), out(std::move(o)) {}
   protocol::Engine& engine;
   int in_fd;
   std::shared_ptr<StdoutChannel> out;
   std::shared_ptr<protocol::Session> session = std::make_shared<protocol::Session>();
   int wake[2] = {-1, -1};
+  ToolSpeeds speeds;
 
-  void on_line(std::string_view line) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::string buffer;                 // what was read and not yet handled; guarded by mutex
+  size_t scanned = 0;                 // bytes of buffer already searched for '\n'
+  bool skipping = false;              // discarding the rest of an over-long line
+  bool eof = false, ended = false;    // end of input seen; every line handled (or stop())
+  std::thread::id reader;             // whose turn it is
+  bool reading = false;               // the reader waits for input (standbys sleep then)
+  bool busy = false;                  // the reader is running a call
+  uint64_t calls = 0;                 // calls the readers ran, to tell one long call from many
+  size_t standing_by = 0;
+  std::vector<std::thread> threads;   // joined by ~StdioTransport
+
+  // `session`: the reader's own reference (run() drops the transport's at end of input,
+  // maybe while this call still runs).
+  void on_line(std::string_view line, const std::shared_ptr<protocol::Session>& session) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
     json_text::ParseFailure why;
     auto message = json_text::parse(line, &why);
@@ -88,22 +140,183 @@ struct StdioTransport::Impl {
                     : protocol::make_error(nullptr, {protocol::code::kParseError, "Parse error: the line is not valid JSON", nullptr}));
       return;
     }
-    engine.submit(*message, session, out);
+    const std::string tool = tool_of(*message);
+    if (tool.empty()) return engine.submit(*message, session, out);
+    const auto started = Clock::now();
+    if (!speeds.quick(tool) || session->may_be_asked()) {
+      // To a worker. Its time is learned when its answer goes out (a tool is slow until it
+      // has been quick a few times).
+      return engine.submit(*message, session, std::make_shared<TimedChannel>(out, speeds, tool, started));
+    }
+    engine.submit(*message, session, out, /*here=*/true);
+    speeds.record(tool, Clock::now() - started);
   }
+
+  // Answers go to stdout; the time until the answer is the tool's speed.
+  class TimedChannel final : public protocol::ReplyChannel {
+   public:
+    TimedChannel(std::shared_ptr<StdoutChannel> out, ToolSpeeds& speeds, std::string tool, Clock::time_point started)
+        : out_(std::move(out)), speeds_(speeds), tool_(std::move(tool)), started_(started) {}
+    void send(const json& message) override {
+      if (message.contains("id") && (message.contains("result") || message.contains("error"))) {
+        speeds_.record(tool_, Clock::now() - started_);
+      }
+      out_->send(message);
+    }
+
+   private:
+    std::shared_ptr<StdoutChannel> out_;
+    ToolSpeeds& speeds_;
+    std::string tool_;
+    Clock::time_point started_;
+  };
 
   void too_long() {
     out->send(protocol::make_error(nullptr, {protocol::code::kInvalidRequest,
                                              "Invalid Request: message longer than " + std::to_string(kMaxLine) + " bytes", nullptr}));
   }
+
+  // With mutex held: the next complete line to handle, if any; over-long ones are refused.
+  std::optional<std::string> next_line(std::unique_lock<std::mutex>& lock) {
+    for (size_t nl; (nl = buffer.find('\n', scanned)) != std::string::npos;) {
+      const bool skipped = skipping;
+      skipping = false;
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      scanned = 0;
+      if (skipped) continue;
+      if (line.size() > kMaxLine) {
+        lock.unlock();
+        too_long();
+        lock.lock();
+        continue;
+      }
+      return line;
+    }
+    scanned = buffer.size();
+    if (!skipping && buffer.size() > kMaxLine) {
+      lock.unlock();
+      too_long();
+      lock.lock();
+      skipping = true;
+    }
+    if (skipping) {
+      buffer.clear();
+      scanned = 0;
+    }
+    if (eof && !skipping && !buffer.empty()) {  // a last line without '\n' (never over the limit here)
+      std::string last;
+      last.swap(buffer);
+      return last;
+    }
+    return std::nullopt;
+  }
+
+  // With mutex held, as the reader: waits for input and appends it. False at its end.
+  bool read_more(std::unique_lock<std::mutex>& lock) {
+    reading = true;
+    lock.unlock();
+    out->flush();  // the answers to what was read so far
+    char chunk[65536];
+    ssize_t n = 0;
+    bool stopped = false;
+    for (;;) {
+      pollfd fds[2] = {{in_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        spdlog::error("stdio: poll failed: {}", std::strerror(errno));
+        stopped = true;
+        break;
+      }
+      if (fds[1].revents != 0) {  // stop()
+        stopped = true;
+        break;
+      }
+      n = ::read(in_fd, chunk, sizeof chunk);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      break;  // data, or EOF (a read error ends input just the same)
+    }
+    lock.lock();
+    reading = false;
+    if (stopped) return false;
+    if (n <= 0) {
+      eof = true;
+      return true;  // the lines still buffered are handled first
+    }
+    buffer.append(chunk, static_cast<size_t>(n));
+    changed.notify_all();  // standbys watch the reader while it works
+    return true;
+  }
+
+  // One thread's life: the reader's turn when it has it, else standing by to take over.
+  void serve() {
+    const auto me = std::this_thread::get_id();
+    std::unique_lock lock(mutex);
+    while (!ended) {
+      if (reader == me) {
+        if (auto line = next_line(lock)) {
+          busy = true;
+          ++calls;
+          out->batch_here();
+          const auto held = session;  // (copied under the mutex run() resets it under)
+          lock.unlock();
+          on_line(*line, held);
+          lock.lock();
+          if (reader == me) busy = false;
+          continue;  // (relieved meanwhile: stand by below)
+        }
+        if (eof || !read_more(lock)) {
+          lock.unlock();
+          out->flush();  // the last answers
+          lock.lock();
+          ended = true;
+          changed.notify_all();
+        }
+        continue;
+      }
+      // Standing by: asleep while the reader waits for input, watching while it works.
+      ++standing_by;
+      const uint64_t seen = calls;
+      if (reading || !busy) {
+        changed.wait(lock);
+      } else {
+        changed.wait_for(lock, kTakeOver);
+      }
+      --standing_by;
+      if (!ended && reader != me && busy && calls == seen && !reading) {
+        reader = me;  // the reader is stuck in one call: take its turn
+        busy = false;
+        spdlog::debug("stdio: a call on the reader runs long; another thread reads now");
+        if (standing_by == 0 && threads.size() < kMaxReaders) threads.emplace_back([this] { serve(); });
+        lock.unlock();
+        out->flush();  // what the old reader batched (an input request its call waits on, say)
+        lock.lock();
+      }
+    }
+  }
 };
 
 StdioTransport::StdioTransport(protocol::Engine& engine, int in_fd, int out_fd)
-    : impl_(new Impl{engine, in_fd, std::make_shared<StdoutChannel>(out_fd)}) {
+    : impl_(std::make_unique<Impl>(engine, in_fd, std::make_shared<StdoutChannel>(out_fd))) {
   impl_->session->set_channel(impl_->out);
   if (::pipe2(impl_->wake, O_CLOEXEC | O_NONBLOCK) != 0) spdlog::error("stdio: pipe2 failed: {}", std::strerror(errno));
 }
 
 StdioTransport::~StdioTransport() {
+  stop();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->ended = true;
+    impl_->changed.notify_all();
+  }
+  for (;;) {  // a thread that takes over may add one
+    std::unique_lock lock(impl_->mutex);
+    if (impl_->threads.empty()) break;
+    std::thread t = std::move(impl_->threads.back());
+    impl_->threads.pop_back();
+    lock.unlock();
+    t.join();
+  }
   for (int fd : impl_->wake) {
     if (fd >= 0) ::close(fd);
   }
@@ -115,49 +328,19 @@ void StdioTransport::stop() {
 }
 
 void StdioTransport::run() {
-  struct EndSession {
-    Impl& impl;
-    ~EndSession() { impl.session.reset(); }  // calls still running hold it until they end
-  } end{*impl_};
-  std::string buffer;
-  size_t scanned = 0;   // bytes of buffer already searched for '\n'
-  bool skipping = false;  // discarding the rest of an over-long line
-  char chunk[65536];
-  for (;;) {
-    pollfd fds[2] = {{impl_->in_fd, POLLIN, 0}, {impl_->wake[0], POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("stdio: poll failed: {}", std::strerror(errno));
-      return;
+  Impl& impl = *impl_;
+  std::unique_lock lock(impl.mutex);
+  impl.threads.emplace_back([&impl] {
+    {
+      std::lock_guard first(impl.mutex);
+      if (impl.reader == std::thread::id()) impl.reader = std::this_thread::get_id();
     }
-    if (fds[1].revents != 0) return;  // stop()
-    ssize_t n = ::read(impl_->in_fd, chunk, sizeof chunk);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) break;  // EOF (or a read error, which ends input just the same)
-    buffer.append(chunk, static_cast<size_t>(n));
-
-    size_t start = 0;
-    for (size_t nl; (nl = buffer.find('\n', scanned)) != std::string::npos; scanned = start = nl + 1) {
-      // Checked per line: a line may end in the very read that takes it past the limit.
-      if (!skipping && nl - start > kMaxLine) {
-        impl_->too_long();
-      } else if (!skipping) {
-        impl_->on_line(std::string_view(buffer).substr(start, nl - start));
-      }
-      skipping = false;
-    }
-    buffer.erase(0, start);
-    scanned = buffer.size();
-    if (!skipping && buffer.size() > kMaxLine) {
-      impl_->too_long();
-      skipping = true;
-    }
-    if (skipping) {
-      buffer.clear();
-      scanned = 0;
-    }
-  }
-  if (!skipping && !buffer.empty()) impl_->on_line(buffer);  // a last line without '\n' (never over the limit here)
+    impl.serve();
+  });
+  impl.threads.emplace_back([&impl] { impl.serve(); });  // the first standby
+  impl.changed.wait(lock, [&] { return impl.ended; });
+  // The session is over: it ends (its duration recorded) once the calls still running end.
+  impl.session.reset();  // under the mutex: readers copy it under it too
 }
 
 }  // namespace mcph::transport

@@ -1,6 +1,7 @@
 // stdio transport: one JSON-RPC message per line on stdin, answers and notifications one
 // per line on stdout (nothing else ever goes there; logs go to stderr). Calls run
-// concurrently on the engine's workers, so progress and cancellation work.
+// concurrently, so progress and cancellation work: a quick tool's call on the reading
+// thread itself (relieved by another if it runs long), the others on the engine's workers.
 #pragma once
 
 #include <memory>

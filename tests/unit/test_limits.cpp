@@ -150,13 +150,49 @@ TEST(SchedulerTest, DeadlinesExpireQueuedAndStuckJobsOnce) {
 
 TEST(SchedulerTest, TryEnterRespectsCapsAndQueue) {
   protocol::Scheduler s({2, 10});
+  int a = 0, b = 0;
+  s.set_cap(&a, 1);
+  const auto later = Clock::now() + 10s;
+  auto first = s.try_enter(&a, later, [] {});
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(s.try_enter(&a, later, [] {}));  // the lane's cap
+  auto other = s.try_enter(&b, later, [] {});
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(s.try_enter(&b, later, [] {}));  // max_running over all lanes
+  s.leave(other);
+  // A job that waits for lane a's slot is not overtaken by a caller.
+  std::atomic<bool> ran{false};
+  s.submit(&a, later, [&] { ran = true; }, [] {});
+  s.leave(first);
+  const auto t0 = Clock::now();
+  while (!ran && Clock::now() - t0 < 2s) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(ran);
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
+  auto again = s.try_enter(&a, later, [] {});
+  EXPECT_TRUE(again);
+  s.leave(again);
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
+}
+
+// Work a caller runs on its own thread has a deadline like a worker's job: past it, the
+// watchdog calls `expired` once and the slot is free for others while the work goes on.
+TEST(SchedulerTest, AnEnteredCallPastItsDeadlineExpiresAndFreesItsSlot) {
+  protocol::Scheduler s({2, 10});
   int a = 0;
   s.set_cap(&a, 1);
-  EXPECT_TRUE(s.try_enter(&a));
-  EXPECT_FALSE(s.try_enter(&a));
-  s.leave(&a);
-  EXPECT_TRUE(s.try_enter(&a));
-  s.leave(&a);
+  std::atomic<int> expired{0};
+  auto entry = s.try_enter(&a, Clock::now() + 50ms, [&] { ++expired; });
+  ASSERT_TRUE(entry);
+  const auto t0 = Clock::now();
+  while (expired == 0 && Clock::now() - t0 < 2s) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(expired, 1);
+  EXPECT_EQ(s.stats(&a).stuck, 1u);
+  auto next = s.try_enter(&a, Clock::now() + 10s, [] {});  // the stuck call holds no slot
+  ASSERT_TRUE(next);
+  s.leave(next);
+  s.leave(entry);  // it returned after all
+  EXPECT_EQ(s.stats(&a).stuck, 0u);
+  EXPECT_EQ(expired, 1);
   EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
 }
 
