@@ -82,11 +82,11 @@ void Scheduler::leave(const Entry& entry) {
   if (!ready_.empty()) wake_worker();
 }
 
-// With mutex_ held.
+// With mutex_ held. The watchdog is woken only for a deadline before the time it sleeps
+// until (not per call: calls come and go, and their deadlines are mostly later).
 void Scheduler::track(const std::shared_ptr<Job>& job) {
-  const bool earliest = deadlines_.empty() || job->key < deadlines_.begin()->first;
   deadlines_.emplace(job->key, job);
-  if (earliest) watch_cv_.notify_one();
+  if (job->key.first < watch_until_) watch_cv_.notify_one();
 }
 
 // With mutex_ held: a running job returned (its deadline passed or not).
@@ -208,12 +208,14 @@ void Scheduler::watchdog() {
   std::unique_lock lock(mutex_);
   while (!watchdog_stop_) {
     if (deadlines_.empty()) {
+      watch_until_ = Clock::time_point::max();
       watch_cv_.wait(lock);
       continue;
     }
     auto first = deadlines_.begin();
     const Clock::time_point when = first->first.first;  // a copy: the entry may go while we wait
     if (when > Clock::now()) {
+      watch_until_ = when;
       watch_cv_.wait_until(lock, when);
       continue;
     }

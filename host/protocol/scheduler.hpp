@@ -101,6 +101,7 @@ class Scheduler {
   size_t queued_ = 0;                                      // over all lanes; guarded
   size_t wake_tokens_ = 0;                                 // idle threads told to wake; guarded
   bool watchdog_stop_ = false;                             // guarded
+  Clock::time_point watch_until_ = Clock::time_point::max();  // the watchdog sleeps until; guarded
   std::deque<Lane> ready_;                                 // lanes with queued jobs; guarded
   std::map<std::pair<Clock::time_point, uint64_t>, std::shared_ptr<Job>> deadlines_;  // guarded
   uint64_t next_id_ = 0;                                   // guarded

@@ -116,7 +116,8 @@ struct StdioTransport::Impl {
   ToolSpeeds speeds;
 
   std::mutex mutex;
-  std::condition_variable changed;
+  std::condition_variable changed;    // for the standbys
+  std::condition_variable over;       // for run(): `ended`
   std::string buffer;                 // what was read and not yet handled; guarded by mutex
   size_t scanned = 0;                 // bytes of buffer already searched for '\n'
   bool skipping = false;              // discarding the rest of an over-long line
@@ -271,6 +272,7 @@ struct StdioTransport::Impl {
           lock.lock();
           ended = true;
           changed.notify_all();
+          over.notify_all();
         }
         continue;
       }
@@ -338,7 +340,7 @@ void StdioTransport::run() {
     impl.serve();
   });
   impl.threads.emplace_back([&impl] { impl.serve(); });  // the first standby
-  impl.changed.wait(lock, [&] { return impl.ended; });
+  impl.over.wait(lock, [&] { return impl.ended; });
   // The session is over: it ends (its duration recorded) once the calls still running end.
   impl.session.reset();  // under the mutex: readers copy it under it too
 }
