@@ -569,9 +569,10 @@ mcph_status task_get(mcph_host_instance* hi, mcph_str handle, mcph_sink sink, vo
 
 // Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
 mcph_status find(mcph_str doc_text, mcph_str pointer, json& out) {
-  auto parsed = json_text::parse(view(doc_text));
-  if (!parsed) return MCPH_ERR_INVALID_ARGUMENT;
-  const json& doc = *parsed;
+  std::optional<json> parsed;
+  const json* known = ParsedInput::of(doc_text.data, doc_text.len);
+  if (known == nullptr && !(parsed = json_text::parse(view(doc_text)))) return MCPH_ERR_INVALID_ARGUMENT;
+  const json& doc = known != nullptr ? *known : *parsed;
   std::string p(view(pointer));
   if (!p.empty() && p[0] != '/') return MCPH_ERR_INVALID_ARGUMENT;
   try {
@@ -606,6 +607,22 @@ void json_quote(mcph_str text, mcph_sink sink, void* user) {
 }
 
 }  // namespace
+
+namespace {
+thread_local const ParsedInput* t_input = nullptr;  // the innermost on this thread
+}  // namespace
+
+ParsedInput::ParsedInput(const std::string& text, const json* value)
+    : text_(text.data()), size_(text.size()), value_(value), outer_(t_input) {
+  t_input = this;
+}
+
+ParsedInput::~ParsedInput() { t_input = outer_; }
+
+const json* ParsedInput::of(const char* text, size_t size) {
+  const ParsedInput* in = t_input;
+  return in != nullptr && in->value_ != nullptr && text == in->text_ && size == in->size_ ? in->value_ : nullptr;
+}
 
 std::string replica_id() {
   std::lock_guard lock(replica_mutex);

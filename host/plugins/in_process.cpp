@@ -101,6 +101,7 @@ void InProcessInstance::run(const std::string& what, HandlerRef ref, const std::
     return;
   }
   in_flight_.fetch_add(1);
+  const ParsedInput parsed(input, call.input_value);
   mcph_status st = handler(plugin_instance_, user, &call, mcph_str{input.c_str(), input.size()});
   if (in_flight_.fetch_sub(1) == 1) {
     std::lock_guard lock(drain_mutex_);

@@ -220,6 +220,7 @@ struct Engine::Prepared {
   std::string name;       // the tool or prompt's public name, or the URI
   const plugins::Resource* resource = nullptr;  // kRead
   std::string input;      // validated input, as JSON text for the plugin
+  json input_value;       // the same, parsed (the host API reads it: plugins::ParsedInput)
   json input_responses = json::object();  // 2026-07-28 retries: the client's answers
   std::optional<std::string> state;       // ... and the state unsealed from requestState
   std::string key;        // in-flight key (the id's JSON text; "task:<id>" for a task)
@@ -233,7 +234,7 @@ struct Engine::Prepared {
   bool awaits_task = false;
   bool listening = false;  // subscriptions/listen: the stream stays open, with no answer yet
 
-  void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, const json& in) {
+  void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, json in) {
     static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
     kind = k;
     instance = i;
@@ -241,6 +242,7 @@ struct Engine::Prepared {
     what = std::string(kWhat[static_cast<int>(k)]) + " '" + n + "'";
     name = std::move(n);
     input = in.dump();
+    input_value = std::move(in);
   }
 };
 
@@ -437,7 +439,7 @@ bool Engine::wait_idle(std::chrono::steady_clock::time_point until) const {
   return scheduler_.wait_idle(until);
 }
 
-json Engine::handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
+json Engine::handle(json message, Session& session, const std::shared_ptr<ReplyChannel>& channel) {
   const Entered entered(entered_);
   if (options_.observer == nullptr || !message.is_object()) return handle_unobserved(message, session, channel);
   const auto started = std::chrono::steady_clock::now();
@@ -448,7 +450,7 @@ json Engine::handle(const json& message, Session& session, const std::shared_ptr
   return response;
 }
 
-json Engine::handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+json Engine::handle_unobserved(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                                const RequestRecord* record) {
   std::shared_ptr<Session> shared = session.weak_from_this().lock();
   auto wait = [](auto start) {
@@ -476,7 +478,7 @@ json Engine::handle_unobserved(const json& message, Session& session, const std:
   return wait([&](Done done) { schedule(std::make_shared<Prepared>(std::move(p)), shared, std::move(done)); });
 }
 
-void Engine::submit(const json& message, const std::shared_ptr<Session>& session,
+void Engine::submit(json message, const std::shared_ptr<Session>& session,
                     const std::shared_ptr<ReplyChannel>& channel, bool here) {
   const Entered entered(entered_);
   auto finish = [channel](json r) {
@@ -493,7 +495,7 @@ void Engine::submit(const json& message, const std::shared_ptr<Session>& session
   }, record.get());
 }
 
-void Engine::submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
+void Engine::submit_unobserved(bool here, json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel, record);
@@ -545,7 +547,7 @@ json Engine::late_answer(Prepared& p, mcph_status status, std::string text) cons
   return answer(p, late);
 }
 
-Engine::Prepared Engine::prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+Engine::Prepared Engine::prepare_guarded(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                                          const RequestRecord* record) {
   try {
     return prepare(message, session, channel, record);
@@ -575,7 +577,7 @@ json Engine::execute_guarded(Prepared& p, Session& session) {
 
 // 2025-03-26 batches: their calls run concurrently, like single requests; the answers come
 // back as one array, in the batch's order, once all are in.
-void Engine::run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done) {
+void Engine::run_batch(json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done) {
   // Batches exist only in 2025-03-26 (added there, removed in 2025-06-18; mcp-spec §1).
   if (session.version() != "2025-03-26") {
     return done(make_error(nullptr, {code::kInvalidRequest, "Invalid Request: JSON-RPC batches are only accepted in protocol version 2025-03-26", nullptr}));
@@ -623,7 +625,7 @@ void Engine::run_batch(const json& batch, Session& session, const std::shared_pt
   complete(batch.size(), json());
 }
 
-Engine::Prepared Engine::prepare(const json& m, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                                  const RequestRecord* record) {
   Prepared p;
   if (!m.is_object()) {
@@ -678,7 +680,7 @@ Engine::Prepared Engine::prepare(const json& m, Session& session, const std::sha
       p.response = make_error(id, invalid_params("params must be an object"));
       return p;
     }
-    req.params = *params;
+    req.params = std::move(*params);  // (the message is the engine's own)
   }
   if (auto meta = req.params.find("_meta"); meta != req.params.end() && meta->is_object()) {
     req.meta = std::move(*meta);  // read from req.meta from here on
@@ -1002,8 +1004,8 @@ std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
   if (!name.is_string()) return invalid_params("tools/call: params.name (a string) is required");
   const auto* entry = registry.find(name.get_ref<const std::string&>());
   if (entry == nullptr) return invalid_params("Unknown tool: " + name.get<std::string>());
-  json args = req.params.value("arguments", json::object());
-  if (args.is_null()) args = json::object();
+  json args = json::object();
+  if (auto a = req.params.find("arguments"); a != req.params.end() && !a->is_null()) args = std::move(*a);
   if (!args.is_object()) return invalid_params("tools/call: params.arguments must be an object");
 
   // A bad argument is a tool error the model can read and correct (mcp-spec §2.4).
@@ -1016,7 +1018,7 @@ std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
     return std::nullopt;
   }
   p.aim(Prepared::Kind::kTool, entry->instance, {plugins::HandlerRef::Kind::kTool, index_in(entry->instance->tools(), entry->tool)},
-        entry->public_name, args);
+        entry->public_name, std::move(args));
   p.tool = entry;
   return std::nullopt;
 }
@@ -1034,7 +1036,7 @@ std::optional<RpcError> Engine::prepare_read(Request& req, Prepared& p) {
   json input{{"uri", uri}};
   if (!values.is_null()) input["variables"] = std::move(values);
   p.aim(Prepared::Kind::kRead, entry->instance, {plugins::HandlerRef::Kind::kRead, index_in(entry->instance->resources(), entry->item)},
-        uri, input);
+        uri, std::move(input));
   p.resource = entry->item;
   return std::nullopt;
 }
@@ -1058,7 +1060,7 @@ std::optional<RpcError> Engine::prepare_prompt(Request& req, Prepared& p) {
     }
   }
   p.aim(Prepared::Kind::kPrompt, entry->instance, {plugins::HandlerRef::Kind::kPrompt, index_in(entry->instance->prompts(), entry->item)},
-        entry->public_name, args);
+        entry->public_name, std::move(args));
   return std::nullopt;
 }
 
@@ -1102,7 +1104,7 @@ std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
   if (auto c = req.params.find("context"); c != req.params.end() && c->is_object()) input["context"] = *c;
   const plugins::HandlerRef target = prompt ? plugins::HandlerRef{plugins::HandlerRef::Kind::kPromptComplete, index_in(instance->prompts(), prompt)}
                                          : plugins::HandlerRef{plugins::HandlerRef::Kind::kResourceComplete, index_in(instance->resources(), resource)};
-  p.aim(Prepared::Kind::kComplete, instance, target, name, input);
+  p.aim(Prepared::Kind::kComplete, instance, target, name, std::move(input));
   return std::nullopt;
 }
 
@@ -1181,6 +1183,7 @@ json Engine::execute(Prepared& p, Session& session) {
   }
   call.input_responses = std::move(p.input_responses);
   call.state = std::move(p.state);
+  call.input_value = &p.input_value;
 
   json out;
   for (int round = 1;; ++round) {

@@ -206,7 +206,9 @@ class Engine final : public plugins::ResourceListener {
   // else the call waits its turn; either way this returns by the call's deadline only if
   // the handler does (use submit() where the deadline must hold). A session not owned by a
   // shared_ptr always runs its calls on the calling thread.
-  json handle(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
+  // (Both take the message by value: a transport done with it moves it in, and the engine
+  // takes its params apart without copying them.)
+  json handle(json message, Session& session, const std::shared_ptr<ReplyChannel>& channel);
 
   // Like handle(), but the response goes to channel->send(), followed by channel->close().
   // Quick methods are answered on the calling thread; calls are registered here (so a
@@ -216,7 +218,7 @@ class Engine final : public plugins::ResourceListener {
   // has a free slot, as handle() does (a quick call then costs no hand-off), and schedule
   // it otherwise. A call run here and still running at its deadline is answered then too,
   // from the watchdog, while this thread is still in its handler.
-  void submit(const json& message, const std::shared_ptr<Session>& session,
+  void submit(json message, const std::shared_ptr<Session>& session,
               const std::shared_ptr<ReplyChannel>& channel, bool here = false);
 
   // What the engine serves: the plugins' registry and its tools' compiled input schemas.
@@ -266,12 +268,12 @@ class Engine final : public plugins::ResourceListener {
   // handle() and submit() without telling options.observer (they wrap these when it is set).
   // `record`: what the observer was told of the request (null: unobserved); its plugin call
   // carries record->trace. Read only while the request is prepared (and a task started).
-  json handle_unobserved(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+  json handle_unobserved(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                          const RequestRecord* record = nullptr);
-  void submit_unobserved(bool here, const json& message, const std::shared_ptr<Session>& session,
+  void submit_unobserved(bool here, json& message, const std::shared_ptr<Session>& session,
                          const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
-  Prepared prepare(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
-  Prepared prepare_guarded(const json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
+  Prepared prepare(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
+  Prepared prepare_guarded(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                            const RequestRecord* record = nullptr);
   json execute(Prepared& prepared, Session& session);
   json execute_guarded(Prepared& prepared, Session& session);
@@ -280,7 +282,7 @@ class Engine final : public plugins::ResourceListener {
   // Runs a call on a worker, or with `here` on this thread if its instance has a free slot
   // (see submit()); either way it is answered at its deadline if its handler has not.
   void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, bool here = false);
-  void run_batch(const json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
+  void run_batch(json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
   json late_answer(Prepared& p, mcph_status status, std::string text) const;
   // MCP tasks (the work itself is host/tasks/'s): whether this tools/call becomes a task,
   // answering the client at once and running the call in the background; a call its

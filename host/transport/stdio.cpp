@@ -142,14 +142,14 @@ struct StdioTransport::Impl {
       return;
     }
     const std::string tool = tool_of(*message);
-    if (tool.empty()) return engine.submit(*message, session, out);
+    if (tool.empty()) return engine.submit(std::move(*message), session, out);
     const auto started = Clock::now();
     if (!speeds.quick(tool) || session->may_be_asked()) {
       // To a worker. Its time is learned when its answer goes out (a tool is slow until it
       // has been quick a few times).
-      return engine.submit(*message, session, std::make_shared<TimedChannel>(out, speeds, tool, started));
+      return engine.submit(std::move(*message), session, std::make_shared<TimedChannel>(out, speeds, tool, started));
     }
-    engine.submit(*message, session, out, /*here=*/true);
+    engine.submit(std::move(*message), session, out, /*here=*/true);
     speeds.record(tool, Clock::now() - started);
   }
 

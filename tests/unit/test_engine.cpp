@@ -1,6 +1,7 @@
 // The protocol engine without sockets: JSON-RPC validation, both eras, pagination,
 // argument validation, result shaping, progress, logging and cancellation, against the
 // real example plugins of this build.
+#include <cstring>
 #include <thread>
 
 #include "host_fixture.hpp"
@@ -345,6 +346,35 @@ TEST_F(EngineTest, BatchesOnlyIn20250326) {
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[1]["result"]["content"][0]["text"], "b");
   EXPECT_EQ(engine->handle(json::array(), *session, channel)["error"]["code"], code::kInvalidRequest);
+}
+
+// json_get on the input a handler is running with reads the host's parsed value (same
+// bytes at the same address); any other text, or the same text elsewhere, is parsed.
+TEST(ParsedInputTest, TheHostApiReadsAHandlersOwnInputWithoutParsingIt) {
+  const auto& api = plugins::host_api();
+  auto get = [&](const std::string& doc, const char* pointer) {
+    std::string out;
+    const mcph_status st = api.json_get(mcph_str{doc.data(), doc.size()}, mcph_str{pointer, std::strlen(pointer)},
+                                        [](void* user, mcph_str s) { static_cast<std::string*>(user)->assign(s.data, s.len); }, &out);
+    return st == MCPH_OK ? out : "status " + std::to_string(st);
+  };
+  const std::string input = R"({"text":"from the text"})";
+  const json parsed{{"text", "from the parsed value"}};  // differs only to tell which was read
+  {
+    const plugins::ParsedInput scope(input, &parsed);
+    EXPECT_EQ(get(input, "/text"), "\"from the parsed value\"");
+    EXPECT_EQ(get(std::string(input), "/text"), "\"from the text\"");  // the same text, another buffer
+    EXPECT_EQ(get(input, "/missing"), "status " + std::to_string(MCPH_ERR_NOT_FOUND));
+    {
+      const std::string inner = R"({"text":"inner"})";
+      const plugins::ParsedInput nested(inner, nullptr);  // a runner without a parsed value
+      EXPECT_EQ(get(inner, "/text"), "\"inner\"");
+      EXPECT_EQ(get(input, "/text"), "\"from the text\"");
+    }
+    EXPECT_EQ(get(input, "/text"), "\"from the parsed value\"");
+  }
+  EXPECT_EQ(get(input, "/text"), "\"from the text\"");
+  EXPECT_EQ(get("{not json", "/text"), "status " + std::to_string(MCPH_ERR_INVALID_ARGUMENT));
 }
 
 }  // namespace
