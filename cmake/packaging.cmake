@@ -22,6 +22,9 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME mcp-host)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "ca-certificates")  # the HTTP client verifies TLS with the system store
+# libpq is opened only for store.backend: postgresql (host/store/libpq.cpp), so shlibdeps
+# does not see it.
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_RECOMMENDS "libpq5")
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
   "Model Context Protocol host for plugin-provided tools\n mcp-host speaks MCP over stdio and Streamable HTTP and loads tool plugins\n (shared libraries behind a stable C ABI) chosen by a YAML file. Bundled\n plugins: example-echo, example-counter, codesphere, codegen.")
 

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 #include "services/crypto.hpp"
+#include "store/libpq.hpp"
 #include "store/state_store.hpp"
 
 #include <vector>
@@ -9,7 +10,10 @@ namespace mcph::store {
 std::unique_ptr<StateStore> make_postgres_store(const config::StoreConfig& cfg);  // postgres.cpp
 
 Result<std::unique_ptr<StateStore>> StateStore::open(const config::StoreConfig& cfg, const std::string& state_dir) {
-  if (cfg.backend == "postgresql") return make_postgres_store(cfg);
+  if (cfg.backend == "postgresql") {
+    if (std::string error = load_libpq(); !error.empty()) return Error{error};
+    return make_postgres_store(cfg);
+  }
   return open(state_dir);
 }
 

@@ -35,6 +35,8 @@ for d in libc6 libstdc++6 libyaml-cpp0.7 libsqlite3-0 libssl3 libcpp-httplib0.11
   grep -q "\b$d\b" <<< "$depends" || fail "mcp-host Depends lacks $d: $depends"
 done
 lacks "$depends" "libasan" "mcp-host Depends"
+lacks "$depends" "libpq5" "mcp-host Depends"  # recommended, not required: only a PostgreSQL store opens it
+grep -q "\blibpq5\b" <<< "$(dpkg-deb -f "$host_deb" Recommends)" || fail "mcp-host Recommends lacks libpq5"
 
 files=$(dpkg-deb -c "$dev_deb" | awk '{print $6}')
 for f in ./usr/include/mcp_plugin/abi.h ./usr/include/mcp_plugin/sdk.hpp ./usr/include/mcp_plugin/testing.hpp \
