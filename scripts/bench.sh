@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a release binary and measures it. Figures go to stdout.
-#  - stdio: cold start (spawn -> initialize response, median of 20) and tools/call echo
+#  - stdio: cold start (spawn -> initialize response, median of 20) and the host's idle RSS after it; tools/call echo
 #    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
 #    JSON-RPC echo on the same JSON library (the ceiling; tests/bench/bare_stdio.cpp);
 #  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections

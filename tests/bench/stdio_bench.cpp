@@ -9,6 +9,7 @@
 //     _meta). COMMAND is the server (default: the real binary with example-echo), e.g. the
 //     bare ceiling mcph-bench-bare-stdio.
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -38,7 +39,7 @@ std::vector<std::string> host_command(const TempDir& dir, const std::string& plu
 int cold(int runs) {
   TempDir dir;
   const auto argv = host_command(dir, "  - { name: echo, library: example-echo }\n  - { name: counter, library: example-counter }\n");
-  std::vector<double> starts;
+  std::vector<double> starts, rss_mib;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = Clock::now();
     Process p(argv);
@@ -48,12 +49,18 @@ int cold(int runs) {
       return 1;
     }
     starts.push_back(ms(Clock::now() - t0));
+    // Its resident memory, idle after the handshake.
+    std::ifstream status("/proc/" + std::to_string(p.pid()) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("VmRSS:")) rss_mib.push_back(std::atof(line.c_str() + 6) / 1024.0);
+    }
     p.close_stdin();
     p.wait();
   }
   std::sort(starts.begin(), starts.end());
-  std::printf("cold start (spawn -> initialize response), %d runs: median %.2f ms, min %.2f ms, max %.2f ms\n", runs,
-              starts[starts.size() / 2], starts.front(), starts.back());
+  std::sort(rss_mib.begin(), rss_mib.end());
+  std::printf("cold start (spawn -> initialize response), %d runs: median %.2f ms, min %.2f ms, max %.2f ms; idle RSS median %.1f MiB\n",
+              runs, starts[starts.size() / 2], starts.front(), starts.back(), rss_mib.empty() ? 0.0 : rss_mib[rss_mib.size() / 2]);
   return 0;
 }
 
