@@ -104,7 +104,8 @@ class StdoutChannel final : public protocol::ReplyChannel {
 // reader (no hand-off to a worker: the cost of most calls), its answer batched with the
 // others of that read; other calls go to the engine's workers. If a call on the reader
 // takes longer than kTakeOver, a standby thread becomes the reader, so input, cancellation
-// and the client's answers keep flowing; the old reader finishes its call and stands by.
+// and the client's answers keep flowing; the old reader finishes its call and stands by
+// (the call is answered at its deadline meanwhile, by the engine's watchdog).
 // run()'s own thread only waits, so it returns at end of input even if a call never does.
 struct StdioTransport::Impl {
   Impl(protocol::Engine& e, int in, std::shared_ptr<StdoutChannel> o) : engine(e), in_fd(in), out(std::move(o)) {}
