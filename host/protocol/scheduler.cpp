@@ -42,12 +42,8 @@ bool Scheduler::submit(Lane lane, Clock::time_point deadline, std::function<void
   const size_t all_free = options_.max_running - std::min(options_.max_running, running_ - stuck_);
   const size_t waiting = l.queue.size() - std::min(l.queue.size(), std::min(lane_free, all_free));
   if (waiting >= options_.max_queued) return false;
-  auto job = std::make_shared<Job>();
-  job->lane = lane;
-  job->key = {deadline, next_id_++};
+  auto job = watch(lane, deadline, std::move(expired));
   job->run = std::move(run);
-  job->expired = std::move(expired);
-  track(job);
   l.queue.push_back(job);
   ++queued_;
   if (!l.ready) {
@@ -65,12 +61,8 @@ Scheduler::Entry Scheduler::try_enter(Lane lane, Clock::time_point deadline, std
     forget_if_empty(lane);
     return nullptr;
   }
-  auto job = std::make_shared<Job>();
-  job->lane = lane;
-  job->key = {deadline, next_id_++};
-  job->expired = std::move(expired);
+  auto job = watch(lane, deadline, std::move(expired));
   job->state = Job::State::kRunning;
-  track(job);
   ++l.running;
   ++running_;
   return job;
@@ -82,11 +74,17 @@ void Scheduler::leave(const Entry& entry) {
   if (!ready_.empty()) wake_worker();
 }
 
-// With mutex_ held. The watchdog is woken only for a deadline before the time it sleeps
-// until (not per call: calls come and go, and their deadlines are mostly later).
-void Scheduler::track(const std::shared_ptr<Job>& job) {
+// With mutex_ held: a new job, its deadline watched. The watchdog is woken only for a
+// deadline before the time it sleeps until (not per call: calls come and go, and their
+// deadlines are mostly later).
+std::shared_ptr<Scheduler::Job> Scheduler::watch(Lane lane, Clock::time_point deadline, std::function<void()> expired) {
+  auto job = std::make_shared<Job>();
+  job->lane = lane;
+  job->key = {deadline, next_id_++};
+  job->expired = std::move(expired);
   deadlines_.emplace(job->key, job);
-  if (job->key.first < watch_until_) watch_cv_.notify_one();
+  if (deadline < watch_until_) watch_cv_.notify_one();
+  return job;
 }
 
 // With mutex_ held: a running job returned (its deadline passed or not).

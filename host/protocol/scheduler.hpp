@@ -87,7 +87,7 @@ class Scheduler {
   void watchdog();
   // With mutex_ held:
   std::shared_ptr<Job> next_job();  // null if none may run now
-  void track(const std::shared_ptr<Job>& job);  // watches its deadline
+  std::shared_ptr<Job> watch(Lane lane, Clock::time_point deadline, std::function<void()> expired);
   void done(const std::shared_ptr<Job>& job);   // it returned
   void wake_worker();
   size_t cap(Lane lane) const;

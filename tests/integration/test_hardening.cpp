@@ -9,7 +9,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <tuple>
 
 #include "http_host.hpp"
@@ -329,16 +328,9 @@ TEST(Hardening, AStuckHandlerIsAnsweredAtTheDeadlineAndEofStillExits) {
 TEST(Hardening, EightStuckHandlersDoNotBlockOtherCalls) {
   StdioHost host(kTwoInstances, "  max_concurrent_calls: 8\n  call_timeout_ms: 300\n");
   for (int i = 0; i < 8; ++i) host.p().send(call("s" + std::to_string(i), "stall", {{"ms", 8000}}));
-  // Each deadline counts from its own call's start, so the answers may come in any order.
-  std::set<std::string> answered;
-  const auto until = Clock::now() + 3s;
-  while (answered.size() < 8 && Clock::now() < until) {
-    json r = host.p().read(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
-    if (r.is_null()) break;
-    ASSERT_EQ(r["result"]["isError"], true) << r;
-    answered.insert(r["id"].get<std::string>());
-  }
-  ASSERT_EQ(answered.size(), 8u) << host.p().stderr_text();
+  const auto answers = host.p().read_responses(8, 3s);  // each deadline counts from its own call's start
+  ASSERT_EQ(answers.size(), 8u) << host.p().stderr_text();
+  for (const auto& [id, r] : answers) ASSERT_EQ(r["result"]["isError"], true) << r;
   const auto t0 = Clock::now();
   host.expect_alive();
   EXPECT_LT(seconds_since(t0), 1.0);
@@ -355,11 +347,10 @@ TEST(Hardening, AQuickToolThatHangsOnTheReaderIsAnsweredAtItsDeadline) {
   }
   const auto t0 = Clock::now();
   host.p().send(call("hang", "stall", {{"ms", 8000}}));
-  host.p().send(call("alive", "echo", {{"text", "still here"}}));
-  std::vector<json> early;  // the hang's answer, if it came first
-  json alive = host.p().read_response("alive", &early, 3s);  // while the hang holds the reader's old thread
-  EXPECT_EQ(text_of(alive), "still here") << alive;
-  json r = early.empty() ? host.p().read_response("hang", nullptr, 3s) : early.front();
+  host.p().send(call("alive", "echo", {{"text", "still here"}}));  // while the hang holds the reader's old thread
+  auto answers = host.p().read_responses(2, 3s);
+  EXPECT_EQ(text_of(answers["alive"]), "still here") << answers["alive"];
+  const json r = answers["hang"];
   EXPECT_EQ(r["result"]["isError"], true) << r << host.p().stderr_text();
   EXPECT_NE(text_of(r).find("did not finish within 300 ms"), std::string::npos) << r;
   EXPECT_LT(seconds_since(t0), 2.0);

@@ -97,13 +97,7 @@ TEST(Metrics, AStdioHostIsScrapedOnItsOwnListenerWithTheCallsItServed) {
   json as_task = call(id++, "echo", {{"text", "later"}});
   as_task["params"]["task"] = {{"ttl", 60000}};
   p.send(as_task);
-  std::set<int> answered;  // calls run side by side: answers come in any order
-  while (answered.size() < static_cast<size_t>(id - 1)) {
-    const json m = p.read();
-    if (m.is_null()) break;
-    if (m.contains("id")) answered.insert(m["id"].get<int>());
-  }
-  ASSERT_EQ(answered.size(), static_cast<size_t>(id - 1)) << p.stderr_text();
+  ASSERT_EQ(p.read_responses(static_cast<size_t>(id - 1)).size(), static_cast<size_t>(id - 1)) << p.stderr_text();
 
   services::HttpClient client;
   services::HttpRequest r;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -115,6 +116,23 @@ class Process {
       if (skipped) skipped->push_back(m);
     }
     return nullptr;
+  }
+
+  // Reads until `count` responses (messages with an id) have come, in whatever order (calls
+  // that run side by side, deadlines that count from each call's start), by id; fewer if
+  // `timeout` passes first. Other messages are dropped. Keyed by the id as text: a string
+  // id as itself, a number as its digits.
+  std::map<std::string, nlohmann::json> read_responses(size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::map<std::string, nlohmann::json> out;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+      auto m = read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      if (m.is_null()) break;
+      if (!m.contains("id")) continue;
+      const nlohmann::json& id = m["id"];
+      out[id.is_string() ? id.get<std::string>() : id.dump()] = std::move(m);
+    }
+    return out;
   }
 
   // Everything written to stderr so far.
