@@ -37,9 +37,12 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=Deb
 cmake --build "$tsan" -j "$(nproc)" --target "${tsan_tests[@]}"
 echo "=== tsan: test"
 rm -rf "$tsan/reports" && mkdir -p "$tsan/reports"
+# (Not the two tests whose point is timing, which ThreadSanitizer's 5-15 times slowdown
+# breaks: a 300 ms latency bound, and a worker pool taken to be busy 300 ms after its calls
+# were sent. Both run in the three suites above.)
 for t in "${tsan_tests[@]}"; do
   (cd "$tsan/tests" && TSAN_OPTIONS="suppressions=$root/tests/tsan.supp log_path=$tsan/reports/tsan halt_on_error=0" \
-    timeout 600 "./$t" --gtest_brief=1) || status=1
+    timeout 600 "./$t" --gtest_brief=1 --gtest_filter=-HttpTest.ASlowCallDoesNotBlockOthers:Hardening.OverflowIsAnsweredWithoutReadingTheRequest) || status=1
 done
 if compgen -G "$tsan/reports/tsan*" >/dev/null; then
   echo "=== tsan: reports"

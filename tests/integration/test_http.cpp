@@ -263,13 +263,18 @@ TEST_F(HttpTest, ALongSilentCallMovesToAStream) {
 }
 
 // Polls /healthz until no call is in flight; returns how long that took.
+// The calls the plugins are running now (/healthz).
+int calls_in_flight(httplib::Client& c) {
+  const json h = body_json(c.Get("/healthz"));
+  int busy = 0;
+  for (const auto& p : h["plugins"]) busy += p["calls_in_flight"].get<int>();
+  return busy;
+}
+
 std::chrono::milliseconds wait_for_idle(httplib::Client& c) {
   const auto t0 = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
-    json h = body_json(c.Get("/healthz"));
-    int busy = 0;
-    for (const auto& p : h["plugins"]) busy += p["calls_in_flight"].get<int>();
-    if (busy == 0) break;
+    if (calls_in_flight(c) == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
@@ -494,7 +499,13 @@ TEST_F(HttpTest, SigtermFinishesInFlightCallsAndExitsZero) {
                      "application/json");
     result = body_json(r);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  // SIGTERM once the call runs (not after a fixed pause: a slow build, ThreadSanitizer's
+  // say, may not have started it yet).
+  auto c = host.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (calls_in_flight(*c) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   host.process().signal(SIGTERM);
   caller.join();
   EXPECT_EQ(result["result"]["structuredContent"]["counted"], 5) << result;  // finished within the grace period
