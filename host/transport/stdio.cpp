@@ -105,7 +105,9 @@ class StdoutChannel final : public protocol::ReplyChannel {
 // others of that read; other calls go to the engine's workers. If a call on the reader
 // takes longer than kTakeOver, a standby thread becomes the reader, so input, cancellation
 // and the client's answers keep flowing; the old reader finishes its call and stands by
-// (the call is answered at its deadline meanwhile, by the engine's watchdog).
+// (the call is answered at its deadline meanwhile, by the engine's watchdog). Only a tool
+// call is ever relieved: every other message (initialize above all) is done before the next
+// line is read, so the session's order holds.
 // run()'s own thread only waits, so it returns at end of input even if a call never does.
 struct StdioTransport::Impl {
   Impl(protocol::Engine& e, int in, std::shared_ptr<StdoutChannel> o) : engine(e), in_fd(in), out(std::move(o)) {}
@@ -149,6 +151,11 @@ struct StdioTransport::Impl {
       // To a worker. Its time is learned when its answer goes out (a tool is slow until it
       // has been quick a few times).
       return engine.submit(std::move(*message), session, std::make_shared<TimedChannel>(out, speeds, tool, started));
+    }
+    {
+      std::lock_guard lock(mutex);
+      busy = true;  // from now on a standby may relieve this reader
+      ++calls;
     }
     engine.submit(std::move(*message), session, out, /*here=*/true);
     speeds.record(tool, Clock::now() - started);
@@ -257,8 +264,6 @@ struct StdioTransport::Impl {
     while (!ended) {
       if (reader == me) {
         if (auto line = next_line(lock)) {
-          busy = true;
-          ++calls;
           out->batch_here();
           const auto held = session;  // (copied under the mutex run() resets it under)
           lock.unlock();
@@ -280,7 +285,7 @@ struct StdioTransport::Impl {
       // Standing by: asleep while the reader waits for input, watching while it works.
       ++standing_by;
       const uint64_t seen = calls;
-      if (reading || !busy) {
+      if (reading) {
         changed.wait(lock);
       } else {
         changed.wait_for(lock, kTakeOver);

@@ -145,6 +145,23 @@ TEST_F(StdioTest, AQuickToolTurnedSlowHoldsNothingUp) {
   EXPECT_EQ(took_over, isolation == nullptr || std::string(isolation) != "process");
 }
 
+// Only calls may overtake one another: a message that changes the session (initialize) is
+// done before the next line is read, however long it takes. (A 12 MB initialize takes the
+// reader well past the 1 ms after which a standby relieves a reader busy with a call.)
+TEST_F(StdioTest, ALongInitializeIsDoneBeforeTheCallAfterIt) {
+  for (int round = 0; round < 3; ++round) {
+    auto p = spawn();
+    json init = req(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
+                                      {"clientInfo", {{"name", "test"}, {"version", "1"}}}});
+    init["params"]["capabilities"]["experimental"]["padding"] = std::vector<std::string>(12 * 1024, std::string(1000, 'x'));
+    p->write_raw(init.dump() + "\n" + json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n" +
+                 req(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "after"}}}}).dump() + "\n");
+    auto answers = p->read_responses(2);  // (in the order they come: a wrong one may come first)
+    EXPECT_EQ(answers["0"]["result"]["protocolVersion"], "2025-06-18") << answers["0"];
+    EXPECT_EQ(answers["1"]["result"]["content"][0]["text"], "after") << answers["1"];
+  }
+}
+
 TEST_F(StdioTest, MalformedLinesAreAnsweredAndServingContinues) {
   auto p = spawn();
   p->write_raw("{this is not json\n");
