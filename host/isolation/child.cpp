@@ -547,7 +547,8 @@ void Child::follow(bool main_thread) {
 std::shared_ptr<Child::Call> Child::read_until_call() {
   Frame f;
   for (;;) {
-    if (!ch_.read(f)) break;  // the host is gone: nothing left to serve
+    ch_.readable_within(kSpin);  // the next call of a client waiting for answers comes soon
+    if (!ch_.read(f)) break;     // the host is gone: nothing left to serve
     switch (f.type) {
       case Msg::kCreate:
         // On a thread of its own: create() may use host services, whose answers this

@@ -252,11 +252,11 @@ struct Incarnation {
     }
   }
 
-  // Waits up to `timeout` for a frame (with the token held, without the lock). Ok with
-  // `got` false when none came.
-  Status read_frame(Frame& f, bool& got, int timeout_ms, bool watch_kick) {
+  // Waits up to `timeout` for a frame (with the token held, without the lock), after
+  // looking for it for `spin` without sleeping. Ok with `got` false when none came.
+  Status read_frame(Frame& f, bool& got, int timeout_ms, bool watch_kick, Clock::duration spin = {}) {
     got = false;
-    if (!ch->buffered()) {
+    if (!ch->readable_within(spin)) {
       pollfd fds[2] = {{ch->fd(), POLLIN, 0}, {kick, POLLIN, 0}};
       const int n = ::poll(fds, watch_kick ? 2 : 1, timeout_ms);
       if (watch_kick && (fds[1].revents & POLLIN) != 0) {
@@ -884,7 +884,7 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   if (call.deadline == Clock::time_point::max()) head["deadline_ms"] = int64_t{1} << 40;
   inc->ch->send(Msg::kCall, id, head, input);  // a failed send shows up as the child's death
 
-  bool cancel_sent = false;
+  bool cancel_sent = false, spun = false;
   auto kill_at = Clock::time_point::max();
   std::string kill_reason;
   std::unique_lock lock(inc->mutex);
@@ -925,11 +925,15 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
       continue;
     }
     inc->reading = true;  // this call reads until its answer comes
+    // A call alone on its instance looks for its answer for kSpin before it sleeps (once);
+    // with other calls waiting the CPU is theirs.
+    const bool spin = !spun && inc->waiting == 1;
+    spun = true;
     lock.unlock();
     Frame f;
     bool got = false;
     const int timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
-    auto st = inc->read_frame(f, got, std::max(timeout_ms, 0), false);
+    auto st = inc->read_frame(f, got, std::max(timeout_ms, 0), false, spin ? kSpin : Clock::duration::zero());
     std::string broken = st && got ? impl.dispatch(inc, f) : std::string();
     lock.lock();
     if (!st || !broken.empty()) inc->ended = true;  // the reader thread reads it again and reports the death

@@ -1,5 +1,6 @@
 #include "isolation/wire.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -85,6 +86,17 @@ bool Channel::fill(size_t need) {
     return false;
   }
   return true;
+}
+
+bool Channel::readable_within(std::chrono::steady_clock::duration spin) const {
+  if (buffered()) return true;
+  if (spin <= std::chrono::steady_clock::duration::zero()) return false;
+  pollfd p{fd_, POLLIN, 0};
+  const auto until = std::chrono::steady_clock::now() + spin;
+  do {
+    if (::poll(&p, 1, 0) != 0) return true;
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
 }
 
 Status Channel::read(Frame& frame) {

@@ -479,7 +479,7 @@ json Engine::handle_unobserved(json& message, Session& session, const std::share
 }
 
 void Engine::submit(json message, const std::shared_ptr<Session>& session,
-                    const std::shared_ptr<ReplyChannel>& channel, bool here) {
+                    const std::shared_ptr<ReplyChannel>& channel, Here here) {
   const Entered entered(entered_);
   auto finish = [channel](json r) {
     if (!r.is_null()) channel->send(r);
@@ -495,7 +495,7 @@ void Engine::submit(json message, const std::shared_ptr<Session>& session,
   }, record.get());
 }
 
-void Engine::submit_unobserved(bool here, json& message, const std::shared_ptr<Session>& session,
+void Engine::submit_unobserved(Here here, json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
   if (message.is_array()) return run_batch(message, *session, channel, finish);
   Prepared p = prepare_guarded(message, *session, channel, record);
@@ -506,7 +506,7 @@ void Engine::submit_unobserved(bool here, json& message, const std::shared_ptr<S
   schedule(std::make_shared<Prepared>(std::move(p)), session, finish, here);
 }
 
-void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, bool here) {
+void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, Here here) {
   auto in = p->call;
   auto finish = [in, done = std::move(done)](json r) {
     if (!in->answered.exchange(true)) done(std::move(r));
@@ -519,8 +519,7 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
                                                            std::to_string(timeout_of(*p).count()) + " ms"));
   };
-  // Here: not a call to another process (waiting for it would hold up this thread's other work).
-  if (here && p->instance->in_process()) {
+  if (here == Here::kAlways || (here == Here::kInProcess && p->instance->in_process())) {
     if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) {
       finish(execute_guarded(*p, *session));
       scheduler_.leave(entry);

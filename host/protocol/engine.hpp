@@ -214,12 +214,18 @@ class Engine final : public plugins::ResourceListener {
   // Quick methods are answered on the calling thread; calls are registered here (so a
   // cancel read right after finds them) and then wait their turn on the scheduler. A call
   // still running at its deadline is answered then, whether or not its handler returns.
-  // `here`: run a call on the calling thread when its instance runs in this process and
-  // has a free slot, as handle() does (a quick call then costs no hand-off), and schedule
-  // it otherwise. A call run here and still running at its deadline is answered then too,
-  // from the watchdog, while this thread is still in its handler.
+  // `here`: run a call on the calling thread when its instance has a free slot, as
+  // handle() does (a quick call then costs no hand-off), and schedule it otherwise. A call
+  // run here and still running at its deadline is answered then too, from the watchdog,
+  // while this thread is still in its handler.
+  enum class Here {
+    kNever,
+    kInProcess,  // only a call whose instance runs in this process (one to another process
+                 // would hold this thread while it waits for the answer)
+    kAlways,     // whatever its instance: this thread has nothing else to do meanwhile
+  };
   void submit(json message, const std::shared_ptr<Session>& session,
-              const std::shared_ptr<ReplyChannel>& channel, bool here = false);
+              const std::shared_ptr<ReplyChannel>& channel, Here here = Here::kNever);
 
   // What the engine serves: the plugins' registry and its tools' compiled input schemas.
   // A request keeps the catalog it began with for as long as it runs.
@@ -270,7 +276,7 @@ class Engine final : public plugins::ResourceListener {
   // carries record->trace. Read only while the request is prepared (and a task started).
   json handle_unobserved(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                          const RequestRecord* record = nullptr);
-  void submit_unobserved(bool here, json& message, const std::shared_ptr<Session>& session,
+  void submit_unobserved(Here here, json& message, const std::shared_ptr<Session>& session,
                          const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record = nullptr);
   Prepared prepare(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
   Prepared prepare_guarded(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
@@ -281,7 +287,7 @@ class Engine final : public plugins::ResourceListener {
   // handler's, the deadline's, or "busy" when its instance's queue is full.
   // Runs a call on a worker, or with `here` on this thread if its instance has a free slot
   // (see submit()); either way it is answered at its deadline if its handler has not.
-  void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, bool here = false);
+  void schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, Here here = Here::kNever);
   void run_batch(json& batch, Session& session, const std::shared_ptr<ReplyChannel>& channel, Done done);
   json late_answer(Prepared& p, mcph_status status, std::string text) const;
   // MCP tasks (the work itself is host/tasks/'s): whether this tools/call becomes a task,

@@ -27,8 +27,10 @@ using Clock = std::chrono::steady_clock;
 
 // Lines longer than this are refused rather than buffered without bound.
 constexpr size_t kMaxLine = 16 * 1024 * 1024;
-// A reader busy with one call this long is relieved by a standby thread.
+// A reader busy with one call this long is relieved by a standby thread, which looks this
+// often while input comes; after kQuiet without any it sleeps until the next.
 constexpr auto kTakeOver = std::chrono::milliseconds(1);
+constexpr auto kQuiet = std::chrono::milliseconds(100);
 // Threads that may be busy with calls that turned out slow, beyond which the reader waits.
 constexpr size_t kMaxReaders = 64;
 
@@ -126,15 +128,18 @@ struct StdioTransport::Impl {
   bool skipping = false;              // discarding the rest of an over-long line
   bool eof = false, ended = false;    // end of input seen; every line handled (or stop())
   std::thread::id reader;             // whose turn it is
-  bool reading = false;               // the reader waits for input (standbys sleep then)
+  bool reading = false;               // the reader waits for input
+  Clock::time_point last_input;       // when it last got some
   bool busy = false;                  // the reader is running a call
   uint64_t calls = 0;                 // calls the readers ran, to tell one long call from many
   size_t standing_by = 0;
+  size_t asleep = 0;                  // of them, those that wait for the next input
   std::vector<std::thread> threads;   // joined by ~StdioTransport
 
   // `session`: the reader's own reference (run() drops the transport's at end of input,
   // maybe while this call still runs).
-  void on_line(std::string_view line, const std::shared_ptr<protocol::Session>& session) {
+  // `more`: other lines wait to be read after this one.
+  void on_line(std::string_view line, const std::shared_ptr<protocol::Session>& session, bool more) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
     json_text::ParseFailure why;
     auto message = json_text::parse(line, &why);
@@ -157,7 +162,9 @@ struct StdioTransport::Impl {
       busy = true;  // from now on a standby may relieve this reader
       ++calls;
     }
-    engine.submit(std::move(*message), session, out, /*here=*/true);
+    // A call to an isolated instance waits for its process's answer: here only when no
+    // other line waits meanwhile (one in flight; with more, workers overlap them).
+    engine.submit(std::move(*message), session, out, more ? protocol::Engine::Here::kInProcess : protocol::Engine::Here::kAlways);
     speeds.record(tool, Clock::now() - started);
   }
 
@@ -253,7 +260,8 @@ struct StdioTransport::Impl {
       return true;  // the lines still buffered are handled first
     }
     buffer.append(chunk, static_cast<size_t>(n));
-    changed.notify_all();  // standbys watch the reader while it works
+    last_input = Clock::now();
+    if (asleep > 0) changed.notify_all();  // standbys watch the reader while it works
     return true;
   }
 
@@ -266,8 +274,9 @@ struct StdioTransport::Impl {
         if (auto line = next_line(lock)) {
           out->batch_here();
           const auto held = session;  // (copied under the mutex run() resets it under)
+          const bool more = buffer.find('\n') != std::string::npos;
           lock.unlock();
-          on_line(*line, held);
+          on_line(*line, held, more);
           lock.lock();
           if (reader == me) busy = false;
           continue;  // (relieved meanwhile: stand by below)
@@ -282,11 +291,14 @@ struct StdioTransport::Impl {
         }
         continue;
       }
-      // Standing by: asleep while the reader waits for input, watching while it works.
+      // Standing by: watching every kTakeOver while input comes (not woken per read: that
+      // wake-up would cost more than a quick call), asleep once it has stopped coming.
       ++standing_by;
       const uint64_t seen = calls;
-      if (reading) {
+      if (reading && Clock::now() - last_input > kQuiet) {
+        ++asleep;
         changed.wait(lock);
+        --asleep;
       } else {
         changed.wait_for(lock, kTakeOver);
       }

@@ -138,25 +138,27 @@ TEST_F(StdioTest, AQuickToolTurnedSlowHoldsNothingUp) {
   p->close_stdin();
   EXPECT_EQ(p->wait(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1900));
-  // (An isolated instance's calls always go to workers: waiting on its process would hold
-  // up the reader.)
+  // (An isolated instance's call also runs on the reader when no other line waits, if its
+  // tool has been quick: under ASan and load its quick calls take about the 5 ms that
+  // counts as quick, so there it may have gone to a worker instead.)
   const char* isolation = std::getenv("MCP_HOST_ISOLATION");
-  const bool took_over = p->stderr_text().find("stdio: a call on the reader runs long; another thread reads now") != std::string::npos;
-  EXPECT_EQ(took_over, isolation == nullptr || std::string(isolation) != "process");
+  if (isolation == nullptr || std::string(isolation) != "process") {
+    EXPECT_NE(p->stderr_text().find("stdio: a call on the reader runs long; another thread reads now"), std::string::npos);
+  }
 }
 
 // Only calls may overtake one another: a message that changes the session (initialize) is
-// done before the next line is read, however long it takes. (A 12 MB initialize takes the
+// done before the next line is read, however long it takes. (A 2 MB initialize takes the
 // reader well past the 1 ms after which a standby relieves a reader busy with a call.)
 TEST_F(StdioTest, ALongInitializeIsDoneBeforeTheCallAfterIt) {
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < 2; ++round) {
     auto p = spawn();
     json init = req(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()},
                                       {"clientInfo", {{"name", "test"}, {"version", "1"}}}});
-    init["params"]["capabilities"]["experimental"]["padding"] = std::vector<std::string>(12 * 1024, std::string(1000, 'x'));
+    init["params"]["capabilities"]["experimental"]["padding"] = std::vector<std::string>(2 * 1024, std::string(1000, 'x'));
     p->write_raw(init.dump() + "\n" + json{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}.dump() + "\n" +
                  req(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "after"}}}}).dump() + "\n");
-    auto answers = p->read_responses(2);  // (in the order they come: a wrong one may come first)
+    auto answers = p->read_responses(2, std::chrono::seconds(30));  // (in the order they come: a wrong one may come first)
     EXPECT_EQ(answers["0"]["result"]["protocolVersion"], "2025-06-18") << answers["0"];
     EXPECT_EQ(answers["1"]["result"]["content"][0]["text"], "after") << answers["1"];
   }
