@@ -123,7 +123,10 @@ for target in "in-process:$host_port" "isolated:$iso_port"; do
 done
 child=$(curl -s "http://127.0.0.1:$iso_port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["plugins"][0]["pid"])')
 sleep 1
-echo "idle isolated instance (example-echo): $(awk '/VmRSS/ {print $2 " KiB resident"}' /proc/"$child"/status)"
+# Resident counts the shared libraries' pages the host maps too; PSS shares them out, and
+# private is what the child alone adds.
+echo "idle isolated instance (example-echo): $(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Private_(Clean|Dirty):/ {v+=$2}
+  END {print r " KiB resident, " p " KiB proportional (PSS), " v " KiB private"}' /proc/"$child"/smaps_rollup)"
 
 echo "== telemetry (wrk, 8 conn, 8 interleaved rounds of 3 s; medians, and the median of each round's ratio to off)"
 # The same host with telemetry off; metrics (the default: every request recorded, /metrics
