@@ -81,8 +81,9 @@ class Channel {
   void shutdown();
   // Bytes already read from the socket that read() has not returned yet (by the reader).
   bool buffered() const { return pos_ < buf_.size(); }
-  // Whether bytes are buffered or arrive within `spin` (looked for without sleeping; an
-  // error or the peer's end counts as arriving: read() reports it).
+  // Whether bytes are buffered or arrive within `spin` (looked for without sleeping, at
+  // least once when `spin` is positive; an error or the peer's end counts as arriving:
+  // read() reports it).
   bool readable_within(std::chrono::steady_clock::duration spin) const;
 
  private:

@@ -228,6 +228,14 @@ struct StdioTransport::Impl {
     return std::nullopt;
   }
 
+  // With mutex held: whether another complete line is buffered. It looks from `scanned`
+  // and remembers how far it got, so a long partial line is not searched again per line.
+  bool line_waits() {
+    const size_t nl = buffer.find('\n', scanned);
+    scanned = nl == std::string::npos ? buffer.size() : nl;
+    return nl != std::string::npos;
+  }
+
   // With mutex held, as the reader: waits for input and appends it. False at its end.
   bool read_more(std::unique_lock<std::mutex>& lock) {
     reading = true;
@@ -274,7 +282,7 @@ struct StdioTransport::Impl {
         if (auto line = next_line(lock)) {
           out->batch_here();
           const auto held = session;  // (copied under the mutex run() resets it under)
-          const bool more = buffer.find('\n') != std::string::npos;
+          const bool more = line_waits();
           lock.unlock();
           on_line(*line, held, more);
           lock.lock();
