@@ -398,7 +398,7 @@ Result<auth::OAuthOptions> oauth_options(const config::Config& c, const protocol
 // and reload.watch. Lives until the host stops serving.
 class Reloading {
  public:
-  Reloading(Host& host, SignalWatcher& signals, const std::string& log_level) : signals_(signals) {
+  Reloading(Host& host, SignalWatcher& signals, const std::string& log_level) : host_(host), signals_(signals) {
     host.reloader = std::make_unique<reload::Reloader>(host.config_path, host.config, std::move(host.registry), *host.engine,
                                                        host.services, log_level);
     reload::Reloader& reloader = *host.reloader;
@@ -417,11 +417,15 @@ class Reloading {
       spdlog::warn("control socket: {}; mcp-host reload cannot reach this host (SIGHUP still reloads)", control.error());
     }
   }
-  ~Reloading() { signals_.on_hangup(nullptr); }
+  ~Reloading() {
+    signals_.on_hangup(nullptr);
+    host_.reloader->stop();  // a reload SIGHUP started finishes before the host drains
+  }
   Reloading(const Reloading&) = delete;
   Reloading& operator=(const Reloading&) = delete;
 
  private:
+  Host& host_;
   SignalWatcher& signals_;
   std::unique_ptr<reload::ControlServer> control_;
 };

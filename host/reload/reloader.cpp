@@ -30,12 +30,7 @@ Reloader::Reloader(std::string config_path, std::shared_ptr<const config::Config
 }
 
 Reloader::~Reloader() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+  stop();
   {
     std::lock_guard serial(reload_mutex_);
     watcher_.reset();  // its callback only asks the (now stopped) thread
@@ -46,6 +41,16 @@ Reloader::~Reloader() {
     retired.swap(retired_);
   }
   retired.clear();  // oldest first: instances no newer registry shares end here
+}
+
+void Reloader::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) return;  // (already joined)
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
 }
 
 std::shared_ptr<const config::Config> Reloader::config() const {

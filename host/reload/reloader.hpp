@@ -48,6 +48,10 @@ class Reloader {
   Outcome reload();
   // Reloads soon, on the reloader's own thread (SIGHUP, reload.watch); the outcome is logged.
   void request();
+  // Ends that thread, after the reload it may be running: once the host stops serving, no
+  // reload may swap a registry into an engine that is about to go. Requests are ignored
+  // from then on. The destructor does it too.
+  void stop();
 
   std::shared_ptr<const config::Config> config() const;
   // The registries a reload replaced that requests still use; their retired() instances

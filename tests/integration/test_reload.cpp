@@ -104,6 +104,22 @@ TEST_F(ReloadTest, StdioLegacyRemovedInstanceFinishesItsCallAndTheClientIsTold) 
   EXPECT_EQ(p->wait(15s), 0) << p->stderr_text();
 }
 
+// A reload still running when the host stops (SIGHUP, then end of input at once) is done
+// before the host drains: it swaps its registry into an engine that is still there. (Under
+// ASan the engine's use after its end failed this test before the fix.)
+TEST_F(ReloadTest, AReloadRunningAtShutdownEndsBeforeTheHost) {
+  write(kEcho);
+  auto p = serve();
+  p->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()}, {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  ASSERT_TRUE(p->read_response(0).contains("result")) << p->stderr_text();
+  write(kEcho + "  - name: slow\n    library: test-hostile\n    settings: { create_delay_ms: 500 }\n");
+  p->signal(SIGHUP);
+  std::this_thread::sleep_for(150ms);  // the reload is creating the slow instance
+  p->close_stdin();
+  EXPECT_EQ(p->wait(15s), 0) << p->stderr_text();
+  EXPECT_TRUE(contains(p->stderr_text(), "reloaded")) << p->stderr_text();
+}
+
 TEST_F(ReloadTest, StdioModernListenStreamHearsTheChange) {
   write(kEcho + kFixtures, "  list_ttl_ms: 5000\n");
   auto p = serve();

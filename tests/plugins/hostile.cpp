@@ -26,7 +26,9 @@ json schema(json properties, json required = json::array()) {
 
 class Hostile : public mcph::sdk::Plugin {
  public:
-  Hostile(mcph::sdk::Host& host, const json&) : Plugin(host) {
+  Hostile(mcph::sdk::Host& host, const json& settings) : Plugin(host) {
+    // settings.create_delay_ms: a slow create (a reload that takes that long).
+    std::this_thread::sleep_for(std::chrono::milliseconds(settings.value("create_delay_ms", 0)));
     // org_id is an identifier; api_token stays a secret (undeclared keys are).
     declare_credential("org_id", false);
     tool(ToolSpec("stall").description("Sleeps `ms` milliseconds and ignores cancellation.")
