@@ -73,7 +73,6 @@ class Child {
   std::shared_ptr<Call> read_until_call();
   void hand_off_reading();
   void hand_off_locked();
-  bool quiet_socket();
   void stand_by();
   void watch_cpu(double limit_s);
   void end_all_slots();
@@ -97,16 +96,16 @@ class Child {
   bool host_gone_ = false;                                     // guarded by mutex_
 
   // Threads take turns reading the socket (leader/followers): the one reading (the leader)
-  // runs a call it reads itself, after handing the reading to an idle follower (or a new
-  // thread), so a call starts without waking a second thread first.
+  // runs a call it reads itself, so a call starts without waking a second thread first.
   std::mutex pool_mutex_;
   std::condition_variable pool_cv_;
   bool leading_ = false;  // guarded by pool_mutex_: some thread reads the socket
   int idle_ = 0;          // guarded by pool_mutex_: followers waiting to lead
-  // When nothing more waits on the socket, the leader runs the call it read while it still
-  // leads (lazily) instead of waking a follower, which costs more than a quick call. The
-  // standby thread hands the reading on if the call outlasts kLazyLimit; a service request
-  // from the call hands it on at once (the answer must be read).
+  // It runs the call while it still leads (lazily) instead of waking a follower, which
+  // costs more than a quick call, even with more frames waiting (a host with many calls in
+  // flight sends them back to back: one thread then serves them all in turn). The standby
+  // thread hands the reading on if the call outlasts kLazyLimit; a service request from the
+  // call hands it on at once (the answer must be read).
   int timer_ = -1;                 // timerfd the standby thread waits on
   bool lazy_ = false;              // guarded by pool_mutex_
   std::thread::id lazy_thread_;    // guarded by pool_mutex_
@@ -350,11 +349,6 @@ void Child::hand_off_locked() {
   }
 }
 
-// Nothing read and nothing readable: no frame waits for a reader.
-bool Child::quiet_socket() {
-  return timer_ >= 0 && !ch_.readable_within(std::chrono::nanoseconds(1));  // (one look)
-}
-
 // Hands the reading on when a lazily run call outlasts its limit.
 void Child::stand_by() {
   for (;;) {
@@ -461,9 +455,13 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
     calls_done_.notify_all();
   }
   const mcph_call& o = c->call;
-  json head{{"has_outcome", o.has_outcome},   {"is_error", o.is_error},
-            {"error_status", o.error_status}, {"error_text", o.error_text},
-            {"input_requests", o.input_requests}, {"missing_capability", o.missing_capability}};
+  // Only what is set (the host reads what is missing as unset).
+  json head{{"has_outcome", o.has_outcome}};
+  if (o.is_error) head["is_error"] = true;
+  if (o.error_status != MCPH_OK) head["error_status"] = o.error_status;
+  if (!o.error_text.empty()) head["error_text"] = o.error_text;
+  if (!o.input_requests.empty()) head["input_requests"] = o.input_requests;
+  if (!o.missing_capability.empty()) head["missing_capability"] = o.missing_capability;
   if (o.next_state) head["next_state"] = *o.next_state;
   if (!o.task_handle.empty()) head["task_handle"] = o.task_handle;
   ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
@@ -518,7 +516,7 @@ void Child::follow(bool main_thread) {
     for (;;) {  // while this thread leads
       std::shared_ptr<Call> call;
       while (!call) call = read_until_call();
-      if (!quiet_socket()) {
+      if (timer_ < 0) {  // no standby to relieve it: hand the reading on first
         hand_off_reading();
         run_call(call);
         break;

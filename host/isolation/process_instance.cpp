@@ -41,6 +41,8 @@ constexpr auto kExitGrace = std::chrono::milliseconds(2000);
 constexpr int kMaxHttpRequests = 256;
 // How soon the reader thread takes up reading again after the last call stopped waiting.
 constexpr auto kReaderLinger = std::chrono::milliseconds(5);
+// How often a waiting call looks at its cancellation, deadline and CPU.
+constexpr auto kWatchEvery = std::chrono::milliseconds(20);
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -138,7 +140,18 @@ struct Pending {
   bool done = false;
   bool over_cpu = false;
   std::string failure;  // set when the child died or was ended
+  // Its watch (ProcessInstance::Impl::next_step).
+  bool cancel_sent = false;
+  Clock::time_point kill_at = Clock::time_point::max();
+  std::string kill_reason;
+  // A call started without a thread waiting for it (ProcessInstance::start): what it is,
+  // and what runs when it is over. Empty for run()'s calls.
+  std::string what;
+  std::function<void()> on_done;
 };
+
+// What a waiting call needs now.
+enum class Step { kWait, kCancel, kKill };
 
 // A kResult frame's outcome, parsed before it is handed to its call.
 struct Outcome {
@@ -222,6 +235,7 @@ struct Incarnation {
   bool reader_reads = false;  // the reader thread holds it
   bool ended = false;         // a read failed: the channel is over; the reader thread reports it
   int waiting = 0;            // calls waiting for an answer
+  int started = 0;            // calls started without a waiting thread (the reader thread watches them)
   std::vector<Pending*> idle; // of them, those waiting without the token
   std::condition_variable reader_cv;
 
@@ -300,6 +314,12 @@ struct ProcessInstance::Impl {
   void on_service(const std::shared_ptr<Incarnation>& inc, Frame& f);
   void serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f);
   void on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken);
+  json call_head(const std::string& what, plugins::HandlerRef handler, const mcph_call& call) const;
+  Step next_step(Pending& p, Clock::time_point now) const;
+  void watch_started(const std::shared_ptr<Incarnation>& inc);
+  void conclude(const Pending& p, const std::string& what, mcph_call& call);
+  void finish_started(Pending& p);
+  void fail(mcph_call& call, mcph_status status, const std::string& text) const;
   void supervise();
   std::string health_text() const;
 };
@@ -362,17 +382,27 @@ Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
 void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
   Frame f;
   std::string broken;
+  auto watched = Clock::now();
   for (;;) {
+    bool lead = false, started = false;
     {
       std::unique_lock lock(inc->mutex);
       // Calls do not wake this thread when they are done (that would cost a wake-up per
       // call): it looks again every 5 ms, and at once when the channel ended.
-      while (!inc->reader_cv.wait_for(lock, kReaderLinger, [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); })) {
-      }
-      inc->reading = inc->reader_reads = true;
+      lead = inc->reader_cv.wait_for(lock, kReaderLinger, [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); });
+      if (lead) inc->reading = inc->reader_reads = true;
+      started = inc->started > 0;
     }
+    // Calls started without a waiting thread are watched from here.
+    if (started && Clock::now() - watched >= kWatchEvery) {
+      watch_started(inc);
+      watched = Clock::now();
+    }
+    if (!lead) continue;
     bool got = false;
-    auto st = inc->read_frame(f, got, -1, true);
+    // With started calls the next frame is likely their answer: look for it before sleeping,
+    // and sleep no longer than the next watch.
+    auto st = started ? inc->read_frame(f, got, static_cast<int>(kWatchEvery.count()), true) : inc->read_frame(f, got, -1, true);
     if (st && got) broken = dispatch(inc, f);  // under the token: a frame is served before the next is read
     {
       std::lock_guard lock(inc->mutex);
@@ -399,12 +429,22 @@ std::string ProcessInstance::Impl::dispatch(const std::shared_ptr<Incarnation>& 
     }
     case Msg::kResult: {
       Outcome outcome(f);  // parsed before the lock
-      std::lock_guard lock(inc->mutex);
-      if (auto it = inc->calls.find(f.id); it != inc->calls.end() && !it->second->done) {
-        outcome.move_to(*it->second->call);
-        it->second->done = true;
-        it->second->cv.notify_one();
+      std::shared_ptr<Pending> started;
+      {
+        std::lock_guard lock(inc->mutex);
+        if (auto it = inc->calls.find(f.id); it != inc->calls.end() && !it->second->done) {
+          outcome.move_to(*it->second->call);
+          it->second->done = true;
+          if (it->second->on_done) {  // no thread waits for it: it is finished here
+            started = std::move(it->second);
+            inc->calls.erase(it);
+            --inc->started;
+          } else {
+            it->second->cv.notify_one();
+          }
+        }
       }
+      if (started) finish_started(*started);
       break;
     }
     case Msg::kOverCpu: {
@@ -653,14 +693,111 @@ void ProcessInstance::Impl::on_death(const std::shared_ptr<Incarnation>& inc, co
     }
     cv.notify_all();
   }
-  std::lock_guard lock(inc->mutex);
-  inc->dead = true;
-  if (inc->kill_reason.empty()) inc->kill_reason = how;
-  for (auto& [id, p] : inc->calls) {
-    p->failure = how + next;
-    p->cv.notify_one();
+  std::vector<std::shared_ptr<Pending>> started;
+  {
+    std::lock_guard lock(inc->mutex);
+    inc->dead = true;
+    if (inc->kill_reason.empty()) inc->kill_reason = how;
+    for (auto it = inc->calls.begin(); it != inc->calls.end();) {
+      it->second->failure = how + next;
+      if (it->second->on_done) {
+        started.push_back(std::move(it->second));
+        it = inc->calls.erase(it);
+        --inc->started;
+      } else {
+        it->second->cv.notify_one();
+        ++it;
+      }
+    }
+    inc->cv.notify_all();
   }
-  inc->cv.notify_all();
+  for (auto& p : started) finish_started(*p);
+}
+
+// A call's frame head: what runs, for whom, until when, with what from earlier rounds.
+json ProcessInstance::Impl::call_head(const std::string& what, plugins::HandlerRef handler, const mcph_call& call) const {
+  json head{{"kind", static_cast<int>(handler.kind)},
+            {"index", handler.index},
+            {"what", what},
+            {"deadline_ms", std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now()).count())}};
+  // The rest only when not empty (the child reads what is missing as empty): a quick call's
+  // head is read and written once per call on each side.
+  if (!call.principal.empty()) head["principal"] = call.principal;
+  if (!call.client_capabilities.empty()) head["client_capabilities"] = call.client_capabilities;
+  if (!call.input_responses.empty()) head["input_responses"] = call.input_responses;
+  if (call.may_hand_over) head["may_hand_over"] = true;
+  if (call.state) head["state"] = *call.state;
+  if (!call.traceparent.empty()) head["traceparent"] = call.traceparent;
+  if (call.caller != nullptr) {  // only this user's credentials for this instance travel
+    auto it = call.caller->credentials.find(cfg.name);
+    head["caller"] = it == call.caller->credentials.end() ? json::object() : json(it->second);
+  }
+  if (call.deadline == Clock::time_point::max()) head["deadline_ms"] = int64_t{1} << 40;
+  return head;
+}
+
+// With the incarnation's lock held: what a waiting call needs now. Its cancellation goes
+// once (cancelled by its client, past its deadline or CPU, or the host stops); past its
+// deadline or CPU and still running kKillGrace later, its process is ended (once).
+Step ProcessInstance::Impl::next_step(Pending& p, Clock::time_point now) const {
+  const bool expired = now >= p.call->deadline;
+  if (!p.cancel_sent && (p.call->cancelled.load() || expired || p.over_cpu || self.shutting_down())) {
+    p.cancel_sent = true;
+    return Step::kCancel;
+  }
+  if (p.kill_at == Clock::time_point::max() && (expired || p.over_cpu)) {
+    p.kill_at = now + kKillGrace;
+    p.kill_reason = p.over_cpu ? "was ended because a call used more than " + json(cfg.limits.cpu_seconds_per_call).dump() +
+                                     " s of CPU (limits.cpu_seconds_per_call) and ignored its cancellation"
+                               : "was ended because a call ignored its cancellation past its deadline";
+  }
+  if (now < p.kill_at) return Step::kWait;
+  p.kill_at = Clock::time_point::max() - std::chrono::hours(1);
+  return Step::kKill;
+}
+
+// The reader thread's watch over the calls started without a waiting thread.
+void ProcessInstance::Impl::watch_started(const std::shared_ptr<Incarnation>& inc) {
+  std::vector<std::pair<uint32_t, std::string>> cancel, kill;
+  {
+    std::lock_guard lock(inc->mutex);
+    const auto now = Clock::now();
+    for (auto& [id, p] : inc->calls) {
+      if (!p->on_done) continue;
+      const Step step = next_step(*p, now);
+      if (step == Step::kCancel) cancel.emplace_back(id, "");
+      if (step == Step::kKill) kill.emplace_back(id, p->kill_reason);
+    }
+  }
+  for (const auto& c : cancel) inc->ch->send(Msg::kCancel, c.first);  // never under the lock
+  for (const auto& k : kill) inc->kill(k.second);
+}
+
+void ProcessInstance::Impl::fail(mcph_call& call, mcph_status status, const std::string& text) const {
+  call.has_outcome = call.is_error = true;
+  call.error_status = status;
+  call.error_text = "plugin '" + cfg.name + "' " + text;
+}
+
+// A call's wait is over (its Pending no longer listed): the error that says why it has no
+// outcome, when it has none.
+void ProcessInstance::Impl::conclude(const Pending& p, const std::string& what, mcph_call& call) {
+  in_flight.fetch_sub(1);
+  if (!p.failure.empty()) {  // e.g. "crashed (SIGSEGV)" + "; restarting"
+    call.reset_outcome();
+    const size_t semi = p.failure.find("; ");
+    fail(call, MCPH_ERR_UNAVAILABLE, p.failure.substr(0, semi) + " during " + what + (semi == std::string::npos ? "" : p.failure.substr(semi)));
+  } else if (p.over_cpu) {
+    call.reset_outcome();
+    fail(call, MCPH_ERR_RESOURCE_EXHAUSTED, "used more than " + json(cfg.limits.cpu_seconds_per_call).dump() +
+                                                " s of CPU (limits.cpu_seconds_per_call) in " + what + "; cancelled");
+  }
+}
+
+// A started call is over (answered, or its process died): its owner hears it.
+void ProcessInstance::Impl::finish_started(Pending& p) {
+  conclude(p, p.what, *p.call);
+  std::exchange(p.on_done, nullptr)();
 }
 
 void ProcessInstance::Impl::supervise() {
@@ -837,11 +974,6 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   Impl& impl = *impl_;
   call.host = &host_;
   call.reset_outcome();
-  auto fail = [&](mcph_status status, const std::string& text) {
-    call.has_outcome = call.is_error = true;
-    call.error_status = status;
-    call.error_text = "plugin '" + impl.cfg.name + "' " + text;
-  };
   // A child that is restarting gets until the call's deadline to come back.
   std::shared_ptr<Incarnation> inc;
   {
@@ -851,7 +983,7 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
     });
     inc = impl.current;
     if (!inc || shutting_down()) {
-      fail(MCPH_ERR_UNAVAILABLE, shutting_down() ? "is shutting down" : impl.health_text());
+      impl.fail(call, MCPH_ERR_UNAVAILABLE, shutting_down() ? "is shutting down" : impl.health_text());
       return;
     }
   }
@@ -861,32 +993,15 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   {
     std::lock_guard lock(inc->mutex);
     if (inc->dead) {
-      fail(MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
+      impl.fail(call, MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
       return;
     }
     inc->calls.emplace(id, p);
   }
   impl.in_flight.fetch_add(1);
-  json head{{"kind", static_cast<int>(handler.kind)},
-            {"index", handler.index},
-            {"what", what},
-            {"deadline_ms", std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now()).count())},
-            {"principal", call.principal},
-            {"client_capabilities", call.client_capabilities},
-            {"input_responses", call.input_responses},
-            {"may_hand_over", call.may_hand_over}};
-  if (call.state) head["state"] = *call.state;
-  if (!call.traceparent.empty()) head["traceparent"] = call.traceparent;
-  if (call.caller != nullptr) {  // only this user's credentials for this instance travel
-    auto it = call.caller->credentials.find(impl.cfg.name);
-    head["caller"] = it == call.caller->credentials.end() ? json::object() : json(it->second);
-  }
-  if (call.deadline == Clock::time_point::max()) head["deadline_ms"] = int64_t{1} << 40;
-  inc->ch->send(Msg::kCall, id, head, input);  // a failed send shows up as the child's death
+  inc->ch->send(Msg::kCall, id, impl.call_head(what, handler, call), input);  // a failed send shows up as the child's death
 
-  bool cancel_sent = false, spun = false;
-  auto kill_at = Clock::time_point::max();
-  std::string kill_reason;
+  bool spun = false;
   std::unique_lock lock(inc->mutex);
   ++inc->waiting;
   if (inc->reader_reads) {  // ask the reader thread for the token
@@ -895,29 +1010,17 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   }
   while (!p->done && p->failure.empty()) {
     const auto now = Clock::now();
-    const bool expired = now >= call.deadline;
-    if (!cancel_sent && (call.cancelled.load() || expired || p->over_cpu || shutting_down())) {
-      cancel_sent = true;
+    if (const Step step = impl.next_step(*p, now); step != Step::kWait) {
       lock.unlock();  // never hold the lock on a socket write
-      inc->ch->send(Msg::kCancel, id);
+      if (step == Step::kCancel) {
+        inc->ch->send(Msg::kCancel, id);
+      } else {
+        inc->kill(p->kill_reason);
+      }
       lock.lock();
       continue;
     }
-    if (kill_at == Clock::time_point::max() && (expired || p->over_cpu)) {
-      kill_at = now + kKillGrace;
-      kill_reason = p->over_cpu ? "was ended because a call used more than " + json(impl.cfg.limits.cpu_seconds_per_call).dump() +
-                                      " s of CPU (limits.cpu_seconds_per_call) and ignored its cancellation"
-                                : "was ended because a call ignored its cancellation past its deadline";
-    }
-    if (now >= kill_at) {
-      lock.unlock();
-      inc->kill(kill_reason);
-      lock.lock();
-      kill_at = Clock::time_point::max() - std::chrono::hours(1);  // once
-      continue;
-    }
-    // Checks for cancellation and deadlines every 20 ms.
-    const auto wake = std::min({now + std::chrono::milliseconds(20), kill_at});
+    const auto wake = std::min(now + kWatchEvery, p->kill_at);
     if (inc->reading || inc->ended) {
       inc->idle.push_back(p.get());
       p->cv.wait_until(lock, wake);
@@ -944,23 +1047,42 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
       lock.lock();
     }
   }
-  --inc->waiting;
+  // The reader thread reads for the started calls once no call waits.
+  if (--inc->waiting == 0 && inc->started > 0) inc->reader_cv.notify_one();
   inc->calls.erase(id);
-  const bool over_cpu = p->over_cpu;
-  const std::string failure = p->failure;
   lock.unlock();
-  impl.in_flight.fetch_sub(1);
-  if (!failure.empty()) {  // e.g. "crashed (SIGSEGV)" + "; restarting"
-    call.reset_outcome();
-    const size_t semi = failure.find("; ");
-    fail(MCPH_ERR_UNAVAILABLE, failure.substr(0, semi) + " during " + what + (semi == std::string::npos ? "" : failure.substr(semi)));
-    return;
+  impl.conclude(*p, what, call);
+}
+
+bool ProcessInstance::start(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call,
+                            std::function<void()> done) const {
+  Impl& impl = *impl_;
+  std::shared_ptr<Incarnation> inc;
+  {
+    std::lock_guard lock(impl.mutex);
+    if (!impl.current || shutting_down()) return false;  // run() waits for a restart, or says why not
+    inc = impl.current;
   }
-  if (over_cpu) {
-    call.reset_outcome();
-    fail(MCPH_ERR_RESOURCE_EXHAUSTED, "used more than " + json(impl.cfg.limits.cpu_seconds_per_call).dump() +
-                                          " s of CPU (limits.cpu_seconds_per_call) in " + what + "; cancelled");
+  call.host = &host_;
+  call.reset_outcome();
+  auto p = std::make_shared<Pending>();
+  p->call = &call;
+  p->what = what;
+  p->on_done = std::move(done);
+  const uint32_t id = impl.next_call.fetch_add(1) + 1;
+  {
+    std::lock_guard lock(inc->mutex);
+    if (inc->dead) return false;
+    inc->calls.emplace(id, p);
+    // The reader thread may be asleep without a timeout: it watches started calls from now.
+    if (inc->started++ == 0 && inc->reader_reads) {
+      const uint64_t one = 1;
+      [[maybe_unused]] auto r = ::write(inc->kick, &one, sizeof one);
+    }
   }
+  impl.in_flight.fetch_add(1);
+  inc->ch->send(Msg::kCall, id, impl.call_head(what, handler, call), input);  // a failed send shows up as the child's death
+  return true;
 }
 
 }  // namespace mcph::isolation

@@ -31,6 +31,10 @@ class ProcessInstance final : public plugins::Instance {
   ~ProcessInstance() override;
 
   void run(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call) const override;
+  // The call's frame goes out and this returns; the incarnation's reader thread finishes it
+  // (its answer, or the process's death) and runs `done`.
+  bool start(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call,
+             std::function<void()> done) const override;
   void begin_shutdown() override;
   int in_flight() const override;
   plugins::InstanceHealth health() const override;

@@ -27,8 +27,8 @@ enum class Msg : uint8_t {
   // host -> child
   kCreate = 1,    // head: {name, library, search_dirs, credentials, settings, create_timeout_ms, cpu_seconds_per_call,
                   //   sandbox, log_level, replica}
-  kCall = 2,      // id: call. head: {kind, index, what, deadline_ms, principal, caller?, client_capabilities, traceparent?,
-                  //   input_responses, state?}; body: the input JSON
+  kCall = 2,      // id: call. head: {kind, index, what, deadline_ms, principal?, caller?, client_capabilities?, traceparent?,
+                  //   input_responses?, may_hand_over?, state?} (? absent when empty); body: the input JSON
   kCancel = 3,    // id: call
   kReply = 4,     // id: service request. head: the answer; body: bytes it carries
   kHttpHead = 5,  // id: service request (streamed HTTP). head: {status, headers}
@@ -36,7 +36,8 @@ enum class Msg : uint8_t {
   kShutdown = 7,  // end calls (they see call_cancelled), destroy the instance, exit 0
   // child -> host
   kCreated = 20,  // head: {ok, error?, library: {path, name, version}, registration}
-  kResult = 21,   // id: call. head: the outcome; body: the result JSON (when not an error)
+  kResult = 21,   // id: call. head: the outcome {has_outcome, is_error?, error_status?, error_text?, input_requests?,
+                  //   missing_capability?, next_state?, task_handle?}; body: the result JSON (when not an error)
   kProgress = 22, // id: call. head: {progress, total, message}
   kCallLog = 23,  // id: call. head: {level, logger}; body: data JSON
   kLog = 24,      // head: {level}; body: a log line of the plugin (or the runner)

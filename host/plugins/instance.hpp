@@ -318,6 +318,15 @@ class Instance {
   // error (is_error) saying so, naming `what` (e.g. "prompt 'greet'"). Returns when the
   // handler has returned, or (process mode) when its process died or was ended.
   virtual void run(const std::string& what, HandlerRef handler, const std::string& input, mcph_call& call) const = 0;
+  // Like run(), but returns once the handler has started, when this instance can: `done`
+  // runs once, on another thread, when `call` has its outcome (as run() leaves it). False,
+  // with nothing started, when it cannot; the caller then uses run(). An instance in this
+  // process cannot (its handler needs this thread); one in a child process can when its
+  // process is up, so that a call waiting for another process holds no thread.
+  virtual bool start(const std::string& /*what*/, HandlerRef /*handler*/, const std::string& /*input*/, mcph_call& /*call*/,
+                     std::function<void()> /*done*/) const {
+    return false;
+  }
   // Runs the plugin's credential check (see register_credential_check) for `call.caller`.
   void check_credentials(mcph_call& call) const {
     run("credential check", {HandlerRef::Kind::kCredentialCheck, 0}, "{}", call);

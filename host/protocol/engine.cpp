@@ -117,11 +117,11 @@ uint32_t index_in(const std::vector<T>& list, const T* item) {
 }  // namespace
 
 std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
-  const json& v = meta.value(kMetaVersion, json());
-  if (!v.is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
-  if (v != kModernVersion) {
+  auto v = meta.find(kMetaVersion);
+  if (v == meta.end() || !v->is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
+  if (!is_text(*v, kModernVersion)) {
     return RpcError{code::kUnsupportedVersion, "Unsupported protocol version",
-                    json{{"supported", json::array({kModernVersion})}, {"requested", v}}};
+                    json{{"supported", json::array({kModernVersion})}, {"requested", *v}}};
   }
   auto caps = meta.find(kMetaCapabilities);
   if (caps == meta.end() || !caps->is_object()) {
@@ -233,6 +233,7 @@ struct Engine::Prepared {
   bool may_hand_over = false;
   bool awaits_task = false;
   bool listening = false;  // subscriptions/listen: the stream stays open, with no answer yet
+  bool ready = false;      // the call has its input and caller (Engine::ready)
 
   void aim(Kind k, const plugins::Instance* i, plugins::HandlerRef h, std::string n, json in) {
     static constexpr const char* kWhat[] = {"tool", "resource", "prompt", "completion for"};
@@ -284,6 +285,9 @@ Engine::Engine(std::shared_ptr<const plugins::Registry> registry, EngineOptions 
 }
 
 Engine::~Engine() {
+  // Calls started on other processes finish on their readers' threads, with this engine.
+  // (Each ends by its deadline: past it, its process is ended.)
+  while (started_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   end_streams();
   for (const auto& inst : catalog()->registry->instances()) inst->set_listener(nullptr);  // waits for a running notice
   scheduler_.stop();
@@ -519,20 +523,82 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
                                                            std::to_string(timeout_of(*p).count()) + " ms"));
   };
-  if (here == Here::kAlways || (here == Here::kInProcess && p->instance->in_process())) {
+  const bool local = p->instance->in_process();
+  // A call to another process runs here only when it is alone on its instance (it then
+  // looks for its answer without sleeping); with others in flight it joins them below.
+  if ((here == Here::kAlways && (local || p->instance->in_flight() == 0)) || (here == Here::kInProcess && local)) {
     if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) {
       finish(execute_guarded(*p, *session));
       scheduler_.leave(entry);
       return;
     }
+  } else if (!local) {
+    // A call to another process holds no thread while it waits: its frame goes out from
+    // this thread (or, when its instance has no free slot, from a worker once it has), and
+    // the thread that reads the child's answer finishes it.
+    if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) return launch(p, session, finish, expired, entry);
+    auto run = [this, p, session, finish, expired](const Scheduler::Entry& entry) { launch(p, session, finish, expired, entry); };
+    if (!scheduler_.submit_detached(p->instance, in->call.deadline, std::move(run), std::move(expired))) busy(*p, *session, finish);
+    return;
   }
   auto run = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
-  if (scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) return;
-  in->reporter->close();
-  session->forget(p->key, in);
-  finish(late_answer(*p, MCPH_ERR_RESOURCE_EXHAUSTED,
-                     "mcp-host is busy: too many calls are waiting for plugin instance '" + p->instance->name() +
+  if (!scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) busy(*p, *session, finish);
+}
+
+// A call to another process, with a slot of its instance (`entry`): started, returning at
+// once. Cancelled while it waited, it is over (no answer); when its process is not up, a
+// worker waits for it.
+void Engine::launch(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
+                    const std::function<void()>& expired, const Scheduler::Entry& entry) {
+  if (!ready(*p, *session)) {
+    finish(json());
+    return scheduler_.leave(entry);
+  }
+  if (start(p, session, finish, expired, entry)) return;
+  scheduler_.leave(entry);
+  auto wait = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
+  if (!scheduler_.submit(p->instance, p->call->call.deadline, std::move(wait), expired)) busy(*p, *session, finish);
+}
+
+// A call its instance's queue has no room for is answered at once.
+void Engine::busy(Prepared& p, Session& session, const Done& finish) {
+  p.call->reporter->close();
+  session.forget(p.key, p.call);
+  finish(late_answer(p, MCPH_ERR_RESOURCE_EXHAUSTED,
+                     "mcp-host is busy: too many calls are waiting for plugin instance '" + p.instance->name() +
                          "' (server.max_queued_calls); try again shortly"));
+}
+
+// Starts a ready call on its instance without waiting (plugins::Instance::start). The first
+// round is settled on the thread that hears the outcome; a handler that asks a legacy client
+// for input (which waits for the client) goes on with its next rounds on a worker. False
+// when the instance cannot start it now.
+bool Engine::start(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
+                   const std::function<void()>& expired, const Scheduler::Entry& entry) {
+  started_.fetch_add(1);
+  auto done = [this, p, session, finish, expired, entry] {
+    bool settled = true;
+    json answer = guarded(*p, *session, [&] {
+      json out;
+      settled = settle(*p, out);
+      return settled ? conclude(*p, *session, std::move(out)) : json();
+    });
+    if (settled) finish(std::move(answer));
+    scheduler_.leave(entry);
+    if (!settled) {
+      auto rounds = [this, p, session, finish] {
+        finish(guarded(*p, *session, [&] {
+          json out;
+          return ask(*p, *session, 1, out) ? execute(*p, *session, 2) : conclude(*p, *session, std::move(out));
+        }));
+      };
+      if (!scheduler_.submit(p->instance, p->call->call.deadline, std::move(rounds), expired)) busy(*p, *session, finish);
+    }
+    started_.fetch_sub(1);
+  };
+  if (p->instance->start(p->what, p->handler, p->input, p->call->call, std::move(done))) return true;
+  started_.fetch_sub(1);
+  return false;
 }
 
 // The answer for a call that did not get one from its handler: at its deadline, or when it
@@ -561,9 +627,10 @@ Engine::Prepared Engine::prepare_guarded(json& message, Session& session, const 
   return p;
 }
 
-json Engine::execute_guarded(Prepared& p, Session& session) {
+template <typename Work>
+json Engine::guarded(Prepared& p, Session& session, Work&& work) {
   try {
-    return execute(p, session);
+    return work();
   } catch (const std::exception& e) {
     spdlog::error("{}: internal error: {}", p.what, e.what());
   } catch (...) {
@@ -572,6 +639,10 @@ json Engine::execute_guarded(Prepared& p, Session& session) {
   p.call->reporter->close();
   session.forget(p.key, p.call);
   return make_error(p.req.id, {code::kInternalError, "Internal error", nullptr});
+}
+
+json Engine::execute_guarded(Prepared& p, Session& session) {
+  return guarded(p, session, [&] { return ready(p, session) ? execute(p, session, 1) : json(); });
 }
 
 // 2025-03-26 batches: their calls run concurrently, like single requests; the answers come
@@ -639,7 +710,7 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
     return p;
   }
   auto version_it = m.find("jsonrpc");
-  if (version_it == m.end() || *version_it != "2.0") {
+  if (version_it == m.end() || !is_text(*version_it, "2.0")) {
     p.response = make_error(id, {code::kInvalidRequest, "Invalid Request: jsonrpc must be \"2.0\"", nullptr});
     return p;
   }
@@ -732,8 +803,13 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
   r.caller = channel != nullptr ? channel->caller() : nullptr;
   auto params = m.find("params");
   if (params != m.end() && params->is_object()) {
-    const json& name = params->value("name", json());
-    const json& uri = params->value("uri", json());
+    static const json none;
+    auto member = [&](const char* key) -> const json& {
+      auto it = params->find(key);
+      return it != params->end() ? *it : none;
+    };
+    const json& name = member("name");
+    const json& uri = member("uri");
     const auto catalog = this->catalog();
     if (r.method == "tools/call" && name.is_string()) {
       r.tool = name.get<std::string>();
@@ -799,7 +875,7 @@ std::optional<RpcError> Engine::select_era(Request& req, Session& session) const
   if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
     if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
-    req.client_capabilities = req.meta[kMetaCapabilities];
+    req.client_capabilities = std::move(req.meta[kMetaCapabilities]);  // (checked above; not read from _meta again)
     req.modern = true;
     req.version = kModernVersion;
     return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
@@ -999,10 +1075,10 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
 
 std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
   const plugins::Registry& registry = *req.catalog->registry;
-  const json& name = req.params.value("name", json());
-  if (!name.is_string()) return invalid_params("tools/call: params.name (a string) is required");
-  const auto* entry = registry.find(name.get_ref<const std::string&>());
-  if (entry == nullptr) return invalid_params("Unknown tool: " + name.get<std::string>());
+  auto name = req.params.find("name");
+  if (name == req.params.end() || !name->is_string()) return invalid_params("tools/call: params.name (a string) is required");
+  const auto* entry = registry.find(name->get_ref<const std::string&>());
+  if (entry == nullptr) return invalid_params("Unknown tool: " + name->get<std::string>());
   json args = json::object();
   if (auto a = req.params.find("arguments"); a != req.params.end() && !a->is_null()) args = std::move(*a);
   if (!args.is_object()) return invalid_params("tools/call: params.arguments must be an object");
@@ -1167,13 +1243,17 @@ std::string Engine::binding(const Prepared& p) const {
   return p.req.method + '\n' + p.name + '\n' + p.input + '\n' + (caller ? caller->principal : std::string());
 }
 
-json Engine::execute(Prepared& p, Session& session) {
+// Gives the call its caller and this round's input, once. False (no answer) when its
+// client cancelled it while it waited: the handler never starts.
+bool Engine::ready(Prepared& p, Session& session) {
   const Request& req = p.req;
   mcph_call& call = p.call->call;
-  if (call.cancelled.load()) {  // cancelled while it waited: the handler never starts
+  if (call.cancelled.load()) {
     session.forget(p.key, p.call);
-    return json();
+    return false;
   }
+  if (p.ready) return true;
+  p.ready = true;
   call.events = p.call->reporter.get();
   call.client_capabilities = req.client_capabilities;
   if (const plugins::Caller* caller = req.channel->caller()) {
@@ -1183,58 +1263,84 @@ json Engine::execute(Prepared& p, Session& session) {
   call.input_responses = std::move(p.input_responses);
   call.state = std::move(p.state);
   call.input_value = &p.input_value;
+  return true;
+}
 
+// Runs the handler from round `round` on until the call is settled; its answer.
+json Engine::execute(Prepared& p, Session& session, int round) {
   json out;
-  for (int round = 1;; ++round) {
-    p.instance->run(p.what, p.handler, p.input, call);
-    if (call.cancelled.load()) break;
-    if (!call.task_handle.empty()) {  // the plugin finishes it later, as a task
-      out = handed_over(p, call);
-      break;
-    }
-    if (!call.missing_capability.empty()) {
-      out = make_error(req.id, {code::kMissingClientCapability,
-                                p.what + " needs the client capability '" + call.missing_capability + "', which the client did not declare",
-                                json{{"requiredCapabilities", json{{call.missing_capability, json::object()}}}}});
-      break;
-    }
-    if (call.input_requests.empty()) {
-      out = answer(p, call);
-      break;
-    }
-    if (req.modern && p.task_id.empty()) {  // the client asks the user and retries (MRTR)
-      out = make_result(req.id, input_required(p, call));
-      break;
-    }
-    // Older revisions: ask the client ourselves, then run the handler again. A 2026-07-28
-    // task waits for the answers the client sends with tasks/update.
-    json answers;
-    std::optional<std::string> failure;
-    if (round == kMaxInputRounds) {
-      failure = p.what + " asked for input " + std::to_string(round) + " times; giving up";
-    } else if (req.modern) {
-      failure = options_.tasks->ask(p.task_id, call.input_requests, call, answers);
-    } else {
-      if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, true);
-      failure = ask_client(session, req, call, answers);
-      if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, false);
-    }
-    if (failure) {
-      call.reset_outcome();
-      call.has_outcome = call.is_error = true;
-      call.error_status = MCPH_ERR_FAILED_PRECONDITION;
-      call.error_text = *failure;
-      out = answer(p, call);
-      break;
-    }
-    if (call.cancelled.load()) break;
-    call.input_responses = std::move(answers);
-    call.state = call.next_state;
+  for (;; ++round) {
+    p.instance->run(p.what, p.handler, p.input, p.call->call);
+    if (settle(p, out) || !ask(p, session, round, out)) break;
   }
+  return conclude(p, session, std::move(out));
+}
+
+// After a round of the handler: true, with the call's answer in `out` (none if it was
+// cancelled), when that round settled it; false when the host must get the input it asked
+// for from the client (or its task) and run it again.
+bool Engine::settle(Prepared& p, json& out) {
+  const Request& req = p.req;
+  mcph_call& call = p.call->call;
+  if (call.cancelled.load()) return true;
+  if (!call.task_handle.empty()) {  // the plugin finishes it later, as a task
+    out = handed_over(p, call);
+    return true;
+  }
+  if (!call.missing_capability.empty()) {
+    out = make_error(req.id, {code::kMissingClientCapability,
+                              p.what + " needs the client capability '" + call.missing_capability + "', which the client did not declare",
+                              json{{"requiredCapabilities", json{{call.missing_capability, json::object()}}}}});
+    return true;
+  }
+  if (call.input_requests.empty()) {
+    out = answer(p, call);
+    return true;
+  }
+  if (req.modern && p.task_id.empty()) {  // the client asks the user and retries (MRTR)
+    out = make_result(req.id, input_required(p, call));
+    return true;
+  }
+  return false;
+}
+
+// Older revisions: asks the client for round `round`'s input ourselves (a 2026-07-28 task
+// waits for the answers the client sends with tasks/update), for the next round. False,
+// with the answer in `out` (none if it was cancelled), when there is no next round.
+bool Engine::ask(Prepared& p, Session& session, int round, json& out) {
+  const Request& req = p.req;
+  mcph_call& call = p.call->call;
+  json answers;
+  std::optional<std::string> failure;
+  if (round == kMaxInputRounds) {
+    failure = p.what + " asked for input " + std::to_string(round) + " times; giving up";
+  } else if (req.modern) {
+    failure = options_.tasks->ask(p.task_id, call.input_requests, call, answers);
+  } else {
+    if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, true);
+    failure = ask_client(session, req, call, answers);
+    if (!p.task_id.empty()) options_.tasks->set_waiting(p.task_id, false);
+  }
+  if (failure) {
+    call.reset_outcome();
+    call.has_outcome = call.is_error = true;
+    call.error_status = MCPH_ERR_FAILED_PRECONDITION;
+    call.error_text = *failure;
+    out = answer(p, call);
+    return false;
+  }
+  if (call.cancelled.load()) return false;
+  call.input_responses = std::move(answers);
+  call.state = call.next_state;
+  return true;
+}
+
+// The call is over: the client hears no more of it. Its answer, none when it was cancelled
+// (mcp-spec §2.8: no further messages).
+json Engine::conclude(Prepared& p, Session& session, json out) {
   p.call->reporter->close();
   session.forget(p.key, p.call);
-  // A cancelled request gets no response (mcp-spec §2.8: no further messages).
-  if (call.cancelled.load()) return json();
+  if (p.call->call.cancelled.load()) return json();
   return out;
 }
 

@@ -281,8 +281,22 @@ class Engine final : public plugins::ResourceListener {
   Prepared prepare(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel, const RequestRecord* record);
   Prepared prepare_guarded(json& message, Session& session, const std::shared_ptr<ReplyChannel>& channel,
                            const RequestRecord* record = nullptr);
-  json execute(Prepared& prepared, Session& session);
-  json execute_guarded(Prepared& prepared, Session& session);
+  // A call's steps: its caller and input (once); its handler's rounds; what a round
+  // settled; the input a legacy client gives for the next round; the answer once it is over.
+  bool ready(Prepared& p, Session& session);
+  json execute(Prepared& p, Session& session, int round);
+  bool settle(Prepared& p, json& out);
+  bool ask(Prepared& p, Session& session, int round, json& out);
+  json conclude(Prepared& p, Session& session, json out);
+  // `work`'s answer, or an internal error (logged, the call forgotten) when it throws.
+  template <typename Work>
+  json guarded(Prepared& p, Session& session, Work&& work);
+  json execute_guarded(Prepared& p, Session& session);  // ready() and execute(), guarded
+  bool start(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
+             const std::function<void()>& expired, const Scheduler::Entry& entry);
+  void launch(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
+              const std::function<void()>& expired, const Scheduler::Entry& entry);
+  void busy(Prepared& p, Session& session, const Done& finish);
   // Runs a prepared call on the scheduler; `done` gets its answer exactly once: the
   // handler's, the deadline's, or "busy" when its instance's queue is full.
   // Runs a call on a worker, or with `here` on this thread if its instance has a free slot
@@ -351,6 +365,7 @@ class Engine final : public plugins::ResourceListener {
   // handle() and submit() at work now: a transport's thread may still be inside one after
   // its input ended (stdio's reader), and the engine must outlive it.
   std::atomic<int> entered_{0};
+  std::atomic<int> started_{0};  // calls started on other processes, not yet finished (Engine::start)
   struct Entered {
     explicit Entered(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
     ~Entered() { n_.fetch_sub(1); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -39,5 +40,11 @@ std::string string_member(const json& obj, const char* key);
 
 // A request id must be a string or an integer (MCP: never null, never fractional).
 bool valid_id(const json& id);
+
+// Whether `value` is the string `text`. (Comparing a json with a literal builds a json of the
+// literal first: a heap allocation per comparison on the path of every request.)
+inline bool is_text(const json& value, std::string_view text) {
+  return value.is_string() && value.get_ref<const std::string&>() == text;
+}
 
 }  // namespace mcph::protocol

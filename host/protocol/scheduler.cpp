@@ -11,6 +11,7 @@ struct Scheduler::Job {
   Lane lane;
   std::pair<Clock::time_point, uint64_t> key;  // in deadlines_
   std::function<void()> run;
+  std::function<void(const Entry&)> detached;  // instead of run: leaves its slot itself
   std::function<void()> expired;
   State state = State::kQueued;
   bool stuck = false;
@@ -34,6 +35,16 @@ size_t Scheduler::cap(Lane lane) const {
 }
 
 bool Scheduler::submit(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void()> expired) {
+  return queue(lane, deadline, std::move(run), nullptr, std::move(expired));
+}
+
+bool Scheduler::submit_detached(Lane lane, Clock::time_point deadline, std::function<void(const Entry&)> run,
+                                std::function<void()> expired) {
+  return queue(lane, deadline, nullptr, std::move(run), std::move(expired));
+}
+
+bool Scheduler::queue(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void(const Entry&)> detached,
+                      std::function<void()> expired) {
   std::lock_guard lock(mutex_);
   if (stopping_) return false;
   LaneState& l = lanes_[lane];
@@ -44,13 +55,16 @@ bool Scheduler::submit(Lane lane, Clock::time_point deadline, std::function<void
   if (waiting >= options_.max_queued) return false;
   auto job = watch(lane, deadline, std::move(expired));
   job->run = std::move(run);
+  job->detached = std::move(detached);
   l.queue.push_back(job);
   ++queued_;
   if (!l.ready) {
     l.ready = true;
     ready_.push_back(lane);
   }
-  wake_worker();
+  // A thread is woken for it only if it could run now; else the call that frees its slot
+  // (leave(), or a worker that finished) takes it up.
+  if (l.queue.size() <= std::min(lane_free, all_free)) wake_worker();
   return true;
 }
 
@@ -69,9 +83,46 @@ Scheduler::Entry Scheduler::try_enter(Lane lane, Clock::time_point deadline, std
 }
 
 void Scheduler::leave(const Entry& entry) {
-  std::lock_guard lock(mutex_);
-  done(entry);
-  if (!ready_.empty()) wake_worker();
+  // A job leave() started runs on this thread now (its own leave() wakes a worker instead).
+  static thread_local bool starting = false;
+  std::shared_ptr<Job> next;
+  {
+    std::lock_guard lock(mutex_);
+    done(entry);
+    if (!starting) next = next_detached(entry->lane);
+    if (!next && !ready_.empty()) wake_worker();
+  }
+  if (!next) return;
+  starting = true;
+  try {
+    next->detached(next);
+  } catch (...) {
+    spdlog::error("starting a call failed");
+  }
+  starting = false;
+}
+
+// With mutex_ held: the next job of `lane` if it is detached and may run now, taken off
+// the queue. The slot a detached job left goes to it on the leaving thread: it only starts
+// (the work goes on elsewhere), so no worker need wake for it.
+std::shared_ptr<Scheduler::Job> Scheduler::next_detached(Lane lane) {
+  auto it = lanes_.find(lane);
+  if (it == lanes_.end()) return nullptr;
+  LaneState& l = it->second;
+  if (l.queue.empty() || !l.queue.front()->detached || l.running - l.stuck >= cap(lane) || running_ - stuck_ >= options_.max_running) {
+    return nullptr;
+  }
+  auto job = std::move(l.queue.front());
+  l.queue.pop_front();
+  --queued_;
+  if (l.queue.empty() && l.ready) {
+    l.ready = false;
+    ready_.erase(std::find(ready_.begin(), ready_.end(), lane));
+  }
+  job->state = Job::State::kRunning;
+  ++l.running;
+  ++running_;
+  return job;
 }
 
 // With mutex_ held: a new job, its deadline watched. The watchdog is woken only for a
@@ -189,14 +240,18 @@ void Scheduler::worker() {
     }
     lock.unlock();
     try {
-      job->run();
+      if (job->detached) {
+        job->detached(job);
+      } else {
+        job->run();
+      }
     } catch (const std::exception& e) {  // the engine guards its jobs; this is the last net
       spdlog::error("a call ended with an exception: {}", e.what());
     } catch (...) {
       spdlog::error("a call ended with an unknown exception");
     }
     lock.lock();
-    done(job);
+    if (!job->detached) done(job);
   }
   exited_.push_back(std::this_thread::get_id());
   idle_cv_.notify_all();

@@ -63,6 +63,12 @@ class Scheduler {
   Entry try_enter(Lane lane, Clock::time_point deadline, std::function<void()> expired);
   void leave(const Entry& entry);
 
+  // Like submit(), for work that goes on after `run` returns (a call waiting for another
+  // process, which needs no thread meanwhile): `run` gets its slot's entry, which stays
+  // taken until leave(entry).
+  bool submit_detached(Lane lane, Clock::time_point deadline, std::function<void(const Entry&)> run,
+                       std::function<void()> expired);
+
   LaneStats stats(Lane lane) const;
   size_t running() const;  // over all lanes, stuck included
 
@@ -83,10 +89,13 @@ class Scheduler {
     bool ready = false;  // listed in ready_
   };
 
+  bool queue(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void(const Entry&)> detached,
+             std::function<void()> expired);
   void worker();
   void watchdog();
   // With mutex_ held:
   std::shared_ptr<Job> next_job();  // null if none may run now
+  std::shared_ptr<Job> next_detached(Lane lane);
   std::shared_ptr<Job> watch(Lane lane, Clock::time_point deadline, std::function<void()> expired);
   void done(const std::shared_ptr<Job>& job);   // it returned
   void wake_worker();

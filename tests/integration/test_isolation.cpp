@@ -135,6 +135,86 @@ TEST(Isolation, TheHealthyInstanceAnswersThroughoutACrash) {
   EXPECT_NE(text_of(boom).find(kSegvEnds), std::string::npos) << boom;
 }
 
+int threads_of(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Threads:")) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Sends `n` calls of `tool` with `args` in one write, ids "<prefix>0".."<prefix>n-1".
+void send_together(Process& p, const std::string& prefix, int n, const std::string& tool, const json& args) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += call(prefix + std::to_string(i), tool, args).dump() + "\n";
+  p.write_raw(out);
+}
+
+// Calls in flight together on an isolated instance are started and answered without a
+// thread of the host waiting for each (stdio's reader sends them; the instance's reader
+// thread finishes them): forty half-second calls add only a few threads to the host.
+TEST(Isolation, CallsInFlightTogetherHoldNoThreadOfTheHostEach) {
+  StdioHost host(isolated());
+  host.child_pid();
+  const int idle = threads_of(host.p().pid());
+  send_together(host.p(), "s", 40, "slow", {{"ms", 800}});
+  std::this_thread::sleep_for(400ms);
+  const int busy = threads_of(host.p().pid());
+  auto answers = host.p().read_responses(40, 10s);
+  ASSERT_EQ(answers.size(), 40u) << host.p().stderr_text();
+  for (const auto& [id, r] : answers) EXPECT_EQ(text_of(r), "done") << id << r;
+  EXPECT_GT(idle, 0);
+  EXPECT_LE(busy - idle, 6) << idle << " threads idle, " << busy << " with 40 calls in flight";
+}
+
+// A child that crashes with many calls in flight ends each of them with the clear error.
+TEST(Isolation, ACrashEndsEveryCallInFlightWithTheClearError) {
+  StdioHost host(isolated());
+  const int first = host.child_pid();
+  send_together(host.p(), "s", 10, "slow", {{"ms", 5000}});
+  std::this_thread::sleep_for(100ms);
+  const auto t0 = Clock::now();
+  host.p().send(call("boom", "crash", {{"how", "segv"}}));
+  auto answers = host.p().read_responses(11, 5s);
+  EXPECT_LT(seconds_since(t0), 1.5);
+  ASSERT_EQ(answers.size(), 11u) << host.p().stderr_text();
+  for (int i = 0; i < 10; ++i) {
+    const json& r = answers["s" + std::to_string(i)];
+    EXPECT_TRUE(r["result"]["isError"].get<bool>()) << r;
+    EXPECT_EQ(text_of(r), std::string("plugin 'bad' ") + kSegvEnds + " during tool 'slow'; restarting") << r;
+  }
+  int again = 0;
+  EXPECT_TRUE(eventually([&] { return (again = host.child_pid()) > 0; }, 5s)) << host.p().stderr_text();
+  EXPECT_NE(again, first);
+}
+
+// Past their deadline, calls in flight together are cancelled in the child: one that stops
+// leaves its process be; one that ignores the cancellation has its process ended.
+TEST(Isolation, CallsInFlightTogetherAreCancelledAtTheirDeadline) {
+  StdioHost host(isolated(), "  call_timeout_ms: 300\n");
+  const int first = host.child_pid();
+  send_together(host.p(), "s", 4, "slow", {{"ms", 20000}});
+  auto answers = host.p().read_responses(4, 5s);
+  ASSERT_EQ(answers.size(), 4u) << host.p().stderr_text();
+  // Each is answered at its deadline, or by its handler if it stopped first (a race).
+  for (const auto& [id, r] : answers) {
+    const std::string text = text_of(r);
+    EXPECT_TRUE(text == "cancelled" || text.find("did not finish within 300 ms") != std::string::npos) << r;
+  }
+  // Cancelled, they returned: the process lives on (past the 1 s it would get otherwise).
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(host.child_pid(), first);
+  EXPECT_EQ(host.p().stderr_text().find("ignored its cancellation"), std::string::npos) << host.p().stderr_text();
+
+  send_together(host.p(), "t", 3, "stall", {{"ms", 20000}});
+  answers = host.p().read_responses(3, 5s);
+  ASSERT_EQ(answers.size(), 3u) << host.p().stderr_text();
+  EXPECT_TRUE(eventually([&] { return process_gone(first); }, 3s));
+  int again = 0;
+  EXPECT_TRUE(eventually([&] { return (again = host.child_pid()) > 0 && again != first; }, 5s));
+  EXPECT_NE(host.p().stderr_text().find("ignored its cancellation past its deadline"), std::string::npos);
+}
+
 TEST(Isolation, AnInstanceThatKeepsCrashingEndsFailed) {
   StdioHost host(isolated("    restart: { max_per_minute: 2, backoff_ms: 20 }\n"));
   for (int i = 0; i < 3; ++i) {

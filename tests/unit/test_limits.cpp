@@ -3,7 +3,9 @@
 // bounded queues, deadlines that hold whether or not a job returns).
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -193,6 +195,46 @@ TEST(SchedulerTest, AnEnteredCallPastItsDeadlineExpiresAndFreesItsSlot) {
   s.leave(entry);  // it returned after all
   EXPECT_EQ(s.stats(&a).stuck, 0u);
   EXPECT_EQ(expired, 1);
+  EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
+}
+
+// A detached job's work goes on after it returns (a call started on another process): its
+// slot stays taken until leave(), and the slot it leaves goes to the next detached job of its
+// lane on the leaving thread, with no worker woken for it.
+TEST(SchedulerTest, ADetachedJobHoldsItsSlotUntilItLeavesAndHandsItOn) {
+  protocol::Scheduler s({4, 10});
+  int a = 0;
+  s.set_cap(&a, 1);
+  const auto later = Clock::now() + 10s;
+  std::mutex m;
+  std::vector<protocol::Scheduler::Entry> entries;
+  std::vector<std::thread::id> ran_on;
+  auto job = [&](const protocol::Scheduler::Entry& e) {
+    std::lock_guard lock(m);
+    entries.push_back(e);
+    ran_on.push_back(std::this_thread::get_id());
+  };
+  ASSERT_TRUE(s.submit_detached(&a, later, job, [] {}));
+  ASSERT_TRUE(s.submit_detached(&a, later, job, [] {}));
+  const auto t0 = Clock::now();
+  while (s.stats(&a).queued > 1 && Clock::now() - t0 < 2s) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(50ms);  // the first has returned; its slot is still taken
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(entries.size(), 1u);
+  }
+  EXPECT_EQ(s.stats(&a).running, 1u);
+  EXPECT_EQ(s.stats(&a).queued, 1u);
+  EXPECT_FALSE(s.try_enter(&a, later, [] {}));
+  s.leave(entries[0]);  // runs the second here
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(ran_on[1], std::this_thread::get_id());
+  }
+  EXPECT_EQ(s.stats(&a).running, 1u);
+  EXPECT_FALSE(s.wait_idle(Clock::now() + 20ms));
+  s.leave(entries[1]);
   EXPECT_TRUE(s.wait_idle(Clock::now() + 1s));
 }
 
