@@ -400,8 +400,9 @@ void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
     }
     if (!lead) continue;
     bool got = false;
-    // With started calls the next frame is likely their answer: look for it before sleeping,
-    // and sleep no longer than the next watch.
+    // With started calls it sleeps no longer than their next watch. (It does not look for
+    // their answers without sleeping first, as a lone waiting call does: under load that
+    // takes the CPU the child needs to answer; measured slower at 64 in flight.)
     auto st = started ? inc->read_frame(f, got, static_cast<int>(kWatchEvery.count()), true) : inc->read_frame(f, got, -1, true);
     if (st && got) broken = dispatch(inc, f);  // under the token: a frame is served before the next is read
     {
