@@ -109,6 +109,16 @@ class Child {
   int timer_ = -1;                 // timerfd the standby thread waits on
   bool lazy_ = false;              // guarded by pool_mutex_
   std::thread::id lazy_thread_;    // guarded by pool_mutex_
+  std::chrono::steady_clock::time_point lazy_since_;  // guarded: when the lazy call started
+  // Guarded: the timer runs. It is set once for a run of quick calls, not per call (two
+  // system calls per call otherwise); when it fires, the standby looks at the call running
+  // then and sets it again for that call's remaining time.
+  bool timer_set_ = false;
+  void set_timer(long ns) {
+    const itimerspec t{{0, 0}, {0, ns}};
+    timerfd_settime(timer_, 0, &t, nullptr);
+    timer_set_ = true;
+  }
 };
 
 // A call running here; its events become frames.
@@ -355,7 +365,14 @@ void Child::stand_by() {
     uint64_t expirations;
     if (::read(timer_, &expirations, sizeof expirations) < 0 && errno != EINTR) return;
     std::lock_guard lock(pool_mutex_);
-    if (lazy_) hand_off_locked();
+    timer_set_ = false;
+    if (!lazy_) continue;
+    const long ran = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - lazy_since_).count();
+    if (ran >= kLazyLimitNs) {
+      hand_off_locked();
+    } else {
+      set_timer(kLazyLimitNs - ran);
+    }
   }
 }
 
@@ -525,16 +542,13 @@ void Child::follow(bool main_thread) {
         std::lock_guard lock(pool_mutex_);
         lazy_ = true;
         lazy_thread_ = std::this_thread::get_id();
+        lazy_since_ = std::chrono::steady_clock::now();
+        if (!timer_set_) set_timer(kLazyLimitNs);
       }
-      const itimerspec limit{{0, 0}, {0, kLazyLimitNs}};
-      timerfd_settime(timer_, 0, &limit, nullptr);
       run_call(call);
       std::unique_lock lock(pool_mutex_);
       if (!lazy_) break;  // the reading was handed on meanwhile: follow again
       lazy_ = false;
-      lock.unlock();
-      const itimerspec off{};
-      timerfd_settime(timer_, 0, &off, nullptr);
     }
   }
 }
