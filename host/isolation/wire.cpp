@@ -67,21 +67,19 @@ bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::strin
 }
 
 bool Channel::fill(size_t need) {
-  if (pos_ > 0 && pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  }
-  while (buf_.size() - pos_ < need) {
-    if (pos_ > 0 && pos_ * 2 >= buf_.size()) {  // keep the buffer from growing without end
-      buf_.erase(0, pos_);
+  if (pos_ == end_) pos_ = end_ = 0;
+  while (end_ - pos_ < need) {
+    if (pos_ > 0 && (pos_ * 2 >= end_ || buf_.size() - pos_ < need)) {  // move what is left to the front
+      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+      end_ -= pos_;
       pos_ = 0;
     }
-    const size_t old = buf_.size();
-    const size_t want = std::max<size_t>(64 * 1024, need - (old - pos_));
-    buf_.resize(old + want);
-    const ssize_t n = ::recv(fd_, buf_.data() + old, want, 0);
-    buf_.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
-    if (n > 0) continue;
+    if (buf_.size() < std::max<size_t>(64 * 1024, need)) buf_.resize(std::max<size_t>(64 * 1024, need));
+    const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
+    if (n > 0) {
+      end_ += static_cast<size_t>(n);
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
     return false;
   }
@@ -100,7 +98,7 @@ bool Channel::readable_within(std::chrono::steady_clock::duration spin) const {
 }
 
 Status Channel::read(Frame& frame) {
-  if (!fill(kHeader)) return Error{buf_.size() == pos_ ? "closed" : "connection broken inside a frame"};
+  if (!fill(kHeader)) return Error{end_ == pos_ ? "closed" : "connection broken inside a frame"};
   const char* h = buf_.data() + pos_;
   const size_t size = get_u32(h);
   const uint32_t head_size = get_u32(h + 9);

@@ -81,18 +81,21 @@ class Channel {
   // Wakes a blocked read() and fails every later send (the fd stays open until destruction).
   void shutdown();
   // Bytes already read from the socket that read() has not returned yet (by the reader).
-  bool buffered() const { return pos_ < buf_.size(); }
+  bool buffered() const { return pos_ < end_; }
   // Whether bytes are buffered or arrive within `spin` (looked for without sleeping, at
   // least once when `spin` is positive; an error or the peer's end counts as arriving:
   // read() reports it).
   bool readable_within(std::chrono::steady_clock::duration spin) const;
 
  private:
-  bool fill(size_t need);  // until buf_ holds `need` bytes after pos_
+  bool fill(size_t need);  // until buf_ holds `need` bytes after pos_ (up to end_)
   int fd_;
   std::mutex write_mutex_;
-  std::string buf_;  // read side
-  size_t pos_ = 0;
+  // Read side: bytes [pos_, end_) of buf_ are read and not yet taken. buf_'s size is room
+  // kept between reads (it only grows: resizing a string clears what it adds, which per
+  // read would cost more than the read).
+  std::string buf_;
+  size_t pos_ = 0, end_ = 0;
 };
 
 // state_list's rows as they travel in a body (values are bytes, not JSON): u32-prefixed
