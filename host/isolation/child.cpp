@@ -516,7 +516,8 @@ int Child::serve() {
 }
 
 // A thread of the child: waits to lead, then reads frames until it reads a call, which it
-// runs after handing the reading on. The main thread never retires; others do after 30 s idle.
+// runs while it still leads (the standby hands the reading on if the call takes longer than
+// kLazyLimitNs). The main thread never retires; others do after 30 s idle.
 void Child::follow(bool main_thread) {
   for (;;) {
     {
