@@ -223,7 +223,8 @@ struct Incarnation {
   std::thread reader;
   std::mutex mutex;
   std::condition_variable cv;
-  std::unordered_map<uint32_t, std::shared_ptr<Pending>> calls;               // guarded by mutex
+  using Calls = std::unordered_map<uint32_t, std::shared_ptr<Pending>>;
+  Calls calls;                                                                // guarded by mutex
   std::unordered_map<uint32_t, std::shared_ptr<std::atomic<int>>> http_stops;  // 1 stop reading, 2 cancel; guarded
   int http_running = 0;                                                       // guarded by mutex
   std::optional<Frame> created;                                               // guarded by mutex
@@ -241,6 +242,26 @@ struct Incarnation {
 
   ~Incarnation() {
     if (kick >= 0) ::close(kick);
+  }
+
+  // With the lock held: the call at `it` is over (answered, or its process is gone). A
+  // thread waiting for it is woken; a started call, which none waits for, is taken off the
+  // list into `started`, to be finished outside the lock. The next entry.
+  Calls::iterator end_call(Calls::iterator it, std::vector<std::shared_ptr<Pending>>& started) {
+    if (!it->second->on_done) {
+      it->second->cv.notify_one();
+      return std::next(it);
+    }
+    started.push_back(std::move(it->second));
+    --this->started;
+    return calls.erase(it);
+  }
+
+  // Wakes the reader thread from poll() (it then lets go of the read token if a call waits
+  // for it, and looks at started calls).
+  void kick_reader() const {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(kick, &one, sizeof one);
   }
 
   // Ends the process (the reader then reports the death, with `reason`).
@@ -315,6 +336,8 @@ struct ProcessInstance::Impl {
   void serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f);
   void on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken);
   json call_head(const std::string& what, plugins::HandlerRef handler, const mcph_call& call) const;
+  uint32_t send_call(Incarnation& inc, const std::shared_ptr<Pending>& p, const std::string& what, plugins::HandlerRef handler,
+                     const std::string& input);
   Step next_step(Pending& p, Clock::time_point now) const;
   void watch_started(const std::shared_ptr<Incarnation>& inc);
   void conclude(const Pending& p, const std::string& what, mcph_call& call);
@@ -430,22 +453,16 @@ std::string ProcessInstance::Impl::dispatch(const std::shared_ptr<Incarnation>& 
     }
     case Msg::kResult: {
       Outcome outcome(f);  // parsed before the lock
-      std::shared_ptr<Pending> started;
+      std::vector<std::shared_ptr<Pending>> started;
       {
         std::lock_guard lock(inc->mutex);
         if (auto it = inc->calls.find(f.id); it != inc->calls.end() && !it->second->done) {
           outcome.move_to(*it->second->call);
           it->second->done = true;
-          if (it->second->on_done) {  // no thread waits for it: it is finished here
-            started = std::move(it->second);
-            inc->calls.erase(it);
-            --inc->started;
-          } else {
-            it->second->cv.notify_one();
-          }
+          inc->end_call(it, started);
         }
       }
-      if (started) finish_started(*started);
+      for (auto& p : started) finish_started(*p);  // no thread waits for it: it is finished here
       break;
     }
     case Msg::kOverCpu: {
@@ -701,14 +718,7 @@ void ProcessInstance::Impl::on_death(const std::shared_ptr<Incarnation>& inc, co
     if (inc->kill_reason.empty()) inc->kill_reason = how;
     for (auto it = inc->calls.begin(); it != inc->calls.end();) {
       it->second->failure = how + next;
-      if (it->second->on_done) {
-        started.push_back(std::move(it->second));
-        it = inc->calls.erase(it);
-        --inc->started;
-      } else {
-        it->second->cv.notify_one();
-        ++it;
-      }
+      it = inc->end_call(it, started);
     }
     inc->cv.notify_all();
   }
@@ -735,6 +745,23 @@ json ProcessInstance::Impl::call_head(const std::string& what, plugins::HandlerR
   }
   if (call.deadline == Clock::time_point::max()) head["deadline_ms"] = int64_t{1} << 40;
   return head;
+}
+
+// Lists call `p` on `inc` and sends its frame; its id, or 0 (nothing sent) when the process
+// is dead already. A started call (p->on_done) is watched by the reader thread from now on.
+uint32_t ProcessInstance::Impl::send_call(Incarnation& inc, const std::shared_ptr<Pending>& p, const std::string& what,
+                                          plugins::HandlerRef handler, const std::string& input) {
+  const uint32_t id = next_call.fetch_add(1) + 1;
+  {
+    std::lock_guard lock(inc.mutex);
+    if (inc.dead) return 0;
+    inc.calls.emplace(id, p);
+    // The reader thread may be asleep without a timeout: it watches started calls from now.
+    if (p->on_done && inc.started++ == 0 && inc.reader_reads) inc.kick_reader();
+  }
+  in_flight.fetch_add(1);
+  inc.ch->send(Msg::kCall, id, call_head(what, handler, *p->call), input);  // a failed send shows up as the child's death
+  return id;
 }
 
 // With the incarnation's lock held: what a waiting call needs now. Its cancellation goes
@@ -990,25 +1017,17 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   }
   auto p = std::make_shared<Pending>();
   p->call = &call;
-  const uint32_t id = impl.next_call.fetch_add(1) + 1;
-  {
+  const uint32_t id = impl.send_call(*inc, p, what, handler, input);
+  if (id == 0) {
     std::lock_guard lock(inc->mutex);
-    if (inc->dead) {
-      impl.fail(call, MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
-      return;
-    }
-    inc->calls.emplace(id, p);
+    impl.fail(call, MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
+    return;
   }
-  impl.in_flight.fetch_add(1);
-  inc->ch->send(Msg::kCall, id, impl.call_head(what, handler, call), input);  // a failed send shows up as the child's death
 
   bool spun = false;
   std::unique_lock lock(inc->mutex);
   ++inc->waiting;
-  if (inc->reader_reads) {  // ask the reader thread for the token
-    const uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(inc->kick, &one, sizeof one);
-  }
+  if (inc->reader_reads) inc->kick_reader();  // ask the reader thread for the token
   while (!p->done && p->failure.empty()) {
     const auto now = Clock::now();
     if (const Step step = impl.next_step(*p, now); step != Step::kWait) {
@@ -1070,20 +1089,7 @@ bool ProcessInstance::start(const std::string& what, plugins::HandlerRef handler
   p->call = &call;
   p->what = what;
   p->on_done = std::move(done);
-  const uint32_t id = impl.next_call.fetch_add(1) + 1;
-  {
-    std::lock_guard lock(inc->mutex);
-    if (inc->dead) return false;
-    inc->calls.emplace(id, p);
-    // The reader thread may be asleep without a timeout: it watches started calls from now.
-    if (inc->started++ == 0 && inc->reader_reads) {
-      const uint64_t one = 1;
-      [[maybe_unused]] auto r = ::write(inc->kick, &one, sizeof one);
-    }
-  }
-  impl.in_flight.fetch_add(1);
-  inc->ch->send(Msg::kCall, id, impl.call_head(what, handler, call), input);  // a failed send shows up as the child's death
-  return true;
+  return impl.send_call(*inc, p, what, handler, input) != 0;
 }
 
 }  // namespace mcph::isolation
