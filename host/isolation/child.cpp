@@ -69,6 +69,7 @@ class Child {
   void create(const Frame& f);
   std::shared_ptr<Call> take_call(Frame& f);  // null if malformed (answered already)
   void run_call(const std::shared_ptr<Call>& c);
+  void send_result(const Call& c);
   void follow(bool main_thread);
   std::shared_ptr<Call> read_until_call();
   void hand_off_reading();
@@ -350,6 +351,7 @@ void Child::hand_off_reading() {
 }
 
 void Child::hand_off_locked() {
+  ch_.flush_held();  // the results waited for this thread's next read, which will not come soon
   leading_ = false;
   lazy_ = false;
   if (idle_ > 0) {
@@ -466,12 +468,14 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
   pthread_getcpuclockid(pthread_self(), &c->cpu_clock);
   c->started = true;
   c->inst->run(c->what, c->ref, c->input, c->call);
-  {
-    std::lock_guard lock(mutex_);
-    calls_.erase(c->id);
-    calls_done_.notify_all();
-  }
-  const mcph_call& o = c->call;
+  send_result(*c);
+  std::lock_guard lock(mutex_);  // after its result is sent or held: shutdown waits for it
+  calls_.erase(c->id);
+  calls_done_.notify_all();
+}
+
+void Child::send_result(const Call& c) {
+  const mcph_call& o = c.call;
   // Only what is set (the host reads what is missing as unset).
   json head{{"has_outcome", o.has_outcome}};
   if (o.is_error) head["is_error"] = true;
@@ -481,7 +485,13 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
   if (!o.missing_capability.empty()) head["missing_capability"] = o.missing_capability;
   if (o.next_state) head["next_state"] = *o.next_state;
   if (!o.task_handle.empty()) head["task_handle"] = o.task_handle;
-  ch_.send(Msg::kResult, c->id, head, o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result));
+  const std::string body = o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result);
+  // The leader, with the next frame already read, holds the result in the channel: the
+  // results of a run of calls go out together (one send) when it has no frame left to
+  // serve, when the reading is handed on, or before the process exits.
+  std::lock_guard lock(pool_mutex_);
+  const bool hold = lazy_ && lazy_thread_ == std::this_thread::get_id() && ch_.buffered();
+  ch_.send(Msg::kResult, c.id, head, body, hold);
 }
 
 
@@ -557,6 +567,7 @@ void Child::follow(bool main_thread) {
 std::shared_ptr<Child::Call> Child::read_until_call() {
   Frame f;
   for (;;) {
+    if (!ch_.buffered()) ch_.flush_held();  // nothing more read: the results held go now
     ch_.readable_within(kSpin);  // the next call of a client waiting for answers comes soon
     if (!ch_.read(f)) break;     // the host is gone: nothing left to serve
     switch (f.type) {
@@ -601,6 +612,7 @@ std::shared_ptr<Child::Call> Child::read_until_call() {
             lock.unlock();
             instance_.reset();
           }
+          ch_.flush_held();
           std::fflush(nullptr);
           _exit(0);
         }).detach();

@@ -336,8 +336,8 @@ struct ProcessInstance::Impl {
   void serve_http(std::shared_ptr<Incarnation> inc, uint32_t id, Frame f);
   void on_death(const std::shared_ptr<Incarnation>& inc, const std::string& broken);
   json call_head(const std::string& what, plugins::HandlerRef handler, const mcph_call& call) const;
-  uint32_t send_call(Incarnation& inc, const std::shared_ptr<Pending>& p, const std::string& what, plugins::HandlerRef handler,
-                     const std::string& input);
+  uint32_t send_call(const std::shared_ptr<Incarnation>& inc, const std::shared_ptr<Pending>& p, const std::string& what,
+                     plugins::HandlerRef handler, const std::string& input);
   Step next_step(Pending& p, Clock::time_point now) const;
   void watch_started(const std::shared_ptr<Incarnation>& inc);
   void conclude(const Pending& p, const std::string& what, mcph_call& call);
@@ -406,13 +406,22 @@ void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
   Frame f;
   std::string broken;
   auto watched = Clock::now();
+  // The answers of started calls whose results came in one read go out together (one write
+  // to stdout for them all); the batch ends when no frame is left buffered.
+  std::optional<plugins::DoneBatch> batch;
   for (;;) {
     bool lead = false, started = false;
     {
       std::unique_lock lock(inc->mutex);
+      auto free = [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); };
+      if (batch && !free()) {  // it never sleeps holding answers
+        lock.unlock();
+        batch.reset();
+        lock.lock();
+      }
       // Calls do not wake this thread when they are done (that would cost a wake-up per
       // call): it looks again every 5 ms, and at once when the channel ended.
-      lead = inc->reader_cv.wait_for(lock, kReaderLinger, [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); });
+      lead = inc->reader_cv.wait_for(lock, kReaderLinger, free);
       if (lead) inc->reading = inc->reader_reads = true;
       started = inc->started > 0;
     }
@@ -427,18 +436,24 @@ void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
     // their answers without sleeping first, as a lone waiting call does: under load that
     // takes the CPU the child needs to answer; measured slower at 64 in flight.)
     auto st = started ? inc->read_frame(f, got, static_cast<int>(kWatchEvery.count()), true) : inc->read_frame(f, got, -1, true);
-    if (st && got) broken = dispatch(inc, f);  // under the token: a frame is served before the next is read
+    if (st && got) {
+      if (!batch) batch.emplace();
+      broken = dispatch(inc, f);  // under the token: a frame is served before the next is read
+    }
+    const bool more = st && got && inc->ch->buffered();  // (the read side is the token holder's)
     {
       std::lock_guard lock(inc->mutex);
       if (!st || !broken.empty()) inc->ended = true;
       inc->release_token();
     }
+    if (!more) batch.reset();
     if (!st) {
       if (st.error() != "closed") broken = st.error();
       break;
     }
     if (!broken.empty()) break;
   }
+  batch.reset();
   on_death(inc, broken);
 }
 
@@ -749,18 +764,22 @@ json ProcessInstance::Impl::call_head(const std::string& what, plugins::HandlerR
 
 // Lists call `p` on `inc` and sends its frame; its id, or 0 (nothing sent) when the process
 // is dead already. A started call (p->on_done) is watched by the reader thread from now on.
-uint32_t ProcessInstance::Impl::send_call(Incarnation& inc, const std::shared_ptr<Pending>& p, const std::string& what,
-                                          plugins::HandlerRef handler, const std::string& input) {
+uint32_t ProcessInstance::Impl::send_call(const std::shared_ptr<Incarnation>& inc, const std::shared_ptr<Pending>& p,
+                                          const std::string& what, plugins::HandlerRef handler, const std::string& input) {
   const uint32_t id = next_call.fetch_add(1) + 1;
   {
-    std::lock_guard lock(inc.mutex);
-    if (inc.dead) return 0;
-    inc.calls.emplace(id, p);
+    std::lock_guard lock(inc->mutex);
+    if (inc->dead) return 0;
+    inc->calls.emplace(id, p);
     // The reader thread may be asleep without a timeout: it watches started calls from now.
-    if (p->on_done && inc.started++ == 0 && inc.reader_reads) inc.kick_reader();
+    if (p->on_done && inc->started++ == 0 && inc->reader_reads) inc->kick_reader();
   }
   in_flight.fetch_add(1);
-  inc.ch->send(Msg::kCall, id, call_head(what, handler, *p->call), input);  // a failed send shows up as the child's death
+  // A started call, by a thread that finishes calls (the next call of a lane a finished one
+  // left): its frame goes out with the others that thread starts meanwhile, in one send. (A
+  // waiting call's frame never waits: its thread waits for the answer.)
+  const bool hold = p->on_done && plugins::DoneBatch::defer(inc, [](void* i) { static_cast<Incarnation*>(i)->ch->flush_held(); });
+  inc->ch->send(Msg::kCall, id, call_head(what, handler, *p->call), input, hold);  // a failed send shows up as the child's death
   return id;
 }
 
@@ -1017,7 +1036,7 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   }
   auto p = std::make_shared<Pending>();
   p->call = &call;
-  const uint32_t id = impl.send_call(*inc, p, what, handler, input);
+  const uint32_t id = impl.send_call(inc, p, what, handler, input);
   if (id == 0) {
     std::lock_guard lock(inc->mutex);
     impl.fail(call, MCPH_ERR_UNAVAILABLE, inc->kill_reason + " before " + what + " could start");
@@ -1089,7 +1108,7 @@ bool ProcessInstance::start(const std::string& what, plugins::HandlerRef handler
   p->call = &call;
   p->what = what;
   p->on_done = std::move(done);
-  return impl.send_call(*inc, p, what, handler, input) != 0;
+  return impl.send_call(inc, p, what, handler, input) != 0;
 }
 
 }  // namespace mcph::isolation

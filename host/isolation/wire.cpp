@@ -25,6 +25,19 @@ uint32_t get_u32(const char* p) {
 
 constexpr size_t kHeader = 4 + 1 + 4 + 4;
 
+// A frame appended to `out`.
+void encode(std::string& out, Msg type, uint32_t id, const std::string& head, std::string_view body) {
+  const size_t at = out.size();
+  out.resize(at + kHeader);
+  out += head;
+  out.append(body);
+  char* header = out.data() + at;
+  put_u32(header, static_cast<uint32_t>(out.size() - at - 4));
+  header[4] = static_cast<char>(type);
+  put_u32(header + 5, id);
+  put_u32(header + 9, static_cast<uint32_t>(head.size()));
+}
+
 }  // namespace
 
 Channel::~Channel() {
@@ -33,10 +46,15 @@ Channel::~Channel() {
 
 void Channel::shutdown() { ::shutdown(fd_, SHUT_RDWR); }
 
-bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::string_view body) {
+bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::string_view body, bool hold) {
   const std::string head_text = head.is_null() ? std::string() : json_text::dump(head);
   const size_t size = kHeader - 4 + head_text.size() + body.size();
   if (size > kMaxFrameBytes) return false;
+  std::lock_guard lock(write_mutex_);
+  if (hold || !held_.empty()) {
+    encode(held_, type, id, head_text, body);
+    return true;
+  }
   char header[kHeader];
   put_u32(header, static_cast<uint32_t>(size));
   header[4] = static_cast<char>(type);
@@ -45,7 +63,6 @@ bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::strin
   iovec iov[3] = {{header, kHeader},
                   {const_cast<char*>(head_text.data()), head_text.size()},
                   {const_cast<char*>(body.data()), body.size()}};
-  std::lock_guard lock(write_mutex_);
   size_t first = 0;
   while (first < 3) {
     msghdr msg{};
@@ -62,6 +79,26 @@ bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::strin
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
     }
+  }
+  return true;
+}
+
+bool Channel::flush_held() {
+  std::lock_guard lock(write_mutex_);
+  if (held_.empty()) return true;
+  const bool ok = write_all(held_);
+  held_.clear();
+  return ok;
+}
+
+bool Channel::write_all(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
   }
   return true;
 }

@@ -73,8 +73,12 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   int fd() const { return fd_; }
-  // False once the peer is gone (or the socket was shut down).
-  bool send(Msg type, uint32_t id, const nlohmann::json& head = nullptr, std::string_view body = {});
+  // False once the peer is gone (or the socket was shut down). With `hold`, the frame
+  // waits in the channel for flush_held(), which sends all that wait in one system call
+  // (a thread that sends several frames in a row holds them); while any wait, every frame
+  // queues behind them, so frames keep the order they were sent in.
+  bool send(Msg type, uint32_t id, const nlohmann::json& head = nullptr, std::string_view body = {}, bool hold = false);
+  bool flush_held();
   // Blocks for the next frame. An error when the peer closed, the socket failed, or a frame
   // was malformed ("closed" for an orderly end).
   Status read(Frame& frame);
@@ -89,8 +93,10 @@ class Channel {
 
  private:
   bool fill(size_t need);  // until buf_ holds `need` bytes after pos_ (up to end_)
+  bool write_all(std::string_view bytes);  // with write_mutex_ held
   int fd_;
   std::mutex write_mutex_;
+  std::string held_;  // guarded by write_mutex_: frames waiting for flush_held()
   // Read side: bytes [pos_, end_) of buf_ are read and not yet taken. buf_'s size is room
   // kept between reads (it only grows: resizing a string clears what it adds, which per
   // read would cost more than the read).

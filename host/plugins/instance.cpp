@@ -63,6 +63,30 @@ void mcph_host_instance::fix_credential_secrets() {
 
 namespace mcph::plugins {
 
+namespace {
+thread_local DoneBatch* open_batch = nullptr;
+}  // namespace
+
+DoneBatch::DoneBatch() : outermost_(open_batch == nullptr) {
+  if (outermost_) open_batch = this;
+}
+
+DoneBatch::~DoneBatch() {
+  if (!outermost_) return;
+  open_batch = nullptr;  // what the flushes send goes out at once
+  for (auto& [owner, flush] : flushes_) flush(owner.get());
+}
+
+bool DoneBatch::defer(const std::shared_ptr<void>& owner, void (*flush)(void*)) {
+  DoneBatch* b = open_batch;
+  if (b == nullptr) return false;
+  for (const auto& f : b->flushes_) {
+    if (f.first == owner) return true;
+  }
+  b->flushes_.emplace_back(owner, flush);
+  return true;
+}
+
 using nlohmann::json;
 
 bool Resource::match(std::string_view uri, json& values) const {

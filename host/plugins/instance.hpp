@@ -281,6 +281,25 @@ class ParsedInput {
 std::string replica_id();
 void set_replica_id(const std::string& id);
 
+// A thread that finishes several started calls in a row (an isolated instance's reader,
+// with the answers of one read) holds a DoneBatch meanwhile: output that can wait (a
+// transport's answers on stdout) is held until the batch ends, so many answers cost one
+// write. Only for a thread that does nothing slow while it holds one. Nested ones are one.
+class DoneBatch {
+ public:
+  DoneBatch();
+  ~DoneBatch();  // runs the flushes asked for, in order
+  DoneBatch(const DoneBatch&) = delete;
+  DoneBatch& operator=(const DoneBatch&) = delete;
+  // With a batch open on this thread: flush(owner.get()) runs when it ends (once per
+  // owner, which is kept alive until then), and true. Without: false; send now.
+  static bool defer(const std::shared_ptr<void>& owner, void (*flush)(void*));
+
+ private:
+  bool outermost_;
+  std::vector<std::pair<std::shared_ptr<void>, void (*)(void*)>> flushes_;
+};
+
 // Where an instance runs and how it fares; /healthz and `mcp-host tools` show it.
 struct InstanceHealth {
   std::string mode = "none";  // isolation: none | process

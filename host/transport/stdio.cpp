@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "json/bounded.hpp"
+#include "plugins/instance.hpp"
 #include "transport/quick_calls.hpp"
 
 namespace mcph::transport {
@@ -38,8 +39,10 @@ constexpr size_t kMaxReaders = 64;
 // until it has handled what it read (one write for the answers to a whole read); any
 // other thread's line is written at once, with whatever waits before it. Under load the
 // first writer becomes the flusher and writes everything queued meanwhile in one system
-// call, so 64 calls in flight do not cost 64 writes (measured in scripts/bench.sh).
-class StdoutChannel final : public protocol::ReplyChannel {
+// call, so 64 calls in flight do not cost 64 writes (measured in scripts/bench.sh). A
+// thread in a plugins::DoneBatch (the reader of an isolated instance's answers) has its
+// lines written when the batch ends.
+class StdoutChannel final : public protocol::ReplyChannel, public std::enable_shared_from_this<StdoutChannel> {
  public:
   explicit StdoutChannel(int fd) : fd_(fd) {}
   void send(const json& message) override {
@@ -49,6 +52,7 @@ class StdoutChannel final : public protocol::ReplyChannel {
     std::unique_lock lock(mutex_);
     pending_ += line;
     if (std::this_thread::get_id() == batching_) return;  // flushed when the reader is done
+    if (plugins::DoneBatch::defer(shared_from_this(), [](void* self) { static_cast<StdoutChannel*>(self)->flush_queued(); })) return;
     flush(lock);
   }
   // Lines this thread sends wait for the next flush().
@@ -60,6 +64,11 @@ class StdoutChannel final : public protocol::ReplyChannel {
   void flush() {
     std::unique_lock lock(mutex_);
     batching_ = std::thread::id();
+    flush(lock);
+  }
+  // Writes what waits (the reader's batch still waits for flush()).
+  void flush_queued() {
+    std::unique_lock lock(mutex_);
     flush(lock);
   }
 

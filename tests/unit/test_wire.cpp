@@ -1,6 +1,7 @@
 // The framed protocol between the host and an isolated plugin's process (isolation/wire):
 // frames come back whole however the socket splits or joins them, a frame larger than the
-// read buffer grows it, and a malformed or cut frame is an error that says so.
+// read buffer grows it, a malformed or cut frame is an error that says so, and held frames
+// wait for their flush with every later frame behind them.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "isolation/wire.hpp"
+#include "plugins/instance.hpp"
 
 namespace mcph::isolation {
 namespace {
@@ -94,6 +96,77 @@ TEST(Wire, ABrokenFrameIsAnErrorThatSaysHow) {
   std::string bad_head = frame;
   bad_head[13] = '[';  // the head's first byte: no longer JSON
   EXPECT_EQ(read_of(bad_head), "malformed frame head");
+}
+
+TEST(Wire, HeldFramesWaitForTheFlushAndKeepTheirOrder) {
+  Pair p;
+  Channel out(p.fds[0]);
+  Channel in(p.fds[1]);
+  ASSERT_TRUE(out.send(Msg::kCall, 1, json{{"n", 1}}, "one", /*hold=*/true));
+  ASSERT_TRUE(out.send(Msg::kCall, 2, nullptr, "two", /*hold=*/true));
+  // Not held, but sent while others wait: it queues behind them (a cancel never overtakes
+  // the call it cancels).
+  ASSERT_TRUE(out.send(Msg::kCancel, 1));
+  EXPECT_FALSE(in.readable_within(std::chrono::milliseconds(20)));  // nothing went out yet
+  ASSERT_TRUE(out.flush_held());
+  Frame f;
+  ASSERT_TRUE(in.read(f));
+  EXPECT_EQ(f.type, Msg::kCall);
+  EXPECT_EQ(f.id, 1u);
+  EXPECT_EQ(f.head["n"], 1);
+  EXPECT_EQ(f.body, "one");
+  ASSERT_TRUE(in.read(f));
+  EXPECT_EQ(f.id, 2u);
+  EXPECT_TRUE(f.head.is_null());
+  EXPECT_EQ(f.body, "two");
+  ASSERT_TRUE(in.read(f));
+  EXPECT_EQ(f.type, Msg::kCancel);
+  EXPECT_EQ(f.id, 1u);
+  // Nothing waits any more: the next frame goes at once.
+  ASSERT_TRUE(out.send(Msg::kCancel, 2));
+  ASSERT_TRUE(in.readable_within(std::chrono::seconds(5)));
+  ASSERT_TRUE(in.read(f));
+  EXPECT_EQ(f.id, 2u);
+  EXPECT_TRUE(out.flush_held());  // with nothing held: nothing to do
+}
+
+// How an isolated instance's reader sends the calls it starts while it finishes others:
+// held in a plugins::DoneBatch, flushed once when the outermost batch ends.
+TEST(Wire, FramesHeldInADoneBatchGoOutWhenItEnds) {
+  Pair p;
+  auto out = std::make_shared<Channel>(p.fds[0]);
+  Channel in(p.fds[1]);
+  int flushes = 0;
+  struct Owner {
+    std::shared_ptr<Channel> ch;
+    int* flushes;
+  };
+  auto owner = std::make_shared<Owner>(Owner{out, &flushes});
+  auto flush = [](void* o) {
+    auto* self = static_cast<Owner*>(o);
+    ++*self->flushes;
+    self->ch->flush_held();
+  };
+  EXPECT_FALSE(plugins::DoneBatch::defer(owner, flush));  // no batch open: send now
+  {
+    plugins::DoneBatch batch;
+    for (uint32_t id = 1; id <= 3; ++id) {
+      {
+        plugins::DoneBatch nested;  // one with the outer batch
+        ASSERT_TRUE(plugins::DoneBatch::defer(owner, flush));
+      }
+      ASSERT_TRUE(out->send(Msg::kCall, id, nullptr, "{}", /*hold=*/true));
+    }
+    EXPECT_FALSE(in.readable_within(std::chrono::milliseconds(20)));
+    EXPECT_EQ(flushes, 0);
+  }
+  EXPECT_EQ(flushes, 1);  // once for its owner, however often it asked
+  Frame f;
+  for (uint32_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(in.read(f));
+    EXPECT_EQ(f.id, id);
+  }
+  EXPECT_FALSE(plugins::DoneBatch::defer(owner, flush));  // the batch is over
 }
 
 }  // namespace
