@@ -18,6 +18,7 @@
 #include "auth/oauth.hpp"
 #include "plugin_check/check.hpp"
 #include "services/crypto.hpp"
+#include "isolation/process_instance.hpp"
 #include "plugins/registry.hpp"
 #include "protocol/engine.hpp"
 #include "reload/control.hpp"
@@ -127,6 +128,8 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   host->config_path = path;
   host->config = *cfg;
   const auto& c = *host->config;
+  // Isolated instances' processes start now, side by side with what follows.
+  isolation::prestart(c);
   if (auto st = services::setup_logging(log_level.empty() ? c.log.level : log_level, c.log.format); !st) {
     return Error{st.error()};
   }
@@ -166,6 +169,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   }
   host->services = plugins::Services{host->state.get(), host->http.get(), &host->users, host->tasks.get()};
   auto registry = plugins::Registry::load(c, host->services);
+  isolation::end_prestarted();
   if (!registry) return Error{registry.error()};
   host->registry = std::move(*registry);
   protocol::EngineOptions opts;

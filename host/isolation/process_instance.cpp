@@ -15,6 +15,8 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -64,15 +66,19 @@ class Spawner {
     int fd;  // becomes the child's fd 3
     rlim_t open_files;
   };
-  Result<pid_t> spawn(Request r) {
-    std::promise<Result<pid_t>> done;
-    auto answer = done.get_future();
+  // The child's pid, once it has been forked; `r.fd` is closed then.
+  std::future<Result<pid_t>> spawn(Request r) {
+    auto done = std::make_shared<std::promise<Result<pid_t>>>();
+    auto answer = done->get_future();
     {
       std::lock_guard lock(mutex_);
-      jobs_.emplace_back([&] { done.set_value(fork_exec(r)); });
+      jobs_.emplace_back([done, r = std::move(r)] {
+        done->set_value(fork_exec(r));
+        ::close(r.fd);
+      });
     }
     cv_.notify_one();
-    return answer.get();
+    return answer;
   }
 
  private:
@@ -132,6 +138,30 @@ class Spawner {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
 };
+
+// Children prestart() started ahead of their instances, by instance name.
+struct Prestarted {
+  int fd;  // the host's end of its socketpair
+  std::future<Result<pid_t>> pid;
+};
+std::mutex prestarted_mutex;
+std::map<std::string, Prestarted> prestarted;  // guarded by prestarted_mutex
+
+// Starts mcp-host-plugin for the instance `cfg` describes; it waits for its kCreate frame.
+Result<Prestarted> spawn_child(const config::PluginConfig& cfg, const std::string& runner) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return Error{std::string("socketpair: ") + std::strerror(errno)};
+  return Prestarted{fds[0], Spawner::get().spawn({runner, {runner, "--instance", cfg.name}, fds[1], static_cast<rlim_t>(cfg.limits.open_files)})};
+}
+
+std::optional<Prestarted> take_prestarted(const std::string& name) {
+  std::lock_guard lock(prestarted_mutex);
+  auto it = prestarted.find(name);
+  if (it == prestarted.end()) return std::nullopt;
+  Prestarted p = std::move(it->second);
+  prestarted.erase(it);
+  return p;
+}
 
 // A call waiting for its child's answer. Guarded by its Incarnation's mutex.
 struct Pending {
@@ -196,6 +226,31 @@ struct Outcome {
 };
 
 }  // namespace
+
+void prestart(const config::Config& config) {
+  const std::string runner = runner_path();
+  if (runner.empty()) return;  // ProcessInstance::create says so
+  std::lock_guard lock(prestarted_mutex);
+  for (const auto& entry : config.plugins) {
+    if (!entry.enabled || entry.isolation != "process" || prestarted.contains(entry.name)) continue;
+    if (auto child = spawn_child(entry, runner)) prestarted.emplace(entry.name, std::move(*child));
+  }
+}
+
+void end_prestarted() {
+  std::map<std::string, Prestarted> left;
+  {
+    std::lock_guard lock(prestarted_mutex);
+    left.swap(prestarted);
+  }
+  for (auto& [name, child] : left) {
+    if (auto pid = child.pid.get()) {  // it has created nothing yet: nothing to end gently
+      ::kill(*pid, SIGKILL);
+      waitpid(*pid, nullptr, 0);
+    }
+    ::close(child.fd);
+  }
+}
 
 std::string runner_path() {
   if (const char* env = std::getenv("MCP_HOST_PLUGIN_RUNNER"); env != nullptr && *env != '\0') return env;
@@ -349,18 +404,22 @@ struct ProcessInstance::Impl {
 
 Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
   if (runner.empty()) return Error{"mcp-host-plugin (the child-process runner) was not found beside mcp-host; set MCP_HOST_PLUGIN_RUNNER"};
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return Error{std::string("socketpair: ") + std::strerror(errno)};
+  auto child = take_prestarted(cfg.name);
+  if (!child) {
+    auto spawned = spawn_child(cfg, runner);
+    if (!spawned) return Error{spawned.error()};
+    child = std::move(*spawned);
+  }
   auto inc = std::make_shared<Incarnation>();
-  inc->ch = std::make_unique<Channel>(fds[0]);
+  inc->ch = std::make_unique<Channel>(child->fd);
+  auto pid = child->pid.get();
+  if (!pid) return Error{pid.error()};
   inc->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (inc->kick < 0) {
-    ::close(fds[1]);
+    ::kill(*pid, SIGKILL);
+    waitpid(*pid, nullptr, 0);
     return Error{std::string("eventfd: ") + std::strerror(errno)};
   }
-  auto pid = Spawner::get().spawn({runner, {runner, "--instance", cfg.name}, fds[1], static_cast<rlim_t>(cfg.limits.open_files)});
-  ::close(fds[1]);
-  if (!pid) return Error{pid.error()};
   inc->pid = *pid;
   inc->reader = std::thread([this, inc] { read_loop(inc); });
   json head{{"name", cfg.name},

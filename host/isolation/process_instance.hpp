@@ -46,6 +46,13 @@ class ProcessInstance final : public plugins::Instance {
   std::unique_ptr<Impl> impl_;
 };
 
+// Starts the child process of every enabled isolated instance in `config` now, without
+// waiting: it execs and loads its libraries (~10 ms here) while the host opens its store,
+// and the first ProcessInstance::create of that name takes it up. end_prestarted() ends
+// the ones none took up (the host calls it once its registry is loaded, or failed to).
+void prestart(const config::Config& config);
+void end_prestarted();
+
 // Where mcp-host-plugin is: $MCP_HOST_PLUGIN_RUNNER, else beside this executable, its
 // parent folder (build/tests -> build), or ../lib/mcp-host. Empty when none exists.
 std::string runner_path();

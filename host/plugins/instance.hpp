@@ -283,8 +283,9 @@ void set_replica_id(const std::string& id);
 
 // A thread that finishes several started calls in a row (an isolated instance's reader,
 // with the answers of one read) holds a DoneBatch meanwhile: output that can wait (a
-// transport's answers on stdout) is held until the batch ends, so many answers cost one
-// write. Only for a thread that does nothing slow while it holds one. Nested ones are one.
+// transport's answers on stdout, the frames of the calls it starts meanwhile) is held until
+// the batch ends, so many answers cost one write. Only for a thread that does nothing slow
+// while it holds one. Nested ones are one.
 class DoneBatch {
  public:
   DoneBatch();

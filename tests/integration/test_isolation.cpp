@@ -5,10 +5,14 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
+#include "host_fixture.hpp"
 #include "http_host.hpp"
+#include "isolation/process_instance.hpp"
 #include "rpc.hpp"
 #include "stdio_host.hpp"
 
@@ -355,6 +359,56 @@ TEST(Isolation, ConfigErrorsAreClear) {
   err = check("  - name: e\n    library: no-such-plugin\n    isolation: process\n");
   EXPECT_NE(err.find("plugin 'e'"), std::string::npos) << err;
   EXPECT_NE(err.find("no-such-plugin"), std::string::npos) << err;
+}
+
+// This process's children that run mcp-host-plugin (a vforked one shows up once it has exec'd).
+std::set<int> runner_children() {
+  std::set<int> pids;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream children(task.path() / "children");
+    for (int pid; children >> pid;) {
+      std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+      std::string argv0;
+      std::getline(cmdline, argv0, '\0');
+      if (argv0.ends_with("mcp-host-plugin")) pids.insert(pid);
+    }
+  }
+  return pids;
+}
+
+// mcp-host starts isolated instances' processes as soon as it has read its configuration
+// (isolation::prestart), so they load while it opens its store: the instance runs in the
+// one started for it, and one that no instance took up is ended.
+TEST(Isolation, PrestartedProcessesAreTheOnesInstancesRunIn) {
+  TempDir dir;
+  auto cfg = config::load_string(config_yaml(dir.str() + "/state", isolated()), dir.str());
+  ASSERT_TRUE(cfg) << cfg.error();
+  auto state = store::StateStore::open((*cfg)->state_dir);
+  ASSERT_TRUE(state) << state.error();
+  services::HttpClient http;
+  const auto before = runner_children();
+  isolation::prestart(**cfg);
+  std::set<int> started;
+  ASSERT_TRUE(eventually([&] { return (started = runner_children()).size() == before.size() + 1; }, 5s));
+  for (int pid : before) started.erase(pid);
+  auto registry = plugins::Registry::load(**cfg, plugins::Services{state->get(), &http, nullptr, nullptr});
+  isolation::end_prestarted();
+  ASSERT_TRUE(registry) << registry.error();
+  const int running = (*registry)->instance("bad")->health().pid;
+  EXPECT_EQ(running, *started.begin());
+
+  isolation::prestart(**cfg);  // again: no instance will take this one up
+  int unused = 0;
+  ASSERT_TRUE(eventually([&] {
+    for (int pid : runner_children()) {
+      if (pid != running && !before.contains(pid)) unused = pid;
+    }
+    return unused != 0;
+  }, 5s));
+  isolation::end_prestarted();
+  EXPECT_TRUE(process_gone(unused));  // and reaped: no zombie left
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(unused)));
+  EXPECT_FALSE(process_gone(running));
 }
 
 }  // namespace
