@@ -228,11 +228,11 @@ struct Outcome {
 }  // namespace
 
 void prestart(const config::Config& config) {
-  const std::string runner = runner_path();
-  if (runner.empty()) return;  // ProcessInstance::create says so
+  std::string runner;
   std::lock_guard lock(prestarted_mutex);
   for (const auto& entry : config.plugins) {
     if (!entry.enabled || entry.isolation != "process" || prestarted.contains(entry.name)) continue;
+    if (runner.empty() && (runner = runner_path()).empty()) return;  // ProcessInstance::create says so
     if (auto child = spawn_child(entry, runner)) prestarted.emplace(entry.name, std::move(*child));
   }
 }
