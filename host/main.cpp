@@ -128,8 +128,12 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   host->config_path = path;
   host->config = *cfg;
   const auto& c = *host->config;
-  // Isolated instances' processes start now, side by side with what follows.
+  // Isolated instances' processes start now, side by side with what follows; the registry
+  // takes them up, and any it did not (it failed, or start stops before it) end with this.
   isolation::prestart(c);
+  const struct EndPrestarted {
+    ~EndPrestarted() { isolation::end_prestarted(); }
+  } end_prestarted;
   if (auto st = services::setup_logging(log_level.empty() ? c.log.level : log_level, c.log.format); !st) {
     return Error{st.error()};
   }
@@ -169,7 +173,6 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   }
   host->services = plugins::Services{host->state.get(), host->http.get(), &host->users, host->tasks.get()};
   auto registry = plugins::Registry::load(c, host->services);
-  isolation::end_prestarted();
   if (!registry) return Error{registry.error()};
   host->registry = std::move(*registry);
   protocol::EngineOptions opts;
