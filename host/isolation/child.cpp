@@ -489,8 +489,9 @@ void Child::send_result(const Call& c) {
   // The leader, with the next frame already read, holds the result in the channel: the
   // results of a run of calls go out together (one send) when it has no frame left to
   // serve, when the reading is handed on, or before the process exits.
-  std::lock_guard lock(pool_mutex_);
+  std::unique_lock lock(pool_mutex_);
   const bool hold = lazy_ && lazy_thread_ == std::this_thread::get_id() && ch_.buffered();
+  if (!hold) lock.unlock();  // (one to hold goes in before the reading can be handed on and flushed)
   ch_.send(Msg::kResult, c.id, head, body, hold);
 }
 

@@ -404,22 +404,18 @@ struct ProcessInstance::Impl {
 
 Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
   if (runner.empty()) return Error{"mcp-host-plugin (the child-process runner) was not found beside mcp-host; set MCP_HOST_PLUGIN_RUNNER"};
+  auto inc = std::make_shared<Incarnation>();
+  inc->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (inc->kick < 0) return Error{std::string("eventfd: ") + std::strerror(errno)};
   auto child = take_prestarted(cfg.name);
   if (!child) {
     auto spawned = spawn_child(cfg, runner);
     if (!spawned) return Error{spawned.error()};
     child = std::move(*spawned);
   }
-  auto inc = std::make_shared<Incarnation>();
   inc->ch = std::make_unique<Channel>(child->fd);
   auto pid = child->pid.get();
   if (!pid) return Error{pid.error()};
-  inc->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (inc->kick < 0) {
-    ::kill(*pid, SIGKILL);
-    waitpid(*pid, nullptr, 0);
-    return Error{std::string("eventfd: ") + std::strerror(errno)};
-  }
   inc->pid = *pid;
   inc->reader = std::thread([this, inc] { read_loop(inc); });
   json head{{"name", cfg.name},
@@ -837,7 +833,8 @@ uint32_t ProcessInstance::Impl::send_call(const std::shared_ptr<Incarnation>& in
   // A started call, by a thread that finishes calls (the next call of a lane a finished one
   // left): its frame goes out with the others that thread starts meanwhile, in one send. (A
   // waiting call's frame never waits: its thread waits for the answer.)
-  const bool hold = p->on_done && plugins::DoneBatch::defer(inc, [](void* i) { static_cast<Incarnation*>(i)->ch->flush_held(); });
+  const bool hold = p->on_done && plugins::DoneBatch::open() &&
+                    plugins::DoneBatch::defer(inc, [](void* i) { static_cast<Incarnation*>(i)->ch->flush_held(); });
   inc->ch->send(Msg::kCall, id, call_head(what, handler, *p->call), input, hold);  // a failed send shows up as the child's death
   return id;
 }

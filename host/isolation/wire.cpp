@@ -25,17 +25,12 @@ uint32_t get_u32(const char* p) {
 
 constexpr size_t kHeader = 4 + 1 + 4 + 4;
 
-// A frame appended to `out`.
-void encode(std::string& out, Msg type, uint32_t id, const std::string& head, std::string_view body) {
-  const size_t at = out.size();
-  out.resize(at + kHeader);
-  out += head;
-  out.append(body);
-  char* header = out.data() + at;
-  put_u32(header, static_cast<uint32_t>(out.size() - at - 4));
+// A frame's first kHeader bytes; `size` counts what follows the size field.
+void put_header(char* header, size_t size, Msg type, uint32_t id, size_t head_size) {
+  put_u32(header, static_cast<uint32_t>(size));
   header[4] = static_cast<char>(type);
   put_u32(header + 5, id);
-  put_u32(header + 9, static_cast<uint32_t>(head.size()));
+  put_u32(header + 9, static_cast<uint32_t>(head_size));
 }
 
 }  // namespace
@@ -50,16 +45,13 @@ bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::strin
   const std::string head_text = head.is_null() ? std::string() : json_text::dump(head);
   const size_t size = kHeader - 4 + head_text.size() + body.size();
   if (size > kMaxFrameBytes) return false;
+  char header[kHeader];
+  put_header(header, size, type, id, head_text.size());
   std::lock_guard lock(write_mutex_);
   if (hold || !held_.empty()) {
-    encode(held_, type, id, head_text, body);
+    held_.append(header, kHeader).append(head_text).append(body);
     return true;
   }
-  char header[kHeader];
-  put_u32(header, static_cast<uint32_t>(size));
-  header[4] = static_cast<char>(type);
-  put_u32(header + 5, id);
-  put_u32(header + 9, static_cast<uint32_t>(head_text.size()));
   iovec iov[3] = {{header, kHeader},
                   {const_cast<char*>(head_text.data()), head_text.size()},
                   {const_cast<char*>(body.data()), body.size()}};

@@ -77,6 +77,8 @@ DoneBatch::~DoneBatch() {
   for (auto& [owner, flush] : flushes_) flush(owner.get());
 }
 
+bool DoneBatch::open() { return open_batch != nullptr; }
+
 bool DoneBatch::defer(const std::shared_ptr<void>& owner, void (*flush)(void*)) {
   DoneBatch* b = open_batch;
   if (b == nullptr) return false;

@@ -295,6 +295,8 @@ class DoneBatch {
   // With a batch open on this thread: flush(owner.get()) runs when it ends (once per
   // owner, which is kept alive until then), and true. Without: false; send now.
   static bool defer(const std::shared_ptr<void>& owner, void (*flush)(void*));
+  // Whether a batch is open on this thread (to ask before making an owner to defer with).
+  static bool open();
 
  private:
   bool outermost_;

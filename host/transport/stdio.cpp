@@ -52,7 +52,10 @@ class StdoutChannel final : public protocol::ReplyChannel, public std::enable_sh
     std::unique_lock lock(mutex_);
     pending_ += line;
     if (std::this_thread::get_id() == batching_) return;  // flushed when the reader is done
-    if (plugins::DoneBatch::defer(shared_from_this(), [](void* self) { static_cast<StdoutChannel*>(self)->flush_queued(); })) return;
+    if (plugins::DoneBatch::open() &&
+        plugins::DoneBatch::defer(shared_from_this(), [](void* self) { static_cast<StdoutChannel*>(self)->flush_queued(); })) {
+      return;
+    }
     flush(lock);
   }
   // Lines this thread sends wait for the next flush().
