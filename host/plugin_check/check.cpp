@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "isolation/process_instance.hpp"
+#include "json/bounded.hpp"
 #include "plugin_check/probe.hpp"
 #include "plugins/library.hpp"
 #include "services/http_client.hpp"
@@ -61,7 +62,7 @@ class PipeReporter final : public Reporter {
   void done() { send(json{{"done", true}}); }
 
  private:
-  void send(const json& j) { write_all(fd_, j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"); }
+  void send(const json& j) { write_all(fd_, json_text::dump(j) + "\n"); }
   int fd_;
 };
 

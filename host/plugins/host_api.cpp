@@ -603,7 +603,7 @@ mcph_status json_string(mcph_str doc_text, mcph_str pointer, mcph_sink sink, voi
 
 void json_quote(mcph_str text, mcph_sink sink, void* user) {
   // Invalid UTF-8 becomes U+FFFD rather than an exception.
-  give(sink, user, json(std::string(view(text))).dump(-1, ' ', false, json::error_handler_t::replace));
+  give(sink, user, json_text::dump(json(std::string(view(text)))));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
 #include "services/crypto.hpp"
 #include "tasks/task_channel.hpp"
 #include "tasks/task_service.hpp"
@@ -242,7 +243,7 @@ struct Engine::Prepared {
     handler = h;
     what = std::string(kWhat[static_cast<int>(k)]) + " '" + n + "'";
     name = std::move(n);
-    input = in.dump();
+    input = json_text::dump(in);
     input_value = std::move(in);
   }
 };

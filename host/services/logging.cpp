@@ -7,6 +7,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
+
 namespace mcph::services {
 namespace {
 
@@ -24,7 +26,7 @@ class JsonFormatter final : public spdlog::formatter {
     nlohmann::json line{{"time", ts},
                         {"level", spdlog::level::to_string_view(msg.level).data()},
                         {"msg", std::string(msg.payload.data(), msg.payload.size())}};
-    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = json_text::dump(line);
     text.push_back('\n');
     dest.append(text.data(), text.data() + text.size());
   }

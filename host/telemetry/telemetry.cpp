@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "json/bounded.hpp"
 #include "tasks/task_table.hpp"
 
 namespace mcph::telemetry {
@@ -258,7 +259,7 @@ void Telemetry::audit_request(const protocol::RequestRecord& r, std::vector<Upst
   if (!r.prompt.empty()) member("prompt", r.prompt);
   if (!r.uri.empty()) member("uri", r.uri);
   if (!r.instance.empty()) member("instance", r.instance);
-  if (!r.id.is_null()) raw("id", r.id.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (!r.id.is_null()) raw("id", json_text::dump(r.id));
   if (r.http_status != 0) raw("http_status", std::to_string(r.http_status));
   if (r.error_code) raw("rpc_error", std::to_string(*r.error_code));
   if (r.method == "tools/call" && !r.error_code) raw("is_error", r.is_error ? "true" : "false");
@@ -279,7 +280,7 @@ void Telemetry::audit_request(const protocol::RequestRecord& r, std::vector<Upst
     line += ']';
   }
   member("trace_id", std::string_view(r.trace).substr(3, 32));
-  if (!r.arguments.is_null()) raw("arguments", r.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (!r.arguments.is_null()) raw("arguments", json_text::dump(r.arguments));
   line += '}';
   audit_->write(std::move(line));
 }
@@ -306,8 +307,7 @@ void Telemetry::note_retry(const services::HttpRequest& request, const services:
 void Telemetry::refused(int status, const std::string& reason) {
   refused_.add({std::to_string(status)});
   if (audit_) {
-    audit_->write(json{{"time", iso_time(std::chrono::system_clock::now())}, {"http_status", status}, {"refused", reason}}
-                      .dump(-1, ' ', false, json::error_handler_t::replace));
+    audit_->write(json_text::dump(json{{"time", iso_time(std::chrono::system_clock::now())}, {"http_status", status}, {"refused", reason}}));
   }
 }
 

@@ -249,7 +249,7 @@ struct HttpTransport::Impl {
 
   static void reply_json(httplib::Response& res, int status, const json& body) {
     res.status = status;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.set_content(json_text::dump(body), "application/json");
   }
   static void reply_error(httplib::Response& res, int status, const json& id, int code, const std::string& message) {
     reply_json(res, status, protocol::make_error(id, {code, message, nullptr}));
@@ -515,7 +515,7 @@ struct HttpTransport::Impl {
               if (!write(": keep-alive\n\n")) return false;
               continue;
             }
-            if (!write("event: message\ndata: " + m->dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n")) {
+            if (!write("event: message\ndata: " + json_text::dump(*m) + "\n\n")) {
               return false;
             }
             if (is_response(*m)) break;

@@ -91,7 +91,7 @@ Status SharedSessions::end(const std::string& handle, int64_t expires) {
 }
 
 Status SharedSessions::relay(const std::string& handle, const json& message) {
-  std::string text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string text = json_text::dump(message);
   if (handle.size() + text.size() + 1 + kMessage.size() > store::StateStore::kMaxEvent) {
     const std::string key = "relay/" + crypto::hex(crypto::random_bytes(12));
     const int64_t exp = now_s() + std::chrono::duration_cast<std::chrono::seconds>(kRelayLifetime).count();

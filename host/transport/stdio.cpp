@@ -47,7 +47,7 @@ class StdoutChannel final : public protocol::ReplyChannel, public std::enable_sh
   explicit StdoutChannel(int fd) : fd_(fd) {}
   void send(const json& message) override {
     // Invalid UTF-8 from a plugin becomes U+FFFD instead of throwing here.
-    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string line = json_text::dump(message);
     line.push_back('\n');
     std::unique_lock lock(mutex_);
     pending_ += line;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "host_fixture.hpp"
+#include "json/bounded.hpp"
 
 using namespace mcph;
 using json = nlohmann::json;
@@ -53,7 +54,7 @@ void run(benchmark::State& state, protocol::Session& session, const json& reques
       batch.assign(1000, request);
       state.ResumeTiming();
     }
-    const std::string out = h.engine->handle(std::move(batch.back()), session, h.channel).dump();
+    const std::string out = json_text::dump(h.engine->handle(std::move(batch.back()), session, h.channel));
     batch.pop_back();
     bytes += out.size();
   }

@@ -20,11 +20,37 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-TEST(JsonBounds, DepthIgnoresBracketsInStrings) {
-  EXPECT_EQ(json_text::depth(R"({"a":[1,{"b":"[[[{{{"}]})"), 3);
-  EXPECT_EQ(json_text::depth(R"(["\"[[[", "\\", []])"), 2);
-  EXPECT_EQ(json_text::depth("42"), 0);
-  EXPECT_EQ(json_text::depth(std::string(1000000, '[')), json_text::kMaxDepth + 1);  // stops early
+TEST(JsonBounds, BracketsInStringsDoNotCountAsNesting) {
+  const int max = json_text::kMaxDepth;
+  json_text::ParseFailure why;
+  EXPECT_TRUE(json_text::parse("[\"" + std::string(1000, '[') + "\\\"{\"]", &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kNone);
+  EXPECT_FALSE(json_text::parse(std::string(1000000, '['), &why));  // stops at max + 1
+  EXPECT_EQ(why, json_text::ParseFailure::kTooDeep);
+  EXPECT_FALSE(json_text::parse(std::string(max, '[') + "1,", &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kSyntax);
+}
+
+// The host's parser reads what json::parse reads, into the same values (fuzz_json compares
+// them on every input); these are the corners.
+TEST(JsonBounds, ParsesAsNlohmannDoes) {
+  for (const char* text : {"7", "-0", "-9223372036854775808", "18446744073709551615", "18446744073709551616",
+                           "-9223372036854775809", "1.5e3", "-0.0", "1E-400", "\"\\u00e9\\ud83d\\ude00\\u0000\"",
+                           "\xEF\xBB\xBF{\"a\":1,\"a\":[true,false,null]}", " {\"k\" : \"\xC3\xA9\xF0\x9F\x98\x80\x7F\"} "}) {
+    auto ours = json_text::parse(text);
+    json theirs = json::parse(text, nullptr, false);
+    ASSERT_TRUE(ours) << text;
+    ASSERT_FALSE(theirs.is_discarded()) << text;
+    EXPECT_EQ(ours->dump(), theirs.dump()) << text;
+    EXPECT_EQ(ours->type(), theirs.type()) << text;
+  }
+  for (const char* text : {"", " ", "01", "1.", ".5", "-", "1e", "+1", "1e400", "-1e400", "tru", "nul", "[1,]", "{\"a\"}",
+                           "{\"a\":1,}", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\x\"", "\"\x01\"",
+                           "\"\xC0\x80\"", "\"\xED\xA0\x80\"", "\"\xF4\x90\x80\x80\"", "\"\xE0\x9F\xBF\"", "\xEF\xBB",
+                           "[1] [2]", "/* c */ 1", "\"abc"}) {
+    EXPECT_FALSE(json_text::parse(text)) << text;
+    EXPECT_TRUE(json::parse(text, nullptr, false).is_discarded()) << text;
+  }
 }
 
 TEST(JsonBounds, ParseRefusesTooDeepBeforeBuilding) {

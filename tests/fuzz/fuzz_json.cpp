@@ -1,0 +1,52 @@
+// libFuzzer: the host's JSON reader and writer against nlohmann's. For every input
+// json_text::parse and json::parse both accept or both refuse, and what they accept is the
+// same value: the same type at every node (an unsigned 1 is not a signed 1) and the same
+// text from json_text::dump as from json::dump; and the input taken as one string (invalid
+// UTF-8 and all) is written alike by both writers. Two
+// differences are allowed, both where the host is stricter: nesting deeper than kMaxDepth,
+// and a NUL byte between tokens, where json::parse stops reading and ignores what follows
+// ("1\0garbage" is 1 to it) while the host refuses the text.
+#include <cstdlib>
+
+#include "json/bounded.hpp"
+
+namespace {
+
+using nlohmann::json;
+
+bool same_types(const json& a, const json& b) {
+  if (a.type() != b.type() || a.size() != b.size()) return false;
+  if (a.is_object()) {
+    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
+      if (ia.key() != ib.key() || !same_types(*ia, *ib)) return false;
+    }
+  } else if (a.is_array()) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!same_types(a[i], b[i])) return false;
+    }
+  }
+  return true;
+}
+
+std::string dump_as_nlohmann(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const json as_string = std::string(text);
+  if (mcph::json_text::dump(as_string) != dump_as_nlohmann(as_string)) std::abort();
+  mcph::json_text::ParseFailure why;
+  const auto ours = mcph::json_text::parse(text, &why);
+  if (why == mcph::json_text::ParseFailure::kTooDeep) return 0;
+  json theirs = json::parse(text, nullptr, false);
+  if (!ours && !theirs.is_discarded() && text.find('\0') != std::string_view::npos) {
+    // What json::parse read is the text before its first NUL: the host reads that alike.
+    const auto before_nul = mcph::json_text::parse(text.substr(0, text.find('\0')));
+    if (!before_nul || mcph::json_text::dump(*before_nul) != dump_as_nlohmann(theirs) || !same_types(*before_nul, theirs)) std::abort();
+    return 0;
+  }
+  if (ours.has_value() == theirs.is_discarded()) std::abort();  // one accepted what the other refused
+  if (ours && (mcph::json_text::dump(*ours) != dump_as_nlohmann(theirs) || !same_types(*ours, theirs))) std::abort();
+  return 0;
+}
