@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh --list
 #
 # TARGET is one of tests/fuzz/fuzz_*.cpp without the prefix (engine, http_request, config,
-# schema, oauth, request_state, redaction). Builds the sanitizer configuration
+# schema, oauth, request_state, redaction, trace, json). Builds the sanitizer configuration
 # (build-asan/), starts from the checked-in seeds (tests/fuzz/corpus/TARGET) plus what
 # earlier runs found (build-asan/fuzz/TARGET/corpus), and reports executions, coverage and
 # findings. A crashing input lands in build-asan/fuzz/TARGET/ as crash-*; add it to the
