@@ -2,7 +2,7 @@
 # Builds a release binary and measures it. Figures go to stdout.
 #  - stdio: cold start (spawn -> initialize response, median of 20) and the host's idle RSS after it; tools/call echo
 #    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
-#    JSON-RPC echo on the same JSON library (the ceiling; tests/bench/bare_stdio.cpp);
+#    JSON-RPC echo on the host's JSON reader and writer (the ceiling; tests/bench/bare_stdio.cpp);
 #  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections
 #    (wrk), both eras, next to a bare cpp-httplib server with a fixed body (the library's
 #    ceiling here), each as a share of it;
@@ -38,7 +38,7 @@ wrk_echo() {
     awk '/Requests\/sec/ {rps=$2} /^requests / {sub(/^requests [0-9]+, /, ""); rest=$0} END {print rps " req/s, " rest}'
 }
 
-echo "== stdio (tools/call echo; ceiling: a bare JSON-RPC echo on the same JSON library)"
+echo "== stdio (tools/call echo; ceiling: a bare JSON-RPC echo on the host's JSON reader and writer)"
 "$build/tests/mcph-bench-stdio" cold 20
 for inflight in 1 64; do
   calls=$(( inflight == 1 ? 20000 : 200000 ))
