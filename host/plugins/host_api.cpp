@@ -567,18 +567,29 @@ mcph_status task_get(mcph_host_instance* hi, mcph_str handle, mcph_sink sink, vo
   return st;
 }
 
-// Finds `pointer` in `json_text`; NOT_FOUND / INVALID_ARGUMENT as documented in abi.h.
-mcph_status find(mcph_str doc_text, mcph_str pointer, json& out) {
-  std::optional<json> parsed;
-  const json* known = ParsedInput::of(doc_text.data, doc_text.len);
-  if (known == nullptr && !(parsed = json_text::parse(view(doc_text)))) return MCPH_ERR_INVALID_ARGUMENT;
-  const json& doc = known != nullptr ? *known : *parsed;
-  std::string p(view(pointer));
+// Finds `pointer` in `doc_text`: *found points into the current handler's parsed input, or
+// into `parsed` when the text had to be parsed here. NOT_FOUND / INVALID_ARGUMENT as
+// documented in abi.h.
+mcph_status find(mcph_str doc_text, mcph_str pointer, std::optional<json>& parsed, const json*& found) {
+  const json* doc = ParsedInput::of(doc_text.data, doc_text.len);
+  if (doc == nullptr) {
+    if (!(parsed = json_text::parse(view(doc_text)))) return MCPH_ERR_INVALID_ARGUMENT;
+    doc = &*parsed;
+  }
+  const std::string_view p = view(pointer);
   if (!p.empty() && p[0] != '/') return MCPH_ERR_INVALID_ARGUMENT;
+  // A member of the top object ("/text": what handlers ask for) needs no json_pointer.
+  if (doc->is_object() && p.size() > 1 && p.find_first_of("/~", 1) == std::string_view::npos) {
+    const auto& members = doc->get_ref<const json::object_t&>();
+    const auto it = members.find(p.substr(1));
+    if (it == members.end()) return MCPH_ERR_NOT_FOUND;
+    found = &it->second;
+    return MCPH_OK;
+  }
   try {
-    json::json_pointer jp(p);
-    if (!doc.contains(jp)) return MCPH_ERR_NOT_FOUND;
-    out = doc.at(jp);
+    json::json_pointer jp{std::string(p)};
+    if (!doc->contains(jp)) return MCPH_ERR_NOT_FOUND;
+    found = &doc->at(jp);
   } catch (const json::exception&) {
     return MCPH_ERR_INVALID_ARGUMENT;
   }
@@ -586,18 +597,20 @@ mcph_status find(mcph_str doc_text, mcph_str pointer, json& out) {
 }
 
 mcph_status json_get(mcph_str doc_text, mcph_str pointer, mcph_sink sink, void* user) {
-  json value;
-  mcph_status st = find(doc_text, pointer, value);
-  if (st == MCPH_OK) give(sink, user, json_text::dump(value));
+  std::optional<json> parsed;
+  const json* value = nullptr;
+  const mcph_status st = find(doc_text, pointer, parsed, value);
+  if (st == MCPH_OK) give(sink, user, json_text::dump(*value));
   return st;
 }
 
 mcph_status json_string(mcph_str doc_text, mcph_str pointer, mcph_sink sink, void* user) {
-  json value;
-  mcph_status st = find(doc_text, pointer, value);
+  std::optional<json> parsed;
+  const json* value = nullptr;
+  const mcph_status st = find(doc_text, pointer, parsed, value);
   if (st != MCPH_OK) return st;
-  if (!value.is_string()) return MCPH_ERR_INVALID_ARGUMENT;
-  give(sink, user, value.get_ref<const std::string&>());
+  if (!value->is_string()) return MCPH_ERR_INVALID_ARGUMENT;
+  give(sink, user, value->get_ref<const std::string&>());
   return MCPH_OK;
 }
 

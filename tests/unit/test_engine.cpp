@@ -2,6 +2,7 @@
 // argument validation, result shaping, progress, logging and cancellation, against the
 // real example plugins of this build.
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "host_fixture.hpp"
@@ -375,6 +376,40 @@ TEST(ParsedInputTest, TheHostApiReadsAHandlersOwnInputWithoutParsingIt) {
   }
   EXPECT_EQ(get(input, "/text"), "\"from the text\"");
   EXPECT_EQ(get("{not json", "/text"), "status " + std::to_string(MCPH_ERR_INVALID_ARGUMENT));
+}
+
+// json_get and json_string follow RFC 6901 whether the pointer names a top-level member
+// (looked up directly) or anything else (json_pointer).
+TEST(ParsedInputTest, JsonGetAndJsonStringFollowRfc6901) {
+  const auto& api = plugins::host_api();
+  const auto sink = [](void* user, mcph_str s) { static_cast<std::string*>(user)->assign(s.data, s.len); };
+  auto call = [&](auto fn, const std::string& doc, const char* pointer) {
+    std::string out;
+    const mcph_status st = fn(mcph_str{doc.data(), doc.size()}, mcph_str{pointer, std::strlen(pointer)}, sink, &out);
+    return st == MCPH_OK ? out : "status " + std::to_string(st);
+  };
+  const auto not_found = "status " + std::to_string(MCPH_ERR_NOT_FOUND);
+  const auto invalid = "status " + std::to_string(MCPH_ERR_INVALID_ARGUMENT);
+  const std::string doc = R"({"a":{"b":[10,{"c":true}]},"x/y":1,"t~":2,"":3,"s":"é\n"})";
+  const json parsed = json::parse(doc);
+  for (const bool known : {false, true}) {  // the text parsed here, or the handler's parsed input
+    std::optional<plugins::ParsedInput> scope;
+    if (known) scope.emplace(doc, &parsed);
+    EXPECT_EQ(call(api.json_get, doc, "/s"), "\"é\\n\"");
+    EXPECT_EQ(call(api.json_get, doc, "/a/b/1/c"), "true");
+    EXPECT_EQ(call(api.json_get, doc, "/x~1y"), "1");
+    EXPECT_EQ(call(api.json_get, doc, "/t~0"), "2");
+    EXPECT_EQ(call(api.json_get, doc, "/"), "3");
+    EXPECT_EQ(call(api.json_get, doc, ""), parsed.dump());
+    EXPECT_EQ(call(api.json_get, doc, "/nope"), not_found);
+    EXPECT_EQ(call(api.json_get, doc, "/a/b/2"), not_found);
+    EXPECT_EQ(call(api.json_get, doc, "/s/x"), not_found);
+    EXPECT_EQ(call(api.json_get, doc, "s"), invalid);
+    EXPECT_EQ(call(api.json_string, doc, "/s"), "é\n");
+    EXPECT_EQ(call(api.json_string, doc, "/a"), invalid);
+    EXPECT_EQ(call(api.json_string, doc, "/nope"), not_found);
+  }
+  EXPECT_EQ(call(api.json_get, std::string("[1,2]"), "/1"), "2");
 }
 
 }  // namespace
