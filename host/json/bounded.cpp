@@ -8,33 +8,6 @@ namespace mcph::json_text {
 
 namespace {
 
-// The length of the UTF-8 sequence at p (lead byte >= 0x80), or 0 when it is not one that
-// RFC 3629 allows (no overlong forms, no surrogates, nothing above U+10FFFF).
-size_t utf8_length(const char* p, const char* end) {
-  const auto b = [&](ptrdiff_t i) { return static_cast<unsigned char>(p[i]); };
-  const unsigned char c = b(0);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (static_cast<size_t>(end - p) < n || b(1) < lo || b(1) > hi) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (b(static_cast<ptrdiff_t>(i)) < 0x80 || b(static_cast<ptrdiff_t>(i)) > 0xBF) return 0;
-  }
-  return n;
-}
-
 // A byte a JSON string holds as it is: printable ASCII but the quote and the backslash.
 bool plain(char c) { return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x80 && c != '"' && c != '\\'; }
 
@@ -153,7 +126,7 @@ class Parser {
       if (c == '\\') {
         if (!escape(s)) return fail();
       } else if (c >= 0x80) {
-        const size_t n = utf8_length(p_, end_);
+        const size_t n = utf8_length(std::string_view(p_, static_cast<size_t>(end_ - p_)));
         if (n == 0) return fail();
         s.append(p_, n);
         p_ += n;
@@ -335,7 +308,7 @@ class Writer {
       if (p == end) break;
       const auto c = static_cast<unsigned char>(*p);
       if (c >= 0x80) {
-        const size_t n = utf8_length(p, end);
+        const size_t n = utf8_length(std::string_view(p, static_cast<size_t>(end - p)));
         if (n == 0) {  // invalid UTF-8: json::dump replaces it, its own way
           out_.resize(start);
           out_ += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
@@ -366,6 +339,31 @@ class Writer {
 };
 
 }  // namespace
+
+size_t utf8_length(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  }
+  return n;
+}
 
 std::optional<json> parse(std::string_view text, ParseFailure* why, int max_depth) {
   json value;

@@ -28,6 +28,11 @@ enum class ParseFailure { kNone, kSyntax, kTooDeep };
 // deeper than max_depth fails before it is built. Never throws.
 std::optional<json> parse(std::string_view text, ParseFailure* why = nullptr, int max_depth = kMaxDepth);
 
+// The length of the well-formed UTF-8 sequence that `s` starts with (its first byte is
+// 0x80 or above), or 0 when RFC 3629 does not allow it (overlong forms, surrogates, past
+// U+10FFFF, cut short).
+size_t utf8_length(std::string_view s);
+
 // What a client is told about a failed parse.
 std::string describe(ParseFailure why);
 

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <random>
 
+#include "json/bounded.hpp"
+
 namespace mcph::telemetry {
 namespace {
 
@@ -59,24 +61,6 @@ void fill_random(std::array<uint8_t, N>& bytes) {
   } while (is_zero(bytes));
 }
 
-// The length of the well-formed UTF-8 sequence at s[i], or 0 (RFC 3629: no overlong
-// forms, no surrogates, nothing past U+10FFFF).
-size_t utf8_length(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
-  const unsigned char c = byte(0);
-  const auto cont = [&](size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) { return byte(k) >= lo && byte(k) <= hi; };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const bool second = c == 0xE0 ? cont(1, 0xA0) : c == 0xED ? cont(1, 0x80, 0x9F) : cont(1);
-    return second && cont(2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const bool second = c == 0xF0 ? cont(1, 0x90) : c == 0xF4 ? cont(1, 0x80, 0x8F) : cont(1);
-    return second && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
-
 }  // namespace
 
 // JSON text of a string (OTLP/JSON is JSON; attribute values come from clients and plugins).
@@ -97,7 +81,7 @@ void append_json_string(std::string& out, std::string_view s) {
     }
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const size_t n = utf8_length(s, i);
+      const size_t n = json_text::utf8_length(s.substr(i));
       if (n == 0) {
         out += "\\ufffd";
       } else {
