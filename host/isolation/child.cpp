@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -115,6 +116,12 @@ class Child {
   // system calls per call otherwise); when it fires, the standby looks at the call running
   // then and sets it again for that call's remaining time.
   bool timer_set_ = false;
+  // Calls read since the leader last waited for the socket. After one alone it looks for
+  // the next for kSpin before it sleeps: a client with one call in flight sends it within
+  // that (measured: 97 % of looks find it). After a batch of them it sleeps at once: with
+  // many in flight the host's next batch comes later (60 % of looks missed it), and a look
+  // that misses takes the CPU the host needs to send it. The leader's.
+  int calls_read_ = 0;
   void set_timer(long ns) {
     const itimerspec t{{0, 0}, {0, ns}};
     timerfd_settime(timer_, 0, &t, nullptr);
@@ -568,9 +575,11 @@ void Child::follow(bool main_thread) {
 std::shared_ptr<Child::Call> Child::read_until_call() {
   Frame f;
   for (;;) {
-    if (!ch_.buffered()) ch_.flush_held();  // nothing more read: the results held go now
-    ch_.readable_within(kSpin);  // the next call of a client waiting for answers comes soon
-    if (!ch_.read(f)) break;     // the host is gone: nothing left to serve
+    if (!ch_.buffered()) {
+      ch_.flush_held();  // nothing more read: the results held go now
+      if (std::exchange(calls_read_, 0) <= 1) ch_.readable_within(kSpin);
+    }
+    if (!ch_.read(f)) break;  // the host is gone: nothing left to serve
     switch (f.type) {
       case Msg::kCreate:
         // On a thread of its own: create() may use host services, whose answers this
@@ -578,6 +587,7 @@ std::shared_ptr<Child::Call> Child::read_until_call() {
         if (!creating_.exchange(true)) std::thread([this, frame = std::move(f)] { create(frame); }).detach();
         break;
       case Msg::kCall:
+        ++calls_read_;
         if (live_.load() != nullptr) {
           if (auto c = take_call(f)) return c;
         }

@@ -1,6 +1,7 @@
 #include "plugins/instance.hpp"
 
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -78,6 +79,14 @@ DoneBatch::~DoneBatch() {
 }
 
 bool DoneBatch::open() { return open_batch != nullptr; }
+
+void DoneBatch::flush() {
+  DoneBatch* b = open_batch;
+  if (b == nullptr || b->flushes_.empty()) return;
+  open_batch = nullptr;  // as in ~DoneBatch
+  for (auto& [owner, run] : std::exchange(b->flushes_, {})) run(owner.get());
+  open_batch = b;
+}
 
 bool DoneBatch::defer(const std::shared_ptr<void>& owner, void (*flush)(void*)) {
   DoneBatch* b = open_batch;

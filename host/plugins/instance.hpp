@@ -285,7 +285,9 @@ void set_replica_id(const std::string& id);
 // with the answers of one read) holds a DoneBatch meanwhile: output that can wait (a
 // transport's answers on stdout, the frames of the calls it starts meanwhile) is held until
 // the batch ends, so many answers cost one write. Only for a thread that does nothing slow
-// while it holds one. Nested ones are one.
+// while it holds one (a call that runs or waits on it calls flush() first). The
+// stdio reader holds one over the lines of one read, so the calls it starts on an isolated
+// instance go out in one frame write. Nested ones are one.
 class DoneBatch {
  public:
   DoneBatch();
@@ -297,6 +299,8 @@ class DoneBatch {
   static bool defer(const std::shared_ptr<void>& owner, void (*flush)(void*));
   // Whether a batch is open on this thread (to ask before making an owner to defer with).
   static bool open();
+  // Runs the flushes asked for so far on this thread's batch, which stays open.
+  static void flush();
 
  private:
   bool outermost_;

@@ -288,6 +288,9 @@ struct StdioTransport::Impl {
   // One thread's life: the reader's turn when it has it, else standing by to take over.
   void serve() {
     const auto me = std::this_thread::get_id();
+    // Over the lines of one read: the calls they start on isolated instances go to each
+    // child in one write when the last of them is handled (or the reader is relieved).
+    std::optional<plugins::DoneBatch> batch;
     std::unique_lock lock(mutex);
     while (!ended) {
       if (reader == me) {
@@ -296,10 +299,18 @@ struct StdioTransport::Impl {
           const auto held = session;  // (copied under the mutex run() resets it under)
           const bool more = line_waits();
           lock.unlock();
+          if (more && !batch) batch.emplace();
           on_line(*line, held, more);
+          if (!more) batch.reset();
           lock.lock();
-          if (reader == me) busy = false;
-          continue;  // (relieved meanwhile: stand by below)
+          if (reader == me) {
+            busy = false;
+          } else if (batch) {  // relieved meanwhile: stand by below, holding nothing
+            lock.unlock();
+            batch.reset();
+            lock.lock();
+          }
+          continue;
         }
         if (eof || !read_more(lock)) {
           lock.unlock();

@@ -169,5 +169,31 @@ TEST(Wire, FramesHeldInADoneBatchGoOutWhenItEnds) {
   EXPECT_FALSE(plugins::DoneBatch::defer(owner, flush));  // the batch is over
 }
 
+// What a thread that is about to wait (or run a handler) calls: what it held goes out, and
+// the batch stays open for what comes after.
+TEST(Wire, AFlushedDoneBatchSendsWhatItHeldAndStaysOpen) {
+  Pair p;
+  auto out = std::make_shared<Channel>(p.fds[0]);
+  Channel in(p.fds[1]);
+  auto flush = [](void* o) { static_cast<Channel*>(o)->flush_held(); };
+  Frame f;
+  plugins::DoneBatch::flush();  // none open: nothing to do
+  {
+    plugins::DoneBatch batch;
+    ASSERT_TRUE(plugins::DoneBatch::defer(out, flush));
+    ASSERT_TRUE(out->send(Msg::kCall, 1, nullptr, "{}", /*hold=*/true));
+    EXPECT_FALSE(in.readable_within(std::chrono::milliseconds(20)));
+    plugins::DoneBatch::flush();
+    ASSERT_TRUE(in.read(f));
+    EXPECT_EQ(f.id, 1u);
+    ASSERT_TRUE(plugins::DoneBatch::open());
+    ASSERT_TRUE(plugins::DoneBatch::defer(out, flush));  // asked again: it had been run
+    ASSERT_TRUE(out->send(Msg::kCall, 2, nullptr, "{}", /*hold=*/true));
+    EXPECT_FALSE(in.readable_within(std::chrono::milliseconds(20)));
+  }
+  ASSERT_TRUE(in.read(f));
+  EXPECT_EQ(f.id, 2u);
+}
+
 }  // namespace
 }  // namespace mcph::isolation
