@@ -439,30 +439,53 @@ void Child::create(const Frame& f) {
 
 std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
   auto c = std::make_shared<Call>(ch_, f.id);
+  c->input = std::move(f.body);
+  // The head holds what is set (call_head): its members are read as they come, not looked
+  // up one by one; kind, index, what and deadline_ms are always there.
+  int required = 0;
   try {
-    const json& h = f.head;
-    c->ref = {static_cast<plugins::HandlerRef::Kind>(h.at("kind").get<int>()), h.at("index").get<uint32_t>()};
-    c->what = h.at("what");
-    c->input = std::move(f.body);
-    c->call.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(h.at("deadline_ms").get<int64_t>());
-    c->call.principal = h.value("principal", "");
-    c->call.client_capabilities = h.value("client_capabilities", json::object());
-    c->call.traceparent = h.value("traceparent", "");
-    c->call.input_responses = h.value("input_responses", json::object());
-    c->call.may_hand_over = h.value("may_hand_over", false);
-    if (auto s = h.find("state"); s != h.end() && s->is_string()) c->call.state = s->get<std::string>();
-    if (auto cr = h.find("caller"); cr != h.end() && cr->is_object()) {
-      c->caller.principal = c->call.principal;
-      c->caller.credentials[instance_name_] = cr->get<std::map<std::string, std::string>>();
-      c->call.caller = &c->caller;
+    auto* head = f.head.get_ptr<json::object_t*>();
+    for (auto& [key, v] : head != nullptr ? *head : json::object_t()) {
+      if (key == "kind") {
+        c->ref.kind = static_cast<plugins::HandlerRef::Kind>(v.get<int>());
+        ++required;
+      } else if (key == "index") {
+        c->ref.index = v.get<uint32_t>();
+        ++required;
+      } else if (key == "what") {
+        c->what = std::move(v.get_ref<std::string&>());
+        ++required;
+      } else if (key == "deadline_ms") {
+        c->call.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(v.get<int64_t>());
+        ++required;
+      } else if (key == "principal") {
+        c->call.principal = std::move(v.get_ref<std::string&>());
+      } else if (key == "client_capabilities") {
+        c->call.client_capabilities = std::move(v);
+      } else if (key == "traceparent") {
+        c->call.traceparent = std::move(v.get_ref<std::string&>());
+      } else if (key == "input_responses") {
+        c->call.input_responses = std::move(v);
+      } else if (key == "may_hand_over") {
+        c->call.may_hand_over = v.get<bool>();
+      } else if (key == "state" && v.is_string()) {
+        c->call.state = std::move(v.get_ref<std::string&>());
+      } else if (key == "caller" && v.is_object()) {
+        c->caller.credentials[instance_name_] = v.get<std::map<std::string, std::string>>();
+        c->call.caller = &c->caller;
+      }
     }
   } catch (const json::exception& e) {
-    c->call.has_outcome = c->call.is_error = true;
-    c->call.error_status = MCPH_ERR_INTERNAL;
     c->call.error_text = std::string("malformed call frame: ") + e.what();
+  }
+  if (required != 4 && c->call.error_text.empty()) c->call.error_text = "malformed call frame: kind, index, what or deadline_ms is missing";
+  if (!c->call.error_text.empty()) {
     ch_.send(Msg::kResult, f.id, json{{"has_outcome", true}, {"is_error", true}, {"error_status", MCPH_ERR_INTERNAL}, {"error_text", c->call.error_text}});
     return nullptr;
   }
+  c->caller.principal = c->call.principal;
+  if (c->call.client_capabilities.is_null()) c->call.client_capabilities = json::object();
+  if (c->call.input_responses.is_null()) c->call.input_responses = json::object();
   c->call.events = c.get();
   std::lock_guard lock(mutex_);  // with the shutdown's check: a registered call keeps the instance alive
   c->inst = live_.load();
@@ -484,7 +507,8 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
 void Child::send_result(const Call& c) {
   const mcph_call& o = c.call;
   // Only what is set (the host reads what is missing as unset).
-  json head{{"has_outcome", o.has_outcome}};
+  json head;
+  head["has_outcome"] = o.has_outcome;
   if (o.is_error) head["is_error"] = true;
   if (o.error_status != MCPH_OK) head["error_status"] = o.error_status;
   if (!o.error_text.empty()) head["error_text"] = o.error_text;

@@ -256,26 +256,22 @@ class Writer {
     switch (v.type()) {
       case json::value_t::object: {
         out_ += '{';
-        const char* comma = "";
         for (const auto& [key, member] : *v.get_ptr<const json::object_t*>()) {
-          out_ += comma;
-          comma = ",";
           string(key);
           out_ += ':';
           value(member);
+          out_ += ',';
         }
-        out_ += '}';
+        close('{', '}');
         return;
       }
       case json::value_t::array: {
         out_ += '[';
-        const char* comma = "";
         for (const auto& item : *v.get_ptr<const json::array_t*>()) {
-          out_ += comma;
-          comma = ",";
           value(item);
+          out_ += ',';
         }
-        out_ += ']';
+        close('[', ']');
         return;
       }
       case json::value_t::string: string(*v.get_ptr<const json::string_t*>()); return;
@@ -289,6 +285,15 @@ class Writer {
 
  private:
   std::string& out_;
+
+  // Ends an object or array whose members each wrote a ',' after themselves.
+  void close(char open, char end) {
+    if (out_.back() == open) {
+      out_ += end;
+    } else {
+      out_.back() = end;
+    }
+  }
 
   template <typename Int>
   void integer(Int n) {
@@ -382,6 +387,7 @@ std::string describe(ParseFailure why) {
 
 std::string dump(const json& value) {
   std::string out;
+  out.reserve(256);  // a message's text, written without growing it on the way in most cases
   Writer(out).value(value);
   return out;
 }

@@ -3,6 +3,9 @@
 // only that child: the call gets a clear error, the instance restarts (or ends failed when
 // it keeps crashing), and every other instance answers throughout. Against the real binary.
 #include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <filesystem>
@@ -13,6 +16,7 @@
 #include "host_fixture.hpp"
 #include "http_host.hpp"
 #include "isolation/process_instance.hpp"
+#include "isolation/wire.hpp"
 #include "rpc.hpp"
 #include "stdio_host.hpp"
 
@@ -409,6 +413,57 @@ TEST(Isolation, PrestartedProcessesAreTheOnesInstancesRunIn) {
   EXPECT_TRUE(process_gone(unused));  // and reaped: no zombie left
   EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(unused)));
   EXPECT_FALSE(process_gone(running));
+}
+
+// The runner, spoken to frame by frame: a call head it cannot read is answered with an
+// error that says so, and the calls after it run as usual.
+TEST(Isolation, TheRunnerAnswersAMalformedCallHeadWithAnErrorAndGoesOn) {
+  const std::string runner = isolation::runner_path();
+  ASSERT_FALSE(runner.empty());
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 3);
+  char* argv[] = {const_cast<char*>(runner.c_str()), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, runner.c_str(), &actions, nullptr, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  isolation::Channel ch(fds[0]);
+  using isolation::Msg;
+  ASSERT_TRUE(ch.send(Msg::kCreate, 0,
+                      json{{"name", "echo"}, {"library", "example-echo"}, {"search_dirs", json::array({MCPH_PLUGIN_DIR})},
+                           {"credentials", json::object()}, {"settings", json::object()}, {"create_timeout_ms", 5000}}));
+  isolation::Frame f;
+  ASSERT_TRUE(ch.read(f));
+  ASSERT_EQ(f.type, Msg::kCreated);
+  ASSERT_TRUE(f.head.value("ok", false)) << f.head.dump();
+  const json good{{"kind", 0}, {"index", 0}, {"what", "tools/call 'echo'"}, {"deadline_ms", 5000}};
+  json no_what = good, bad_kind = good;
+  no_what.erase("what");
+  bad_kind["kind"] = "tool";
+  uint32_t id = 0;
+  for (const json& head : {no_what, bad_kind, json::array()}) {
+    ASSERT_TRUE(ch.send(Msg::kCall, ++id, head, R"({"text":"hi"})"));
+    ASSERT_TRUE(ch.read(f));
+    EXPECT_EQ(f.type, Msg::kResult);
+    EXPECT_EQ(f.id, id);
+    EXPECT_TRUE(f.head.value("is_error", false));
+    EXPECT_EQ(f.head.value("error_status", 0), MCPH_ERR_INTERNAL);
+    EXPECT_TRUE(f.head.value("error_text", "").starts_with("malformed call frame")) << f.head.dump();
+  }
+  ASSERT_TRUE(ch.send(Msg::kCall, ++id, good, R"({"text":"hi"})"));
+  ASSERT_TRUE(ch.read(f));
+  EXPECT_EQ(f.type, Msg::kResult);
+  EXPECT_EQ(f.id, id);
+  EXPECT_TRUE(f.head.value("has_outcome", false)) << f.head.dump();
+  EXPECT_FALSE(f.head.value("is_error", false)) << f.head.dump();
+  EXPECT_EQ(json::parse(f.body)["content"][0].value("text", ""), "hi");
+  ch.shutdown();  // the host is gone: the runner exits
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
 }
 
 }  // namespace
