@@ -1,15 +1,39 @@
 #include "json/bounded.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace mcph::json_text {
 
 namespace {
 
-// A byte a JSON string holds as it is: printable ASCII but the quote and the backslash.
-bool plain(char c) { return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x80 && c != '"' && c != '\\'; }
+// Bytes a JSON string holds as they are: printable ASCII but the quote and the backslash.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+bool plain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
+
+// Where the run of plain bytes from `p` ends (at `end` at most). Eight bytes at a time while
+// it can (values such as a tool's text are long plain runs), then byte by byte.
+inline const char* plain_run(const char* p, const char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101u, kHighs = 0x8080808080808080u;
+  // Whether any byte of x is below n (n <= 0x80).
+  auto below = [](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHighs; };
+  while (end - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    if (((x & kHighs) | below(x, 0x20) | below(x ^ (kOnes * '"'), 1) | below(x ^ (kOnes * '\\'), 1)) != 0) break;
+    p += 8;
+  }
+  while (p != end && plain(*p)) ++p;
+  return p;
+}
 
 // A recursive-descent parser straight into nlohmann::json values, with the grammar and the
 // values of json::parse (RFC 8259, strict UTF-8, a leading BOM skipped, non-negative
@@ -118,7 +142,7 @@ class Parser {
     ++p_;
     while (true) {
       const char* run = p_;
-      while (p_ != end_ && plain(*p_)) ++p_;
+      p_ = plain_run(p_, end_);
       s.append(run, p_);
       if (p_ == end_) return fail();
       const auto c = static_cast<unsigned char>(*p_);
@@ -308,7 +332,7 @@ class Writer {
     const char* const end = p + s.size();
     while (true) {
       const char* run = p;
-      while (p != end && plain(*p)) ++p;
+      p = plain_run(p, end);
       out_.append(run, p);
       if (p == end) break;
       const auto c = static_cast<unsigned char>(*p);
