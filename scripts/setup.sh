@@ -17,6 +17,7 @@ packages=(
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang (tests/fuzz, scripts/fuzz.sh)
   libbenchmark-dev     # the engine's micro-benchmark (tests/bench/dispatch_bench.cpp, scripts/bench.sh)
   libmimalloc-dev      # malloc of mcp-host and mcp-host-plugin (host/CMakeLists.txt says why)
+  iproute2             # ss: a test reads the HTTP listener's accept queue length
 )
 # Node.js runs the official MCP client tests; any recent node on PATH will do.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

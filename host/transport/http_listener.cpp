@@ -583,6 +583,10 @@ Result<int> Listener::bind(const std::string& host, int port) {
   const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : -1);
   if (bound <= 0) return Error{std::strerror(errno)};
   impl_->listen_fd = svr_sock_;
+  // cpp-httplib listens with a backlog of 5 (Debian builds it so): a burst of connections
+  // beyond that while this thread is busy had its SYNs dropped, and each client retried
+  // after 1 s. Listening again sets the backlog (up to net.core.somaxconn).
+  ::listen(impl_->listen_fd, SOMAXCONN);
   return bound;
 }
 

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <tuple>
 
 #include "http_host.hpp"
@@ -272,6 +274,25 @@ TEST(Hardening, OverflowIsAnsweredWithoutReadingTheRequest) {
   EXPECT_EQ(r->status, 503);
   EXPECT_LT(seconds_since(t0), 0.5);
   for (auto& t : busy) t.join();
+}
+
+// A burst of connections waits in the kernel's queue for the listener to accept it: the
+// queue is SOMAXCONN long, not cpp-httplib's 5 (past which a client's SYN is dropped and it
+// retries after 1 s). `ss` shows a listening socket's backlog as its Send-Q.
+TEST(Hardening, TheListenQueueTakesABurstOfConnections) {
+  HttpHost host(kTwoInstances);
+  std::string out;
+  FILE* ss = ::popen(("ss -ltnH 'sport = :" + std::to_string(host.port()) + "'").c_str(), "r");
+  ASSERT_NE(ss, nullptr);
+  char chunk[512];
+  while (size_t n = std::fread(chunk, 1, sizeof chunk, ss)) out.append(chunk, n);
+  ASSERT_EQ(::pclose(ss), 0) << "ss (iproute2) failed: " << out;
+  std::istringstream line(out);
+  std::string state;
+  long queued = -1, backlog = -1;
+  line >> state >> queued >> backlog;
+  EXPECT_EQ(state, "LISTEN") << out;
+  EXPECT_GE(backlog, 128) << out;
 }
 
 // ---- 6. Fairness, bounded queues, deadlines that hold ----------------------------------
