@@ -1108,7 +1108,6 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
       return;
     }
   }
-  plugins::DoneBatch::flush();  // this thread waits: what it holds goes out first
   auto p = std::make_shared<Pending>();
   p->call = &call;
   const uint32_t id = impl.send_call(inc, p, what, handler, input);

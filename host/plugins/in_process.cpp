@@ -94,7 +94,6 @@ void InProcessInstance::run(const std::string& what, HandlerRef ref, const std::
   }
   call.host = &host_;
   call.reset_outcome();
-  DoneBatch::flush();  // a handler may be slow: what this thread holds goes out first
   if (handler == nullptr) {
     call.has_outcome = call.is_error = true;
     call.error_status = MCPH_ERR_NOT_FOUND;

@@ -285,7 +285,7 @@ void set_replica_id(const std::string& id);
 // with the answers of one read) holds a DoneBatch meanwhile: output that can wait (a
 // transport's answers on stdout, the frames of the calls it starts meanwhile) is held until
 // the batch ends, so many answers cost one write. Only for a thread that does nothing slow
-// while it holds one (a call that runs or waits on it calls flush() first). The
+// while it holds one (the engine calls flush() before it runs or waits for a handler). The
 // stdio reader holds one over the lines of one read, so the calls it starts on an isolated
 // instance go out in one frame write. Nested ones are one.
 class DoneBatch {

@@ -1271,6 +1271,7 @@ bool Engine::ready(Prepared& p, Session& session) {
 json Engine::execute(Prepared& p, Session& session, int round) {
   json out;
   for (;; ++round) {
+    plugins::DoneBatch::flush();  // this thread runs or waits for the handler: what it holds goes out first
     p.instance->run(p.what, p.handler, p.input, p.call->call);
     if (settle(p, out) || !ask(p, session, round, out)) break;
   }
