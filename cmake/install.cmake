@@ -4,6 +4,8 @@
 #     P/bin/mcp-host
 #     P/lib/mcp-host/mcp-host-plugin                (the child-process runner for
 #                                                    isolation: process; found from bin/)
+#     P/lib/mcp-host/mcp-host-http.so               (the HTTP stack, opened on first use;
+#                                                    found from bin/ the same way)
 #     P/lib/mcp-host/plugins/lib<bundled>.so       (mcph_add_plugin; the host searches
 #                                                    <exe>/../lib/mcp-host/plugins)
 #     P/share/mcp-host/mcp-host.yaml, README.md
@@ -19,6 +21,7 @@
 # The package files themselves are generated into build/mcp_plugin by cmake/sdk_package.cmake.
 install(TARGETS mcp-host RUNTIME DESTINATION bin COMPONENT runtime)
 install(TARGETS mcp-host-plugin RUNTIME DESTINATION lib/mcp-host COMPONENT runtime)
+install(TARGETS mcp-host-http LIBRARY DESTINATION lib/mcp-host COMPONENT runtime)
 install(FILES ${CMAKE_SOURCE_DIR}/config/mcp-host.yaml ${CMAKE_SOURCE_DIR}/README.md
         DESTINATION share/mcp-host COMPONENT runtime)
 

@@ -23,7 +23,7 @@
 #include "protocol/engine.hpp"
 #include "reload/control.hpp"
 #include "reload/reloader.hpp"
-#include "services/http_client.hpp"
+#include "http_stack/http_stack.hpp"
 #include "services/logging.hpp"
 #include "store/state_store.hpp"
 #include "tasks/task_service.hpp"
@@ -49,7 +49,7 @@ struct Host {
   std::string config_path;
   std::shared_ptr<const config::Config> config;  // as started (serve: the reloader has the current one)
   std::unique_ptr<store::StateStore> state;
-  std::unique_ptr<services::HttpClient> http;
+  std::unique_ptr<http_stack::OutboundHttp> http;  // the HTTP stack opens at its first request
   plugins::UserDirectory users;  // filled by the OAuth server while it runs
   std::unique_ptr<tasks::TaskService> tasks;  // null with tasks.enabled: false
   std::unique_ptr<telemetry::Telemetry> telemetry;  // serve with metrics on; outlives the engine and sessions
@@ -155,7 +155,7 @@ Result<std::unique_ptr<Host>> start(const std::string& config_arg, const std::st
   } else {
     spdlog::debug("replica id: {} (using a new one)", id.error());
   }
-  host->http = std::make_unique<services::HttpClient>();
+  host->http = std::make_unique<http_stack::OutboundHttp>();
   const std::string effective_transport = transport.empty() ? c.server.transport : transport;
   if (serving) {
     auto t = make_telemetry(c, effective_transport);
@@ -470,7 +470,7 @@ class Metrics {
       spdlog::info("metrics to {} every {} ms (OTLP/HTTP)", otlp.endpoint, otlp.metrics_interval_ms);
     }
     if (h.config->telemetry.metrics_listen.empty()) return;
-    auto server = telemetry::MetricsServer::start(h.config->telemetry.metrics_listen, [t = h.telemetry.get()] { return t->prometheus(); });
+    auto server = http_stack::metrics_server(h.config->telemetry.metrics_listen, [t = h.telemetry.get()] { return t->prometheus(); });
     if (!server) {
       spdlog::error("{}", server.error());
       return;
@@ -510,8 +510,10 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
       if (h.telemetry) o->on_sign_in = [t = h.telemetry.get()](const char* outcome) { t->sign_in(outcome); };
       oauth = std::move(*o);
     }
-    transport::HttpTransport http(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); }, std::move(oauth),
-                                  h.state.get());
+    auto made = http_stack::transport(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); },
+                                      std::move(oauth), h.state.get());
+    if (!made) return fail(made.error());
+    transport::HttpTransport& http = **made;
     if (h.telemetry && c.telemetry.metrics) http.serve_metrics([t = h.telemetry.get()] { return t->prometheus(); });
     if (h.telemetry) http.on_refused([t = h.telemetry.get()](int status, const std::string& reason) { t->refused(status, reason); });
     auto url = http.bind();

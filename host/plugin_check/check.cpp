@@ -23,7 +23,7 @@
 #include "json/bounded.hpp"
 #include "plugin_check/probe.hpp"
 #include "plugins/library.hpp"
-#include "services/http_client.hpp"
+#include "http_stack/http_stack.hpp"
 #include "services/logging.hpp"
 #include "store/state_store.hpp"
 
@@ -231,7 +231,7 @@ void check_isolated(const ProbeOptions& probe, const std::string& scratch, std::
     report.findings.push_back({Finding::Level::kError, "isolation", state.error()});
     return;
   }
-  services::HttpClient http;
+  http_stack::OutboundHttp http;
   auto inst = isolation::ProcessInstance::create(cfg, probe.search_dirs, plugins::Services{state->get(), &http, nullptr});
   if (!inst) {
     report.findings.push_back({Finding::Level::kError, "isolation", "does not start in its own process (isolation: process): " + inst.error()});

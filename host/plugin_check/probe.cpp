@@ -8,7 +8,7 @@
 
 #include "plugins/instance.hpp"
 #include "plugins/library.hpp"
-#include "services/http_client.hpp"
+#include "http_stack/http_stack.hpp"
 #include "store/state_store.hpp"
 
 namespace mcph::plugin_check {
@@ -194,7 +194,7 @@ void probe(const ProbeOptions& options, Reporter& out) {
     report(Level::kError, "setup", "cannot open a scratch state store: " + state.error());
     return;
   }
-  services::HttpClient http;
+  http_stack::OutboundHttp http;
   const plugins::Services services{state->get(), &http};
   const size_t baseline_threads = thread_count();
   const bool empty_settings = options.settings.empty();

@@ -69,6 +69,7 @@ class HttpService {
   virtual HttpResponse send(const HttpRequest& request) = 0;
 };
 
+// Part of the HTTP stack (http_stack/): mcp-host makes it through http_stack::OutboundHttp.
 class HttpClient final : public HttpService {
  public:
   HttpClient();
@@ -97,5 +98,10 @@ class HttpClient final : public HttpService {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {  // shared by the URL reader (http_url.cpp) and the client
+std::string ascii_lower(std::string_view s);
+bool is_tchar(char c);  // RFC 9110 section 5.6.2: a token character
+}  // namespace detail
 
 }  // namespace mcph::services

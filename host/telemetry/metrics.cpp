@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include <spdlog/spdlog.h>
+
+#include "http_stack/http_stack.hpp"
 #include "telemetry/trace.hpp"
 
 namespace mcph::telemetry {
@@ -280,7 +283,9 @@ MetricsExporter::~MetricsExporter() {
 }
 
 void MetricsExporter::run() {
-  OtlpSender sender(collector_, "metrics");
+  auto opened = http_stack::otlp_sender(collector_, "metrics");  // with no stack, every export fails
+  if (!opened) spdlog::error("OTLP export of metrics: {}", opened.error());
+  OtlpSender* sender = opened ? opened->get() : nullptr;
   std::string body;
   std::unique_lock lock(mutex_);
   while (true) {
@@ -288,7 +293,7 @@ void MetricsExporter::run() {
     const bool last = stopping_;
     lock.unlock();
     metrics_.otlp_json(collector_, body);
-    (sender.post(body, "metrics") ? exported_ : failed_).fetch_add(1);
+    (sender != nullptr && sender->post(body, "metrics") ? exported_ : failed_).fetch_add(1);
     lock.lock();
     if (last) return;
   }

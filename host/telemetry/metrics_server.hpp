@@ -20,7 +20,7 @@ class MetricsServer {
   // Listens on `listen` (host:port; port 0 picks one) and returns the server, whose url()
   // says where.
   static Result<std::unique_ptr<MetricsServer>> start(const std::string& listen, std::function<std::string()> metrics);
-  ~MetricsServer();  // stops
+  virtual ~MetricsServer();  // stops (virtual: part of the HTTP stack, see http_stack/)
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
   const std::string& url() const { return url_; }

@@ -34,14 +34,15 @@ void append_resource(std::string& out, const Collector& collector);
 void append_scope(std::string& out, const Collector& collector);
 
 // Posts exports of one signal ("traces", "metrics"). Keeps one connection; use it from one
-// thread.
+// thread. Part of the HTTP stack: made by http_stack::otlp_sender(), whose callers reach
+// the rest through the vtable.
 class OtlpSender {
  public:
   OtlpSender(const Collector& collector, std::string_view signal);
-  ~OtlpSender();
+  virtual ~OtlpSender();
   // True when the collector accepted `body` (2xx). `what` names it in the debug log
   // ("12 spans"); never the headers, which may be the collector's credentials.
-  bool post(const std::string& body, std::string_view what);
+  virtual bool post(const std::string& body, std::string_view what);
 
  private:
   void connect();

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <random>
 
+#include <spdlog/spdlog.h>
+
+#include "http_stack/http_stack.hpp"
 #include "json/bounded.hpp"
 
 namespace mcph::telemetry {
@@ -186,7 +189,9 @@ void Tracer::finish(Span span) {
 }
 
 void Tracer::run() {
-  OtlpSender sender(options_.collector, "traces");
+  auto opened = http_stack::otlp_sender(options_.collector, "traces");  // with no stack, every export fails
+  if (!opened) spdlog::error("OTLP export of traces: {}", opened.error());
+  OtlpSender* sender = opened ? opened->get() : nullptr;
   std::vector<std::string> batch;
   std::string body;  // kept to reuse its memory
   std::unique_lock lock(mutex_);
@@ -199,7 +204,7 @@ void Tracer::run() {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
       lock.unlock();
       otlp_json(batch, options_.collector, body);
-      const bool sent = sender.post(body, std::to_string(batch.size()) + " spans");
+      const bool sent = sender != nullptr && sender->post(body, std::to_string(batch.size()) + " spans");
       (sent ? exported_ : dropped_failed_).fetch_add(batch.size());
       lock.lock();
       // Stopping: one attempt for what is left, and none after a failure (the host must end).

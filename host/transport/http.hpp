@@ -20,6 +20,8 @@
 
 namespace mcph::transport {
 
+// Part of the HTTP stack: made by http_stack::transport(). Its members are virtual so that
+// mcp-host, which opens the stack as a module, calls them without linking it.
 class HttpTransport {
  public:
   // `health` produces the body of GET /healthz (no auth). With auth.mode oauth, `oauth`
@@ -27,19 +29,19 @@ class HttpTransport {
   // `store` also answers GET /readyz.
   HttpTransport(protocol::Engine& engine, const config::HttpConfig& config, std::function<nlohmann::json()> health,
                 std::optional<auth::OAuthOptions> oauth = std::nullopt, store::StateStore* store = nullptr);
-  ~HttpTransport();
+  virtual ~HttpTransport();
 
   // Binds the listen address (port 0 picks a free port); returns the base URL,
   // e.g. "http://127.0.0.1:41234".
-  Result<std::string> bind();
+  virtual Result<std::string> bind();
   // Serves GET /metrics (no auth, like /healthz) with `metrics`'s text. Call before bind().
-  void serve_metrics(std::function<std::string()> metrics);
+  virtual void serve_metrics(std::function<std::string()> metrics);
   // Hears each request refused before it reached MCP (status, reason): telemetry. Before run().
-  void on_refused(std::function<void(int status, const std::string& reason)> fn);
+  virtual void on_refused(std::function<void(int status, const std::string& reason)> fn);
   // Serves until stop(). In-flight requests finish before it returns.
-  void run();
+  virtual void run();
   // Stops accepting and ends idle streams. Thread-safe.
-  void stop();
+  virtual void stop();
 
  private:
   struct Impl;

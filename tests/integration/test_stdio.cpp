@@ -1,4 +1,5 @@
 // The real build/mcp-host binary over stdio, driven as an MCP client drives it.
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -351,6 +352,57 @@ TEST_F(StdioTest, CommandLineTools) {
   std::tie(code, out) = run_command({MCPH_BINARY, "--version"});
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("mcp-host 0."), std::string::npos) << out;
+}
+
+// The HTTP stack (cpp-httplib, libssl, libcrypto) is a module mcp-host opens only to serve
+// or send HTTP: a stdio host never maps it, and a host without it still serves stdio and
+// says clearly why it cannot serve HTTP.
+TEST_F(StdioTest, TheHttpStackIsOpenedOnlyForHttp) {
+  auto maps_of = [](pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  {
+    auto p = spawn();
+    handshake(*p);
+    p->send(req(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "no HTTP here"}}}}));
+    EXPECT_EQ(p->read_response(1)["result"]["content"][0]["text"], "no HTTP here");
+    const std::string maps = maps_of(p->pid());
+    ASSERT_NE(maps.find("/mcp-host\n"), std::string::npos) << "not the host's maps?";
+    EXPECT_EQ(maps.find("mcp-host-http.so"), std::string::npos);
+    EXPECT_EQ(maps.find("libcpp-httplib"), std::string::npos);
+    EXPECT_EQ(maps.find("libssl"), std::string::npos);
+    p->close_stdin();
+    EXPECT_EQ(p->wait(), 0);
+  }
+
+  // mcp-host alone in a folder: no mcp-host-http.so beside it or in ../lib/mcp-host.
+  const std::string lone = dir.str() + "/bin/mcp-host";
+  std::filesystem::create_directories(dir.str() + "/bin");
+  std::filesystem::copy_file(MCPH_BINARY, lone);
+  std::filesystem::permissions(lone, std::filesystem::perms::owner_exec, std::filesystem::perm_options::add);
+  // (every instance isolated, in CI's second pass: the runner is not beside the copy either)
+  const std::string runner = "MCP_HOST_PLUGIN_RUNNER=" + std::filesystem::path(MCPH_BINARY).parent_path().string() + "/mcp-host-plugin";
+  const std::vector<std::string> env = {"MCPH_TEST_TOKEN=x", runner};
+  auto [code, out] = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"}, env);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("the HTTP stack (mcp-host-http.so) was not found beside mcp-host"), std::string::npos) << out;
+  std::tie(code, out) = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"},
+                                    {"MCPH_TEST_TOKEN=x", runner, "MCP_HOST_HTTP_MODULE=" + dir.str() + "/nowhere.so"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("cannot open the HTTP stack " + dir.str() + "/nowhere.so"), std::string::npos) << out;
+  // A library that is not the stack (a plugin) is refused by name.
+  std::tie(code, out) = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"},
+                                    {"MCPH_TEST_TOKEN=x", runner, std::string("MCP_HOST_HTTP_MODULE=") + MCPH_PLUGIN_DIR + "/libexample-echo.so"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("is not an mcp-host HTTP stack"), std::string::npos) << out;
+
+  Process p({lone, "serve", "--config", config_path}, env);
+  handshake(p);
+  p.send(req(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "stdio still"}}}}));
+  EXPECT_EQ(p.read_response(1)["result"]["content"][0]["text"], "stdio still");
+  p.close_stdin();
+  EXPECT_EQ(p.wait(), 0);
 }
 
 TEST_F(StdioTest, ConfigErrorsAreClearAndFailStartup) {

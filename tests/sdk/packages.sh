@@ -23,7 +23,7 @@ dev_deb=$work/dist/mcp-host-dev_${version}-1_all.deb
 [ -f "$host_deb" ] && [ -f "$dev_deb" ] || fail "expected $host_deb and $dev_deb; got: $(ls "$work/dist")"
 
 files=$(dpkg-deb -c "$host_deb" | awk '{print $6}')
-for f in ./usr/bin/mcp-host ./usr/lib/mcp-host/plugins/libexample-echo.so ./usr/lib/mcp-host/plugins/libexample-counter.so \
+for f in ./usr/bin/mcp-host ./usr/lib/mcp-host/mcp-host-http.so ./usr/lib/mcp-host/plugins/libexample-echo.so ./usr/lib/mcp-host/plugins/libexample-counter.so \
          ./usr/lib/mcp-host/plugins/libcodesphere.so ./usr/lib/mcp-host/plugins/libcodegen.so ./usr/share/mcp-host/mcp-host.yaml; do
   has "$files" "$f" "mcp-host"
 done
@@ -55,6 +55,16 @@ dpkg -x "$host_deb" "$work/root"
 dpkg -x "$dev_deb" "$work/root"
 out=$("$work/root/usr/bin/mcp-host" plugin check example-echo codesphere) || fail "plugin check from the package: $out"
 grep -q "^example-echo: ok: example-echo" <<< "$out" || fail "the packaged host did not find its bundled plugin: $out"
+# It opens its HTTP stack (mcp-host-http.so) from ../lib/mcp-host.
+printf 'state_dir: %s\nserver: { transport: http, http: { listen: "127.0.0.1:0" } }\nplugins: [ { name: echo, library: example-echo } ]\n' \
+  "$work/state" > "$work/http.yaml"
+"$work/root/usr/bin/mcp-host" serve --config "$work/http.yaml" 2> "$work/serve.log" &
+pid=$!
+for _ in $(seq 100); do grep -q 'http://' "$work/serve.log" && break; sleep 0.05; done
+kill "$pid"
+wait "$pid" || true
+grep -q "serving 2 tools from 1 plugin instances at http://127.0.0.1:" "$work/serve.log" ||
+  fail "the packaged host does not serve HTTP: $(cat "$work/serve.log")"
 PKG_CONFIG_PATH=$work/root/usr/lib/pkgconfig
 export PKG_CONFIG_PATH
 # shellcheck disable=SC2046
