@@ -513,7 +513,7 @@ int serve(const std::string& config_arg, const std::string& log_level, const std
     auto made = http_stack::transport(*h.engine, http_config, [&] { return health(*h.current(), h.reloader->draining(), *h.engine, *h.state); },
                                       std::move(oauth), h.state.get());
     if (!made) return fail(made.error());
-    transport::HttpTransport& http = **made;
+    transport::HttpServer& http = **made;
     if (h.telemetry && c.telemetry.metrics) http.serve_metrics([t = h.telemetry.get()] { return t->prometheus(); });
     if (h.telemetry) http.on_refused([t = h.telemetry.get()](int status, const std::string& reason) { t->refused(status, reason); });
     auto url = http.bind();

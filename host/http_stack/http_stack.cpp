@@ -8,9 +8,9 @@
 
 namespace mcph::http_stack {
 
-Result<std::unique_ptr<transport::HttpTransport>> transport(protocol::Engine& engine, const config::HttpConfig& config,
-                                                            std::function<nlohmann::json()> health,
-                                                            std::optional<auth::OAuthOptions> oauth, store::StateStore* store) {
+Result<std::unique_ptr<transport::HttpServer>> transport(protocol::Engine& engine, const config::HttpConfig& config,
+                                                         std::function<nlohmann::json()> health,
+                                                         std::optional<auth::OAuthOptions> oauth, store::StateStore* store) {
   auto stack = open();
   if (!stack) return Error{stack.error()};
   return (*stack)->transport(engine, config, std::move(health), std::move(oauth), store);

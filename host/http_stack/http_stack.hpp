@@ -43,24 +43,24 @@ class MetricsServer;
 class OtlpSender;
 }  // namespace telemetry
 namespace transport {
-class HttpTransport;
+class HttpServer;
 }
 }  // namespace mcph
 
 namespace mcph::http_stack {
 
-// What the module hands the host: its constructors. Its classes' other members the host
-// calls are virtual, so the host links none of the module's code.
+// What the module hands the host: its constructors, each returning an interface (an abstract
+// class defined in its header), so the host links none of the module's code and has the type
+// info of what it holds (UBSan checks each virtual call against it).
 struct Table {
   const char* version;  // kVersion of the build it belongs to
-  // (HttpService, not HttpClient: calls on a final class would bind to its code directly)
   std::unique_ptr<services::HttpService> (*client)(services::HttpClient::Observer* observer);
   Result<std::unique_ptr<telemetry::MetricsServer>> (*metrics_server)(const std::string& listen,
                                                                        std::function<std::string()> metrics);
   std::unique_ptr<telemetry::OtlpSender> (*otlp_sender)(const telemetry::Collector& collector, std::string_view signal);
-  std::unique_ptr<transport::HttpTransport> (*transport)(protocol::Engine& engine, const config::HttpConfig& config,
-                                                         std::function<nlohmann::json()> health,
-                                                         std::optional<auth::OAuthOptions> oauth, store::StateStore* store);
+  std::unique_ptr<transport::HttpServer> (*transport)(protocol::Engine& engine, const config::HttpConfig& config,
+                                                      std::function<nlohmann::json()> health,
+                                                      std::optional<auth::OAuthOptions> oauth, store::StateStore* store);
 };
 
 // The stack, opened on the first call (mcp-host: loader.cpp) or linked (tests: linked.cpp);
@@ -68,9 +68,9 @@ struct Table {
 Result<const Table*> open();
 
 // The constructors, through open(); each fails with its error.
-Result<std::unique_ptr<transport::HttpTransport>> transport(protocol::Engine& engine, const config::HttpConfig& config,
-                                                            std::function<nlohmann::json()> health,
-                                                            std::optional<auth::OAuthOptions> oauth, store::StateStore* store);
+Result<std::unique_ptr<transport::HttpServer>> transport(protocol::Engine& engine, const config::HttpConfig& config,
+                                                         std::function<nlohmann::json()> health,
+                                                         std::optional<auth::OAuthOptions> oauth, store::StateStore* store);
 Result<std::unique_ptr<telemetry::MetricsServer>> metrics_server(const std::string& listen, std::function<std::string()> metrics);
 Result<std::unique_ptr<telemetry::OtlpSender>> otlp_sender(const telemetry::Collector& collector, std::string_view signal);
 

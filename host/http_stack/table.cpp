@@ -24,10 +24,10 @@ const http_stack::Table kTable{
       return telemetry::MetricsServer::start(listen, std::move(metrics));
     },
     [](const telemetry::Collector& collector, std::string_view signal) {
-      return std::make_unique<telemetry::OtlpSender>(collector, signal);
+      return telemetry::OtlpSender::connect(collector, signal);
     },
     [](protocol::Engine& engine, const config::HttpConfig& config, std::function<nlohmann::json()> health,
-       std::optional<auth::OAuthOptions> oauth, store::StateStore* store) {
+       std::optional<auth::OAuthOptions> oauth, store::StateStore* store) -> std::unique_ptr<transport::HttpServer> {
       return std::make_unique<transport::HttpTransport>(engine, config, std::move(health), std::move(oauth), store);
     },
 };

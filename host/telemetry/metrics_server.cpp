@@ -2,9 +2,27 @@
 
 #include <httplib.h>
 
-namespace mcph::telemetry {
+#include <thread>
 
-MetricsServer::MetricsServer() : server_(std::make_unique<httplib::Server>()) {}
+namespace mcph::telemetry {
+namespace {
+
+class HttplibMetricsServer final : public MetricsServer {
+ public:
+  ~HttplibMetricsServer() override {
+    // stop() only reaches a server that listens: wait (briefly) for it to start.
+    for (int i = 0; i < 1000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::string& url() const override { return url_; }
+
+  std::unique_ptr<httplib::Server> server_ = std::make_unique<httplib::Server>();
+  std::string url_;
+  std::thread thread_;
+};
+
+}  // namespace
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& listen, std::function<std::string()> metrics) {
   const size_t colon = listen.rfind(':');
@@ -17,7 +35,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& l
     return Error{"telemetry.metrics_listen must be host:port, not '" + listen + "'"};
   }
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  std::unique_ptr<MetricsServer> s(new MetricsServer());
+  auto s = std::make_unique<HttplibMetricsServer>();
   s->server_->new_task_queue = [] { return new httplib::ThreadPool(1); };  // a scrape at a time is plenty
   s->server_->Get("/metrics", [metrics = std::move(metrics)](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
@@ -28,14 +46,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& l
   s->url_ = "http://" + shown + ":" + std::to_string(bound) + "/metrics";
   httplib::Server* server = s->server_.get();
   s->thread_ = std::thread([server] { server->listen_after_bind(); });
-  return s;
-}
-
-MetricsServer::~MetricsServer() {
-  // stop() only reaches a server that listens: wait (briefly) for it to start.
-  for (int i = 0; i < 1000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
+  return std::unique_ptr<MetricsServer>(std::move(s));
 }
 
 }  // namespace mcph::telemetry

@@ -5,31 +5,20 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "result.hpp"
 
-namespace httplib {
-class Server;
-}
-
 namespace mcph::telemetry {
 
+// Part of the HTTP stack (http_stack/): an interface, so that mcp-host, which opens the
+// stack as a module, holds one without linking its code.
 class MetricsServer {
  public:
   // Listens on `listen` (host:port; port 0 picks one) and returns the server, whose url()
-  // says where.
+  // says where. (In the module: mcp-host calls http_stack::metrics_server().)
   static Result<std::unique_ptr<MetricsServer>> start(const std::string& listen, std::function<std::string()> metrics);
-  virtual ~MetricsServer();  // stops (virtual: part of the HTTP stack, see http_stack/)
-  MetricsServer(const MetricsServer&) = delete;
-  MetricsServer& operator=(const MetricsServer&) = delete;
-  const std::string& url() const { return url_; }
-
- private:
-  MetricsServer();
-  std::unique_ptr<httplib::Server> server_;
-  std::string url_;
-  std::thread thread_;
+  virtual ~MetricsServer() = default;  // stops
+  virtual const std::string& url() const = 0;
 };
 
 }  // namespace mcph::telemetry

@@ -12,10 +12,6 @@
 #include <utility>
 #include <vector>
 
-namespace httplib {
-class Client;
-}
-
 namespace mcph::telemetry {
 
 struct Collector {
@@ -34,21 +30,16 @@ void append_resource(std::string& out, const Collector& collector);
 void append_scope(std::string& out, const Collector& collector);
 
 // Posts exports of one signal ("traces", "metrics"). Keeps one connection; use it from one
-// thread. Part of the HTTP stack: made by http_stack::otlp_sender(), whose callers reach
-// the rest through the vtable.
+// thread. Part of the HTTP stack (http_stack/): an interface, so that mcp-host, which opens
+// the stack as a module, holds one without linking its code.
 class OtlpSender {
  public:
-  OtlpSender(const Collector& collector, std::string_view signal);
-  virtual ~OtlpSender();
+  // (In the module: mcp-host calls http_stack::otlp_sender().)
+  static std::unique_ptr<OtlpSender> connect(const Collector& collector, std::string_view signal);
+  virtual ~OtlpSender() = default;
   // True when the collector accepted `body` (2xx). `what` names it in the debug log
   // ("12 spans"); never the headers, which may be the collector's credentials.
-  virtual bool post(const std::string& body, std::string_view what);
-
- private:
-  void connect();
-  const Collector& collector_;
-  std::string host_, path_;  // scheme://host:port, and <base path>/v1/<signal>
-  std::unique_ptr<httplib::Client> client_;
+  virtual bool post(const std::string& body, std::string_view what) = 0;
 };
 
 }  // namespace mcph::telemetry

@@ -5,8 +5,21 @@
 #include "telemetry/otlp.hpp"
 
 namespace mcph::telemetry {
+namespace {
 
-OtlpSender::OtlpSender(const Collector& collector, std::string_view signal) : collector_(collector) {
+class HttplibOtlpSender final : public OtlpSender {
+ public:
+  HttplibOtlpSender(const Collector& collector, std::string_view signal);
+  bool post(const std::string& body, std::string_view what) override;
+
+ private:
+  void connect();
+  const Collector& collector_;
+  std::string host_, path_;  // scheme://host:port, and <base path>/v1/<signal>
+  std::unique_ptr<httplib::Client> client_;
+};
+
+HttplibOtlpSender::HttplibOtlpSender(const Collector& collector, std::string_view signal) : collector_(collector) {
   // http://host:port/base -> client "http://host:port", path "/base/v1/<signal>".
   const std::string& e = collector_.endpoint;
   const size_t scheme_end = e.find("://") + 3;
@@ -17,9 +30,7 @@ OtlpSender::OtlpSender(const Collector& collector, std::string_view signal) : co
   path_ = base + "/v1/" + std::string(signal);
 }
 
-OtlpSender::~OtlpSender() = default;
-
-void OtlpSender::connect() {
+void HttplibOtlpSender::connect() {
   client_ = std::make_unique<httplib::Client>(host_);
   client_->set_connection_timeout(collector_.timeout);
   client_->set_read_timeout(collector_.timeout);
@@ -27,7 +38,7 @@ void OtlpSender::connect() {
   client_->set_keep_alive(true);
 }
 
-bool OtlpSender::post(const std::string& body, std::string_view what) {
+bool HttplibOtlpSender::post(const std::string& body, std::string_view what) {
   if (!client_) connect();
   httplib::Headers headers;
   for (const auto& [k, v] : collector_.headers) headers.emplace(k, v);
@@ -45,6 +56,12 @@ bool OtlpSender::post(const std::string& body, std::string_view what) {
     client_.reset();  // reconnect next time
   }
   return false;
+}
+
+}  // namespace
+
+std::unique_ptr<OtlpSender> OtlpSender::connect(const Collector& collector, std::string_view signal) {
+  return std::make_unique<HttplibOtlpSender>(collector, signal);
 }
 
 }  // namespace mcph::telemetry
