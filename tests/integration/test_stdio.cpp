@@ -372,6 +372,11 @@ TEST_F(StdioTest, TheHttpStackIsOpenedOnlyForHttp) {
     EXPECT_EQ(maps.find("mcp-host-http.so"), std::string::npos);
     EXPECT_EQ(maps.find("libcpp-httplib"), std::string::npos);
     EXPECT_EQ(maps.find("libssl"), std::string::npos);
+    // A plugin's first outbound request opens it (port 1: refused at once).
+    p->send(req(2, "tools/call", {{"name", "fetch"}, {"arguments", {{"url", "http://127.0.0.1:1/"}}}}));
+    json r = p->read_response(2);
+    EXPECT_EQ(r["result"]["isError"], true) << r;
+    EXPECT_NE(maps_of(p->pid()).find("mcp-host-http.so"), std::string::npos);
     p->close_stdin();
     EXPECT_EQ(p->wait(), 0);
   }
@@ -401,6 +406,11 @@ TEST_F(StdioTest, TheHttpStackIsOpenedOnlyForHttp) {
   handshake(p);
   p.send(req(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "stdio still"}}}}));
   EXPECT_EQ(p.read_response(1)["result"]["content"][0]["text"], "stdio still");
+  // A plugin's outbound request is told why there is no HTTP.
+  p.send(req(2, "tools/call", {{"name", "fetch"}, {"arguments", {{"url", "http://127.0.0.1:1/"}}}}));
+  json r = p.read_response(2);
+  EXPECT_EQ(r["result"]["isError"], true) << r;
+  EXPECT_NE(r.dump().find("mcp-host-http.so"), std::string::npos) << r;
   p.close_stdin();
   EXPECT_EQ(p.wait(), 0);
 }
