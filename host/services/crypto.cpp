@@ -1,7 +1,6 @@
 // libcrypto is opened the first time a hash, MAC or cipher is needed, not when mcp-host
-// starts: linked, it cost a stdio host ~150 page faults and 3,000 eager symbol bindings
-// (it is built with BIND_NOW) before main, a third of its start-up (perf, `mcp-host
-// --version`). Random bytes come from the kernel (getrandom), which is where OpenSSL's own
+// starts: linked, it cost a stdio host ~150 page faults (30 % of `mcp-host --version`'s,
+// by perf) and 3,000 symbol bindings before main (it is built with BIND_NOW). Random bytes come from the kernel (getrandom), which is where OpenSSL's own
 // generator seeds from, so a host that only makes ids and keys never opens it. The same
 // pattern as store/libpq.cpp, but with pointers of our own rather than forwarders named as
 // in OpenSSL: the HTTP stack (http_stack/) links libssl, and forwarders would stand in for
@@ -68,14 +67,14 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned int len = 0;
   const Api& c = lib();
   c.HMAC(c.EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes(data), data.size(),
-       reinterpret_cast<unsigned char*>(out.data()), &len);
+         reinterpret_cast<unsigned char*>(out.data()), &len);
   out.resize(len);
   return out;
 }
 
 std::string random_bytes(size_t n) {
   std::string out(n, '\0');
-  for (size_t got = 0; got < n;) {  // at most 256 bytes never come short, but say so anyway
+  for (size_t got = 0; got < n;) {  // short only past 256 bytes or when a signal interrupts
     const ssize_t r = getrandom(out.data() + got, n - got, 0);
     if (r < 0 && errno != EINTR) throw std::runtime_error("getrandom failed");
     if (r > 0) got += static_cast<size_t>(r);
@@ -170,7 +169,7 @@ std::optional<std::string> open(std::string_view key, std::string_view sealed, s
   if (!ctx || c.EVP_DecryptInit_ex(ctx.get(), c.EVP_aes_256_gcm(), nullptr, bytes(key), bytes(nonce)) != 1 ||
       c.EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
       c.EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, bytes(cipher),
-                        static_cast<int>(cipher.size())) != 1 ||
+                          static_cast<int>(cipher.size())) != 1 ||
       c.EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
       c.EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
     return std::nullopt;

@@ -1,5 +1,6 @@
-// The few cryptographic primitives the host uses, over OpenSSL: hashes and MACs, random
-// bytes, base64url, and AES-256-GCM. Byte strings travel as std::string.
+// The few cryptographic primitives the host uses: hashes, MACs and AES-256-GCM over OpenSSL's
+// libcrypto (opened at first use), random bytes from the kernel, base64url. Byte strings
+// travel as std::string; a missing libcrypto is an exception that says so.
 #pragma once
 
 #include <optional>
@@ -10,7 +11,7 @@ namespace mcph::crypto {
 
 std::string sha256(std::string_view data);                             // 32 bytes
 std::string hmac_sha256(std::string_view key, std::string_view data);  // 32 bytes
-std::string random_bytes(size_t n);                                    // from OpenSSL's CSPRNG; throws if it fails
+std::string random_bytes(size_t n);                                    // from the kernel's CSPRNG (getrandom); throws if it fails
 bool equal(std::string_view a, std::string_view b);                    // constant time for equal lengths
 
 std::string b64url(std::string_view bytes);  // RFC 4648 §5, no padding
