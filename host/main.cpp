@@ -244,22 +244,27 @@ class SignalWatcher {
         if (sigwait(&set_, &sig) != 0) continue;
         if (sig == SIGUSR1) return;  // our own wake-up at exit
         std::lock_guard running(running_);  // on_signal waits for a handler that runs
+        // The logger through default_logger(), under spdlog's lock: a signal may come while
+        // the main thread sets logging up, and spdlog::warn() reads the default logger
+        // without it (ThreadSanitizer saw that race once start-up got quicker).
+        const auto log = spdlog::default_logger();
         std::function<void()> handler;
         {
           std::lock_guard lock(mutex_);
           if (sig == SIGHUP && hangup_) {
-            spdlog::info("received SIGHUP; reloading the configuration");
+            log->info("received SIGHUP; reloading the configuration");
             hangup_();
             continue;
           }
           handler = std::exchange(handler_, nullptr);
         }
         if (!handler) {
-          spdlog::warn("received {}; exiting now", strsignal(sig));
-          spdlog::shutdown();
+          log->warn("received {}; exiting now", strsignal(sig));
+          // Flushed, not dropped: other threads may be logging through them right now.
+          spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
           std::_Exit(128 + sig);
         }
-        spdlog::info("received {}; shutting down", strsignal(sig));
+        log->info("received {}; shutting down", strsignal(sig));
         handler();
       }
     });
