@@ -1,5 +1,7 @@
 #include "http_stack/http_stack.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "auth/oauth.hpp"
 #include "config/config.hpp"
 #include "telemetry/metrics_server.hpp"
@@ -22,10 +24,11 @@ Result<std::unique_ptr<telemetry::MetricsServer>> metrics_server(const std::stri
   return (*stack)->metrics_server(listen, std::move(metrics));
 }
 
-Result<std::unique_ptr<telemetry::OtlpSender>> otlp_sender(const telemetry::Collector& collector, std::string_view signal) {
+std::unique_ptr<telemetry::OtlpSender> otlp_sender(const telemetry::Collector& collector, std::string_view signal) {
   auto stack = open();
-  if (!stack) return Error{stack.error()};
-  return (*stack)->otlp_sender(collector, signal);
+  if (stack) return (*stack)->otlp_sender(collector, signal);
+  spdlog::error("OTLP export of {}: {}", signal, stack.error());
+  return nullptr;
 }
 
 services::HttpResponse OutboundHttp::send(const services::HttpRequest& request) {

@@ -72,7 +72,9 @@ Result<std::unique_ptr<transport::HttpServer>> transport(protocol::Engine& engin
                                                          std::function<nlohmann::json()> health,
                                                          std::optional<auth::OAuthOptions> oauth, store::StateStore* store);
 Result<std::unique_ptr<telemetry::MetricsServer>> metrics_server(const std::string& listen, std::function<std::string()> metrics);
-Result<std::unique_ptr<telemetry::OtlpSender>> otlp_sender(const telemetry::Collector& collector, std::string_view signal);
+// The OTLP sender's callers have no one to tell: without the stack it logs why and returns
+// null (every export then fails and is counted so).
+std::unique_ptr<telemetry::OtlpSender> otlp_sender(const telemetry::Collector& collector, std::string_view signal);
 
 // The outbound HTTP the host hands plugins: the stack's client, made at the first request
 // (when the stack cannot be opened, every request fails with why, as Network).
