@@ -389,16 +389,19 @@ TEST_F(StdioTest, TheHttpStackIsOpenedOnlyForHttp) {
   // (every instance isolated, in CI's second pass: the runner is not beside the copy either)
   const std::string runner = "MCP_HOST_PLUGIN_RUNNER=" + std::filesystem::path(MCPH_BINARY).parent_path().string() + "/mcp-host-plugin";
   const std::vector<std::string> env = {"MCPH_TEST_TOKEN=x", runner};
-  auto [code, out] = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"}, env);
+  auto serve_http = [&](const std::string& module) {  // module: MCP_HOST_HTTP_MODULE, or "" for none
+    std::vector<std::string> with = env;
+    if (!module.empty()) with.push_back("MCP_HOST_HTTP_MODULE=" + module);
+    return run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"}, with);
+  };
+  auto [code, out] = serve_http("");
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("the HTTP stack (mcp-host-http.so) was not found beside mcp-host"), std::string::npos) << out;
-  std::tie(code, out) = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"},
-                                    {"MCPH_TEST_TOKEN=x", runner, "MCP_HOST_HTTP_MODULE=" + dir.str() + "/nowhere.so"});
+  std::tie(code, out) = serve_http(dir.str() + "/nowhere.so");
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("cannot open the HTTP stack " + dir.str() + "/nowhere.so"), std::string::npos) << out;
   // A library that is not the stack (a plugin) is refused by name.
-  std::tie(code, out) = run_command({lone, "serve", "--config", config_path, "--transport", "http", "--listen", "127.0.0.1:0"},
-                                    {"MCPH_TEST_TOKEN=x", runner, std::string("MCP_HOST_HTTP_MODULE=") + MCPH_PLUGIN_DIR + "/libexample-echo.so"});
+  std::tie(code, out) = serve_http(std::string(MCPH_PLUGIN_DIR) + "/libexample-echo.so");
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("is not an mcp-host HTTP stack"), std::string::npos) << out;
 
