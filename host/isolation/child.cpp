@@ -462,7 +462,7 @@ std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
       } else if (key == "principal") {
         c->call.principal = std::move(v.get_ref<std::string&>());
       } else if (key == "client_capabilities") {
-        c->call.client_capabilities = std::move(v);
+        c->call.client_capabilities = std::make_shared<const json>(std::move(v));
       } else if (key == "traceparent") {
         c->call.traceparent = std::move(v.get_ref<std::string&>());
       } else if (key == "input_responses") {
@@ -485,8 +485,6 @@ std::shared_ptr<Child::Call> Child::take_call(Frame& f) {
     return nullptr;
   }
   c->caller.principal = c->call.principal;
-  if (c->call.client_capabilities.is_null()) c->call.client_capabilities = json::object();
-  if (c->call.input_responses.is_null()) c->call.input_responses = json::object();
   c->call.events = c.get();
   std::lock_guard lock(mutex_);  // with the shutdown's check: a registered call keeps the instance alive
   c->inst = live_.load();

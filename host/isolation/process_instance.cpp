@@ -215,7 +215,6 @@ struct Outcome {
         }
       }
     }
-    if (input_requests.is_null()) input_requests = json::object();
     if (has_outcome && !is_error) {
       auto parsed = json_text::parse(f.body);
       if (parsed && parsed->is_object()) {
@@ -822,7 +821,7 @@ json ProcessInstance::Impl::call_head(const std::string& what, plugins::HandlerR
   // The rest only when not empty (the child reads what is missing as empty): a quick call's
   // head is read and written once per call on each side.
   if (!call.principal.empty()) head["principal"] = call.principal;
-  if (!call.client_capabilities.empty()) head["client_capabilities"] = call.client_capabilities;
+  if (call.client_capabilities && !call.client_capabilities->empty()) head["client_capabilities"] = *call.client_capabilities;
   if (!call.input_responses.empty()) head["input_responses"] = call.input_responses;
   if (call.may_hand_over) head["may_hand_over"] = true;
   if (call.state) head["state"] = *call.state;

@@ -424,7 +424,7 @@ mcph_status call_trace_context(mcph_call* call, mcph_sink sink, void* user) {
 }
 
 void call_client_capabilities(mcph_call* call, mcph_sink sink, void* user) {
-  if (call != nullptr) give(sink, user, call->client_capabilities.dump());
+  if (call != nullptr) give(sink, user, call->client_capabilities ? call->client_capabilities->dump() : "{}");
 }
 
 // The client capability each input method needs.
@@ -448,7 +448,7 @@ mcph_status call_request_input(mcph_call* call, mcph_str key, mcph_str request_j
   for (auto it = request.begin(); it != request.end();) {  // only {method, params} travel
     it = it.key() == "method" || it.key() == "params" ? std::next(it) : request.erase(it);
   }
-  if (!call->client_capabilities.contains(capability)) {
+  if (!call->client_capabilities || !call->client_capabilities->contains(capability)) {
     if (call->missing_capability.empty()) call->missing_capability = capability;
     return MCPH_ERR_UNSUPPORTED;
   }

@@ -19,7 +19,7 @@ void mcph_call::reset_outcome() {
   error_status = MCPH_OK;
   result = nullptr;
   error_text.clear();
-  input_requests = nlohmann::json::object();
+  input_requests = nullptr;
   next_state.reset();
   missing_capability.clear();
   task_handle.clear();

@@ -179,10 +179,11 @@ struct mcph_call {
   std::string principal;                        // empty for stdio and static tokens
   const mcph::plugins::Caller* caller = nullptr;  // the user, when known (OAuth); outlives the call
   std::string traceparent;  // the request's trace context (W3C), or "": its outbound HTTP joins the trace
-  nlohmann::json client_capabilities = nlohmann::json::object();
-  // This round's input: answers to earlier input requests (an object, key -> result) and
-  // the state the handler kept in the previous round.
-  nlohmann::json input_responses = nlohmann::json::object();
+  // The client's capabilities (an object; null for none), shared with its session.
+  std::shared_ptr<const nlohmann::json> client_capabilities;
+  // This round's input: answers to earlier input requests (an object, key -> result; null
+  // for none) and the state the handler kept in the previous round.
+  nlohmann::json input_responses;
   std::optional<std::string> state;
   // The input's parsed form, when the caller has it (see ParsedInput); outlives the call.
   const nlohmann::json* input_value = nullptr;
@@ -195,7 +196,7 @@ struct mcph_call {
   mcph_status error_status = MCPH_OK;
   nlohmann::json result;    // the result object (when !is_error)
   std::string error_text;   // the failure's text (when is_error)
-  nlohmann::json input_requests = nlohmann::json::object();  // key -> {method, params}
+  nlohmann::json input_requests;  // key -> {method, params}; null for none
   std::optional<std::string> next_state;
   std::string missing_capability;  // set when an input request needs an undeclared capability
   // MCP tasks: whether the handler may hand the call over as a task (the client supports

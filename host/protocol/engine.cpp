@@ -165,7 +165,7 @@ std::string Session::version() const {
 
 bool Session::may_be_asked() const {
   std::lock_guard lock(mutex_);
-  const json& c = client_capabilities_;
+  const json& c = *client_capabilities_;
   return initialized_ && (c.contains("elicitation") || c.contains("sampling") || c.contains("roots"));
 }
 
@@ -176,7 +176,7 @@ void Session::set_channel(std::shared_ptr<ReplyChannel> channel) {
 
 SessionState Session::state() const {
   std::lock_guard lock(mutex_);
-  return SessionState{version_, client_capabilities_, log_level_.load(), {subscriptions_.begin(), subscriptions_.end()}};
+  return SessionState{version_, *client_capabilities_, log_level_.load(), {subscriptions_.begin(), subscriptions_.end()}};
 }
 
 void Session::cancel(const json& request_id) {
@@ -198,12 +198,12 @@ void Session::cancel(const json& request_id) {
 struct Engine::Request {
   json id;
   std::string method;
-  json params = json::object();
+  json params;            // an object (the request's, or {} when it had none)
   json meta;              // params._meta, null when absent
   bool modern = false;    // served statelessly under 2026-07-28
   std::string version;    // the revision whose rules apply
   int log_level = -1;     // minimum level of notifications/message, -1 for none
-  json client_capabilities = json::object();
+  std::shared_ptr<const json> client_capabilities;  // an object, or null for none
   std::shared_ptr<ReplyChannel> channel;
   std::shared_ptr<const Catalog> catalog;  // what it is served from, kept while it runs
   std::string trace;      // its trace context (RequestRecord::trace), or ""
@@ -222,7 +222,7 @@ struct Engine::Prepared {
   const plugins::Resource* resource = nullptr;  // kRead
   std::string input;      // validated input, as JSON text for the plugin
   json input_value;       // the same, parsed (the host API reads it: plugins::ParsedInput)
-  json input_responses = json::object();  // 2026-07-28 retries: the client's answers
+  json input_responses;   // 2026-07-28 retries: the client's answers (null for none)
   std::optional<std::string> state;       // ... and the state unsealed from requestState
   std::string key;        // in-flight key (the id's JSON text; "task:<id>" for a task)
   std::shared_ptr<Session::InFlight> call;
@@ -249,6 +249,12 @@ struct Engine::Prepared {
 };
 
 namespace {
+
+// Whether a request's client declared the tasks extension (2026-07-28: per request).
+bool declares_tasks(const std::shared_ptr<const json>& client_capabilities) {
+  return client_capabilities && tasks::declares_extension(*client_capabilities);
+}
+
 
 // The tools' input schemas, compiled once per catalog.
 std::vector<std::shared_ptr<const Schema>> compile_schemas(const plugins::Registry& registry) {
@@ -368,7 +374,7 @@ void Engine::restore(const std::shared_ptr<Session>& session, const SessionState
     std::lock_guard lock(session->mutex_);
     session->initialized_ = true;
     session->version_ = state.version;
-    session->client_capabilities_ = state.client_capabilities.is_object() ? state.client_capabilities : json::object();
+    session->client_capabilities_ = std::make_shared<const json>(state.client_capabilities.is_object() ? state.client_capabilities : json::object());
     session->log_level_ = state.log_level;
     session->subscriptions_ = {state.subscriptions.begin(), state.subscriptions.end()};
     if (session->asked_prefix_ == "mcph-") session->asked_prefix_ = "mcph-" + crypto::hex(crypto::random_bytes(6)) + "-";
@@ -752,6 +758,8 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
       return p;
     }
     req.params = std::move(*params);  // (the message is the engine's own)
+  } else {
+    req.params = json::object();
   }
   if (auto meta = req.params.find("_meta"); meta != req.params.end() && meta->is_object()) {
     req.meta = std::move(*meta);  // read from req.meta from here on
@@ -876,7 +884,7 @@ std::optional<RpcError> Engine::select_era(Request& req, Session& session) const
   if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
     if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
-    req.client_capabilities = std::move(req.meta[kMetaCapabilities]);  // (checked above; not read from _meta again)
+    req.client_capabilities = std::make_shared<const json>(std::move(*req.meta.find(kMetaCapabilities)));  // (checked above; not read again)
     req.modern = true;
     req.version = kModernVersion;
     return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
@@ -949,7 +957,7 @@ json Engine::initialize(Request& req, Session& session) {
     std::lock_guard lock(session.mutex_);
     session.initialized_ = true;
     session.version_ = version;
-    session.client_capabilities_ = caps.is_object() ? caps : json::object();
+    session.client_capabilities_ = std::make_shared<const json>(caps.is_object() ? caps : json::object());
     read_client_info(req.params.value("clientInfo", json()), session.client_name_, session.client_version_);
     if (session.observer_ == nullptr) session.started_ = std::chrono::steady_clock::now();
     session.observer_ = options_.observer;
@@ -1256,7 +1264,7 @@ bool Engine::ready(Prepared& p, Session& session) {
   if (p.ready) return true;
   p.ready = true;
   call.events = p.call->reporter.get();
-  call.client_capabilities = req.client_capabilities;
+  call.client_capabilities = std::move(req.client_capabilities);  // (read before this: plan_task, listen)
   if (const plugins::Caller* caller = req.channel->caller()) {
     call.caller = caller;
     call.principal = caller->principal;
@@ -1524,7 +1532,7 @@ std::optional<RpcError> Engine::listen(Request& req, Session& session) {
   const plugins::Caller* caller = req.channel->caller();
   const std::string principal = caller ? caller->principal : std::string();
   if (!ids.empty()) {
-    if (options_.tasks == nullptr || !tasks::declares_extension(req.client_capabilities)) {
+    if (options_.tasks == nullptr || !declares_tasks(req.client_capabilities)) {
       return needs_tasks_extension("subscriptions/listen with taskIds");
     }
     for (const auto& t : ids) {
@@ -1561,7 +1569,7 @@ std::optional<RpcError> Engine::plan_task(Request& req, Session& session, Prepar
   if (options_.tasks == nullptr) return std::nullopt;
   const TaskSupport support = p.tool->task_support;
   // 2026-07-28: the client declares the extension (per request); 2025-11-25: params.task.
-  const bool client_takes = req.modern ? tasks::declares_extension(req.client_capabilities)
+  const bool client_takes = req.modern ? declares_tasks(req.client_capabilities)
                                        : req.version >= "2025-11-25" && req.params.value("task", json()).is_object();
   const bool host_runs = support == TaskSupport::kOptional || support == TaskSupport::kRequired;
   if (!client_takes) {
@@ -1651,7 +1659,7 @@ std::optional<RpcError> Engine::task_method(const Request& req, json& result) {
   if (req.modern) {
     // SEP-2663 removed these two; the rest need the extension declared.
     if (req.method == "tasks/result" || req.method == "tasks/list") return RpcError{code::kMethodNotFound, "Method not found: " + req.method, nullptr};
-    if (!tasks::declares_extension(req.client_capabilities)) {
+    if (!declares_tasks(req.client_capabilities)) {
       return needs_tasks_extension(req.method);
     }
   }

@@ -151,7 +151,8 @@ class Session : public std::enable_shared_from_this<Session> {
   mutable std::mutex mutex_;
   bool initialized_ = false;                 // guarded by mutex_
   std::string version_;                      // guarded by mutex_
-  json client_capabilities_ = json::object();  // guarded by mutex_
+  // initialize's capabilities, shared with each request's call (never changed: replaced).
+  std::shared_ptr<const json> client_capabilities_ = std::make_shared<const json>(json::object());  // guarded by mutex_
   std::string client_name_, client_version_;  // initialize's clientInfo; guarded by mutex_
   std::atomic<int> log_level_{1};            // MCPH_LOG_INFO until logging/setLevel
   std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mutex_
