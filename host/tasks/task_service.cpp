@@ -45,18 +45,8 @@ TaskService::TaskService(store::StateStore& store, ServiceOptions options)
     if (topic == kChanged) on_event(body);
     if (topic == store::StateStore::kResync) on_event("");
   });
-  if (auto held = store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease); !held) {
-    spdlog::warn("tasks: could not take this replica's lease: {}", held.error());
-  }
-  // This replica keeps its id across restarts (state_dir/replica.key): tasks it owns now
-  // were run by the process before this one, and died with it.
-  size_t orphans = 0;
-  if (auto live = table_.live(); live) {
-    for (const auto& [id, owner] : *live) {
-      if (owner == replica_ && table_.fail(id, rpc_error({code::kInternalError, kDied, nullptr}))) ++orphans;
-    }
-  }
-  if (orphans > 0) spdlog::info("tasks: {} task(s) left unfinished by this host's previous run failed", orphans);
+  // The store's first use (opening SQLite, writing the lease: ~4 ms here, a fifth of the
+  // host's cold start) happens on the housekeeper thread, off the path to the first answer.
   housekeeper_ = std::thread([this] { housekeeping(); });
 }
 
@@ -71,7 +61,36 @@ TaskService::~TaskService() {
   (void)store_.release(kNs, replica_lease(replica_), replica_);
 }
 
+void TaskService::start_up() {
+  if (auto held = store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease); !held) {
+    spdlog::warn("tasks: could not take this replica's lease: {}", held.error());
+  }
+  // This replica keeps its id across restarts (state_dir/replica.key): tasks it owns now
+  // were run by the process before this one, and died with it.
+  size_t orphans = 0;
+  if (auto live = table_.live(); live) {
+    for (const auto& [id, owner] : *live) {
+      if (owner == replica_ && table_.fail(id, rpc_error({code::kInternalError, kDied, nullptr}))) ++orphans;
+    }
+  }
+  if (orphans > 0) spdlog::info("tasks: {} task(s) left unfinished by this host's previous run failed", orphans);
+  {
+    std::lock_guard lock(stop_mutex_);
+    started_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+TaskTable& TaskService::table() {
+  if (!started_.load()) {
+    std::unique_lock lock(stop_mutex_);
+    stop_cv_.wait(lock, [this] { return started_.load(); });
+  }
+  return table_;
+}
+
 void TaskService::housekeeping() {
+  start_up();
   auto next_purge = std::chrono::steady_clock::now();
   std::unique_lock lock(stop_mutex_);
   while (!stop_) {
@@ -112,7 +131,7 @@ void TaskService::on_event(std::string_view id_view, bool waiters_only) {
   }
   changed_cv_.notify_all();
   if (id.empty() || (!running && !awaited && !watched)) return;
-  auto t = table_.load(id);
+  auto t = table().load(id);
   if (!t || !t->has_value()) return;
   const Task& task = **t;
   std::vector<ResultFn> done;
@@ -146,7 +165,7 @@ void TaskService::on_event(std::string_view id_view, bool waiters_only) {
 }
 
 Result<Task> TaskService::create(const std::string& principal, const std::string& tool) {
-  auto t = table_.create(principal, tool, replica_);
+  auto t = table().create(principal, tool, replica_);
   if (t) created_.fetch_add(1, std::memory_order_relaxed);
   return t;
 }
@@ -168,21 +187,21 @@ TaskService::Counts TaskService::counts() {
 Result<Task> TaskService::hand_over(const std::string& id, const std::string& principal, const std::string& tool,
                                     const std::string& instance, const std::string& handle) {
   if (id.empty()) {
-    auto t = table_.create(principal, tool, "", [&](Task& t) {
+    auto t = table().create(principal, tool, "", [&](Task& t) {
       t.instance = instance;
       t.handle = handle;
     });
     if (t) created_.fetch_add(1, std::memory_order_relaxed);
     return t;
   }
-  if (auto st = table_.bind_handle(instance, handle, id); !st) return Error{st.error()};
-  auto t = table_.update(id, [&](Task& t) {
+  if (auto st = table().bind_handle(instance, handle, id); !st) return Error{st.error()};
+  auto t = table().update(id, [&](Task& t) {
     t.owner.clear();
     t.instance = instance;
     t.handle = handle;
     return true;
   });
-  if (t) (void)table_.disown(*t, replica_);  // the live index must no longer name this replica
+  if (t) (void)table().disown(*t, replica_);  // the live index must no longer name this replica
   return t;
 }
 
@@ -218,20 +237,20 @@ void TaskService::detach(const std::string& id) {
 }
 
 void TaskService::finish(const std::string& id, const json& response) {
-  auto current = table_.load(id);
+  auto current = table().load(id);
   if (current && current->has_value() && !(*current)->handle.empty()) return;  // a plugin finishes it
   Result<Task> t = Error{""};
   if (response.is_object() && response.contains("error")) {
-    t = table_.fail(id, response["error"]);
+    t = table().fail(id, response["error"]);
   } else if (response.is_object() && response.contains("result")) {
     const json& r = response["result"];
     if (shutting_down_ && r.value("isError", false)) {
-      t = table_.fail(id, rpc_error({code::kInternalError, "mcp-host shut down before the task finished; run it again", nullptr}));
+      t = table().fail(id, rpc_error({code::kInternalError, "mcp-host shut down before the task finished; run it again", nullptr}));
     } else {
-      t = table_.complete(id, r);
+      t = table().complete(id, r);
     }
   } else {  // cancelled: no response
-    t = table_.update(id, [](Task& t) {
+    t = table().update(id, [](Task& t) {
       t.status = Status::kCancelled;
       return true;
     });
@@ -249,7 +268,7 @@ void TaskService::progress(const std::string& id, const std::string& message) {
     if (now - last < kProgressEvery) return;
     last = now;
   }
-  auto t = table_.update(id, [&](Task& t) {
+  auto t = table().update(id, [&](Task& t) {
     if (t.status_message == message) return false;
     t.status_message = message;
     return true;
@@ -258,7 +277,7 @@ void TaskService::progress(const std::string& id, const std::string& message) {
 }
 
 std::optional<std::string> TaskService::ask(const std::string& id, const json& requests, const mcph_call& call, json& answers) {
-  auto t = table_.update(id, [&](Task& t) {
+  auto t = table().update(id, [&](Task& t) {
     t.ask(requests);
     return true;
   });
@@ -269,13 +288,13 @@ std::optional<std::string> TaskService::ask(const std::string& id, const json& r
     if (call.is_cancelled()) return "the task ended while it waited for input";
     const uint64_t seen = generation_;
     lock.unlock();
-    auto now = table_.load(id);
+    auto now = table().load(id);
     if (now && now->has_value()) {
       const Task& task = **now;
       if (terminal(task.status)) return "the task ended while it waited for input";
       if (task.status == Status::kInputRequired && task.input_requests.is_object() && task.input_requests.empty()) {
         answers = task.round_answers();
-        auto back = table_.update(id, [](Task& t) {
+        auto back = table().update(id, [](Task& t) {
           t.status = Status::kWorking;
           t.input_requests = json();
           t.answers = json();
@@ -291,7 +310,7 @@ std::optional<std::string> TaskService::ask(const std::string& id, const json& r
 }
 
 void TaskService::set_waiting(const std::string& id, bool waiting) {
-  auto t = table_.update(id, [&](Task& t) {
+  auto t = table().update(id, [&](Task& t) {
     t.status = waiting ? Status::kInputRequired : Status::kWorking;
     return true;
   });
@@ -304,7 +323,7 @@ Result<std::optional<Task>> TaskService::find(const json& params, const std::str
     err = RpcError{code::kInvalidParams, "params.taskId (a string) is required", nullptr};
     return std::optional<Task>();
   }
-  auto t = table_.get(id.get<std::string>(), principal);
+  auto t = table().get(id.get<std::string>(), principal);
   if (!t) {
     err = unavailable(t.error());
     return t;
@@ -312,7 +331,7 @@ Result<std::optional<Task>> TaskService::find(const json& params, const std::str
   // A host-run task whose replica died is failed now rather than left working forever.
   if (t->has_value() && !terminal((*t)->status) && !(*t)->owner.empty() && (*t)->owner != replica_ &&
       !owner_alive((*t)->owner)) {
-    auto failed = table_.fail((*t)->id, rpc_error({code::kInternalError, kDied, nullptr}));
+    auto failed = table().fail((*t)->id, rpc_error({code::kInternalError, kDied, nullptr}));
     if (failed) {
       changed((*t)->id);
       return std::optional<Task>(std::move(*failed));
@@ -325,7 +344,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
                                             bool modern, json& result) {
   std::optional<RpcError> err;
   if (method == "tasks/list" && !modern) {
-    auto all = table_.list(principal);
+    auto all = table().list(principal);
     if (!all) return unavailable(all.error());
     size_t start = 0;
     if (auto c = params.find("cursor"); c != params.end() && !c->is_null()) {
@@ -358,7 +377,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
     const json& responses = params.value("inputResponses", json());
     if (!responses.is_object()) return RpcError{code::kInvalidParams, "tasks/update: params.inputResponses (an object) is required", nullptr};
     // Answers to keys the task does not wait for are ignored (SEP-2663): eventually consistent.
-    auto u = table_.update(id, [&](Task& t) {
+    auto u = table().update(id, [&](Task& t) {
       if (t.status != Status::kInputRequired || !t.input_requests.is_object()) return false;
       bool any = false;
       for (const auto& [key, r] : responses.items()) {
@@ -378,7 +397,7 @@ std::optional<RpcError> TaskService::handle(const std::string& method, const jso
   // tasks/cancel: the task is cancelled at once; its handler hears it and stops.
   const bool was_terminal = terminal((*t)->status);
   if (was_terminal && !modern) return RpcError{code::kInvalidParams, "tasks/cancel: the task already ended (" + std::string(name((*t)->status)) + ")", nullptr};
-  auto c = table_.update(id, [](Task& t) {
+  auto c = table().update(id, [](Task& t) {
     t.status = Status::kCancelled;
     t.input_requests = json();
     return true;
@@ -406,7 +425,7 @@ void TaskService::await_result(const json& params, const std::string& principal,
 }
 
 bool TaskService::owned(const std::string& id, const std::string& principal) {
-  auto t = table_.get(id, principal);
+  auto t = table().get(id, principal);
   return t && t->has_value();
 }
 
@@ -416,7 +435,7 @@ void TaskService::watch(const std::string& id, std::function<void(const Task&)> 
 }
 
 size_t TaskService::purge() {
-  const size_t n = table_.purge();
+  const size_t n = table().purge();
   if (n > 0) spdlog::info("tasks: removed {} expired task(s)", n);
   return n;
 }
@@ -429,7 +448,7 @@ bool TaskService::owner_alive(const std::string& owner) {
 }
 
 size_t TaskService::reap() {
-  auto live = table_.live();
+  auto live = table().live();
   if (!live) return 0;
   size_t n = 0;
   std::map<std::string, bool> alive;
@@ -438,7 +457,7 @@ size_t TaskService::reap() {
     auto [it, fresh] = alive.emplace(owner, true);
     if (fresh) it->second = owner_alive(owner);
     if (it->second) continue;
-    auto t = table_.fail(id, rpc_error({code::kInternalError, kDied, nullptr}));
+    auto t = table().fail(id, rpc_error({code::kInternalError, kDied, nullptr}));
     if (t) {
       changed(id);
       ++n;
@@ -449,10 +468,10 @@ size_t TaskService::reap() {
 }
 
 Result<std::optional<Task>> TaskService::by_handle(const std::string& instance, const std::string& handle) {
-  auto id = table_.find_handle(instance, handle);
+  auto id = table().find_handle(instance, handle);
   if (!id) return Error{id.error()};
   if (!id->has_value()) return std::optional<Task>();
-  return table_.load(**id);
+  return table().load(**id);
 }
 
 mcph_status TaskService::update(const std::string& instance, const std::string& handle, const json& u) {
@@ -470,13 +489,13 @@ mcph_status TaskService::update(const std::string& instance, const std::string& 
     if (!result.is_object()) return MCPH_ERR_INVALID_ARGUMENT;
     json shaped = result;
     if (!shaped.contains("content")) shaped["content"] = json::array();
-    r = table_.complete((*t)->id, std::move(shaped));
+    r = table().complete((*t)->id, std::move(shaped));
   } else if (*status == Status::kFailed) {
-    r = table_.fail((*t)->id, rpc_error({code::kInternalError, message.is_string() ? message.get<std::string>() : "the task failed", nullptr}));
+    r = table().fail((*t)->id, rpc_error({code::kInternalError, message.is_string() ? message.get<std::string>() : "the task failed", nullptr}));
   } else {
     const json& requests = u.value("inputRequests", json());
     if (*status == Status::kInputRequired && (!requests.is_object() || requests.empty())) return MCPH_ERR_INVALID_ARGUMENT;
-    r = table_.update((*t)->id, [&](Task& t) {
+    r = table().update((*t)->id, [&](Task& t) {
       if (message.is_string()) t.status_message = message.get<std::string>();
       if (*status == Status::kInputRequired) {
         t.ask(requests);
