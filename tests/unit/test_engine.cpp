@@ -412,5 +412,32 @@ TEST(ParsedInputTest, JsonGetAndJsonStringFollowRfc6901) {
   EXPECT_EQ(call(api.json_get, std::string("[1,2]"), "/1"), "2");
 }
 
+// A call's client capabilities, input answers and input requests are null until set (no
+// allocation per call): the host API reads them as {} and "none", and sets them in place.
+TEST(CallStateTest, UnsetCapabilitiesAndInputReadAsEmpty) {
+  const auto& api = plugins::host_api();
+  const auto sink = [](void* user, mcph_str s) { static_cast<std::string*>(user)->assign(s.data, s.len); };
+  mcph_call call;
+  std::string out;
+  api.call_client_capabilities(&call, sink, &out);
+  EXPECT_EQ(out, "{}");
+  EXPECT_EQ(api.call_input_response(&call, mcph_str{"q", 1}, sink, &out), MCPH_ERR_NOT_FOUND);
+  const std::string ask = R"({"method":"elicitation/create","params":{"message":"?"}})";
+  EXPECT_EQ(api.call_request_input(&call, mcph_str{"q", 1}, mcph_str{ask.data(), ask.size()}), MCPH_ERR_UNSUPPORTED);
+  EXPECT_EQ(call.missing_capability, "elicitation");
+  EXPECT_TRUE(call.input_requests.empty());
+
+  call.client_capabilities = std::make_shared<const json>(json{{"elicitation", json::object()}});
+  api.call_client_capabilities(&call, sink, &out);
+  EXPECT_EQ(json::parse(out), (json{{"elicitation", json::object()}}));
+  EXPECT_EQ(api.call_request_input(&call, mcph_str{"q", 1}, mcph_str{ask.data(), ask.size()}), MCPH_OK);
+  EXPECT_EQ(call.input_requests["q"]["method"], "elicitation/create");
+  call.input_responses = json{{"q", {{"action", "accept"}}}};
+  EXPECT_EQ(api.call_input_response(&call, mcph_str{"q", 1}, sink, &out), MCPH_OK);
+  EXPECT_EQ(json::parse(out)["action"], "accept");
+  call.reset_outcome();
+  EXPECT_TRUE(call.input_requests.empty());
+}
+
 }  // namespace
 }  // namespace mcph::protocol

@@ -305,6 +305,27 @@ TEST_F(TasksTest, ExpiredTasksAreRemoved) {
   EXPECT_EQ(rows, 0u);  // the task and its index rows
 }
 
+TEST_F(TasksTest, ARestartFailsItsPredecessorsTasksButNotItsOwn) {
+  // The same replica id again (state_dir/replica.key): what the run before left is failed,
+  // on the housekeeper thread; a task made the moment the service exists is this run's.
+  plugins::set_replica_id("replica-r");
+  auto before = std::make_unique<tasks::TaskService>(*host->state, tasks::ServiceOptions{});
+  auto left = before->create("", "slow_compute");
+  ASSERT_TRUE(left) << left.error();
+  before.reset();  // (no begin_shutdown: as if the process had been killed)
+  for (int round = 0; round < 5; ++round) {
+    tasks::TaskService again(*host->state, tasks::ServiceOptions{});
+    auto fresh = again.create("", "slow_compute");
+    ASSERT_TRUE(fresh) << fresh.error();
+    json out;
+    ASSERT_FALSE(again.handle("tasks/get", {{"taskId", left->id}}, "", true, out));
+    EXPECT_EQ(out["status"], "failed") << out;
+    ASSERT_FALSE(again.handle("tasks/get", {{"taskId", fresh->id}}, "", true, out));
+    EXPECT_EQ(out["status"], "working") << "round " << round << ": " << out;
+    left = fresh;  // the next round's predecessor left this one
+  }
+}
+
 TEST_F(TasksTest, TheTasksOfAReplicaThatStoppedFail) {
   // Replica "a" made a task and went away without finishing it; "b" answers for it.
   plugins::set_replica_id("replica-a");
