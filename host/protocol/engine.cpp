@@ -183,7 +183,7 @@ void Session::cancel(const json& request_id) {
   std::function<void()> end_stream;
   {
     std::lock_guard lock(mutex_);
-    auto it = in_flight_.find(request_id.dump());
+    auto it = in_flight_.find(json_text::dump(request_id));
     // Unknown or finished ids MAY be ignored (mcp-spec §2.8).
     if (it == in_flight_.end()) return;
     it->second->call.cancelled = true;
@@ -733,7 +733,7 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
   if (method_it == m.end()) {
     if (has_id && (m.contains("result") || m.contains("error"))) {  // an answer to one of our requests
       std::lock_guard lock(session.mutex_);
-      auto it = session.asked_.find(id.dump());
+      auto it = session.asked_.find(json_text::dump(id));
       if (it != session.asked_.end() && it->second.is_null()) {
         it->second = m;
         session.answered_.notify_all();
@@ -1218,7 +1218,7 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
       p.state = std::move(*state);
     }
   }
-  p.key = req.id.dump();
+  p.key = json_text::dump(req.id);
   p.call = std::make_shared<Session::InFlight>();
   // The deadline counts from now: time spent waiting for a thread is part of it.
   p.call->call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
@@ -1373,7 +1373,7 @@ std::optional<std::string> Engine::ask_client(Session& session, const Request& r
     std::lock_guard lock(session.mutex_);
     for (const auto& [key, r] : call.input_requests.items()) {
       json id = session.asked_prefix_ + std::to_string(++session.asked_count_);
-      session.asked_.emplace(id.dump(), json());
+      session.asked_.emplace(json_text::dump(id), json());
       asked.emplace_back(key, id);
     }
   }
@@ -1383,13 +1383,13 @@ std::optional<std::string> Engine::ask_client(Session& session, const Request& r
   }
   std::unique_lock lock(session.mutex_);
   auto all_answered = [&] {
-    return std::all_of(asked.begin(), asked.end(), [&](const auto& a) { return !session.asked_[a.second.dump()].is_null(); });
+    return std::all_of(asked.begin(), asked.end(), [&](const auto& a) { return !session.asked_[json_text::dump(a.second)].is_null(); });
   };
   while (!all_answered()) {
     if (call.is_cancelled()) {
       std::vector<json> open;
       for (const auto& [key, id] : asked) {
-        auto it = session.asked_.find(id.dump());
+        auto it = session.asked_.find(json_text::dump(id));
         if (it->second.is_null()) open.push_back(id);
         session.asked_.erase(it);
       }
@@ -1405,7 +1405,7 @@ std::optional<std::string> Engine::ask_client(Session& session, const Request& r
   std::optional<std::string> failure;
   answers = json::object();
   for (const auto& [key, id] : asked) {
-    auto it = session.asked_.find(id.dump());
+    auto it = session.asked_.find(json_text::dump(id));
     json m = std::move(it->second);
     session.asked_.erase(it);
     const std::string& method = call.input_requests[key]["method"].get_ref<const std::string&>();
@@ -1548,7 +1548,7 @@ std::optional<RpcError> Engine::listen(Request& req, Session& session) {
       if (options_.tasks->owned(t.get<std::string>(), principal)) f.task_ids.push_back(t.get<std::string>());
     }
   }
-  const std::string key = req.id.dump();
+  const std::string key = json_text::dump(req.id);
   {
     std::lock_guard lock(session.mutex_);
     if (session.in_flight_.contains(key)) return RpcError{code::kInvalidRequest, "Invalid Request: id " + key + " is already used by a request in flight", nullptr};

@@ -185,7 +185,7 @@ void Telemetry::trace_request(const protocol::RequestRecord& r, const std::strin
   if (!r.prompt.empty()) span.set("gen_ai.prompt.name", r.prompt);
   if (!r.uri.empty()) span.set("mcp.resource.uri", r.uri);
   if (r.id.is_string()) span.set("jsonrpc.request.id", r.id.get<std::string>());
-  else if (r.id.is_number()) span.set("jsonrpc.request.id", r.id.dump());
+  else if (r.id.is_number()) span.set("jsonrpc.request.id", json_text::dump(r.id));
   if (r.error_code) span.set("rpc.response.status_code", std::to_string(*r.error_code));
   if (!error_type.empty()) {
     span.set("error.type", error_type);
@@ -196,7 +196,7 @@ void Telemetry::trace_request(const protocol::RequestRecord& r, const std::strin
   span.set("network.transport", transport_);
   if (transport_ == "tcp") span.set("network.protocol.name", "http");
   if (!r.instance.empty()) span.set(kInstance, r.instance);
-  if (!r.arguments.is_null()) span.set("gen_ai.tool.call.arguments", r.arguments.dump());
+  if (!r.arguments.is_null()) span.set("gen_ai.tool.call.arguments", json_text::dump(r.arguments));
   tracer_->finish(std::move(span));
 }
 
