@@ -2,7 +2,8 @@
 # Builds a release binary and measures it. Figures go to stdout.
 #  - stdio: cold start (spawn -> initialize response, median of 20) and the host's idle RSS after it; tools/call echo
 #    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
-#    JSON-RPC echo on the host's JSON reader and writer (the ceiling; tests/bench/bare_stdio.cpp);
+#    JSON-RPC echo on the host's JSON reader and writer (the ceiling; tests/bench/bare_stdio.cpp),
+#    and the two eras at 64 in flight in three alternating rounds (their medians' ratio);
 #  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections
 #    (wrk), both eras, next to a bare cpp-httplib server with a fixed body (the library's
 #    ceiling here), each as a share of it;
@@ -50,6 +51,19 @@ for inflight in 1 64; do
     printf 'bare-stdio %-6s %s\n' "$era" "$bare"
   done
 done
+# The two eras at 64 in flight, alternating: this VM drifts within minutes, so one run of
+# each can differ by more than the eras do.
+declare -A era_rounds=([legacy]="" [2026]="")
+for round in 1 2 3; do
+  for era in legacy 2026; do
+    era_rounds[$era]+=" $("$build/tests/mcph-bench-stdio" echo 200000 64 $era | cut -d' ' -f1)"
+  done
+done
+median3() { tr ' ' '\n' | grep . | sort -n | sed -n 2p; }
+m_legacy=$(median3 <<< "${era_rounds[legacy]}")
+m_2026=$(median3 <<< "${era_rounds[2026]}")
+echo "64 in flight, 3 alternating rounds: legacy${era_rounds[legacy]}, 2026-07-28${era_rounds[2026]} calls/s;" \
+  "2026-07-28 at $(awk -v a="$m_2026" -v b="$m_legacy" 'BEGIN {printf "%.0f %%", 100 * a / b}') of legacy (medians)"
 
 echo "== HTTP (wrk, ${duration}s each)"
 work=$(mktemp -d)
