@@ -1,9 +1,10 @@
 // libcrypto is opened the first time a hash, MAC or cipher is needed, not when mcp-host
 // starts: linked, it cost a stdio host ~150 page faults (30 % of `mcp-host --version`'s,
-// by perf) and 3,000 symbol bindings before main (it is built with BIND_NOW). Random bytes come from the kernel (getrandom), which is where OpenSSL's own
-// generator seeds from, so a host that only makes ids and keys never opens it. The same
-// pattern as store/libpq.cpp, but with pointers of our own rather than forwarders named as
-// in OpenSSL: the HTTP stack (http_stack/) links libssl, and forwarders would stand in for
+// by perf) and 3,000 symbol bindings before main (it is built with BIND_NOW). Random
+// bytes come from the kernel (getrandom), which is where OpenSSL's own generator seeds
+// from, so a host that only makes ids and keys never opens it. The same pattern as
+// store/libpq.cpp, but with pointers of our own rather than forwarders named as in
+// OpenSSL: the HTTP stack (http_stack/) links libssl, and forwarders would stand in for
 // OpenSSL's own functions inside it.
 #include "services/crypto.hpp"
 
