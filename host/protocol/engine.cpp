@@ -198,8 +198,10 @@ void Session::cancel(const json& request_id) {
 struct Engine::Request {
   json id;
   std::string method;
-  json params;            // an object (the request's, or {} when it had none)
-  json meta;              // params._meta, null when absent
+  // An object (the request's, or {} when it had none), and params._meta (null when absent).
+  // A call to a child process drops both once it has started (Engine::start).
+  json params;
+  json meta;
   bool modern = false;    // served statelessly under 2026-07-28
   std::string version;    // the revision whose rules apply
   int log_level = -1;     // minimum level of notifications/message, -1 for none
