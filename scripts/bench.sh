@@ -54,7 +54,7 @@ done
 # The two eras at 64 in flight, alternating: this VM drifts within minutes, so one run of
 # each can differ by more than the eras do.
 declare -A era_rounds=([legacy]="" [2026]="")
-for round in 1 2 3; do
+for _ in 1 2 3; do
   for era in legacy 2026; do
     era_rounds[$era]+=" $("$build/tests/mcph-bench-stdio" echo 200000 64 $era | cut -d' ' -f1)"
   done
