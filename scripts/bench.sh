@@ -41,10 +41,12 @@ wrk_echo() {
 
 echo "== stdio (tools/call echo; ceiling: a bare JSON-RPC echo on the host's JSON reader and writer)"
 "$build/tests/mcph-bench-stdio" cold 20
+declare -A legacy_host  # the host's legacy figures by transport and load, for the TypeScript SDK's section
 for inflight in 1 64; do
   calls=$(( inflight == 1 ? 20000 : 200000 ))
   for era in legacy 2026; do
     host=$("$build/tests/mcph-bench-stdio" echo $calls $inflight $era)
+    [ $era = legacy ] && legacy_host[stdio-$inflight]=${host%% *}
     bare=$("$build/tests/mcph-bench-stdio" echo $calls $inflight $era "$build/tests/mcph-bench-bare-stdio")
     ratio=$(awk -v h="${host%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
     printf 'mcp-host   %-6s %s  (%s of bare)\n' "$era" "$host" "$ratio"
@@ -95,11 +97,43 @@ for c in 1 8 32; do
   bare=$(wrk_echo "$c" "http://127.0.0.1:$bare_port/mcp")
   for era in legacy 2026; do
     line=$(MCP_SESSION=$([ $era = legacy ] && echo "$session") wrk_echo "$c" "http://127.0.0.1:$host_port/mcp")
+    [ $era = legacy ] && legacy_host[http-$c]=${line%% *}
     ratio=$(awk -v h="${line%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
     printf 'mcp-host %-6s %2d conn: %s  (%s of bare)\n' "$era" "$c" "$line" "$ratio"
   done
   printf 'bare-httplib    %2d conn: %s\n' "$c" "$bare"
 done
+
+echo "== the official TypeScript SDK's server (tests/bench/ts_sdk_echo.mjs: the same echo tool, the same calls; legacy era only)"
+# Installed from npm once, as the SDK client tests do; without npm the section says so.
+if ts_sdk=$("$root/tests/integration/ts_sdk/run.sh" install 2>/dev/null) && command -v node >/dev/null; then
+  cp "$root/tests/bench/ts_sdk_echo.mjs" "$ts_sdk/"
+  node_bin=$(command -v node)
+  times_host() {  # HOST_FIGURE SDK_FIGURE: "mcp-host N x"
+    awk -v h="$1" -v s="$2" 'BEGIN {printf "mcp-host %.1f x", h / s}'
+  }
+  for inflight in 1 64; do
+    calls=$(( inflight == 1 ? 20000 : 100000 ))
+    line=$("$build/tests/mcph-bench-stdio" echo $calls $inflight legacy "$node_bin" "$ts_sdk/ts_sdk_echo.mjs" stdio)
+    printf 'ts-sdk stdio %2d in flight: %s  (%s)\n' "$inflight" "$line" "$(times_host "${legacy_host[stdio-$inflight]}" "${line%% *}")"
+  done
+  node "$ts_sdk/ts_sdk_echo.mjs" http > "$work/ts.port" &
+  ts_pid=$!
+  for _ in $(seq 100); do [ -s "$work/ts.port" ] && break; sleep 0.05; done
+  ts_port=$(awk '/^port/ {print $2}' "$work/ts.port")
+  ts_session=$(host_port=$ts_port mcp_post -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' |
+    awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}' | tr -d '\r')
+  host_port=$ts_port mcp_post -H "Mcp-Session-Id: $ts_session" -H 'MCP-Protocol-Version: 2025-11-25' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+  # Its JIT first: two seconds of calls, not counted.
+  MCP_SESSION=$ts_session wrk -t 2 -c 8 -d 2s -s "$root/tests/bench/echo_call.lua" "http://127.0.0.1:$ts_port/mcp" > /dev/null
+  for c in 1 8 32; do
+    line=$(MCP_SESSION=$ts_session wrk_echo "$c" "http://127.0.0.1:$ts_port/mcp")
+    printf 'ts-sdk HTTP  %2d conn: %s  (%s)\n' "$c" "$line" "$(times_host "${legacy_host[http-$c]}" "${line%% *}")"
+  done
+  kill "$ts_pid"
+else
+  echo "not measured: the SDK could not be installed from npm (or node is missing)"
+fi
 
 echo "== HTTP auth (wrk, 8 conn, ${duration}s each)"
 for mode in bearer oauth; do

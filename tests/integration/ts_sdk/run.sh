@@ -4,16 +4,22 @@
 # into a cache folder (no global install): $MCPH_CACHE or ~/.cache/mcp-host.
 #   run.sh stdio|http|oauth BINARY PLUGIN_DIR
 #   run.sh url URL      a host (or a load balancer) already serving the example plugins
+#   run.sh install      only installs the SDK, and prints the folder that holds it
+#                       (scripts/bench.sh runs the SDK's own server from there)
 # oauth: the SDK client's OAuth flow against auth.mode oauth, with the codesphere plugin in
 # front of the fake Codesphere API (tests/fakes/codesphere_fake.py).
 set -euo pipefail
-mode=$1 bin=$2 plugin_dir=${3:-}
+mode=$1 bin=${2:-} plugin_dir=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${MCPH_CACHE:-$HOME/.cache/mcp-host}/ts-sdk-1.32.2
 if [ ! -f "$cache/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
   mkdir -p "$cache"
   echo '{"name":"mcph-ts-sdk-test","private":true,"type":"module"}' > "$cache/package.json"
   npm install --prefix "$cache" --no-audit --no-fund --loglevel=error @modelcontextprotocol/sdk@1.32.2 >&2
+fi
+if [ "$mode" = install ]; then
+  echo "$cache"
+  exit 0
 fi
 if [ "$mode" = url ]; then
   cp "$here/client.mjs" "$cache/client.mjs"
