@@ -56,7 +56,7 @@ TEST(JsonBounds, ParsesAsNlohmannDoes) {
 // Plain runs are scanned eight bytes at a time: a byte that must be escaped (or is not
 // ASCII) is found at every place in and after the first eight, by the reader and the writer.
 TEST(JsonBounds, EveryByteThatEndsAPlainRunIsFoundWhereverItIs) {
-  for (const std::string special : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\x01'), "\x7f", "\xc3\xa9"}) {
+  for (const std::string& special : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\x01'), "\x7f", "\xc3\xa9"}) {
     for (size_t at = 0; at < 20; ++at) {
       const std::string s = std::string(at, 'a') + special + std::string(19 - at, 'b');
       const std::string text = json(s).dump();
