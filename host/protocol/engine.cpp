@@ -163,10 +163,12 @@ std::string Session::version() const {
   return version_;
 }
 
-bool Session::may_be_asked() const {
-  std::lock_guard lock(mutex_);
+bool Session::may_be_asked() const { return may_be_asked_.load(std::memory_order_relaxed); }
+
+void Session::set_client_capabilities(const json& caps) {
+  client_capabilities_ = std::make_shared<const json>(caps.is_object() ? caps : json::object());
   const json& c = *client_capabilities_;
-  return initialized_ && (c.contains("elicitation") || c.contains("sampling") || c.contains("roots"));
+  may_be_asked_ = c.contains("elicitation") || c.contains("sampling") || c.contains("roots");
 }
 
 void Session::set_channel(std::shared_ptr<ReplyChannel> channel) {
@@ -375,7 +377,7 @@ void Engine::restore(const std::shared_ptr<Session>& session, const SessionState
     std::lock_guard lock(session->mutex_);
     session->initialized_ = true;
     session->version_ = state.version;
-    session->client_capabilities_ = std::make_shared<const json>(state.client_capabilities.is_object() ? state.client_capabilities : json::object());
+    session->set_client_capabilities(state.client_capabilities);
     session->log_level_ = state.log_level;
     session->subscriptions_ = {state.subscriptions.begin(), state.subscriptions.end()};
     if (session->asked_prefix_ == "mcph-") session->asked_prefix_ = "mcph-" + crypto::hex(crypto::random_bytes(6)) + "-";
@@ -852,14 +854,16 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
       if (auto v = meta->find("tracestate"); v != meta->end() && v->is_string()) r.tracestate = v->get<std::string>();
     }
   }
-  if (r.method == "initialize" && params != m.end() && params->is_object()) {
-    read_client_info(params->value("clientInfo", json()), r.client_name, r.client_version);
-  } else if (r.client_name.empty()) {
+  const bool initialize = r.method == "initialize" && params != m.end() && params->is_object();
+  if (initialize) read_client_info(params->value("clientInfo", json()), r.client_name, r.client_version);
+  if (r.client_name.empty() || r.version.empty()) {  // a legacy session's, under one lock
     std::lock_guard lock(session.mutex_);
-    r.client_name = session.client_name_;
-    r.client_version = session.client_version_;
+    if (r.client_name.empty() && !initialize) {
+      r.client_name = session.client_name_;
+      r.client_version = session.client_version_;
+    }
+    if (r.version.empty()) r.version = session.version_;
   }
-  if (r.version.empty()) r.version = session.version();
   if (r.version.empty() && r.method == "initialize" && params != m.end() && params->is_object()) {
     r.version = params->value("protocolVersion", json("")).is_string() ? params->value("protocolVersion", "") : "";
   }
@@ -900,12 +904,14 @@ std::optional<RpcError> Engine::select_era(Request& req, Session& session) const
     return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
   }
   if (req.method == "initialize") return std::nullopt;  // opens a legacy session
-  if (session.initialized()) {
+  {
     std::lock_guard lock(session.mutex_);
-    req.version = session.version_;
-    req.client_capabilities = session.client_capabilities_;
-    req.log_level = session.log_level_.load();
-    return std::nullopt;
+    if (session.initialized_) {
+      req.version = session.version_;
+      req.client_capabilities = session.client_capabilities_;
+      req.log_level = session.log_level_.load();
+      return std::nullopt;
+    }
   }
   if (req.method == "ping") return std::nullopt;  // allowed before initialize
   if (req.method == "server/discover") {
@@ -967,7 +973,7 @@ json Engine::initialize(Request& req, Session& session) {
     std::lock_guard lock(session.mutex_);
     session.initialized_ = true;
     session.version_ = version;
-    session.client_capabilities_ = std::make_shared<const json>(caps.is_object() ? caps : json::object());
+    session.set_client_capabilities(caps);
     read_client_info(req.params.value("clientInfo", json()), session.client_name_, session.client_version_);
     if (session.observer_ == nullptr) session.started_ = std::chrono::steady_clock::now();
     session.observer_ = options_.observer;

@@ -153,6 +153,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string version_;                      // guarded by mutex_
   // initialize's capabilities, shared with each request's call (never changed: replaced).
   std::shared_ptr<const json> client_capabilities_ = std::make_shared<const json>(json::object());  // guarded by mutex_
+  // may_be_asked(), set with client_capabilities_ (read per request without the mutex: with
+  // many connections on one session, the mutex is what they queue for).
+  std::atomic<bool> may_be_asked_{false};
+  void set_client_capabilities(const json& caps);  // with mutex_ held
   std::string client_name_, client_version_;  // initialize's clientInfo; guarded by mutex_
   std::atomic<int> log_level_{1};            // MCPH_LOG_INFO until logging/setLevel
   std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight_;  // guarded by mutex_
