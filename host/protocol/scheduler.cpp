@@ -10,6 +10,10 @@ struct Scheduler::Job {
   enum class State { kQueued, kRunning, kDone, kExpired };
   Lane lane;
   std::pair<Clock::time_point, uint64_t> key;  // in deadlines_
+  // Its deadlines_ entry while it is not listed there: made with the job, so listing and
+  // unlisting a call's deadline under the mutex allocate and free nothing (with many
+  // threads on few cores, a thread preempted while it holds the mutex stalls every call).
+  Deadlines::node_type slot;
   std::function<void()> run;
   std::function<void(const Entry&)> detached;  // instead of run: leaves its slot itself
   std::function<void()> expired;
@@ -45,6 +49,7 @@ bool Scheduler::submit_detached(Lane lane, Clock::time_point deadline, std::func
 
 bool Scheduler::queue(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void(const Entry&)> detached,
                       std::function<void()> expired) {
+  auto job = make_job(lane, std::move(expired));
   std::lock_guard lock(mutex_);
   if (stopping_) return false;
   LaneState& l = lanes_[lane];
@@ -53,7 +58,7 @@ bool Scheduler::queue(Lane lane, Clock::time_point deadline, std::function<void(
   const size_t all_free = options_.max_running - std::min(options_.max_running, running_ - stuck_);
   const size_t waiting = l.queue.size() - std::min(l.queue.size(), std::min(lane_free, all_free));
   if (waiting >= options_.max_queued) return false;
-  auto job = watch(lane, deadline, std::move(expired));
+  watch(job, deadline);
   job->run = std::move(run);
   job->detached = std::move(detached);
   l.queue.push_back(job);
@@ -69,13 +74,14 @@ bool Scheduler::queue(Lane lane, Clock::time_point deadline, std::function<void(
 }
 
 Scheduler::Entry Scheduler::try_enter(Lane lane, Clock::time_point deadline, std::function<void()> expired) {
+  auto job = make_job(lane, std::move(expired));
   std::lock_guard lock(mutex_);
   LaneState& l = lanes_[lane];
   if (stopping_ || !l.queue.empty() || l.running - l.stuck >= cap(lane) || running_ - stuck_ >= options_.max_running) {
     forget_if_empty(lane);
     return nullptr;
   }
-  auto job = watch(lane, deadline, std::move(expired));
+  watch(job, deadline);
   job->state = Job::State::kRunning;
   ++l.running;
   ++running_;
@@ -125,17 +131,24 @@ std::shared_ptr<Scheduler::Job> Scheduler::next_detached(Lane lane) {
   return job;
 }
 
-// With mutex_ held: a new job, its deadline watched. The watchdog is woken only for a
-// deadline before the time it sleeps until (not per call: calls come and go, and their
-// deadlines are mostly later).
-std::shared_ptr<Scheduler::Job> Scheduler::watch(Lane lane, Clock::time_point deadline, std::function<void()> expired) {
+std::shared_ptr<Scheduler::Job> Scheduler::make_job(Lane lane, std::function<void()> expired) {
   auto job = std::make_shared<Job>();
   job->lane = lane;
-  job->key = {deadline, next_id_++};
   job->expired = std::move(expired);
-  deadlines_.emplace(job->key, job);
-  if (deadline < watch_until_) watch_cv_.notify_one();
+  Deadlines one;
+  job->slot = one.extract(one.emplace().first);
   return job;
+}
+
+// With mutex_ held: a new job's deadline watched. The watchdog is woken only for a
+// deadline before the time it sleeps until (not per call: calls come and go, and their
+// deadlines are mostly later).
+void Scheduler::watch(const std::shared_ptr<Job>& job, Clock::time_point deadline) {
+  job->key = {deadline, next_id_++};
+  job->slot.key() = job->key;
+  job->slot.mapped() = job;
+  deadlines_.insert(std::move(job->slot));
+  if (deadline < watch_until_) watch_cv_.notify_one();
 }
 
 // With mutex_ held: a running job returned (its deadline passed or not).
@@ -148,7 +161,8 @@ void Scheduler::done(const std::shared_ptr<Job>& job) {
     --stuck_;
     spdlog::warn("a call that passed its deadline has returned after all");
   } else {
-    deadlines_.erase(job->key);
+    job->slot = deadlines_.extract(job->key);        // freed with the job, after the mutex
+    if (job->slot) job->slot.mapped().reset();       // (which it held: no cycle)
   }
   job->state = Job::State::kDone;
   forget_if_empty(job->lane);

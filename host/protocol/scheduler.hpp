@@ -89,14 +89,18 @@ class Scheduler {
     bool ready = false;  // listed in ready_
   };
 
+  using Deadlines = std::map<std::pair<Clock::time_point, uint64_t>, std::shared_ptr<Job>>;
+
   bool queue(Lane lane, Clock::time_point deadline, std::function<void()> run, std::function<void(const Entry&)> detached,
              std::function<void()> expired);
+  // A job of `lane`, made before the mutex is taken (with its deadlines_ entry: see Job::slot).
+  static std::shared_ptr<Job> make_job(Lane lane, std::function<void()> expired);
   void worker();
   void watchdog();
   // With mutex_ held:
   std::shared_ptr<Job> next_job();  // null if none may run now
   std::shared_ptr<Job> next_detached(Lane lane);
-  std::shared_ptr<Job> watch(Lane lane, Clock::time_point deadline, std::function<void()> expired);
+  void watch(const std::shared_ptr<Job>& job, Clock::time_point deadline);  // lists its deadline
   void done(const std::shared_ptr<Job>& job);   // it returned
   void wake_worker();
   size_t cap(Lane lane) const;
@@ -112,7 +116,7 @@ class Scheduler {
   bool watchdog_stop_ = false;                             // guarded
   Clock::time_point watch_until_ = Clock::time_point::max();  // the watchdog sleeps until; guarded
   std::deque<Lane> ready_;                                 // lanes with queued jobs; guarded
-  std::map<std::pair<Clock::time_point, uint64_t>, std::shared_ptr<Job>> deadlines_;  // guarded
+  Deadlines deadlines_;                                    // guarded
   uint64_t next_id_ = 0;                                   // guarded
   size_t running_ = 0, stuck_ = 0, idle_threads_ = 0;      // guarded
   std::unordered_map<std::thread::id, std::thread> threads_;  // guarded
