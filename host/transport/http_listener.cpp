@@ -35,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 // A client with requests in flight sends the next within microseconds when it has the CPU;
 // with many connections busy on few cores it is often 1–5 ms later, so while at least
 // half the workers are free a worker waits the longer time (32 connections on 2 cores:
-// p99 3.5–8.4 ms at 1 ms, 1.4–2.6 ms at 5 ms). With fewer free it waits the shorter one,
+// p99 3.5–8.4 ms at 1 ms, 1.4–4.2 ms at 5 ms). With fewer free it waits the shorter one,
 // so lingering workers do not leave other connections' requests without one (503). A
 // client that pauses costs a worker this much, once.
 constexpr auto kLinger = std::chrono::microseconds(1000);

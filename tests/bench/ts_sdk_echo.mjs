@@ -31,7 +31,13 @@ if (mode === "stdio") {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", async () => {
-      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+      let body;
+      try {
+        body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
       let transport = sessions.get(req.headers["mcp-session-id"]);
       if (!transport && req.method === "POST" && isInitializeRequest(body)) {
         transport = new StreamableHTTPServerTransport({
