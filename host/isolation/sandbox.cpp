@@ -41,10 +41,11 @@ Status enter_strict_sandbox() {
       return Error{std::string("seccomp_rule_add(") + name + "): " + std::strerror(-rc)};
     }
   }
-  // Signals to itself only (raise and abort use them).
+  // Signals to itself only (raise and abort use them). (The second datum, unused by
+  // SCMP_CMP_NE, is given: clang warns when a macro leaves a field out.)
   const auto self = static_cast<scmp_datum_t>(getpid());
   for (int nr : {SCMP_SYS(kill), SCMP_SYS(tgkill)}) {
-    if (int rc = seccomp_rule_add(ctx.get(), deny, nr, 1, SCMP_A0(SCMP_CMP_NE, self)); rc != 0) {
+    if (int rc = seccomp_rule_add(ctx.get(), deny, nr, 1, SCMP_A0(SCMP_CMP_NE, self, 0)); rc != 0) {
       return Error{std::string("seccomp_rule_add(kill): ") + std::strerror(-rc)};
     }
   }
