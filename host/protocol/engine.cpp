@@ -864,7 +864,7 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
     }
     if (r.version.empty()) r.version = session.version_;
   }
-  if (r.version.empty() && r.method == "initialize" && params != m.end() && params->is_object()) {
+  if (r.version.empty() && initialize) {
     r.version = params->value("protocolVersion", json("")).is_string() ? params->value("protocolVersion", "") : "";
   }
   return r;
