@@ -109,6 +109,7 @@ class Child {
   // thread hands the reading on if the call outlasts kLazyLimit; a service request from the
   // call hands it on at once (the answer must be read).
   int timer_ = -1;                 // timerfd the standby thread waits on
+  std::once_flag standby_started_;  // at the first call (a thread less while the child starts)
   bool lazy_ = false;              // guarded by pool_mutex_
   std::thread::id lazy_thread_;    // guarded by pool_mutex_
   std::chrono::steady_clock::time_point lazy_since_;  // guarded: when the lazy call started
@@ -551,7 +552,6 @@ void Child::watch_cpu(double limit_s) {
 int Child::serve() {
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("plugin", std::make_shared<ForwardSink>(ch_)));
   timer_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-  if (timer_ >= 0) std::thread([this] { stand_by(); }).detach();
   follow(true);
   return 0;
 }
@@ -580,6 +580,7 @@ void Child::follow(bool main_thread) {
         run_call(call);
         break;
       }
+      std::call_once(standby_started_, [this] { std::thread([this] { stand_by(); }).detach(); });
       {
         std::lock_guard lock(pool_mutex_);
         lazy_ = true;

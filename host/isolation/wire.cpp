@@ -98,13 +98,18 @@ bool Channel::write_all(std::string_view bytes) {
 bool Channel::fill(size_t need) {
   if (pos_ == end_) pos_ = end_ = 0;
   while (end_ - pos_ < need) {
-    if (pos_ > 0 && (pos_ * 2 >= end_ || buf_.size() - pos_ < need)) {  // move what is left to the front
-      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    if (pos_ > 0 && (pos_ * 2 >= end_ || cap_ - pos_ < need)) {  // move what is left to the front
+      std::memmove(buf_.get(), buf_.get() + pos_, end_ - pos_);
       end_ -= pos_;
       pos_ = 0;
     }
-    if (buf_.size() < std::max<size_t>(64 * 1024, need)) buf_.resize(std::max<size_t>(64 * 1024, need));
-    const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
+    if (cap_ < std::max<size_t>(64 * 1024, need)) {
+      cap_ = std::max<size_t>(64 * 1024, need);
+      std::unique_ptr<char[]> bigger(new char[cap_]);  // (uninitialised: recv fills it)
+      if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
+      buf_ = std::move(bigger);
+    }
+    const ssize_t n = ::recv(fd_, buf_.get() + end_, cap_ - end_, 0);
     if (n > 0) {
       end_ += static_cast<size_t>(n);
       continue;
@@ -128,7 +133,7 @@ bool Channel::readable_within(std::chrono::steady_clock::duration spin) const {
 
 Status Channel::read(Frame& frame) {
   if (!fill(kHeader)) return Error{end_ == pos_ ? "closed" : "connection broken inside a frame"};
-  const char* h = buf_.data() + pos_;
+  const char* h = buf_.get() + pos_;
   const size_t size = get_u32(h);
   const uint32_t head_size = get_u32(h + 9);
   if (size < kHeader - 4 || size > kMaxFrameBytes || head_size > size - (kHeader - 4)) {
@@ -137,7 +142,7 @@ Status Channel::read(Frame& frame) {
   frame.type = static_cast<Msg>(static_cast<unsigned char>(h[4]));
   frame.id = get_u32(h + 5);
   if (!fill(4 + size)) return Error{"connection broken inside a frame"};
-  const char* p = buf_.data() + pos_ + kHeader;
+  const char* p = buf_.get() + pos_ + kHeader;
   const size_t body_size = size - (kHeader - 4) - head_size;
   frame.head = nullptr;
   if (head_size > 0) {
