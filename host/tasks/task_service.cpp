@@ -50,7 +50,8 @@ TaskService::TaskService(store::StateStore& store, ServiceOptions options)
   // faults, ~3 ms of CPU here) happens on the housekeeper thread, kStartUpDelay after the
   // host starts: off the path to the first answer, and not taking one of two cores from
   // it (1.1 ms off a cold start with two in-process instances, 2.0 ms with two isolated
-  // ones; medians of 30). table() asks for it at once and waits for it.
+  // ones; medians of 30). table() asks for it at once and waits for it; a host that stops
+  // before then never opens the store for it.
   housekeeper_ = std::thread([this] { housekeeping(); });
 }
 
@@ -62,10 +63,11 @@ TaskService::~TaskService() {
   stop_cv_.notify_all();
   housekeeper_.join();
   events_.reset();
-  (void)store_.release(kNs, replica_lease(replica_), replica_);
+  if (leased_) (void)store_.release(kNs, replica_lease(replica_), replica_);
 }
 
 void TaskService::start_up() {
+  leased_ = true;
   if (auto held = store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease); !held) {
     spdlog::warn("tasks: could not take this replica's lease: {}", held.error());
   }
@@ -99,6 +101,11 @@ void TaskService::housekeeping() {
   {
     std::unique_lock lock(stop_mutex_);
     stop_cv_.wait_for(lock, kStartUpDelay, [this] { return stop_ || wanted_; });
+    if (stop_ && !wanted_) {  // a host this short-lived (a health check) leaves the store alone:
+      started_ = true;        // the next start fails what its predecessor left
+      stop_cv_.notify_all();
+      return;
+    }
   }
   start_up();
   auto next_purge = std::chrono::steady_clock::now();

@@ -152,6 +152,7 @@ class TaskService final : public plugins::TaskReports {
   bool stop_ = false;  // guarded by stop_mutex_
   bool wanted_ = false;  // guarded by stop_mutex_: table() waits for start_up()
   std::atomic<bool> started_{false};  // start_up() is done (stop_cv_ tells waiters)
+  std::atomic<bool> leased_{false};   // start_up() took this replica's lease
   std::thread housekeeper_;
   store::StateStore::Subscription events_;  // last: unsubscribed first
 };
