@@ -67,19 +67,29 @@ TaskService::~TaskService() {
 }
 
 void TaskService::start_up() {
-  leased_ = true;
-  if (auto held = store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease); !held) {
-    spdlog::warn("tasks: could not take this replica's lease: {}", held.error());
+  bool skip;
+  {
+    std::unique_lock lock(stop_mutex_);
+    stop_cv_.wait_for(lock, kStartUpDelay, [this] { return stop_ || wanted_; });
+    // A host this short-lived (a health check) leaves the store alone: the next start fails
+    // what its predecessor left.
+    skip = stop_ && !wanted_;
   }
-  // This replica keeps its id across restarts (state_dir/replica.key): tasks it owns now
-  // were run by the process before this one, and died with it.
-  size_t orphans = 0;
-  if (auto live = table_.live(); live) {
-    for (const auto& [id, owner] : *live) {
-      if (owner == replica_ && table_.fail(id, rpc_error({code::kInternalError, kDied, nullptr}))) ++orphans;
+  if (!skip) {
+    leased_ = true;
+    if (auto held = store_.acquire(kNs, replica_lease(replica_), replica_, kReplicaLease); !held) {
+      spdlog::warn("tasks: could not take this replica's lease: {}", held.error());
     }
+    // This replica keeps its id across restarts (state_dir/replica.key): tasks it owns now
+    // were run by the process before this one, and died with it.
+    size_t orphans = 0;
+    if (auto live = table_.live(); live) {
+      for (const auto& [id, owner] : *live) {
+        if (owner == replica_ && table_.fail(id, rpc_error({code::kInternalError, kDied, nullptr}))) ++orphans;
+      }
+    }
+    if (orphans > 0) spdlog::info("tasks: {} task(s) left unfinished by this host's previous run failed", orphans);
   }
-  if (orphans > 0) spdlog::info("tasks: {} task(s) left unfinished by this host's previous run failed", orphans);
   {
     std::lock_guard lock(stop_mutex_);
     started_ = true;
@@ -98,16 +108,7 @@ TaskTable& TaskService::table() {
 }
 
 void TaskService::housekeeping() {
-  {
-    std::unique_lock lock(stop_mutex_);
-    stop_cv_.wait_for(lock, kStartUpDelay, [this] { return stop_ || wanted_; });
-    if (stop_ && !wanted_) {  // a host this short-lived (a health check) leaves the store alone:
-      started_ = true;        // the next start fails what its predecessor left
-      stop_cv_.notify_all();
-      return;
-    }
-  }
-  start_up();
+  start_up();  // (after a skipped start-up stop_ is set: the loop below does not run)
   auto next_purge = std::chrono::steady_clock::now();
   std::unique_lock lock(stop_mutex_);
   while (!stop_) {

@@ -127,7 +127,7 @@ class TaskService final : public plugins::TaskReports {
   Result<std::optional<Task>> by_handle(const std::string& instance, const std::string& handle);
   Result<std::optional<Task>> find(const json& params, const std::string& principal, std::optional<RpcError>& err);
   bool owner_alive(const std::string& owner);
-  void start_up();      // on the housekeeper thread, first (soon after the host starts): this replica's lease, its predecessor's tasks
+  void start_up();      // on the housekeeper thread, first (kStartUpDelay in, or when table() asks): this replica's lease, its predecessor's tasks
   void housekeeping();
   TaskTable& table();   // table_, once start_up() is done (every use but start_up's waits for it)
   void count_end(const Result<Task>& t);  // counts `t` if the write that gave it ended it
