@@ -94,10 +94,12 @@ mcp_post() { curl -s -D - -o /dev/null "http://127.0.0.1:$host_port/mcp" -H 'Con
 session=$(mcp_post -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' |
   awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}' | tr -d '\r')
 mcp_post -H "Mcp-Session-Id: $session" -H 'MCP-Protocol-Version: 2025-11-25' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
+# host_echo ERA CONNECTIONS: wrk_echo against the host, in the legacy era's session or in 2026-07-28.
+host_echo() { MCP_SESSION=$([ "$1" = legacy ] && echo "$session") wrk_echo "$2" "http://127.0.0.1:$host_port/mcp"; }
 for c in 1 8 32; do
   bare=$(wrk_echo "$c" "http://127.0.0.1:$bare_port/mcp")
   for era in legacy 2026; do
-    line=$(MCP_SESSION=$([ $era = legacy ] && echo "$session") wrk_echo "$c" "http://127.0.0.1:$host_port/mcp")
+    line=$(host_echo $era "$c")
     [ $era = legacy ] && legacy_host[http-$c]=${line%% *}
     ratio=$(awk -v h="${line%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
     printf 'mcp-host %-6s %2d conn: %s  (%s of bare)\n' "$era" "$c" "$line" "$ratio"
@@ -111,7 +113,7 @@ p99_of() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p'; }
 for _ in 1 2 3; do
   p99_rounds[bare]+=" $(wrk_echo 32 "http://127.0.0.1:$bare_port/mcp" | p99_of)"
   for era in legacy 2026; do
-    p99_rounds[$era]+=" $(MCP_SESSION=$([ $era = legacy ] && echo "$session") wrk_echo 32 "http://127.0.0.1:$host_port/mcp" | p99_of)"
+    p99_rounds[$era]+=" $(host_echo $era 32 | p99_of)"
   done
 done
 echo "p99 at 32 conn, 3 alternating rounds (ms): bare${p99_rounds[bare]}, legacy${p99_rounds[legacy]}, 2026-07-28${p99_rounds[2026]};" \
