@@ -344,8 +344,13 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& dir) {
 // never pays for SQLite (and its start stays fast). Called with the mutex held.
 Status SqliteImpl::ensure_open() {
   if (db) return Ok{};
-  const uint64_t errors_before = errors.fetch_add(1, std::memory_order_relaxed);  // one failed operation, unless it opens
-  if (!open_error.empty()) return Error{open_error};
+  if (!open_error.empty()) {
+    errors.fetch_add(1, std::memory_order_relaxed);
+    return Error{open_error};
+  }
+  // A failed open counts as one failed operation, however many of its steps failed; a
+  // metrics export reading the count meanwhile sees no error while the open goes well.
+  const uint64_t errors_before = errors.load(std::memory_order_relaxed);
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -375,7 +380,7 @@ Status SqliteImpl::ensure_open() {
     release_stmt.reset();
     db.reset();
   }
-  errors.store(errors_before + (st ? 0 : 1), std::memory_order_relaxed);  // however many of its steps failed
+  errors.store(errors_before + (st ? 0 : 1), std::memory_order_relaxed);
   return st;
 }
 
