@@ -24,11 +24,8 @@ namespace {
 // RFC 5424 levels in MCP's spelling, indexed by mcph_log_level.
 constexpr std::array<const char*, 8> kLevels = {"debug", "info", "notice", "warning",
                                                 "error", "critical", "alert", "emergency"};
-constexpr const char* kMetaVersion = "io.modelcontextprotocol/protocolVersion";
-constexpr const char* kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
-constexpr const char* kMetaLogLevel = "io.modelcontextprotocol/logLevel";
-constexpr const char* kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
-constexpr const char* kMetaClientInfo = "io.modelcontextprotocol/clientInfo";
+constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLevel";
+constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
 // Legacy eras: how often one request may ask the client for input before we give up.
 constexpr int kMaxInputRounds = 8;
 // 2026-07-28: how long a client may take to answer an input_required result.

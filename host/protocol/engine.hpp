@@ -35,6 +35,10 @@ class TaskService;
 namespace mcph::protocol {
 
 inline constexpr const char* kModernVersion = "2026-07-28";
+// 2026-07-28's per-request _meta keys. string_views: a lookup compares them without strlen.
+inline constexpr std::string_view kMetaVersion = "io.modelcontextprotocol/protocolVersion";
+inline constexpr std::string_view kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
+inline constexpr std::string_view kMetaClientInfo = "io.modelcontextprotocol/clientInfo";
 // Newest first; the first is what a legacy client asking for something else gets.
 inline const std::vector<std::string> kLegacyVersions = {"2025-11-25", "2025-06-18", "2025-03-26",
                                                          "2024-11-05"};

@@ -32,6 +32,7 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 namespace code = protocol::code;
+using protocol::kMetaVersion;
 
 // SSE comment lines keep proxies from timing a quiet stream out and, for 2026-07-28, are
 // how a vanished client is noticed (the write fails) so its call can be cancelled.
@@ -40,7 +41,6 @@ constexpr auto kKeepAlive = std::chrono::seconds(10);
 // so keep-alive comments can flow.
 constexpr auto kUpgradeAfter = std::chrono::seconds(2);
 
-constexpr const char* kMetaVersion = "io.modelcontextprotocol/protocolVersion";
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
@@ -565,7 +565,7 @@ struct HttpTransport::Impl {
     const std::string* version = header(req, "MCP-Protocol-Version");
     if (version == nullptr) return mismatch("the MCP-Protocol-Version header is required");
     if (trimmed(*version) != body_version) {
-      return mismatch("MCP-Protocol-Version header '" + trimmed(*version) + "' differs from _meta." + kMetaVersion);
+      return mismatch("MCP-Protocol-Version header '" + trimmed(*version) + "' differs from _meta." + std::string(kMetaVersion));
     }
     const std::string method = msg.value("method", json()).is_string() ? msg["method"].get<std::string>() : "";
     const std::string* mcp_method = header(req, "Mcp-Method");
@@ -761,7 +761,7 @@ struct HttpTransport::Impl {
     const std::string tool = endpoint.tool_prefix + command.get<std::string>();
     t_access.mcp_method = "tools/call";
     t_access.tool = tool;
-    json meta{{kMetaVersion, protocol::kModernVersion}, {"io.modelcontextprotocol/clientCapabilities", json::object()}};
+    json meta{{kMetaVersion, protocol::kModernVersion}, {protocol::kMetaCapabilities, json::object()}};
     json call{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
               {"params", {{"name", tool}, {"arguments", args}, {"_meta", meta}}}};
     protocol::Session session;
