@@ -508,34 +508,45 @@ void Engine::submit(json message, const std::shared_ptr<Session>& session,
 
 void Engine::submit_unobserved(Here here, json& message, const std::shared_ptr<Session>& session,
                                const std::shared_ptr<ReplyChannel>& channel, Done finish, const RequestRecord* record) {
-  if (message.is_array()) return run_batch(message, *session, channel, finish);
+  if (message.is_array()) return run_batch(message, *session, channel, std::move(finish));
   Prepared p = prepare_guarded(message, *session, channel, record);
-  if (p.awaits_task) return await_task(p.req, finish);
+  if (p.awaits_task) return await_task(p.req, std::move(finish));
   if (p.listening) return;  // the channel stays open until the client ends the stream
   if (!p.call) return finish(std::move(p.response));
-  if (!p.task_id.empty()) return start_task(std::move(p), session, finish);
-  schedule(std::make_shared<Prepared>(std::move(p)), session, finish, here);
+  if (!p.task_id.empty()) return start_task(std::move(p), session, std::move(finish));
+  schedule(std::make_shared<Prepared>(std::move(p)), session, std::move(finish), here);
 }
 
-void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, Here here) {
-  auto in = p->call;
-  auto finish = [in, done = std::move(done)](json r) {
+// What the closures of one scheduled call share: its deadline's, its worker's or the thread
+// that hears its outcome. They capture this once (a shared_ptr) rather than each a copy of
+// the call, its session and the transport's callback: every copy of a std::function is an
+// allocation and a count on each shared_ptr it holds (~20 such copies per call before).
+struct Engine::Flight {
+  std::shared_ptr<Prepared> p;
+  std::shared_ptr<Session> session;
+  std::shared_ptr<Session::InFlight> in;  // p->call as scheduled
+  Done done;
+
+  void finish(json r) {
     if (!in->answered.exchange(true)) done(std::move(r));
-  };
-  auto expired = [this, p, session, finish] {
-    if (p->call->answered.load()) return;
-    p->call->reporter->close();
-    session->forget(p->key, p->call);
-    if (scheduler_.stopping()) return finish(late_answer(*p, MCPH_ERR_UNAVAILABLE, "mcp-host is shutting down; " + p->what + " did not run"));
-    finish(late_answer(*p, MCPH_ERR_DEADLINE_EXCEEDED, p->what + " did not finish within " +
-                                                           std::to_string(timeout_of(*p).count()) + " ms"));
-  };
-  const bool local = p->instance->in_process();
+  }
+};
+
+void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, Here here) {
+  auto f = std::make_shared<Flight>();
+  f->in = p->call;
+  f->p = std::move(p);
+  f->session = std::move(session);
+  f->done = std::move(done);
+  Prepared& call = *f->p;
+  const auto deadline = f->in->call.deadline;
+  auto expired = [this, f] { expire(*f); };
+  const bool local = call.instance->in_process();
   // A call to another process runs here only when it is alone on its instance (it then
   // looks for its answer without sleeping); with others in flight it joins them below.
-  if ((here == Here::kAlways && (local || p->instance->in_flight() == 0)) || (here == Here::kInProcess && local)) {
-    if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) {
-      finish(execute_guarded(*p, *session));
+  if ((here == Here::kAlways && (local || call.instance->in_flight() == 0)) || (here == Here::kInProcess && local)) {
+    if (auto entry = scheduler_.try_enter(call.instance, deadline, expired)) {
+      f->finish(execute_guarded(call, *f->session));
       scheduler_.leave(entry);
       return;
     }
@@ -543,76 +554,87 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     // A call to another process holds no thread while it waits: its frame goes out from
     // this thread (or, when its instance has no free slot, from a worker once it has), and
     // the thread that reads the child's answer finishes it.
-    if (auto entry = scheduler_.try_enter(p->instance, in->call.deadline, expired)) return launch(p, session, finish, expired, entry);
-    auto run = [this, p, session, finish, expired](const Scheduler::Entry& entry) { launch(p, session, finish, expired, entry); };
-    if (!scheduler_.submit_detached(p->instance, in->call.deadline, std::move(run), std::move(expired))) busy(*p, *session, finish);
+    if (auto entry = scheduler_.try_enter(call.instance, deadline, expired)) return launch(f, entry);
+    auto run = [this, f](const Scheduler::Entry& entry) { launch(f, entry); };
+    if (!scheduler_.submit_detached(call.instance, deadline, std::move(run), std::move(expired))) busy(*f);
     return;
   }
-  auto run = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
-  if (!scheduler_.submit(p->instance, in->call.deadline, std::move(run), std::move(expired))) busy(*p, *session, finish);
+  auto run = [this, f] { f->finish(execute_guarded(*f->p, *f->session)); };
+  if (!scheduler_.submit(call.instance, deadline, std::move(run), std::move(expired))) busy(*f);
+}
+
+void Engine::expire(Flight& f) {
+  Prepared& p = *f.p;
+  if (p.call->answered.load()) return;
+  p.call->reporter->close();
+  f.session->forget(p.key, p.call);
+  if (scheduler_.stopping()) return f.finish(late_answer(p, MCPH_ERR_UNAVAILABLE, "mcp-host is shutting down; " + p.what + " did not run"));
+  f.finish(late_answer(p, MCPH_ERR_DEADLINE_EXCEEDED, p.what + " did not finish within " + std::to_string(timeout_of(p).count()) + " ms"));
 }
 
 // A call to another process, with a slot of its instance (`entry`): started, returning at
 // once. Cancelled while it waited, it is over (no answer); when its process is not up, a
 // worker waits for it.
-void Engine::launch(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
-                    const std::function<void()>& expired, const Scheduler::Entry& entry) {
-  if (!ready(*p, *session)) {
-    finish(json());
+void Engine::launch(const std::shared_ptr<Flight>& f, const Scheduler::Entry& entry) {
+  Prepared& p = *f->p;
+  if (!ready(p, *f->session)) {
+    f->finish(json());
     return scheduler_.leave(entry);
   }
-  if (start(p, session, finish, expired, entry)) return;
+  if (start(f, entry)) return;
   scheduler_.leave(entry);
-  auto wait = [this, p, session, finish] { finish(execute_guarded(*p, *session)); };
-  if (!scheduler_.submit(p->instance, p->call->call.deadline, std::move(wait), expired)) busy(*p, *session, finish);
+  auto wait = [this, f] { f->finish(execute_guarded(*f->p, *f->session)); };
+  if (!scheduler_.submit(p.instance, p.call->call.deadline, std::move(wait), [this, f] { expire(*f); })) busy(*f);
 }
 
-// A call its instance's queue has no room for is answered at once.
-void Engine::busy(Prepared& p, Session& session, const Done& finish) {
+void Engine::busy(Flight& f) {
+  Prepared& p = *f.p;
   p.call->reporter->close();
-  session.forget(p.key, p.call);
-  finish(late_answer(p, MCPH_ERR_RESOURCE_EXHAUSTED,
-                     "mcp-host is busy: too many calls are waiting for plugin instance '" + p.instance->name() +
-                         "' (server.max_queued_calls); try again shortly"));
+  f.session->forget(p.key, p.call);
+  f.finish(late_answer(p, MCPH_ERR_RESOURCE_EXHAUSTED,
+                       "mcp-host is busy: too many calls are waiting for plugin instance '" + p.instance->name() +
+                           "' (server.max_queued_calls); try again shortly"));
 }
 
 // Starts a ready call on its instance without waiting (plugins::Instance::start). The first
 // round is settled on the thread that hears the outcome; a handler that asks a legacy client
 // for input (which waits for the client) goes on with its next rounds on a worker. False
 // when the instance cannot start it now.
-bool Engine::start(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
-                   const std::function<void()>& expired, const Scheduler::Entry& entry) {
+bool Engine::start(const std::shared_ptr<Flight>& f, const Scheduler::Entry& entry) {
+  Prepared& p = *f->p;
   // What the child's call does not need is freed now, by the thread that parsed it: freed
   // by the thread that hears the answer, each block would be a cross-thread free, and
   // mimalloc's owner thread walks those back one by one (9.7 % of the host's CPU at 64 in
   // flight, perf; 5.4 % after this). The request's params and _meta, and the input's parsed form (the child
   // parses its own copy; later rounds send the text again).
-  p->req.params = nullptr;
-  p->req.meta = nullptr;
-  p->input_value = nullptr;
-  p->call->call.input_value = nullptr;
+  p.req.params = nullptr;
+  p.req.meta = nullptr;
+  p.input_value = nullptr;
+  p.call->call.input_value = nullptr;
   started_.fetch_add(1);
-  auto done = [this, p, session, finish, expired, entry] {
+  auto done = [this, f, entry] {
+    Prepared& p = *f->p;
+    Session& session = *f->session;
     bool settled = true;
-    json answer = guarded(*p, *session, [&] {
+    json answer = guarded(p, session, [&] {
       json out;
-      settled = settle(*p, out);
-      return settled ? conclude(*p, *session, std::move(out)) : json();
+      settled = settle(p, out);
+      return settled ? conclude(p, session, std::move(out)) : json();
     });
-    if (settled) finish(std::move(answer));
+    if (settled) f->finish(std::move(answer));
     scheduler_.leave(entry);
     if (!settled) {
-      auto rounds = [this, p, session, finish] {
-        finish(guarded(*p, *session, [&] {
+      auto rounds = [this, f] {
+        f->finish(guarded(*f->p, *f->session, [&] {
           json out;
-          return ask(*p, *session, 1, out) ? execute(*p, *session, 2) : conclude(*p, *session, std::move(out));
+          return ask(*f->p, *f->session, 1, out) ? execute(*f->p, *f->session, 2) : conclude(*f->p, *f->session, std::move(out));
         }));
       };
-      if (!scheduler_.submit(p->instance, p->call->call.deadline, std::move(rounds), expired)) busy(*p, *session, finish);
+      if (!scheduler_.submit(p.instance, p.call->call.deadline, std::move(rounds), [this, f] { expire(*f); })) busy(*f);
     }
     started_.fetch_sub(1);
   };
-  if (p->instance->start(p->what, p->handler, p->input, p->call->call, std::move(done))) return true;
+  if (p.instance->start(p.what, p.handler, p.input, p.call->call, std::move(done))) return true;
   started_.fetch_sub(1);
   return false;
 }

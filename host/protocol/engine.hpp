@@ -301,11 +301,12 @@ class Engine final : public plugins::ResourceListener {
   template <typename Work>
   json guarded(Prepared& p, Session& session, Work&& work);
   json execute_guarded(Prepared& p, Session& session);  // ready() and execute(), guarded
-  bool start(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
-             const std::function<void()>& expired, const Scheduler::Entry& entry);
-  void launch(const std::shared_ptr<Prepared>& p, const std::shared_ptr<Session>& session, const Done& finish,
-              const std::function<void()>& expired, const Scheduler::Entry& entry);
-  void busy(Prepared& p, Session& session, const Done& finish);
+  // One scheduled call, shared by the closures that may answer it (see schedule()).
+  struct Flight;
+  bool start(const std::shared_ptr<Flight>& f, const Scheduler::Entry& entry);
+  void launch(const std::shared_ptr<Flight>& f, const Scheduler::Entry& entry);
+  void expire(Flight& f);  // its deadline passed, or the host stops, before it was answered
+  void busy(Flight& f);    // its instance's queue is full
   // Runs a prepared call on the scheduler; `done` gets its answer exactly once: the
   // handler's, the deadline's, or "busy" when its instance's queue is full.
   // Runs a call on a worker, or with `here` on this thread if its instance has a free slot
