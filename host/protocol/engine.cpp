@@ -532,21 +532,21 @@ struct Engine::Flight {
   }
 };
 
-void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> session, Done done, Here here) {
+void Engine::schedule(std::shared_ptr<Prepared> call, std::shared_ptr<Session> session, Done done, Here here) {
   auto f = std::make_shared<Flight>();
-  f->in = p->call;
-  f->p = std::move(p);
+  f->in = call->call;
+  f->p = std::move(call);
   f->session = std::move(session);
   f->done = std::move(done);
-  Prepared& call = *f->p;
+  Prepared& p = *f->p;
   const auto deadline = f->in->call.deadline;
   auto expired = [this, f] { expire(*f); };
-  const bool local = call.instance->in_process();
+  const bool local = p.instance->in_process();
   // A call to another process runs here only when it is alone on its instance (it then
   // looks for its answer without sleeping); with others in flight it joins them below.
-  if ((here == Here::kAlways && (local || call.instance->in_flight() == 0)) || (here == Here::kInProcess && local)) {
-    if (auto entry = scheduler_.try_enter(call.instance, deadline, expired)) {
-      f->finish(execute_guarded(call, *f->session));
+  if ((here == Here::kAlways && (local || p.instance->in_flight() == 0)) || (here == Here::kInProcess && local)) {
+    if (auto entry = scheduler_.try_enter(p.instance, deadline, expired)) {
+      f->finish(execute_guarded(p, *f->session));
       scheduler_.leave(entry);
       return;
     }
@@ -554,13 +554,13 @@ void Engine::schedule(std::shared_ptr<Prepared> p, std::shared_ptr<Session> sess
     // A call to another process holds no thread while it waits: its frame goes out from
     // this thread (or, when its instance has no free slot, from a worker once it has), and
     // the thread that reads the child's answer finishes it.
-    if (auto entry = scheduler_.try_enter(call.instance, deadline, expired)) return launch(f, entry);
+    if (auto entry = scheduler_.try_enter(p.instance, deadline, expired)) return launch(f, entry);
     auto run = [this, f](const Scheduler::Entry& entry) { launch(f, entry); };
-    if (!scheduler_.submit_detached(call.instance, deadline, std::move(run), std::move(expired))) busy(*f);
+    if (!scheduler_.submit_detached(p.instance, deadline, std::move(run), std::move(expired))) busy(*f);
     return;
   }
   auto run = [this, f] { f->finish(execute_guarded(*f->p, *f->session)); };
-  if (!scheduler_.submit(call.instance, deadline, std::move(run), std::move(expired))) busy(*f);
+  if (!scheduler_.submit(p.instance, deadline, std::move(run), std::move(expired))) busy(*f);
 }
 
 void Engine::expire(Flight& f) {

@@ -41,7 +41,6 @@ constexpr auto kKeepAlive = std::chrono::seconds(10);
 // so keep-alive comments can flow.
 constexpr auto kUpgradeAfter = std::chrono::seconds(2);
 
-
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
