@@ -524,22 +524,20 @@ void Engine::submit_unobserved(Here here, json& message, const std::shared_ptr<S
 struct Engine::Flight {
   std::shared_ptr<Prepared> p;
   std::shared_ptr<Session> session;
-  std::shared_ptr<Session::InFlight> in;  // p->call as scheduled
   Done done;
 
   void finish(json r) {
-    if (!in->answered.exchange(true)) done(std::move(r));
+    if (!p->call->answered.exchange(true)) done(std::move(r));
   }
 };
 
 void Engine::schedule(std::shared_ptr<Prepared> call, std::shared_ptr<Session> session, Done done, Here here) {
   auto f = std::make_shared<Flight>();
-  f->in = call->call;
   f->p = std::move(call);
   f->session = std::move(session);
   f->done = std::move(done);
   Prepared& p = *f->p;
-  const auto deadline = f->in->call.deadline;
+  const auto deadline = p.call->call.deadline;
   auto expired = [this, f] { expire(*f); };
   const bool local = p.instance->in_process();
   // A call to another process runs here only when it is alone on its instance (it then
