@@ -1,5 +1,6 @@
 #include "json/bounded.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -33,6 +34,141 @@ inline const char* plain_run(const char* p, const char* end) {
   }
   while (p != end && plain(*p)) ++p;
   return p;
+}
+
+bool hex4(const char*& p, const char* end, unsigned& out) {
+  if (end - p < 4) return false;
+  out = 0;
+  for (int i = 0; i < 4; ++i) {
+    const char h = *p++;
+    out <<= 4;
+    if (h >= '0' && h <= '9') {
+      out |= static_cast<unsigned>(h - '0');
+    } else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') {
+      out |= static_cast<unsigned>((h | 0x20) - 'a' + 10);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// At a backslash (`p`), past the escape it starts: appends the character the escape stands for to `s`.
+bool read_escape(const char*& p, const char* end, std::string& s) {
+  if (++p == end) return false;
+  switch (*p++) {
+    case '"': s += '"'; return true;
+    case '\\': s += '\\'; return true;
+    case '/': s += '/'; return true;
+    case 'b': s += '\b'; return true;
+    case 'f': s += '\f'; return true;
+    case 'n': s += '\n'; return true;
+    case 'r': s += '\r'; return true;
+    case 't': s += '\t'; return true;
+    case 'u': break;
+    default: return false;
+  }
+  unsigned cp;
+  if (!hex4(p, end, cp)) return false;
+  if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a low surrogate must follow a high one
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    unsigned low;
+    if (end - p < 2 || p[0] != '\\' || p[1] != 'u') return false;
+    p += 2;
+    if (!hex4(p, end, low) || low < 0xDC00 || low > 0xDFFF) return false;
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+  }
+  const auto put = [&](unsigned v) { s += static_cast<char>(v); };
+  if (cp < 0x80) {
+    put(cp);
+  } else if (cp < 0x800) {
+    put(0xC0 | (cp >> 6)), put(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    put(0xE0 | (cp >> 12)), put(0x80 | ((cp >> 6) & 0x3F)), put(0x80 | (cp & 0x3F));
+  } else {
+    put(0xF0 | (cp >> 18)), put(0x80 | ((cp >> 12) & 0x3F)), put(0x80 | ((cp >> 6) & 0x3F)), put(0x80 | (cp & 0x3F));
+  }
+  return true;
+}
+
+// After a string's opening quote (`p`), past its closing one: appends its text, unescaped,
+// to *s (unless s is null: only checked); *escaped becomes true if it has an escape.
+bool read_string(const char*& p, const char* end, std::string* s, bool* escaped = nullptr) {
+  while (true) {
+    const char* run = p;
+    p = plain_run(p, end);
+    if (s != nullptr) s->append(run, p);
+    if (p == end) return false;
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"') return ++p, true;
+    if (c == '\\') {
+      std::string one;  // (an escape is at most 4 bytes: no allocation)
+      if (!read_escape(p, end, s != nullptr ? *s : one)) return false;
+      if (escaped != nullptr) *escaped = true;
+    } else if (c >= 0x80) {
+      const size_t n = utf8_length(std::string_view(p, static_cast<size_t>(end - p)));
+      if (n == 0) return false;
+      if (s != nullptr) s->append(p, n);
+      p += n;
+    } else {
+      return false;  // a control character must be escaped
+    }
+  }
+}
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// A number from `p`, past it: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, finite as a
+// double. Its value goes to *out (unless out is null: only checked).
+bool read_number(const char*& p, const char* end, json* out) {
+  const char* start = p;
+  const bool negative = *p == '-';
+  if (negative) ++p;
+  if (p == end || !digit(*p)) return false;
+  uint64_t magnitude = 0;
+  bool fits = true;
+  if (*p == '0') {
+    ++p;
+  } else {
+    for (; p != end && digit(*p); ++p) {
+      const auto d = static_cast<uint64_t>(*p - '0');
+      if (magnitude > (UINT64_MAX - d) / 10) fits = false;
+      magnitude = magnitude * 10 + d;
+    }
+  }
+  bool integer = true;
+  if (p != end && *p == '.') {
+    integer = false;
+    if (++p == end || !digit(*p)) return false;
+    while (p != end && digit(*p)) ++p;
+  }
+  if (p != end && (*p == 'e' || *p == 'E')) {
+    integer = false;
+    if (++p != end && (*p == '+' || *p == '-')) ++p;
+    if (p == end || !digit(*p)) return false;
+    while (p != end && digit(*p)) ++p;
+  }
+  if (integer && fits) {
+    if (!negative) {
+      if (out != nullptr) *out = static_cast<json::number_unsigned_t>(magnitude);
+      return true;
+    }
+    if (magnitude <= static_cast<uint64_t>(INT64_MAX) + 1) {
+      if (out != nullptr) *out = static_cast<json::number_integer_t>(0 - magnitude);
+      return true;
+    }
+  }
+  // A fraction, an exponent or an integer beyond 64 bits: a double, correctly rounded.
+  double d = 0;
+  const auto [ptr, ec] = std::from_chars(start, p, d);
+  if (ec == std::errc::result_out_of_range) {
+    d = std::strtod(std::string(start, p).c_str(), nullptr);  // underflow is a (sub)normal or zero; overflow is inf
+  } else if (ec != std::errc() || ptr != p) {
+    return false;
+  }
+  if (!std::isfinite(d)) return false;
+  if (out != nullptr) *out = d;
+  return true;
 }
 
 // A recursive-descent parser straight into nlohmann::json values, with the grammar and the
@@ -138,134 +274,126 @@ class Parser {
   }
 
   // After the opening quote; appends the unescaped text to `s`.
-  bool string(std::string& s) {
+  bool string(std::string& s) { return read_string(++p_, end_, &s) || fail(); }
+  bool number(json& out) { return read_number(p_, end_, &out) || fail(); }
+};
+
+// Parser's grammar without building anything, for scan_object(): the same checks, the
+// same nesting limit (fuzz_json holds them to it), and what a writer needs to pass the
+// text on as it is.
+class Scanner {
+ public:
+  Scanner(std::string_view text, int max_depth) : p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
+
+  ParseFailure scan(ScannedObject& out) {
+    out_ = &out;
+    if (end_ - p_ >= 1 && static_cast<unsigned char>(*p_) == 0xEF) {  // a UTF-8 byte order mark
+      if (end_ - p_ < 3 || static_cast<unsigned char>(p_[1]) != 0xBB || static_cast<unsigned char>(p_[2]) != 0xBF) return ParseFailure::kSyntax;
+      p_ += 3;
+      spaced_ = true;
+    }
+    skip_space();
+    if (p_ == end_ || *p_ != '{') return value(0) ? ParseFailure::kSyntax : failure_;  // valid or not, not an object
+    if (!value(0)) return failure_;
+    skip_space();
+    if (p_ != end_) return ParseFailure::kSyntax;
+    out.verbatim = !spaced_ && !odd_key_;
+    return ParseFailure::kNone;
+  }
+
+ private:
+  const char* p_;
+  const char* const end_;
+  const int max_depth_;
+  ParseFailure failure_ = ParseFailure::kSyntax;
+  ScannedObject* out_ = nullptr;
+  bool spaced_ = false;   // whitespace between tokens (or a byte order mark)
+  bool odd_key_ = false;  // a top-level key escaped or repeated, or too many to compare
+
+  bool fail(ParseFailure f = ParseFailure::kSyntax) {
+    failure_ = f;
+    return false;
+  }
+
+  void skip_space() {
+    const char* from = p_;
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    if (p_ != from) spaced_ = true;
+  }
+
+  bool literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return fail();
+    p_ += word.size();
+    return true;
+  }
+
+  bool value(int depth) {
+    skip_space();
+    if (p_ == end_) return fail();
+    switch (*p_) {
+      case '{': return object(depth + 1);
+      case '[': return array(depth + 1);
+      case '"': return read_string(++p_, end_, nullptr) || fail();
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: return read_number(p_, end_, nullptr) || fail();
+    }
+  }
+
+  bool object(int depth) {
+    if (depth > max_depth_) return fail(ParseFailure::kTooDeep);
     ++p_;
+    skip_space();
+    if (p_ != end_ && *p_ == '}') return ++p_, true;
     while (true) {
-      const char* run = p_;
-      p_ = plain_run(p_, end_);
-      s.append(run, p_);
-      if (p_ == end_) return fail();
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') return ++p_, true;
-      if (c == '\\') {
-        if (!escape(s)) return fail();
-      } else if (c >= 0x80) {
-        const size_t n = utf8_length(std::string_view(p_, static_cast<size_t>(end_ - p_)));
-        if (n == 0) return fail();
-        s.append(p_, n);
-        p_ += n;
-      } else {
-        return fail();  // a control character must be escaped
-      }
-    }
-  }
-
-  bool hex4(unsigned& out) {
-    if (end_ - p_ < 4) return false;
-    out = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = *p_++;
-      out <<= 4;
-      if (h >= '0' && h <= '9') {
-        out |= static_cast<unsigned>(h - '0');
-      } else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') {
-        out |= static_cast<unsigned>((h | 0x20) - 'a' + 10);
-      } else {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  bool escape(std::string& s) {
-    if (++p_ == end_) return false;
-    switch (*p_++) {
-      case '"': s += '"'; return true;
-      case '\\': s += '\\'; return true;
-      case '/': s += '/'; return true;
-      case 'b': s += '\b'; return true;
-      case 'f': s += '\f'; return true;
-      case 'n': s += '\n'; return true;
-      case 'r': s += '\r'; return true;
-      case 't': s += '\t'; return true;
-      case 'u': break;
-      default: return false;
-    }
-    unsigned cp;
-    if (!hex4(cp)) return false;
-    if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a low surrogate must follow a high one
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-      unsigned low;
-      if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-      p_ += 2;
-      if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
-      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-    }
-    const auto put = [&](unsigned v) { s += static_cast<char>(v); };
-    if (cp < 0x80) {
-      put(cp);
-    } else if (cp < 0x800) {
-      put(0xC0 | (cp >> 6)), put(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      put(0xE0 | (cp >> 12)), put(0x80 | ((cp >> 6) & 0x3F)), put(0x80 | (cp & 0x3F));
-    } else {
-      put(0xF0 | (cp >> 18)), put(0x80 | ((cp >> 12) & 0x3F)), put(0x80 | ((cp >> 6) & 0x3F)), put(0x80 | (cp & 0x3F));
-    }
-    return true;
-  }
-
-  static bool digit(char c) { return c >= '0' && c <= '9'; }
-
-  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  bool number(json& out) {
-    const char* start = p_;
-    const bool negative = *p_ == '-';
-    if (negative) ++p_;
-    if (p_ == end_ || !digit(*p_)) return fail();
-    uint64_t magnitude = 0;
-    bool fits = true;
-    if (*p_ == '0') {
+      skip_space();
+      if (p_ == end_ || *p_ != '"') return fail();
+      const char* key = ++p_;
+      bool escaped = false;
+      if (!read_string(p_, end_, nullptr, &escaped)) return fail();
+      const std::string_view name(key, static_cast<size_t>(p_ - 1 - key));
+      skip_space();
+      if (p_ == end_ || *p_ != ':') return fail();
       ++p_;
-    } else {
-      for (; p_ != end_ && digit(*p_); ++p_) {
-        const auto d = static_cast<uint64_t>(*p_ - '0');
-        if (magnitude > (UINT64_MAX - d) / 10) fits = false;
-        magnitude = magnitude * 10 + d;
-      }
+      skip_space();
+      const char* at = p_;
+      if (!value(depth)) return false;
+      if (depth == 1) member(name, escaped, std::string_view(at, static_cast<size_t>(p_ - at)));
+      skip_space();
+      if (p_ == end_) return fail();
+      if (*p_ == '}') return ++p_, true;
+      if (*p_++ != ',') return fail();
     }
-    bool integer = true;
-    if (p_ != end_ && *p_ == '.') {
-      integer = false;
-      if (++p_ == end_ || !digit(*p_)) return fail();
-      while (p_ != end_ && digit(*p_)) ++p_;
+  }
+
+  bool array(int depth) {
+    if (depth > max_depth_) return fail(ParseFailure::kTooDeep);
+    ++p_;
+    skip_space();
+    if (p_ != end_ && *p_ == ']') return ++p_, true;
+    while (true) {
+      if (!value(depth)) return false;
+      skip_space();
+      if (p_ == end_) return fail();
+      if (*p_ == ']') return ++p_, true;
+      if (*p_++ != ',') return fail();
     }
-    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
-      integer = false;
-      if (++p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (p_ == end_ || !digit(*p_)) return fail();
-      while (p_ != end_ && digit(*p_)) ++p_;
+  }
+
+  // A member of the top-level object. Keys are compared as written, so one escaped could
+  // name the same member as another that is not; past kMaxMembers none is kept.
+  void member(std::string_view key, bool escaped, std::string_view value) {
+    ScannedObject& o = *out_;
+    if (o.size == ScannedObject::kMaxMembers) {
+      odd_key_ = true;
+      return;
     }
-    if (integer && fits) {
-      if (!negative) {
-        out = static_cast<json::number_unsigned_t>(magnitude);
-        return true;
-      }
-      if (magnitude <= static_cast<uint64_t>(INT64_MAX) + 1) {
-        out = static_cast<json::number_integer_t>(0 - magnitude);
-        return true;
-      }
+    if (escaped) odd_key_ = true;
+    for (size_t i = 0; i < o.size; ++i) {
+      if (o.members[i].key == key) odd_key_ = true;
     }
-    // A fraction, an exponent or an integer beyond 64 bits: a double, correctly rounded.
-    double d = 0;
-    const auto [ptr, ec] = std::from_chars(start, p_, d);
-    if (ec == std::errc::result_out_of_range) {
-      d = std::strtod(std::string(start, p_).c_str(), nullptr);  // underflow is a (sub)normal or zero; overflow is inf
-    } else if (ec != std::errc() || ptr != p_) {
-      return fail();
-    }
-    if (!std::isfinite(d)) return fail();
-    out = d;
-    return true;
+    o.members[o.size++] = {key, value};
   }
 };
 
@@ -303,7 +431,14 @@ class Writer {
       case json::value_t::null: out_ += "null"; return;
       case json::value_t::number_integer: integer(*v.get_ptr<const json::number_integer_t*>()); return;
       case json::value_t::number_unsigned: integer(*v.get_ptr<const json::number_unsigned_t*>()); return;
-      default: out_ += v.dump(-1, ' ', false, json::error_handler_t::replace); return;  // a double, binary
+      case json::value_t::binary:
+        if (auto text = written_text(v)) {
+          out_ += *text;
+          return;
+        }
+        out_ += v.dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
+      default: out_ += v.dump(-1, ' ', false, json::error_handler_t::replace); return;  // a double
     }
   }
 
@@ -399,6 +534,70 @@ std::optional<json> parse(std::string_view text, ParseFailure* why, int max_dept
   const ParseFailure failure = Parser(text, max_depth).parse(value);
   if (why != nullptr) *why = failure;
   if (failure != ParseFailure::kNone) return std::nullopt;
+  return value;
+}
+
+std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* why, int max_depth) {
+  ScannedObject scanned;
+  const ParseFailure failure = Scanner(text, max_depth).scan(scanned);
+  if (why != nullptr) *why = failure;
+  if (failure != ParseFailure::kNone) return std::nullopt;
+  return scanned;
+}
+
+const std::string_view* ScannedObject::find(std::string_view key) const {
+  for (size_t i = 0; i < size; ++i) {
+    if (members[i].key == key) return &members[i].value;
+  }
+  return nullptr;
+}
+
+ScannedObject members_of(std::string_view text) {
+  ScannedObject out;
+  out.verbatim = true;
+  const char* p = text.data() + 1;  // past '{'
+  const char* const end = text.data() + text.size();
+  // Past the string whose opening quote `p` is at.
+  auto skip_string = [&] {
+    for (++p; *p != '"'; ++p) {
+      if (*p == '\\') ++p;
+    }
+    ++p;
+  };
+  while (p < end && *p == '"' && out.size < ScannedObject::kMaxMembers) {
+    const char* key = p + 1;
+    skip_string();
+    const std::string_view name(key, static_cast<size_t>(p - 1 - key));
+    const char* value = ++p;  // past ':'
+    for (int depth = 0;;) {
+      if (*p == '"') {
+        skip_string();
+        continue;
+      }
+      if (*p == '{' || *p == '[') ++depth;
+      if ((*p == '}' || *p == ']') && depth-- == 0) break;  // the object's own end
+      if (*p == ',' && depth == 0) break;
+      ++p;
+    }
+    out.members[out.size++] = {name, std::string_view(value, static_cast<size_t>(p - value))};
+    ++p;  // past ',' (or the closing brace)
+  }
+  return out;
+}
+
+json written(std::string_view text) {
+  return json::binary(json::binary_t::container_type(text.begin(), text.end()), kWrittenSubtype);
+}
+
+std::optional<std::string_view> written_text(const json& value) {
+  if (!value.is_binary()) return std::nullopt;
+  const auto& bytes = value.get_binary();
+  if (!bytes.has_subtype() || bytes.subtype() != kWrittenSubtype) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+json built(json value) {
+  if (auto text = written_text(value)) return parse(*text).value_or(json());
   return value;
 }
 

@@ -10,6 +10,7 @@
 // below what any thread's stack takes (measured: dump() needs ~200 bytes of stack per level).
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,47 @@ std::optional<json> parse(std::string_view text, ParseFailure* why = nullptr, in
 // 0x80 or above), or 0 when RFC 3629 does not allow it (overlong forms, surrogates, past
 // U+10FFFF, cut short).
 size_t utf8_length(std::string_view s);
+
+// A JSON object's text, checked as parse() checks it but not built: its top-level members
+// as written. For a plugin's result, passed on to the client as it came (see written())
+// instead of built and written again.
+struct ScannedObject {
+  struct Member {
+    std::string_view key;    // as written, without its quotes
+    std::string_view value;  // the value's text
+  };
+  // The top level's, in order: the first kMaxMembers of them (a result has a few).
+  static constexpr size_t kMaxMembers = 8;
+  std::array<Member, kMaxMembers> members;
+  size_t size = 0;  // members in use; more than kMaxMembers: kMaxMembers
+  // Whether the text can stand for its value as it is, inside a message line: no
+  // whitespace between tokens, no byte order mark, no top-level key escaped or repeated
+  // (parse() keeps the later of two; a client might not), and no more than kMaxMembers of
+  // them (to compare). Keys deeper down pass as they are.
+  bool verbatim = false;
+  // The value of the top-level member `key` (compared as written), or null.
+  const std::string_view* find(std::string_view key) const;
+};
+
+// `text` checked as parse() would read it (same grammar, same nesting limit), when it is
+// an object; nullopt otherwise (why: as parse() says, kSyntax for a value not an object).
+std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* why = nullptr, int max_depth = kMaxDepth);
+
+// The members of a text scan_object() called verbatim, found again without checking it
+// again (a written() value's text): the same ScannedObject, verbatim.
+ScannedObject members_of(std::string_view verbatim_text);
+
+// A value kept as the JSON text it was written as (a verbatim ScannedObject's text): dump()
+// writes that text as it is, so a result passes from a plugin to the client without being
+// built and written again. It is a json binary value of subtype kWrittenSubtype; code that
+// reads the value must take built() of it first (nlohmann's own dump() would write the bytes
+// as a list of numbers).
+inline constexpr std::uint8_t kWrittenSubtype = 0x4A;  // 'J'
+json written(std::string_view text);
+// The text of a written() value; nullopt for any other value.
+std::optional<std::string_view> written_text(const json& value);
+// The value itself: a written() one parsed, any other as it is.
+json built(json value);
 
 // What a client is told about a failed parse.
 std::string describe(ParseFailure why);

@@ -6,6 +6,9 @@
 // differences are allowed, both where the host is stricter: nesting deeper than kMaxDepth,
 // and a NUL byte between tokens, where json::parse stops reading and ignores what follows
 // ("1\0garbage" is 1 to it) while the host refuses the text.
+// json_text::scan_object accepts exactly what json_text::parse reads as an object; when it
+// calls the text verbatim, its top-level members are the object's own, each value's text
+// parses to that member's value, and the text written() is dumped as it is.
 #include <cstdlib>
 
 #include "json/bounded.hpp"
@@ -30,6 +33,26 @@ bool same_types(const json& a, const json& b) {
 
 std::string dump_as_nlohmann(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+void check_scan(std::string_view text, const std::optional<json>& parsed) {
+  const auto scanned = mcph::json_text::scan_object(text);
+  if (scanned.has_value() != (parsed && parsed->is_object())) std::abort();
+  if (!scanned || !scanned->verbatim) return;
+  if (scanned->size != parsed->size()) std::abort();  // (no repeated key, none past kMaxMembers)
+  for (size_t i = 0; i < scanned->size; ++i) {
+    const auto& m = scanned->members[i];
+    auto it = parsed->find(std::string(m.key));
+    const auto value = mcph::json_text::parse(m.value);
+    if (it == parsed->end() || !value || *value != *it) std::abort();
+  }
+  const auto again = mcph::json_text::members_of(text);
+  if (again.size != scanned->size) std::abort();
+  for (size_t i = 0; i < again.size; ++i) {
+    if (again.members[i].key != scanned->members[i].key || again.members[i].value != scanned->members[i].value) std::abort();
+  }
+  if (mcph::json_text::dump(mcph::json_text::written(text)) != text) std::abort();
+  if (mcph::json_text::built(mcph::json_text::written(text)) != *parsed) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -38,6 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mcph::json_text::dump(as_string) != dump_as_nlohmann(as_string)) std::abort();
   mcph::json_text::ParseFailure why;
   const auto ours = mcph::json_text::parse(text, &why);
+  check_scan(text, ours);
   if (why == mcph::json_text::ParseFailure::kTooDeep) return 0;
   json theirs = json::parse(text, nullptr, false);
   if (!ours && !theirs.is_discarded() && text.find('\0') != std::string_view::npos) {

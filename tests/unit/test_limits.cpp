@@ -83,6 +83,75 @@ TEST(JsonBounds, ParseRefusesTooDeepBeforeBuilding) {
   EXPECT_EQ(json_text::dump(json(std::string("\xff"))), "\"\xEF\xBF\xBD\"");  // never throws
 }
 
+TEST(JsonScan, ChecksAsParseDoesWithoutBuilding) {
+  for (const char* text : {R"({"a":1,"b":[true,null,"x\u00e9"],"c":{"d":-0.5e3}})", "{}", " {\"a\" : 1 } ",
+                           "\xEF\xBB\xBF{\"a\":1}", R"({"a":1,"a":2})"}) {
+    auto scanned = json_text::scan_object(text);
+    ASSERT_TRUE(scanned) << text;
+    EXPECT_TRUE(json_text::parse(text)->is_object()) << text;
+  }
+  // Whatever parse() refuses, or reads as something other than an object, scan refuses.
+  for (const char* text : {"[1]", "1", "\"a\"", "null", "{\"a\":1e400}", "{\"a\":01}", "{\"a\":\"\x01\"}", "{\"a\":\"\xC0\x80\"}",
+                           "{\"a\":\"\\ud800\"}", "{\"a\":1,}", "{\"a\":1} x", "{\"a\" 1}", "{\"a\":tru}", ""}) {
+    EXPECT_FALSE(json_text::scan_object(text)) << text;
+    auto parsed = json_text::parse(text);
+    EXPECT_TRUE(!parsed || !parsed->is_object()) << text;
+  }
+  json_text::ParseFailure why;
+  const int max = json_text::kMaxDepth;
+  EXPECT_TRUE(json_text::scan_object("{\"a\":" + std::string(max - 1, '[') + std::string(max - 1, ']') + "}", &why));
+  EXPECT_FALSE(json_text::scan_object("{\"a\":" + std::string(max, '[') + std::string(max, ']') + "}", &why));
+  EXPECT_EQ(why, json_text::ParseFailure::kTooDeep);
+}
+
+TEST(JsonScan, ReportsTopLevelMembersAsWrittenAndWhetherTheTextCanStand) {
+  const std::string text = R"({"content":[{"type":"text","text":"hi \"there\""}],"isError":true,"n":{"a":{}}})";
+  auto scanned = json_text::scan_object(text);
+  ASSERT_TRUE(scanned);
+  EXPECT_TRUE(scanned->verbatim);
+  ASSERT_EQ(scanned->size, 3u);
+  EXPECT_EQ(scanned->members[0].key, "content");
+  EXPECT_EQ(scanned->members[0].value, R"([{"type":"text","text":"hi \"there\""}])");
+  EXPECT_EQ(*scanned->find("isError"), "true");
+  EXPECT_EQ(*scanned->find("n"), R"({"a":{}})");
+  EXPECT_EQ(scanned->find("a"), nullptr);  // a deeper key is not a member
+  // Found again, unchecked, in the text of a written value.
+  const auto again = json_text::members_of(text);
+  ASSERT_EQ(again.size, 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(again.members[i].key, scanned->members[i].key);
+    EXPECT_EQ(again.members[i].value, scanned->members[i].value);
+  }
+  // Not verbatim: whitespace between tokens (a message line must not break), a byte order
+  // mark, a repeated key (parse() keeps the later one) or an escaped one (it might repeat
+  // another).
+  for (const char* text : {R"({"a": 1})", "{\"a\":1}\n", "\xEF\xBB\xBF{\"a\":1}", R"({"a":1,"a":2})", R"({"\u0061":1})"}) {
+    auto s = json_text::scan_object(text);
+    ASSERT_TRUE(s) << text;
+    EXPECT_FALSE(s->verbatim) << text;
+  }
+  // Up to kMaxMembers members are compared; an object with more is built instead.
+  std::string many = "{";
+  for (size_t i = 0; i <= json_text::ScannedObject::kMaxMembers; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  many.back() = '}';
+  EXPECT_FALSE(json_text::scan_object(many)->verbatim);
+  EXPECT_TRUE(json_text::scan_object(many.substr(0, many.rfind(',')) + "}")->verbatim);
+  // Whitespace and escapes inside strings, and repeated keys deeper down, do not matter.
+  EXPECT_TRUE(json_text::scan_object(R"({"a":" x\n","b":{"c":1,"c":2}})")->verbatim);
+}
+
+TEST(JsonScan, AWrittenValueIsDumpedAsItsTextAndBuiltBack) {
+  const std::string text = R"({"b":1,"a":[2.50,"\u00e9"]})";
+  const json w = json_text::written(text);
+  EXPECT_EQ(json_text::written_text(w), text);
+  EXPECT_FALSE(json_text::written_text(json::binary({1, 2, 3})));  // another binary value
+  EXPECT_FALSE(json_text::written_text(json(text)));
+  // Inside a message, as it is: its key order, its number's digits, its escape.
+  EXPECT_EQ(json_text::dump(json{{"id", 1}, {"result", w}}), R"({"id":1,"result":)" + text + "}");
+  EXPECT_EQ(json_text::built(w), json::parse(text));
+  EXPECT_EQ(json_text::built(json{{"x", 1}}), (json{{"x", 1}}));
+}
+
 TEST(Redaction, NumbersStayNumbersStringsAndKeysAreRedacted) {
   json v = json::parse(R"({"n":12345,"s":"id 12345!","list":[12345,"12345"],"12345":{"k-12345":true}})");
   EXPECT_TRUE(plugins::redact_json(v, {"12345"}));
