@@ -870,7 +870,7 @@ CheckOutcome run_credential_check(const plugins::Instance& instance, const std::
     out.message = "The credentials could not be checked (a plugin error; see the host log).";
     return out;
   };
-  const json& r = call.result;
+  const json r = json_text::built(std::move(call.result));
   auto text = [](const json& obj, const char* key) -> const std::string* {
     auto it = obj.is_object() ? obj.find(key) : obj.end();
     return obj.is_object() && it != obj.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;

@@ -516,6 +516,7 @@ void Child::send_result(const Call& c) {
   if (!o.missing_capability.empty()) head["missing_capability"] = o.missing_capability;
   if (o.next_state) head["next_state"] = *o.next_state;
   if (!o.task_handle.empty()) head["task_handle"] = o.task_handle;
+  // (A result still as its plugin wrote it, json_text::written, goes as that text.)
   const std::string body = o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result);
   // The leader, with the next frame already read, holds the result in the channel: the
   // results of a run of calls go out together (one send) when it has no frame left to

@@ -225,12 +225,14 @@ void log(mcph_host_instance* hi, mcph_log_level level, mcph_str message) {
 mcph_status call_result(mcph_call* call, mcph_str result_json) {
   if (call == nullptr) return MCPH_ERR_INVALID_ARGUMENT;
   // Checked here so a malformed (or absurdly deep) result is the plugin author's error at
-  // the source.
-  auto parsed = json_text::parse(view(result_json));
-  if (!parsed || !parsed->is_object()) return MCPH_ERR_INVALID_ARGUMENT;
+  // the source. Checked, not built: a result whose text can stand as it is reaches the
+  // client as the plugin wrote it (json_text::written).
+  const std::string_view text = view(result_json);
+  auto scanned = json_text::scan_object(text);
+  if (!scanned) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = false;
-  call->result = std::move(*parsed);
+  call->result = scanned->verbatim ? json_text::written(text) : *json_text::parse(text);
   return MCPH_OK;
 }
 

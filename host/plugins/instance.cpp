@@ -1,5 +1,6 @@
 #include "plugins/instance.hpp"
 
+#include <algorithm>
 #include <thread>
 #include <utility>
 
@@ -159,7 +160,13 @@ void Instance::finish(const std::string& what, mcph_status st, mcph_call& call) 
   const std::vector<std::string> secrets = host_.secrets_for(call.caller);
   if (call.is_error) {
     redact_text(call.error_text, secrets);
-  } else {
+  } else if (!secrets.empty()) {
+    // Text with no escape holds a secret in a string only where it holds it as written.
+    const auto text = json_text::written_text(call.result);
+    auto holds = [&](const std::string& s) { return !s.empty() && text->find(s) != std::string_view::npos; };
+    const bool clean = text && text->find('\\') == std::string_view::npos && std::none_of(secrets.begin(), secrets.end(), holds);
+    if (clean) return;
+    call.result = json_text::built(std::move(call.result));
     redact_json(call.result, secrets);
   }
 }

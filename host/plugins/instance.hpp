@@ -194,7 +194,9 @@ struct mcph_call {
   bool has_outcome = false;
   bool is_error = false;
   mcph_status error_status = MCPH_OK;
-  nlohmann::json result;    // the result object (when !is_error)
+  // The result object (when !is_error), or its text as the plugin wrote it
+  // (json_text::written): read it through json_text::built().
+  nlohmann::json result;
   std::string error_text;   // the failure's text (when is_error)
   nlohmann::json input_requests;  // key -> {method, params}; null for none
   std::optional<std::string> next_state;

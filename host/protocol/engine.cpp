@@ -898,6 +898,10 @@ void Engine::observe(RequestRecord& r, const json& response, std::chrono::steady
     } else if (auto result = response.find("result"); result != response.end() && result->is_object()) {
       auto is_error = result->find("isError");
       r.is_error = is_error != result->end() && *is_error == true;
+    } else if (result != response.end() && json_text::written_text(*result)) {  // (a tool's result, as written)
+      const json_text::ScannedObject members = json_text::members_of(*json_text::written_text(*result));
+      const std::string_view* is_error = members.find("isError");
+      r.is_error = is_error != nullptr && *is_error == "true";
     }
   }
   options_.observer->request_done(r);
@@ -1462,7 +1466,8 @@ json Engine::answer(Prepared& p, mcph_call& call) const {
     }
     json result;
     if (!call.is_error) {
-      result = std::move(call.result);
+      if (pass_on(p, call.result)) return make_result(req.id, std::move(call.result));
+      result = json_text::built(std::move(call.result));
     } else if (std::chrono::steady_clock::now() >= call.deadline) {
       result = plugins::error_result(p.what + " did not finish within " + std::to_string(timeout_of(p).count()) +
                                      " ms and was cancelled");
@@ -1483,7 +1488,7 @@ json Engine::answer(Prepared& p, mcph_call& call) const {
     const int c = not_found || call.error_status == MCPH_ERR_INVALID_ARGUMENT ? code::kInvalidParams : code::kInternalError;
     return make_error(req.id, {c, call.error_text, nullptr});
   }
-  json result = std::move(call.result);
+  json result = json_text::built(std::move(call.result));
   auto invalid = [&](const char* what) {
     spdlog::error("{} returned an invalid result: {}", p.what, what);
     return make_error(req.id, {code::kInternalError, p.what + " returned an invalid result: " + what, nullptr});
@@ -1528,6 +1533,30 @@ json Engine::shape_result(json r, const std::string& version) const {
     if (version < "2025-06-18" || (version < kModernVersion && !structured->is_object())) r.erase(structured);
   }
   return r;
+}
+
+// Whether a tool's `result`, still the text its plugin wrote (json_text::written), goes out
+// as it is (with 2026-07-28's members added to that text): to a channel that only writes it
+// out, outside a task (which keeps its result), when shape_result() would change nothing
+// and finish_result() would only add members. Otherwise it is built and shaped.
+bool Engine::pass_on(const Prepared& p, json& result) const {
+  const Request& req = p.req;
+  const auto text = json_text::written_text(result);
+  if (!text || !p.task_id.empty() || req.channel == nullptr || !req.channel->takes_written()) return false;
+  const json_text::ScannedObject scanned = json_text::members_of(*text);
+  const std::string_view* content = scanned.find("content");
+  if (content == nullptr || !content->starts_with('[')) return false;
+  if (const std::string_view* structured = scanned.find("structuredContent")) {
+    if (req.version < "2025-06-18" || (req.version < kModernVersion && !structured->starts_with('{'))) return false;
+  }
+  if (!req.modern) return true;
+  if (scanned.find("resultType") != nullptr || scanned.find("_meta") != nullptr) return false;
+  static const std::string members = R"(,"resultType":"complete","_meta":{")" + std::string(kMetaServerInfo) +
+                                     "\":" + json_text::dump(server_info(kModernVersion)) + "}}";
+  auto& bytes = result.get_binary();
+  bytes.pop_back();  // its closing brace (it has members: content)
+  bytes.insert(bytes.end(), members.begin(), members.end());
+  return true;
 }
 
 void Engine::finish_result(json& result, const Request& req) const {

@@ -59,6 +59,10 @@ class ReplyChannel {
   virtual bool carries_requests() const { return true; }
   // The signed-in user who sent the request (HTTP with OAuth), or null.
   virtual const plugins::Caller* caller() const { return nullptr; }
+  // Whether a tool's result may come in a response still as the text its plugin wrote
+  // (json_text::written): true for a channel, and an Engine::handle or submit caller, that
+  // only writes responses out with json_text::dump (and reads no more of them than "error").
+  virtual bool takes_written() const { return false; }
   // The HTTP status that carries `answer` (null: none) to the client; 0 when not HTTP.
   virtual int http_status(const json& /*answer*/, bool /*request*/) const { return 0; }
   // Engine::submit calls this once the request is over: after its response, or when a
@@ -356,6 +360,7 @@ class Engine final : public plugins::ResourceListener {
   json input_required(const Prepared& p, const mcph_call& call) const;
   std::string binding(const Prepared& p) const;
   json shape_result(json result, const std::string& version) const;
+  bool pass_on(const Prepared& p, json& result) const;
   void finish_result(json& result, const Request& req) const;
   json capabilities(const std::string& version, const plugins::Registry& registry) const;
   // What the plugins registered decides which capabilities (and methods) exist.

@@ -65,6 +65,7 @@ class Mailbox final : public protocol::ReplyChannel {
       : carries_requests_(carries_requests), caller_(std::move(caller)), limit_(limit), modern_(modern) {}
   bool carries_requests() const override { return carries_requests_; }
   const plugins::Caller* caller() const override { return caller_.get(); }
+  bool takes_written() const override { return true; }  // (what reads an answer's result builds it)
   int http_status(const json& answer, bool request) const override;
   void send(const json& message) override {
     {
@@ -771,7 +772,7 @@ struct HttpTransport::Impl {
       }
       return fail(200, r["error"].value("message", "error"), r["error"].value("data", json()).dump());
     }
-    const json& result = r["result"];
+    const json result = json_text::built(r["result"]);
     if (result.contains("structuredContent") && result["structuredContent"].is_object()) {
       return reply_json(res, 200, result["structuredContent"]);
     }

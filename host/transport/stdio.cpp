@@ -45,6 +45,7 @@ constexpr size_t kMaxReaders = 64;
 class StdoutChannel final : public protocol::ReplyChannel, public std::enable_shared_from_this<StdoutChannel> {
  public:
   explicit StdoutChannel(int fd) : fd_(fd) {}
+  bool takes_written() const override { return true; }
   void send(const json& message) override {
     // Invalid UTF-8 from a plugin becomes U+FFFD instead of throwing here.
     std::string line = json_text::dump(message);
@@ -189,6 +190,7 @@ struct StdioTransport::Impl {
    public:
     TimedChannel(std::shared_ptr<StdoutChannel> out, ToolSpeeds& speeds, std::string tool, Clock::time_point started)
         : out_(std::move(out)), speeds_(speeds), tool_(std::move(tool)), started_(started) {}
+    bool takes_written() const override { return true; }
     void send(const json& message) override {
       if (message.contains("id") && (message.contains("result") || message.contains("error"))) {
         speeds_.record(tool_, Clock::now() - started_);

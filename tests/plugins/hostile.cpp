@@ -70,6 +70,15 @@ class Hostile : public mcph::sdk::Plugin {
            // SDK's way to return MCPH_OK without one).
            throw mcph::sdk::InputRequired{};
          });
+    tool(ToolSpec("raw").description("Hands `text` over as its result, as it is (as a C plugin writes its own JSON).")
+             .input(schema({{"text", {{"type", "string"}}}}, {"text"})),
+         [](mcph::sdk::Call& call, const json& args) -> json {
+           const std::string text = args["text"];
+           if (call.host().api().call_result(call.handle(), mcph::sdk::str(text)) != MCPH_OK) {
+             throw mcph::sdk::ToolError("the host refused the result", MCPH_ERR_INVALID_ARGUMENT);
+           }
+           throw mcph::sdk::InputRequired{};  // answered already (see "deep")
+         });
     tool(ToolSpec("pid").description("The process the handler runs in."),
          [](mcph::sdk::Call&, const json&) -> json { return mcph::sdk::structured(json{{"pid", getpid()}}, "pid"); });
     tool(ToolSpec("crash").description("Ends its process: SIGSEGV, SIGABRT, or exit with status 3.")

@@ -315,7 +315,9 @@ typedef struct mcph_host_api {
 
   /* [handler] Hand over the call's result: an MCP CallToolResult object as JSON, e.g.
    * {"content":[{"type":"text","text":"hi"}],"structuredContent":{...}}. Copied. The last
-   * call_result/call_error wins. MCPH_ERR_INVALID_ARGUMENT if it is not a JSON object. */
+   * call_result/call_error wins. MCPH_ERR_INVALID_ARGUMENT if it is not a JSON object.
+   * Written compactly (no whitespace between tokens, each top-level key once and without
+   * escapes), a tool's result usually reaches the client as that text, unparsed. */
   mcph_status (*call_result)(mcph_call *call, mcph_str result_json);
 
   /* [handler] The tool failed: the client receives an isError result with this text. */
