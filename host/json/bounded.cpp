@@ -1,6 +1,5 @@
 #include "json/bounded.hpp"
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -53,7 +52,8 @@ bool hex4(const char*& p, const char* end, unsigned& out) {
   return true;
 }
 
-// At a backslash (`p`), past the escape it starts: appends the character the escape stands for to `s`.
+// At a backslash (`p`), past the escape it starts: appends the character the escape stands
+// for to `s`.
 bool read_escape(const char*& p, const char* end, std::string& s) {
   if (++p == end) return false;
   switch (*p++) {
@@ -436,9 +436,8 @@ class Writer {
           out_ += *text;
           return;
         }
-        out_ += v.dump(-1, ' ', false, json::error_handler_t::replace);
-        return;
-      default: out_ += v.dump(-1, ' ', false, json::error_handler_t::replace); return;  // a double
+        [[fallthrough]];
+      default: out_ += v.dump(-1, ' ', false, json::error_handler_t::replace); return;  // a double, other binary
     }
   }
 
