@@ -316,7 +316,10 @@ constexpr const char* kRequestParams[] = {"response_type", "client_id", "redirec
 
 std::string OAuthServer::csrf(const std::string& nonce, const Params& params) const {
   std::string data = "csrf\n" + nonce;
-  for (const char* p : kRequestParams) data += "\n" + param_or(params, p);
+  for (const char* p : kRequestParams) {
+    data += '\n';  // (appended apart: g++ 12 warns, wrongly, about "\n" + a temporary string)
+    data += param_or(params, p);
+  }
   return crypto::b64url(crypto::hmac_sha256(options_.signing_key, data));
 }
 
