@@ -218,8 +218,8 @@ struct Outcome {
     if (has_outcome && !is_error) {
       // Checked as the plugin's own call_result checked it; kept as the text it is when it
       // can stand as it is (json_text::written), as in process.
-      if (auto scanned = json_text::scan_object(f.body)) {
-        result = scanned->verbatim ? json_text::written(f.body) : *json_text::parse(f.body);
+      if (auto given = json_text::object_as_given(f.body)) {
+        result = std::move(*given);
       } else {
         is_error = true;
         error_status = MCPH_ERR_INTERNAL;

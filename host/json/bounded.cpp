@@ -600,6 +600,12 @@ json built(json value) {
   return value;
 }
 
+std::optional<json> object_as_given(std::string_view text) {
+  auto scanned = scan_object(text);
+  if (!scanned) return std::nullopt;
+  return scanned->verbatim ? written(text) : parse(text);
+}
+
 std::string describe(ParseFailure why) {
   if (why == ParseFailure::kTooDeep) {
     return "the JSON nests arrays and objects more than " + std::to_string(kMaxDepth) + " levels deep";

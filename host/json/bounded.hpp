@@ -74,6 +74,9 @@ json written(std::string_view text);
 std::optional<std::string_view> written_text(const json& value);
 // The value itself: a written() one parsed, any other as it is.
 json built(json value);
+// The object `text` holds, as a plugin's result is taken: written() when the text can stand
+// as it is (ScannedObject::verbatim), built otherwise; nullopt when it is not an object.
+std::optional<json> object_as_given(std::string_view text);
 
 // What a client is told about a failed parse.
 std::string describe(ParseFailure why);

@@ -227,12 +227,11 @@ mcph_status call_result(mcph_call* call, mcph_str result_json) {
   // Checked here so a malformed (or absurdly deep) result is the plugin author's error at
   // the source. Checked, not built: a result whose text can stand as it is reaches the
   // client as the plugin wrote it (json_text::written).
-  const std::string_view text = view(result_json);
-  auto scanned = json_text::scan_object(text);
-  if (!scanned) return MCPH_ERR_INVALID_ARGUMENT;
+  auto result = json_text::object_as_given(view(result_json));
+  if (!result) return MCPH_ERR_INVALID_ARGUMENT;
   call->has_outcome = true;
   call->is_error = false;
-  call->result = scanned->verbatim ? json_text::written(text) : *json_text::parse(text);
+  call->result = std::move(*result);
   return MCPH_OK;
 }
 

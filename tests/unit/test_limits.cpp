@@ -150,6 +150,10 @@ TEST(JsonScan, AWrittenValueIsDumpedAsItsTextAndBuiltBack) {
   EXPECT_EQ(json_text::dump(json{{"id", 1}, {"result", w}}), R"({"id":1,"result":)" + text + "}");
   EXPECT_EQ(json_text::built(w), json::parse(text));
   EXPECT_EQ(json_text::built(json{{"x", 1}}), (json{{"x", 1}}));
+  // A plugin's result as it is taken: its text when it can stand, else built; not an object: none.
+  EXPECT_EQ(json_text::written_text(*json_text::object_as_given(text)), text);
+  EXPECT_EQ(*json_text::object_as_given("{ \"a\": 1 }"), (json{{"a", 1}}));
+  EXPECT_FALSE(json_text::object_as_given("[1]"));
 }
 
 TEST(Redaction, NumbersStayNumbersStringsAndKeysAreRedacted) {
