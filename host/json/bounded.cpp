@@ -35,6 +35,14 @@ inline const char* plain_run(const char* p, const char* end) {
   return p;
 }
 
+// Past a UTF-8 byte order mark at `p`, if there is one; false for one cut short.
+bool skip_bom(const char*& p, const char* end) {
+  if (p == end || static_cast<unsigned char>(*p) != 0xEF) return true;
+  if (end - p < 3 || static_cast<unsigned char>(p[1]) != 0xBB || static_cast<unsigned char>(p[2]) != 0xBF) return false;
+  p += 3;
+  return true;
+}
+
 bool hex4(const char*& p, const char* end, unsigned& out) {
   if (end - p < 4) return false;
   out = 0;
@@ -184,10 +192,7 @@ class Parser {
   Parser(std::string_view text, int max_depth) : p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
 
   ParseFailure parse(json& out) {
-    if (end_ - p_ >= 1 && static_cast<unsigned char>(*p_) == 0xEF) {  // a UTF-8 byte order mark
-      if (end_ - p_ < 3 || static_cast<unsigned char>(p_[1]) != 0xBB || static_cast<unsigned char>(p_[2]) != 0xBF) return ParseFailure::kSyntax;
-      p_ += 3;
-    }
+    if (!skip_bom(p_, end_)) return ParseFailure::kSyntax;
     if (!value(out, 0)) return failure_;
     skip_space();
     return p_ == end_ ? ParseFailure::kNone : ParseFailure::kSyntax;
@@ -287,11 +292,9 @@ class Scanner {
 
   ParseFailure scan(ScannedObject& out) {
     out_ = &out;
-    if (end_ - p_ >= 1 && static_cast<unsigned char>(*p_) == 0xEF) {  // a UTF-8 byte order mark
-      if (end_ - p_ < 3 || static_cast<unsigned char>(p_[1]) != 0xBB || static_cast<unsigned char>(p_[2]) != 0xBF) return ParseFailure::kSyntax;
-      p_ += 3;
-      spaced_ = true;
-    }
+    const char* start = p_;
+    if (!skip_bom(p_, end_)) return ParseFailure::kSyntax;
+    spaced_ = p_ != start;  // (a mark cannot stand inside a message)
     skip_space();
     if (p_ == end_ || *p_ != '{') return value(0) ? ParseFailure::kSyntax : failure_;  // valid or not, not an object
     if (!value(0)) return failure_;
