@@ -898,8 +898,8 @@ void Engine::observe(RequestRecord& r, const json& response, std::chrono::steady
     } else if (auto result = response.find("result"); result != response.end() && result->is_object()) {
       auto is_error = result->find("isError");
       r.is_error = is_error != result->end() && *is_error == true;
-    } else if (result != response.end() && json_text::written_text(*result)) {  // (a tool's result, as written)
-      const json_text::ScannedObject members = json_text::members_of(*json_text::written_text(*result));
+    } else if (auto text = result != response.end() ? json_text::written_text(*result) : std::nullopt) {  // (as written)
+      const json_text::ScannedObject members = json_text::members_of(*text);
       const std::string_view* is_error = members.find("isError");
       r.is_error = is_error != nullptr && *is_error == "true";
     }

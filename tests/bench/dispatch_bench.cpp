@@ -17,19 +17,11 @@ using json = nlohmann::json;
 
 namespace {
 
-// Like a transport's: it only writes answers out (so a result may reach it as its plugin
-// wrote it, json_text::written). The loop below writes the returned answers itself.
-class WritingChannel final : public protocol::ReplyChannel {
- public:
-  bool takes_written() const override { return true; }
-  void send(const json& message) override { written += json_text::dump(message).size(); }
-  size_t written = 0;
-};
-
 struct Host {
   mcph::testing::HostFixture fixture;
   std::unique_ptr<protocol::Engine> engine;
-  std::shared_ptr<WritingChannel> channel = std::make_shared<WritingChannel>();
+  // As a transport's: a result may come as its plugin wrote it; the loop writes the answers.
+  std::shared_ptr<mcph::testing::WritingChannel> channel = std::make_shared<mcph::testing::WritingChannel>();
 
   Host() {
     if (auto error = fixture.load("  - { name: echo, library: example-echo }\n"); !error.empty()) {

@@ -45,6 +45,15 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A channel as the stdio and HTTP transports' are: it only writes answers out, so a tool's
+// result may reach it as its plugin wrote it (json_text::written). What is sent to it is
+// dropped; its caller writes the answer Engine::handle returns.
+class WritingChannel final : public protocol::ReplyChannel {
+ public:
+  bool takes_written() const override { return true; }
+  void send(const json&) override {}
+};
+
 class RecordingChannel final : public protocol::ReplyChannel {
  public:
   void send(const json& message) override {

@@ -14,13 +14,6 @@ using json = nlohmann::json;
 
 constexpr const char* kToken = "tok-SECRET-9876";
 
-// Writes answers out, as the stdio and HTTP transports do.
-class WritingChannel final : public ReplyChannel {
- public:
-  bool takes_written() const override { return true; }
-  void send(const json&) override {}
-};
-
 class Records final : public RequestObserver {
  public:
   void request_done(const RequestRecord& record) override {
@@ -68,7 +61,7 @@ class WrittenResults : public ::testing::Test {
       }
       return engine->handle(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", params}}, *session, channel);
     };
-    return {json_text::dump(ask(std::make_shared<WritingChannel>())), ask(std::make_shared<testing::RecordingChannel>())};
+    return {json_text::dump(ask(std::make_shared<testing::WritingChannel>())), ask(std::make_shared<testing::RecordingChannel>())};
   }
 
   testing::HostFixture host;
