@@ -1,11 +1,16 @@
 #include "json/bounded.hpp"
 
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mcph::json_text {
 
@@ -19,16 +24,34 @@ constexpr auto kPlain = [] {
 }();
 bool plain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
 
-// Where the run of plain bytes from `p` ends (at `end` at most). Eight bytes at a time while
-// it can (values such as a tool's text are long plain runs), then byte by byte.
+// JSON's whitespace; most bytes are past ' ', and the first test tells them.
+bool space(char c) { return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t'); }
+
+// Where the run of plain bytes from `p` ends (at `end` at most). Sixteen bytes at a time with
+// SSE2 (every x86-64 has it), then eight, then byte by byte: keys and values are mostly plain runs.
 inline const char* plain_run(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Compared as signed bytes, those below 0x20 are the controls and every byte from 0x80.
+    const __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)), _mm_cmplt_epi8(x, space));
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stops)); mask != 0) return p + std::countr_zero(mask);
+    p += 16;
+  }
+#endif
   constexpr uint64_t kOnes = 0x0101010101010101u, kHighs = 0x8080808080808080u;
-  // Whether any byte of x is below n (n <= 0x80).
+  // The high bit of each byte of x below n (n <= 0x80). A borrow may also mark bytes above
+  // the first one below n, never one before it: the lowest mark is exact.
   auto below = [](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHighs; };
   while (end - p >= 8) {
     uint64_t x;
     std::memcpy(&x, p, 8);
-    if (((x & kHighs) | below(x, 0x20) | below(x ^ (kOnes * '"'), 1) | below(x ^ (kOnes * '\\'), 1)) != 0) break;
+    const uint64_t marks = (x & kHighs) | below(x, 0x20) | below(x ^ (kOnes * '"'), 1) | below(x ^ (kOnes * '\\'), 1);
+    if (marks != 0) {
+      if constexpr (std::endian::native == std::endian::little) return p + std::countr_zero(marks) / 8;
+      break;
+    }
     p += 8;
   }
   while (p != end && plain(*p)) ++p;
@@ -189,7 +212,9 @@ bool read_number(const char*& p, const char* end, json* out) {
 // Nesting is counted as values open, so a deep text fails before it is built.
 class Parser {
  public:
-  Parser(std::string_view text, int max_depth) : p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
+  // keep_meta: parse_request()'s params._meta, kept written when it can stand as written.
+  Parser(std::string_view text, int max_depth, bool keep_meta = false)
+      : p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth), keep_meta_(keep_meta) {}
 
   ParseFailure parse(json& out) {
     if (!skip_bom(p_, end_)) return ParseFailure::kSyntax;
@@ -202,6 +227,8 @@ class Parser {
   const char* p_;
   const char* const end_;
   const int max_depth_;
+  const bool keep_meta_;
+  bool in_params_ = false;  // keep_meta: the top-level member being read is params
   ParseFailure failure_ = ParseFailure::kSyntax;
 
   bool fail(ParseFailure f = ParseFailure::kSyntax) {
@@ -210,8 +237,10 @@ class Parser {
   }
 
   void skip_space() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ != end_ && space(*p_)) ++p_;
   }
+
+  bool kept_as_written(json& out, int depth);  // (after Scanner, which it uses)
 
   bool literal(std::string_view word) {
     if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
@@ -252,9 +281,12 @@ class Parser {
       skip_space();
       if (p_ == end_ || *p_ != ':') return fail();
       ++p_;
+      // Only a top-level object is at depth 1, and an object at depth 2 is one of its members.
+      if (keep_meta_ && depth == 1) in_params_ = key == "params";
+      const bool meta = keep_meta_ && depth == 2 && in_params_ && key == "_meta";
       // A repeated key keeps its place and takes the later value, as json::parse does.
       json& slot = members.try_emplace(members.end(), std::move(key))->second;
-      if (!value(slot, depth)) return false;
+      if (!(meta ? kept_as_written(slot, depth) : value(slot, depth))) return false;
       skip_space();
       if (p_ == end_) return fail();
       if (*p_ == '}') return ++p_, true;
@@ -291,18 +323,26 @@ class Scanner {
   Scanner(std::string_view text, int max_depth) : p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth) {}
 
   ParseFailure scan(ScannedObject& out) {
-    out_ = &out;
     const char* start = p_;
     if (!skip_bom(p_, end_)) return ParseFailure::kSyntax;
     spaced_ = p_ != start;  // (a mark cannot stand inside a message)
     skip_space();
     if (p_ == end_ || *p_ != '{') return value(0) ? ParseFailure::kSyntax : failure_;  // valid or not, not an object
-    if (!value(0)) return failure_;
+    if (const ParseFailure f = scan_object_here(out); f != ParseFailure::kNone) return f;
     skip_space();
     if (p_ != end_) return ParseFailure::kSyntax;
     out.verbatim = !spaced_ && !odd_key_;
     return ParseFailure::kNone;
   }
+
+  // The object at the start (its '{'), up to its closing brace: end() is past that.
+  ParseFailure scan_object_here(ScannedObject& out) {
+    out_ = &out;
+    if (!value(0)) return failure_;
+    out.verbatim = !spaced_ && !odd_key_;
+    return ParseFailure::kNone;
+  }
+  const char* end() const { return p_; }
 
  private:
   const char* p_;
@@ -320,7 +360,7 @@ class Scanner {
 
   void skip_space() {
     const char* from = p_;
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ != end_ && space(*p_)) ++p_;
     if (p_ != from) spaced_ = true;
   }
 
@@ -399,6 +439,23 @@ class Scanner {
     o.members[o.size++] = {key, value};
   }
 };
+
+// A member's value that may stand as written (parse_request's params._meta): an object whose
+// text ScannedObject calls verbatim is kept as that text; anything else is built as parse()
+// builds it (and fails as parse() fails: a text the scan refused is read again to say why).
+bool Parser::kept_as_written(json& out, int depth) {
+  skip_space();
+  if (p_ != end_ && *p_ == '{') {
+    Scanner scanner(std::string_view(p_, static_cast<size_t>(end_ - p_)), max_depth_ - depth);
+    ScannedObject scanned;
+    if (scanner.scan_object_here(scanned) == ParseFailure::kNone && scanned.verbatim) {
+      out = written(std::string_view(p_, static_cast<size_t>(scanner.end() - p_)));
+      p_ = scanner.end();
+      return true;
+    }
+  }
+  return value(out, depth);
+}
 
 // Compact JSON text, as json::dump(-1, ' ', false, replace) writes it, with the plain runs
 // of a string appended at once (json::dump decodes every byte of every string). Numbers
@@ -539,6 +596,14 @@ std::optional<json> parse(std::string_view text, ParseFailure* why, int max_dept
   return value;
 }
 
+std::optional<json> parse_request(std::string_view text, ParseFailure* why) {
+  json value;
+  const ParseFailure failure = Parser(text, kMaxDepth, true).parse(value);
+  if (why != nullptr) *why = failure;
+  if (failure != ParseFailure::kNone) return std::nullopt;
+  return value;
+}
+
 std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* why, int max_depth) {
   ScannedObject scanned;
   const ParseFailure failure = Scanner(text, max_depth).scan(scanned);
@@ -561,9 +626,7 @@ ScannedObject members_of(std::string_view text) {
   const char* const end = text.data() + text.size();
   // Past the string whose opening quote `p` is at.
   auto skip_string = [&] {
-    for (++p; *p != '"'; ++p) {
-      if (*p == '\\') ++p;
-    }
+    for (p = plain_run(p + 1, end); *p != '"'; p = plain_run(p, end)) p += *p == '\\' ? 2 : 1;
     ++p;
   };
   while (p < end && *p == '"' && out.size < ScannedObject::kMaxMembers) {
@@ -588,7 +651,8 @@ ScannedObject members_of(std::string_view text) {
 }
 
 json written(std::string_view text) {
-  return json::binary(json::binary_t::container_type(text.begin(), text.end()), kWrittenSubtype);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data());  // (copied at once, not byte by byte as chars)
+  return json::binary(json::binary_t::container_type(bytes, bytes + text.size()), kWrittenSubtype);
 }
 
 std::optional<std::string_view> written_text(const json& value) {

@@ -63,6 +63,13 @@ std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* wh
 // again (a written() value's text): the same ScannedObject, verbatim.
 ScannedObject members_of(std::string_view verbatim_text);
 
+// A client's JSON-RPC message, as parse() reads it but for one member: params._meta, when it
+// is an object whose text can stand as written (ScannedObject::verbatim), is kept as that
+// text (written()), not built. A 2026-07-28 request carries three long keys there, which
+// cost more to build than the rest of an echo call's message; protocol::MetaView reads it
+// either way.
+std::optional<json> parse_request(std::string_view text, ParseFailure* why = nullptr);
+
 // A value kept as the JSON text it was written as (a verbatim ScannedObject's text): dump()
 // writes that text as it is, so a result passes from a plugin to the client without being
 // built and written again. It is a json binary value of subtype kWrittenSubtype; code that

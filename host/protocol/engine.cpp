@@ -114,22 +114,26 @@ uint32_t index_in(const std::vector<T>& list, const T* item) {
 
 }  // namespace
 
-std::optional<RpcError> check_modern_meta(const json& meta, int* log_level) {
-  auto v = meta.find(kMetaVersion);
-  if (v == meta.end() || !v->is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
-  if (!is_text(*v, kModernVersion)) {
+std::optional<RpcError> check_modern_meta(const MetaView& meta, int* log_level, json* capabilities) {
+  if (!meta.is_string(kMetaVersion, kModernVersion)) {
+    auto v = meta.find(kMetaVersion);
+    if (!v || !v->is_string()) return invalid_params("_meta." + std::string(kMetaVersion) + " must be a string");
     return RpcError{code::kUnsupportedVersion, "Unsupported protocol version",
                     json{{"supported", json::array({kModernVersion})}, {"requested", *v}}};
   }
-  auto caps = meta.find(kMetaCapabilities);
-  if (caps == meta.end() || !caps->is_object()) {
-    return invalid_params("missing required _meta." + std::string(kMetaCapabilities) + " (an object; {} for none)");
+  json caps;  // null for none ({}, as most clients send)
+  if (!meta.is_empty_object(kMetaCapabilities)) {
+    caps = meta.find(kMetaCapabilities).value_or(json());
+    if (!caps.is_object()) {
+      return invalid_params("missing required _meta." + std::string(kMetaCapabilities) + " (an object; {} for none)");
+    }
   }
-  if (auto level = meta.find(kMetaLogLevel); level != meta.end()) {
+  if (auto level = meta.find(kMetaLogLevel)) {
     const int l = level_index(*level);
     if (l < 0) return invalid_params("_meta." + std::string(kMetaLogLevel) + " is not a log level");
     if (log_level != nullptr) *log_level = l;
   }
+  if (capabilities != nullptr) *capabilities = std::move(caps);
   return std::nullopt;
 }
 
@@ -197,10 +201,10 @@ void Session::cancel(const json& request_id) {
 struct Engine::Request {
   json id;
   std::string method;
-  // An object (the request's, or {} when it had none), and params._meta (null when absent).
-  // A call to a child process drops both once it has started (Engine::start).
+  // An object (the request's, or {} when it had none), without its _meta. A call to a
+  // child process drops it once it has started (Engine::start).
   json params;
-  json meta;
+  json progress_token;    // params._meta.progressToken (a string or an integer), or null
   bool modern = false;    // served statelessly under 2026-07-28
   std::string version;    // the revision whose rules apply
   int log_level = -1;     // minimum level of notifications/message, -1 for none
@@ -603,10 +607,9 @@ bool Engine::start(const std::shared_ptr<Flight>& f, const Scheduler::Entry& ent
   // What the child's call does not need is freed now, by the thread that parsed it: freed
   // by the thread that hears the answer, each block would be a cross-thread free, and
   // mimalloc's owner thread walks those back one by one (9.7 % of the host's CPU at 64 in
-  // flight, perf; 5.4 % after this). The request's params and _meta, and the input's parsed form (the child
+  // flight, perf; 5.4 % after this). The request's params, and the input's parsed form (the child
   // parses its own copy; later rounds send the text again).
   p.req.params = nullptr;
-  p.req.meta = nullptr;
   p.input_value = nullptr;
   p.call->call.input_value = nullptr;
   started_.fetch_add(1);
@@ -790,15 +793,17 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
   } else {
     req.params = json::object();
   }
-  if (auto meta = req.params.find("_meta"); meta != req.params.end() && meta->is_object()) {
-    req.meta = std::move(*meta);  // read from req.meta from here on
-    req.params.erase(meta);
+  json meta;  // params._meta: an object, or as json_text::parse_request kept it (written)
+  if (auto it = req.params.find("_meta"); it != req.params.end() && (it->is_object() || json_text::written_text(*it))) {
+    meta = std::move(*it);
+    req.params.erase(it);
   }
-
-  if (auto err = select_era(req, session)) {
+  const MetaView meta_view(meta);
+  if (auto err = select_era(req, meta_view, session)) {
     p.response = make_error(id, *err);
     return p;
   }
+  if (auto t = meta_view.find("progressToken"); t && (t->is_string() || t->is_number_integer())) req.progress_token = std::move(*t);
   std::optional<RpcError> err;
   if (req.method == "tools/call") {
     err = prepare_tool(req, p);
@@ -863,13 +868,11 @@ RequestRecord Engine::record_of(const json& m, const Session& session, const Rep
       json values;
       if (const auto* e = catalog->registry->find_resource(r.uri, values)) r.instance = e->instance->name();
     }
-    auto meta = params->find("_meta");
-    if (meta != params->end() && meta->is_object()) {
-      if (auto v = meta->find(kMetaVersion); v != meta->end() && v->is_string()) r.version = v->get<std::string>();
-      if (auto v = meta->find(kMetaClientInfo); v != meta->end()) read_client_info(*v, r.client_name, r.client_version);
-      if (auto v = meta->find("traceparent"); v != meta->end() && v->is_string()) r.parent = v->get<std::string>();
-      if (auto v = meta->find("tracestate"); v != meta->end() && v->is_string()) r.tracestate = v->get<std::string>();
-    }
+    const MetaView meta = MetaView::of(m);
+    if (auto v = meta.find(kMetaVersion); v && v->is_string()) r.version = v->get<std::string>();
+    if (auto v = meta.find(kMetaClientInfo)) read_client_info(*v, r.client_name, r.client_version);
+    if (auto v = meta.find("traceparent"); v && v->is_string()) r.parent = v->get<std::string>();
+    if (auto v = meta.find("tracestate"); v && v->is_string()) r.tracestate = v->get<std::string>();
   }
   const bool initialize = r.method == "initialize" && params != m.end() && params->is_object();
   if (initialize) read_client_info(params->value("clientInfo", json()), r.client_name, r.client_version);
@@ -915,11 +918,13 @@ void Engine::on_notification(const json& m, Session& session) {
   session.cancel((*params)["requestId"]);
 }
 
-std::optional<RpcError> Engine::select_era(Request& req, Session& session) const {
-  if (req.meta.is_object() && req.meta.contains(kMetaVersion)) {
+std::optional<RpcError> Engine::select_era(Request& req, const MetaView& meta, Session& session) const {
+  if (meta.contains(kMetaVersion)) {
     // Modern request: served statelessly under 2026-07-28 (mcp-spec §2.1, §2.2).
-    if (auto err = check_modern_meta(req.meta, &req.log_level)) return err;
-    req.client_capabilities = std::make_shared<const json>(std::move(*req.meta.find(kMetaCapabilities)));  // (checked above; not read again)
+    json caps;
+    if (auto err = check_modern_meta(meta, &req.log_level, &caps)) return err;
+    static const auto kNone = std::make_shared<const json>(json::object());
+    req.client_capabilities = caps.is_null() ? kNone : std::make_shared<const json>(std::move(caps));
     req.modern = true;
     req.version = kModernVersion;
     return std::nullopt;  // a modern initialize is answered -32601: removed in 2026-07-28
@@ -1253,11 +1258,7 @@ std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& 
   p.call->call.deadline = std::chrono::steady_clock::now() + options_.call_timeout;
   p.call->call.may_hand_over = p.may_hand_over;
   p.call->call.traceparent = req.trace;
-  json token;
-  if (auto t = req.meta.find("progressToken"); req.meta.is_object() && t != req.meta.end() &&
-                                               (t->is_string() || t->is_number_integer())) {
-    token = *t;
-  }
+  json token = req.progress_token;
   if (!p.task_id.empty()) {
     // The client has its task: the call reports to the task from now on, and its id may be
     // reused by the client at once.

@@ -44,9 +44,11 @@ inline const std::vector<std::string> kLegacyVersions = {"2025-11-25", "2025-06-
                                                          "2024-11-05"};
 
 // Validates the per-request _meta of a 2026-07-28 message (protocol version supported,
-// client capabilities present, log level valid). Transports that answer these faults
-// differently (HTTP: status 400) call it before handing the message over.
-std::optional<RpcError> check_modern_meta(const json& meta, int* log_level = nullptr);
+// client capabilities present, log level valid); when valid, *log_level and *capabilities
+// (if given) get its log level (if it has one) and client capabilities (null for {}).
+// Transports that answer these faults differently (HTTP: status 400) call it before handing
+// the message over.
+std::optional<RpcError> check_modern_meta(const MetaView& meta, int* log_level = nullptr, json* capabilities = nullptr);
 
 // Where notifications about a request go (stdout, or that POST's SSE stream), and for
 // transports using Engine::submit, the response too. Thread-safe.
@@ -342,7 +344,7 @@ class Engine final : public plugins::ResourceListener {
   // Everything a client sees of one list (all pages), to tell whether a reload changed it.
   json whole_list(const std::shared_ptr<const Catalog>& catalog, const std::string& method) const;
 
-  std::optional<RpcError> select_era(Request& req, Session& session) const;
+  std::optional<RpcError> select_era(Request& req, const MetaView& meta, Session& session) const;
   json dispatch(Request& req, Session& session);
   json initialize(Request& req, Session& session);
   json discover(const Request& req) const;

@@ -2,10 +2,13 @@
 // errors and notifications are built.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
+
+#include "json/bounded.hpp"
 
 namespace mcph::protocol {
 
@@ -46,5 +49,27 @@ bool valid_id(const json& id);
 inline bool is_text(const json& value, std::string_view text) {
   return value.is_string() && value.get_ref<const std::string&>() == text;
 }
+
+// A request's params._meta as json_text::parse_request leaves it: an object, or the object's
+// text kept written. Reads either alike. A view: valid while that value lives; empty for
+// anything else (absent, or not an object).
+class MetaView {
+ public:
+  MetaView() = default;
+  explicit MetaView(const json& meta);
+  // params._meta of `message`, when it has one.
+  static MetaView of(const json& message);
+  bool contains(std::string_view key) const;
+  // The member `key`'s value, built; nullopt when absent.
+  std::optional<json> find(std::string_view key) const;
+  // Whether the member `key` is the string `value`, and whether it is {}: tested on the
+  // text, without building the member, for the values most requests carry.
+  bool is_string(std::string_view key, std::string_view value) const;
+  bool is_empty_object(std::string_view key) const;
+
+ private:
+  const json* object_ = nullptr;      // a built object
+  json_text::ScannedObject written_;  // a written one's members (size 0: none)
+};
 
 }  // namespace mcph::protocol

@@ -587,7 +587,7 @@ struct HttpTransport::Impl {
       }
     }
     if (is_request) {
-      if (auto err = protocol::check_modern_meta(msg["params"]["_meta"])) {
+      if (auto err = protocol::check_modern_meta(protocol::MetaView::of(msg))) {
         return reply_json(res, 400, protocol::make_error(id, *err));
       }
     }

@@ -159,7 +159,7 @@ struct StdioTransport::Impl {
   void on_line(std::string_view line, const std::shared_ptr<protocol::Session>& session, bool more) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
     json_text::ParseFailure why;
-    auto message = json_text::parse(line, &why);
+    auto message = json_text::parse_request(line, &why);
     if (!message) {
       out->send(why == json_text::ParseFailure::kTooDeep
                     ? protocol::make_error(nullptr, {protocol::code::kInvalidRequest, "Invalid Request: " + json_text::describe(why), nullptr})

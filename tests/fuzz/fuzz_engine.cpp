@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    auto message = json_text::parse(line);
+    auto message = json_text::parse_request(line);  // as the stdio transport reads a line
     if (!message) continue;
     const auto reply = world.engine->handle(*message, *session, channel);
     (void)json_text::dump(reply);

@@ -9,6 +9,7 @@
 // json_text::scan_object accepts exactly what json_text::parse reads as an object; when it
 // calls the text verbatim, its top-level members are the object's own, each value's text
 // parses to that member's value, and the text written() is dumped as it is.
+// json_text::parse_request reads every text as parse does, but may keep params._meta written.
 #include <cstdlib>
 
 #include "json/bounded.hpp"
@@ -53,6 +54,22 @@ void check_scan(std::string_view text, const std::optional<json>& parsed) {
   if (mcph::json_text::built(mcph::json_text::written(text)) != *parsed) std::abort();
 }
 
+// json_text::parse_request reads what parse reads, for the same reason when it refuses, and
+// the same value but for a params._meta it kept written.
+void check_request(std::string_view text, const std::optional<json>& parsed, mcph::json_text::ParseFailure why) {
+  mcph::json_text::ParseFailure ours;
+  auto message = mcph::json_text::parse_request(text, &ours);
+  if (message.has_value() != parsed.has_value() || ours != why) std::abort();
+  if (!message) return;
+  if (auto params = message->find("params"); message->is_object() && params != message->end() && params->is_object()) {
+    if (auto meta = params->find("_meta"); meta != params->end() && mcph::json_text::written_text(*meta)) {
+      if (mcph::json_text::dump(*meta) != *mcph::json_text::written_text(*meta)) std::abort();
+      *meta = mcph::json_text::built(*meta);
+    }
+  }
+  if (*message != *parsed || !same_types(*message, *parsed)) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -62,6 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mcph::json_text::ParseFailure why;
   const auto ours = mcph::json_text::parse(text, &why);
   check_scan(text, ours);
+  check_request(text, ours, why);
   if (why == mcph::json_text::ParseFailure::kTooDeep) return 0;
   json theirs = json::parse(text, nullptr, false);
   if (!ours && !theirs.is_discarded() && text.find('\0') != std::string_view::npos) {

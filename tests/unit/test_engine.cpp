@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "host_fixture.hpp"
+#include "json/bounded.hpp"
 
 namespace mcph::protocol {
 namespace {
@@ -347,6 +348,63 @@ TEST_F(EngineTest, BatchesOnlyIn20250326) {
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[1]["result"]["content"][0]["text"], "b");
   EXPECT_EQ(engine->handle(json::array(), *session, channel)["error"]["code"], code::kInvalidRequest);
+}
+
+// The stdio transport reads a message with json_text::parse_request, which keeps a compact
+// params._meta as its text; HTTP builds it. The engine must answer both alike: every
+// 2026-07-28 check, the log level, the client's capabilities and a progress token.
+TEST_F(EngineTest, MetaIsReadAlikeWhetherBuiltOrKeptAsWritten) {
+  const std::vector<json> params = {
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", meta26()}},
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", meta26({{"io.modelcontextprotocol/protocolVersion", "2099-01-01"}})}},
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", meta26({{"io.modelcontextprotocol/protocolVersion", 7}})}},
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", meta26({{"io.modelcontextprotocol/clientCapabilities", 1}})}},
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"}}}},
+      {{"name", "echo"}, {"arguments", {{"text", "hi"}}}, {"_meta", meta26({{"io.modelcontextprotocol/logLevel", "loud"}})}},
+      {{"name", "log"}, {"arguments", {{"level", 1}, {"message", "x"}}}, {"_meta", meta26({{"io.modelcontextprotocol/logLevel", "debug"}})}},
+      {{"name", "slow_count"}, {"arguments", {{"n", 3}, {"delay_ms", 1}}}, {"_meta", meta26({{"progressToken", "tok"}})}},
+      {{"name", "slow_count"}, {"arguments", {{"n", 2}, {"delay_ms", 1}}}, {"_meta", {{"progressToken", 9}}}},  // legacy, below
+  };
+  initialize();  // (for the last, a legacy call with a progress token)
+  // The answer and notifications to `text` read with its _meta written; asserts the same
+  // with it built.
+  auto both = [&](const std::string& text) {
+    json answer[2], note[2];
+    for (const bool keep : {false, true}) {
+      json message = *(keep ? json_text::parse_request(text) : json_text::parse(text));
+      EXPECT_EQ(json_text::written_text(message["params"]["_meta"]).has_value(), keep) << text;
+      channel = std::make_shared<RecordingChannel>();
+      answer[keep] = engine->handle(message, *session, channel);
+      note[keep] = channel->messages();
+    }
+    EXPECT_EQ(answer[0], answer[1]) << text;
+    EXPECT_EQ(note[0], note[1]) << text;
+    return std::pair{answer[1], note[1]};
+  };
+  std::vector<json> answers, notes;
+  for (const json& p : params) {
+    auto [answer, note] = both(json_text::dump(json{{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"}, {"params", p}}));
+    answers.push_back(answer);
+    notes.push_back(note);
+  }
+  // A version written with an escape, and capabilities declared, are read as well (built).
+  std::string text = json_text::dump(json{{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"}, {"params", params[0]}});
+  text.replace(text.find("2026-07-28"), 10, "2026\\u002d07-28");
+  EXPECT_EQ(both(text).first["result"]["content"][0]["text"], "hi");
+  text = json_text::dump(json{{"jsonrpc", "2.0"}, {"id", 5}, {"method", "tools/call"},
+                              {"params", {{"name", "echo"}, {"arguments", {{"text", "hi"}}},
+                                          {"_meta", meta26({{"io.modelcontextprotocol/clientCapabilities", {{"roots", json::object()}}}})}}}});
+  EXPECT_EQ(both(text).first["result"]["content"][0]["text"], "hi");
+  // The cases reach what they test.
+  EXPECT_EQ(answers[0]["result"]["content"][0]["text"], "hi");
+  EXPECT_EQ(answers[1]["error"]["code"], code::kUnsupportedVersion);
+  for (size_t i : {2, 3, 4, 5}) EXPECT_EQ(answers[i]["error"]["code"], code::kInvalidParams) << i;
+  ASSERT_EQ(notes[6].size(), 1u);
+  EXPECT_EQ(notes[6][0]["method"], "notifications/message");
+  ASSERT_EQ(notes[7].size(), 3u);
+  EXPECT_EQ(notes[7][0]["params"]["progressToken"], "tok");
+  ASSERT_EQ(notes[8].size(), 2u);
+  EXPECT_EQ(notes[8][0]["params"]["progressToken"], 9);
 }
 
 // json_get on the input a handler is running with reads the host's parsed value (same

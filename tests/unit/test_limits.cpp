@@ -11,6 +11,7 @@
 
 #include "json/bounded.hpp"
 #include "plugins/secrets.hpp"
+#include "protocol/jsonrpc.hpp"
 #include "protocol/scheduler.hpp"
 
 namespace mcph {
@@ -154,6 +155,65 @@ TEST(JsonScan, AWrittenValueIsDumpedAsItsTextAndBuiltBack) {
   EXPECT_EQ(json_text::written_text(*json_text::object_as_given(text)), text);
   EXPECT_EQ(*json_text::object_as_given("{ \"a\": 1 }"), (json{{"a", 1}}));
   EXPECT_FALSE(json_text::object_as_given("[1]"));
+}
+
+TEST(JsonScan, AClientsMessageKeepsACompactParamsMetaAsWritten) {
+  const std::string meta = R"({"io.modelcontextprotocol/protocolVersion":"2026-07-28","x":{"a":[1,2.50]}})";
+  const std::string text = R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"n","_meta":)" + meta + "}}";
+  auto message = json_text::parse_request(text);
+  ASSERT_TRUE(message);
+  EXPECT_EQ(json_text::written_text((*message)["params"]["_meta"]), meta);
+  EXPECT_EQ((*message)["params"]["name"], "n");
+  (*message)["params"]["_meta"] = json_text::built((*message)["params"]["_meta"]);
+  EXPECT_EQ(*message, *json_text::parse(text));
+  // Built as parse() builds it: a _meta that could not stand as written, or not params'.
+  for (const char* other : {
+           R"({"params":{"_meta":{"a": 1}}})", R"({"params":{"_meta":{"a":1,"a":2}}})", R"({"params":{"_meta":{"\u0061":1}}})",
+           R"({"params":{"_meta":[1]}})", R"({"params":{"_meta":"x"}})", R"({"_meta":{"a":1}})", R"({"result":{"_meta":{"a":1}}})",
+           R"({"params":{"arguments":{"_meta":{"a":1}}}})", R"([{"params":{"_meta":{"a":1}}}])", R"({"x":{"_meta":{"a":1}}})"}) {
+    auto m = json_text::parse_request(other);
+    ASSERT_TRUE(m) << other;
+    EXPECT_EQ(*m, *json_text::parse(other)) << other;
+  }
+  // Refused alike, for the same reason, the nesting limit counted from the message's top.
+  const int max = json_text::kMaxDepth;
+  for (const std::string& bad : {std::string(R"({"params":{"_meta":{"a":1,}}})"), std::string(R"({"params":{"_meta":{"a":1})"),
+                                 R"({"params":{"_meta":)" + std::string(max - 1, '[') + std::string(max - 1, ']') + "}}",
+                                 R"({"params":{"_meta":{"a":)" + std::string(max - 2, '[') + std::string(max - 2, ']') + "}}}"}) {
+    json_text::ParseFailure ours, theirs;
+    EXPECT_FALSE(json_text::parse_request(bad, &ours)) << bad;
+    EXPECT_FALSE(json_text::parse(bad, &theirs)) << bad;
+    EXPECT_EQ(ours, theirs) << bad;
+  }
+  const std::string deepest = R"({"params":{"_meta":{"a":)" + std::string(max - 3, '[') + std::string(max - 3, ']') + "}}}";
+  ASSERT_TRUE(json_text::parse_request(deepest));
+  EXPECT_TRUE(json_text::written_text((*json_text::parse_request(deepest))["params"]["_meta"]));
+}
+
+TEST(JsonScan, AMetaViewReadsABuiltAndAWrittenMetaAlike) {
+  const std::string text = R"({"v":"2026-07-28","caps":{"x":{}},"n":3,"s":"2026\u002d07-28","e":{}})";
+  const json built = json::parse(text), written = json_text::written(text);
+  for (const json* meta : {&built, &written}) {
+    const protocol::MetaView view(*meta);
+    EXPECT_TRUE(view.contains("caps"));
+    EXPECT_FALSE(view.contains("x"));  // not a member of its own
+    EXPECT_EQ(view.find("v"), json("2026-07-28"));
+    EXPECT_EQ(view.find("caps"), (json{{"x", json::object()}}));
+    EXPECT_EQ(view.find("n"), json(3));
+    EXPECT_FALSE(view.find("absent"));
+    EXPECT_TRUE(view.is_string("v", "2026-07-28"));
+    EXPECT_TRUE(view.is_string("s", "2026-07-28"));  // (escaped)
+    EXPECT_FALSE(view.is_string("v", "2026-07-2"));
+    EXPECT_FALSE(view.is_string("n", "3"));
+    EXPECT_FALSE(view.is_string("absent", ""));
+    EXPECT_TRUE(view.is_empty_object("e"));
+    EXPECT_FALSE(view.is_empty_object("caps"));
+    EXPECT_FALSE(view.is_empty_object("n"));
+  }
+  for (const json& none : {json(), json(1), json::array({1})}) EXPECT_FALSE(protocol::MetaView(none).contains("v"));
+  const json message{{"params", {{"_meta", written}}}};
+  EXPECT_EQ(protocol::MetaView::of(message).find("n"), json(3));
+  EXPECT_FALSE(protocol::MetaView::of(json{{"params", 1}}).contains("n"));
 }
 
 TEST(Redaction, NumbersStayNumbersStringsAndKeysAreRedacted) {
