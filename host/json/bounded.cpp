@@ -651,8 +651,11 @@ ScannedObject members_of(std::string_view text) {
 }
 
 json written(std::string_view text) {
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data());  // (copied at once, not byte by byte as chars)
-  return json::binary(json::binary_t::container_type(bytes, bytes + text.size()), kWrittenSubtype);
+  json::binary_t::container_type bytes;
+  bytes.reserve(text.size() + kWrittenRoom);
+  const auto* from = reinterpret_cast<const std::uint8_t*>(text.data());  // (copied at once, not byte by byte as chars)
+  bytes.insert(bytes.end(), from, from + text.size());
+  return json::binary(std::move(bytes), kWrittenSubtype);
 }
 
 std::optional<std::string_view> written_text(const json& value) {

@@ -76,6 +76,9 @@ std::optional<json> parse_request(std::string_view text, ParseFailure* why = nul
 // reads the value must take built() of it first (nlohmann's own dump() would write the bytes
 // as a list of numbers).
 inline constexpr std::uint8_t kWrittenSubtype = 0x4A;  // 'J'
+// Bytes a written() value holds beyond its text, so that members appended to it (a
+// 2026-07-28 result's) need not move it.
+inline constexpr size_t kWrittenRoom = 128;
 json written(std::string_view text);
 // The text of a written() value; nullopt for any other value.
 std::optional<std::string_view> written_text(const json& value);

@@ -1556,7 +1556,8 @@ bool Engine::pass_on(const Prepared& p, json& result) const {
                                      "\":" + json_text::dump(server_info(kModernVersion)) + "}}";
   auto& bytes = result.get_binary();
   bytes.pop_back();  // its closing brace (it has members: content)
-  bytes.insert(bytes.end(), members.begin(), members.end());
+  const auto* from = reinterpret_cast<const std::uint8_t*>(members.data());  // (within its kWrittenRoom)
+  bytes.insert(bytes.end(), from, from + members.size());
   return true;
 }
 
