@@ -45,15 +45,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
-// A 2026-07-28 message names its protocol version in params._meta (mcp-spec §2.1).
-bool is_modern(const json& m) {
-  if (!m.is_object()) return false;
-  auto params = m.find("params");
-  if (params == m.end() || !params->is_object()) return false;
-  auto meta = params->find("_meta");
-  return meta != params->end() && meta->is_object() && meta->contains(kMetaVersion);
-}
-
 bool is_response(const json& m) { return m.contains("id") && (m.contains("result") || m.contains("error")); }
 
 // Messages for one request (notifications, then its response), handed from the worker
@@ -533,7 +524,7 @@ struct HttpTransport::Impl {
 
   void post(const httplib::Request& req, httplib::Response& res) {
     json_text::ParseFailure why;
-    auto parsed = json_text::parse(req.body, &why);
+    auto parsed = json_text::parse_request(req.body, &why);
     if (!parsed) {
       return why == json_text::ParseFailure::kTooDeep
                  ? reply_error(res, 400, nullptr, code::kInvalidRequest, "Invalid Request: " + json_text::describe(why))
@@ -542,26 +533,30 @@ struct HttpTransport::Impl {
     const json& msg = *parsed;
     t_access.mcp_method = protocol::string_member(msg, "method");
     t_access.tool = tool_of(msg);
-    // A modern client may also be told by its version header; its body then lacks _meta.
+    // A 2026-07-28 message names its protocol version in params._meta (mcp-spec §2.1); a
+    // modern client may also be told by its version header, its body then lacking _meta.
+    const protocol::MetaView meta = protocol::MetaView::of(msg);
     const std::string* v = header(req, "MCP-Protocol-Version");
-    if (is_modern(msg) || (v != nullptr && trimmed(*v) >= protocol::kModernVersion)) return post_modern(req, res, msg);
+    if (meta.contains(kMetaVersion) || (v != nullptr && trimmed(*v) >= protocol::kModernVersion)) {
+      return post_modern(req, res, msg, meta);
+    }
     return post_legacy(req, res, msg);
   }
 
   // 2026-07-28: stateless; routing headers must agree with the body (mcp-spec §4.2).
-  void post_modern(const httplib::Request& req, httplib::Response& res, const json& msg) {
+  void post_modern(const httplib::Request& req, httplib::Response& res, const json& msg, const protocol::MetaView& meta) {
     const json id = msg.contains("id") && protocol::valid_id(msg["id"]) ? msg["id"] : json();
     const bool is_request = msg.contains("id");
     auto mismatch = [&](const std::string& what) {
       reply_error(res, 400, id, code::kHeaderMismatch, "Header mismatch: " + what);
     };
     if (!msg.is_object()) return reply_error(res, 400, nullptr, code::kInvalidRequest, "Invalid Request: expected a JSON-RPC object");
-    if (!is_modern(msg)) {
+    if (!meta.contains(kMetaVersion)) {
       return reply_error(res, 400, id, code::kInvalidParams,
                          "missing _meta." + std::string(kMetaVersion) + " (required in every 2026-07-28 request)");
     }
-    const json& meta_version = msg["params"]["_meta"][kMetaVersion];
-    const std::string body_version = meta_version.is_string() ? meta_version.get<std::string>() : "";
+    const auto meta_version = meta.find(kMetaVersion);
+    const std::string body_version = meta_version && meta_version->is_string() ? meta_version->get<std::string>() : "";
     const std::string* version = header(req, "MCP-Protocol-Version");
     if (version == nullptr) return mismatch("the MCP-Protocol-Version header is required");
     if (trimmed(*version) != body_version) {
@@ -587,7 +582,7 @@ struct HttpTransport::Impl {
       }
     }
     if (is_request) {
-      if (auto err = protocol::check_modern_meta(protocol::MetaView::of(msg))) {
+      if (auto err = protocol::check_modern_meta(meta)) {
         return reply_json(res, 400, protocol::make_error(id, *err));
       }
     }

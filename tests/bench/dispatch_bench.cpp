@@ -2,9 +2,9 @@
 // takes a parsed tools/call, runs the example-echo plugin's handler in this thread (as the
 // HTTP transport does) and the answer is serialised, with no transport around it. Both
 // eras: a legacy session (initialized once), and 2026-07-28 (sessionless, the era and client
-// in each request's _meta), its request as the stdio transport parses it (_meta kept as
-// written: json_text::parse_request) and as HTTP does (built). Run by scripts/bench.sh,
-// never by ctest:
+// in each request's _meta), its request as the transports parse it (_meta kept as written:
+// json_text::parse_request) and built (as a test's json). Run by scripts/bench.sh, never
+// by ctest:
 //   mcph-bench-dispatch [--benchmark_repetitions=N ...]
 #include <benchmark/benchmark.h>
 
@@ -89,7 +89,7 @@ void BM_Echo2026(benchmark::State& state) {
   run(state, *session, *json_text::parse_request(json_text::dump(call2026())));
 }
 
-void BM_Echo2026BuiltMeta(benchmark::State& state) {
+void BM_Echo2026BuiltMeta(benchmark::State& state) {  // (_meta a tree of json values)
   auto session = std::make_shared<protocol::Session>();
   run(state, *session, call2026());
 }
