@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <random>
+#include <thread>
 
 #include "services/crypto.hpp"
 
@@ -180,7 +182,13 @@ Result<std::optional<Task>> TaskTable::get(const std::string& id, const std::str
 }
 
 Result<Task> TaskTable::update(const std::string& id, const std::function<bool(Task&)>& change) {
-  for (int attempt = 0; attempt < 20; ++attempt) {
+  // Read, change, and write only if nobody wrote meanwhile. A writer that lost that race
+  // waits a random while before it reads again, up to twice as long each time (40 µs to
+  // 2.5 ms): writers that retried at once kept losing to each other (six threads changing
+  // one task, under ASan: 8 runs in 200 had a writer lose 20 races in a row).
+  thread_local std::minstd_rand random(std::random_device{}());
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::microseconds(random() % (20u << std::min(attempt, 7))));
     auto row = store_.get(kNs, task_key(id));
     if (!row) return Error{row.error()};
     if (!row->has_value()) return Error{"task " + id + " not found"};
