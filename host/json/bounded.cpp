@@ -588,20 +588,24 @@ size_t utf8_length(std::string_view s) {
   return n;
 }
 
-std::optional<json> parse(std::string_view text, ParseFailure* why, int max_depth) {
+namespace {
+
+std::optional<json> parse_with(Parser parser, ParseFailure* why) {
   json value;
-  const ParseFailure failure = Parser(text, max_depth).parse(value);
+  const ParseFailure failure = parser.parse(value);
   if (why != nullptr) *why = failure;
   if (failure != ParseFailure::kNone) return std::nullopt;
   return value;
 }
 
+}  // namespace
+
+std::optional<json> parse(std::string_view text, ParseFailure* why, int max_depth) {
+  return parse_with(Parser(text, max_depth), why);
+}
+
 std::optional<json> parse_request(std::string_view text, ParseFailure* why) {
-  json value;
-  const ParseFailure failure = Parser(text, kMaxDepth, true).parse(value);
-  if (why != nullptr) *why = failure;
-  if (failure != ParseFailure::kNone) return std::nullopt;
-  return value;
+  return parse_with(Parser(text, kMaxDepth, true), why);
 }
 
 std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* why, int max_depth) {
