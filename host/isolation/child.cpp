@@ -506,9 +506,12 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
 
 void Child::send_result(const Call& c) {
   const mcph_call& o = c.call;
-  // Only what is set (the host reads what is missing as unset).
+  // Only what is set (the host reads what is missing as unset); for a plain result, nothing.
   json head;
-  head["has_outcome"] = o.has_outcome;
+  if (!o.has_outcome || o.is_error || o.error_status != MCPH_OK || !o.error_text.empty() || !o.input_requests.empty() ||
+      !o.missing_capability.empty() || o.next_state || !o.task_handle.empty()) {
+    head["has_outcome"] = o.has_outcome;
+  }
   if (o.is_error) head["is_error"] = true;
   if (o.error_status != MCPH_OK) head["error_status"] = o.error_status;
   if (!o.error_text.empty()) head["error_text"] = o.error_text;

@@ -42,7 +42,10 @@ Channel::~Channel() {
 void Channel::shutdown() { ::shutdown(fd_, SHUT_RDWR); }
 
 bool Channel::send(Msg type, uint32_t id, const nlohmann::json& head, std::string_view body, bool hold) {
-  const std::string head_text = head.is_null() ? std::string() : json_text::dump(head);
+  return send_written(type, id, head.is_null() ? std::string() : json_text::dump(head), body, hold);
+}
+
+bool Channel::send_written(Msg type, uint32_t id, std::string_view head_text, std::string_view body, bool hold) {
   const size_t size = kHeader - 4 + head_text.size() + body.size();
   if (size > kMaxFrameBytes) return false;
   char header[kHeader];

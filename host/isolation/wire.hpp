@@ -38,7 +38,8 @@ enum class Msg : uint8_t {
   // child -> host
   kCreated = 20,  // head: {ok, error?, library: {path, name, version}, registration}
   kResult = 21,   // id: call. head: the outcome {has_outcome, is_error?, error_status?, error_text?, input_requests?,
-                  //   missing_capability?, next_state?, task_handle?}; body: the result JSON (when not an error)
+                  //   missing_capability?, next_state?, task_handle?}, none for a plain result (has_outcome alone);
+                  //   body: the result JSON (when not an error)
   kProgress = 22, // id: call. head: {progress, total, message}
   kCallLog = 23,  // id: call. head: {level, logger}; body: data JSON
   kLog = 24,      // head: {level}; body: a log line of the plugin (or the runner)
@@ -79,6 +80,9 @@ class Channel {
   // (a thread that sends several frames in a row holds them); while any wait, every frame
   // queues behind them, so frames keep the order they were sent in.
   bool send(Msg type, uint32_t id, const nlohmann::json& head = nullptr, std::string_view body = {}, bool hold = false);
+  // The same with the head already written as JSON text (empty: none), for the frames of
+  // every call.
+  bool send_written(Msg type, uint32_t id, std::string_view head, std::string_view body = {}, bool hold = false);
   bool flush_held();
   // Blocks for the next frame. An error when the peer closed, the socket failed, or a frame
   // was malformed ("closed" for an orderly end).

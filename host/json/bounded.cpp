@@ -519,7 +519,8 @@ class Writer {
     out_.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
   }
 
-  void string(const std::string& s) {
+ public:
+  void string(std::string_view s) {
     const size_t start = out_.size();
     out_ += '"';
     const char* p = s.data();
@@ -534,7 +535,7 @@ class Writer {
         const size_t n = utf8_length(std::string_view(p, static_cast<size_t>(end - p)));
         if (n == 0) {  // invalid UTF-8: json::dump replaces it, its own way
           out_.resize(start);
-          out_ += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+          out_ += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
           return;
         }
         out_.append(p, n);
@@ -686,6 +687,8 @@ std::string describe(ParseFailure why) {
   }
   return "the text is not valid JSON";
 }
+
+void append_string(std::string& out, std::string_view text) { Writer(out).string(text); }
 
 std::string dump(const json& value) {
   std::string out;

@@ -94,5 +94,7 @@ std::string describe(ParseFailure why);
 // Compact JSON text, as json::dump(-1, ' ', false, error_handler_t::replace) writes it:
 // invalid UTF-8 in strings becomes U+FFFD instead of an exception.
 std::string dump(const json& value);
+// `text` as a JSON string, quoted and escaped as dump() writes one, appended to `out`.
+void append_string(std::string& out, std::string_view text);
 
 }  // namespace mcph::json_text
