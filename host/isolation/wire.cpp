@@ -148,7 +148,10 @@ Status Channel::read(Frame& frame) {
   const char* p = buf_.get() + pos_ + kHeader;
   const size_t body_size = size - (kHeader - 4) - head_size;
   frame.head = nullptr;
-  if (head_size > 0) {
+  frame.head_text.clear();
+  if (frame.type == Msg::kCall) {
+    frame.head_text.assign(p, head_size);
+  } else if (head_size > 0) {
     auto parsed = json_text::parse(std::string_view(p, head_size));
     if (!parsed) return Error{"malformed frame head"};
     frame.head = std::move(*parsed);

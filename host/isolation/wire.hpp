@@ -53,7 +53,10 @@ enum class Msg : uint8_t {
 struct Frame {
   Msg type{};
   uint32_t id = 0;
-  nlohmann::json head;  // null when the frame had none
+  nlohmann::json head;    // null when the frame had none, or when it is a call's:
+  std::string head_text;  // a kCall frame's head, as written: every call has one, and the
+                          // child reads it from its text (Child::take_call) instead of
+                          // building it
   std::string body;
 };
 

@@ -446,11 +446,13 @@ TEST(Isolation, TheRunnerAnswersAMalformedCallHeadWithAnErrorAndGoesOn) {
   ASSERT_EQ(f.type, Msg::kCreated);
   ASSERT_TRUE(f.head.value("ok", false)) << f.head.dump();
   const json good{{"kind", 0}, {"index", 0}, {"what", "tools/call 'echo'"}, {"deadline_ms", 5000}};
-  json no_what = good, bad_kind = good;
+  json no_what = good, bad_kind = good, bad_what = good, bad_caller = good;
   no_what.erase("what");
   bad_kind["kind"] = "tool";
+  bad_what["what"] = 1;
+  bad_caller["caller"] = {{"token", 1}};
   uint32_t id = 0;
-  for (const json& head : {no_what, bad_kind, json::array()}) {
+  for (const json& head : {no_what, bad_kind, bad_what, bad_caller, json::array()}) {
     ASSERT_TRUE(ch.send(Msg::kCall, ++id, head, R"({"text":"hi"})"));
     ASSERT_TRUE(next());
     EXPECT_EQ(f.type, Msg::kResult);
@@ -459,12 +461,19 @@ TEST(Isolation, TheRunnerAnswersAMalformedCallHeadWithAnErrorAndGoesOn) {
     EXPECT_EQ(f.head.value("error_status", 0), MCPH_ERR_INTERNAL);
     EXPECT_TRUE(f.head.value("error_text", "").starts_with("malformed call frame")) << f.head.dump();
   }
-  ASSERT_TRUE(ch.send(Msg::kCall, ++id, good, R"({"text":"hi"})"));
-  ASSERT_TRUE(next());
-  EXPECT_EQ(f.type, Msg::kResult);
-  EXPECT_EQ(f.id, id);
-  EXPECT_TRUE(f.head.is_null()) << f.head.dump();  // a plain result: no head
-  EXPECT_EQ(json::parse(f.body)["content"][0].value("text", ""), "hi");
+  // A good head is read whether it is compact (as the host writes it: read as it lies), or
+  // spaced, or has more members than are split as they lie (built, then read alike).
+  json many = good;
+  many.update({{"principal", "ann"}, {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+               {"state", "s"}, {"may_hand_over", false}, {"caller", {{"token", "t"}}}});
+  for (const std::string& head : {good.dump(), good.dump(1), many.dump()}) {
+    ASSERT_TRUE(ch.send_written(Msg::kCall, ++id, head, R"({"text":"hi"})"));
+    ASSERT_TRUE(next());
+    EXPECT_EQ(f.type, Msg::kResult);
+    EXPECT_EQ(f.id, id);
+    EXPECT_TRUE(f.head.is_null()) << head << " " << f.head.dump();  // a plain result: no head
+    EXPECT_EQ(json::parse(f.body)["content"][0].value("text", ""), "hi") << head;
+  }
   ch.shutdown();  // the host is gone: the runner exits
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
