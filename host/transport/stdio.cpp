@@ -34,6 +34,12 @@ constexpr auto kTakeOver = std::chrono::milliseconds(1);
 constexpr auto kQuiet = std::chrono::milliseconds(100);
 // Threads that may be busy with calls that turned out slow, beyond which the reader waits.
 constexpr size_t kMaxReaders = 64;
+// After a read that brought one line alone, the reader looks for the next this long before
+// it sleeps: a client with one call at a time sends its next within that, and waking a
+// sleeping thread costs more (on a VM a wake-up from idle is a hypervisor exit). After a
+// read of several it sleeps at once: their client has more in flight, and a look that
+// misses takes a CPU others need. (The isolation child does the same: isolation/wire.hpp.)
+constexpr auto kSpin = std::chrono::microseconds(60);
 
 // Writes whole lines to stdout from any thread. The reader's own lines wait in a batch
 // until it has handled what it read (one write for the answers to a whole read); any
@@ -142,6 +148,7 @@ struct StdioTransport::Impl {
   std::string buffer;
   size_t handled = 0;
   size_t scanned = 0;                 // bytes of buffer already searched for '\n'
+  size_t lines_read = 0;              // lines taken since the last read
   bool skipping = false;              // discarding the rest of an over-long line
   bool eof = false, ended = false;    // end of input seen; every line handled (or stop())
   std::thread::id reader;             // whose turn it is
@@ -261,14 +268,18 @@ struct StdioTransport::Impl {
   // With mutex held, as the reader: waits for input and appends it. False at its end.
   bool read_more(std::unique_lock<std::mutex>& lock) {
     reading = true;
+    const bool lone = std::exchange(lines_read, 0) == 1;
     lock.unlock();
     out->flush();  // the answers to what was read so far
     char chunk[65536];
     ssize_t n = 0;
     bool stopped = false;
+    const auto spin_until = lone ? Clock::now() + kSpin : Clock::time_point();
     for (;;) {
       pollfd fds[2] = {{in_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
+      const int ready = ::poll(fds, 2, Clock::now() < spin_until ? 0 : -1);
+      if (ready == 0) continue;  // looking, not sleeping
+      if (ready < 0) {
         if (errno == EINTR) continue;
         spdlog::error("stdio: poll failed: {}", std::strerror(errno));
         stopped = true;
@@ -310,6 +321,7 @@ struct StdioTransport::Impl {
     while (!ended) {
       if (reader == me) {
         if (auto line = next_line(lock)) {
+          ++lines_read;
           out->batch_here();
           const auto held = session;  // (copied under the mutex run() resets it under)
           const bool more = line_waits();
