@@ -11,9 +11,9 @@
 #  - engine: the in-process plugin round trip (tests/bench/dispatch_bench.cpp);
 #  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
 #    access token, so the token check stays off the hot path;
-#  - isolation: the same stdio (1 and 64 in flight) and HTTP (8 connections) calls with every
-#    instance in a child process, cold start with two isolated instances, and the resident
-#    memory of one idle child;
+#  - isolation: the same stdio (1 and 64 in flight, five rounds alternating in-process and
+#    isolated; their medians) and HTTP (8 connections) calls with every instance in a child
+#    process, cold start with two isolated instances, and the resident memory of one idle child;
 #  - store: p50/p99 of a state put and a lease renewal on SQLite and on a PostgreSQL 15 the
 #    bench starts on loopback (fsync off, as in the tests: the figures are the host's and
 #    libpq's cost, not a disk's);
