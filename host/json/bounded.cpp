@@ -210,6 +210,35 @@ bool read_number(const char*& p, const char* end, json* out) {
 // buffer for its error messages; this takes runs of plain characters at once, and it is
 // the host's hottest parse (every request, every result, every isolation frame head).
 // Nesting is counted as values open, so a deep text fails before it is built.
+// The last params._meta parse_request kept written on this thread, and its members (views
+// into `text`); see Parser::kept_as_written. Up to kMaxKept bytes.
+struct KeptMeta {
+  static constexpr size_t kMaxKept = 4096;
+  std::string text;  // empty: none
+  ScannedObject members;
+  int depth = -1;
+
+  void remember(std::string_view from, const ScannedObject& found, int at_depth) {
+    if (from.size() > kMaxKept) return;
+    text.assign(from);
+    members = found;
+    for (size_t i = 0; i < members.size; ++i) {
+      auto& m = members.members[i];
+      m = {rebased(m.key, from), rebased(m.value, from)};
+    }
+    depth = at_depth;
+  }
+  // `part` of `from`, at the same place in `text` (which holds the same bytes).
+  std::string_view rebased(std::string_view part, std::string_view from) const {
+    return {text.data() + (part.data() - from.data()), part.size()};
+  }
+};
+
+KeptMeta& kept_meta() {
+  thread_local KeptMeta kept;
+  return kept;
+}
+
 class Parser {
  public:
   // keep_meta: parse_request()'s params._meta, kept written when it can stand as written.
@@ -443,13 +472,28 @@ class Scanner {
 // A member's value that may stand as written (parse_request's params._meta): an object whose
 // text ScannedObject calls verbatim is kept as that text; anything else is built as parse()
 // builds it (and fails as parse() fails: a text the scan refused is read again to say why).
+//
+// A client sends the same _meta with every request (its era, its name, its capabilities),
+// so the last one kept on this thread is remembered (KeptMeta): the same bytes again, at the
+// same depth, are the same object, checked already, and its members are known. An object's
+// text ends with its own closing brace, so a message that starts there with those bytes
+// holds exactly that object there.
 bool Parser::kept_as_written(json& out, int depth) {
   skip_space();
   if (p_ != end_ && *p_ == '{') {
-    Scanner scanner(std::string_view(p_, static_cast<size_t>(end_ - p_)), max_depth_ - depth);
+    const std::string_view rest(p_, static_cast<size_t>(end_ - p_));
+    KeptMeta& last = kept_meta();
+    if (last.depth == depth && rest.starts_with(last.text)) {
+      out = written(last.text);
+      p_ += last.text.size();
+      return true;
+    }
+    Scanner scanner(rest, max_depth_ - depth);
     ScannedObject scanned;
     if (scanner.scan_object_here(scanned) == ParseFailure::kNone && scanned.verbatim) {
-      out = written(std::string_view(p_, static_cast<size_t>(scanner.end() - p_)));
+      const std::string_view text(p_, static_cast<size_t>(scanner.end() - p_));
+      out = written(text);
+      last.remember(text, scanned, depth);
       p_ = scanner.end();
       return true;
     }
@@ -625,6 +669,17 @@ const std::string_view* ScannedObject::find(std::string_view key) const {
 }
 
 ScannedObject members_of(std::string_view text) {
+  // The _meta this thread's parse_request kept last (a 2026-07-28 client's, every request):
+  // its members are known.
+  if (const KeptMeta& last = kept_meta(); text == last.text) {
+    ScannedObject out = last.members;
+    for (size_t i = 0; i < out.size; ++i) {
+      auto& m = out.members[i];
+      m = {text.substr(static_cast<size_t>(m.key.data() - last.text.data()), m.key.size()),
+           text.substr(static_cast<size_t>(m.value.data() - last.text.data()), m.value.size())};
+    }
+    return out;
+  }
   ScannedObject out;
   out.verbatim = true;
   const char* p = text.data() + 1;  // past '{'

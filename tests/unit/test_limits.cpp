@@ -190,6 +190,43 @@ TEST(JsonScan, AClientsMessageKeepsACompactParamsMetaAsWritten) {
   EXPECT_TRUE(json_text::written_text((*json_text::parse_request(deepest))["params"]["_meta"]));
 }
 
+TEST(JsonScan, AMetaSentAgainIsTakenAsTheSameObject) {
+  // parse_request remembers the last _meta it kept on this thread: the same bytes again are
+  // that object, and members_of knows its members; other bytes are read as ever.
+  auto message = [](const std::string& meta, const std::string& after = "}}") {
+    return R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"n","_meta":)" + meta + after;
+  };
+  const std::string m1 = R"({"v":"2026-07-28","c":{"x":[1,2]}})", m2 = R"({"v":"2026-07-28","c":{"x":[1,3]}})";
+  for (const std::string& meta : {m1, m1, m2, m1, m2, m2}) {
+    const std::string text = message(meta);
+    auto parsed = json_text::parse_request(text);
+    ASSERT_TRUE(parsed) << text;
+    EXPECT_EQ(json_text::written_text((*parsed)["params"]["_meta"]), meta);
+    (*parsed)["params"]["_meta"] = json_text::built((*parsed)["params"]["_meta"]);
+    EXPECT_EQ(*parsed, *json_text::parse(text));
+  }
+  // Its members, found in the caller's own copy of the bytes.
+  const std::string copy = m2;
+  const auto members = json_text::members_of(copy);
+  ASSERT_EQ(members.size, 2u);
+  EXPECT_EQ(members.members[1].key, "c");
+  EXPECT_EQ(members.members[1].value, R"({"x":[1,3]})");
+  EXPECT_GE(members.members[1].value.data(), copy.data());
+  EXPECT_LT(members.members[1].value.data(), copy.data() + copy.size());
+  // What follows the remembered bytes is read as ever: good, or refused for parse()'s reason.
+  for (const std::string& after : {std::string(R"(,"k":[true]}})"), std::string("}"), std::string(R"(}}x)"), std::string(R"(,}})")}) {
+    const std::string text = message(m2, after);
+    json_text::ParseFailure ours, theirs;
+    const auto a = json_text::parse_request(text, &ours);
+    const auto b = json_text::parse(text, &theirs);
+    ASSERT_EQ(a.has_value(), b.has_value()) << text;
+    EXPECT_EQ(ours, theirs) << text;
+    if (a) {
+      EXPECT_EQ(json_text::built((*a)["params"]["_meta"]), (*b)["params"]["_meta"]) << text;
+    }
+  }
+}
+
 TEST(JsonScan, AMetaViewReadsABuiltAndAWrittenMetaAlike) {
   const std::string text = R"({"v":"2026-07-28","caps":{"x":{}},"n":3,"s":"2026\u002d07-28","e":{}})";
   const json built = json::parse(text), written = json_text::written(text);
