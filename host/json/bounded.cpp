@@ -202,14 +202,6 @@ bool read_number(const char*& p, const char* end, json* out) {
   return true;
 }
 
-// A recursive-descent parser straight into nlohmann::json values, with the grammar and the
-// values of json::parse (RFC 8259, strict UTF-8, a leading BOM skipped, non-negative
-// integers unsigned, integers that do not fit 64 bits as doubles, a later duplicate key
-// winning) — fuzz_json checks both agree on every input. Why not json::parse itself: it
-// lexes through an input adapter a character at a time and copies every token into a
-// buffer for its error messages; this takes runs of plain characters at once, and it is
-// the host's hottest parse (every request, every result, every isolation frame head).
-// Nesting is counted as values open, so a deep text fails before it is built.
 // The last params._meta parse_request kept written on this thread, and its members (views
 // into `text`); see Parser::kept_as_written. Up to kMaxKept bytes.
 struct KeptMeta {
@@ -239,6 +231,14 @@ KeptMeta& kept_meta() {
   return kept;
 }
 
+// A recursive-descent parser straight into nlohmann::json values, with the grammar and the
+// values of json::parse (RFC 8259, strict UTF-8, a leading BOM skipped, non-negative
+// integers unsigned, integers that do not fit 64 bits as doubles, a later duplicate key
+// winning) — fuzz_json checks both agree on every input. Why not json::parse itself: it
+// lexes through an input adapter a character at a time and copies every token into a
+// buffer for its error messages; this takes runs of plain characters at once, and it is
+// the host's hottest parse (every request, every result, every isolation frame head).
+// Nesting is counted as values open, so a deep text fails before it is built.
 class Parser {
  public:
   // keep_meta: parse_request()'s params._meta, kept written when it can stand as written.
@@ -483,7 +483,7 @@ bool Parser::kept_as_written(json& out, int depth) {
   if (p_ != end_ && *p_ == '{') {
     const std::string_view rest(p_, static_cast<size_t>(end_ - p_));
     KeptMeta& last = kept_meta();
-    if (last.depth == depth && rest.starts_with(last.text)) {
+    if (last.depth == depth && rest.starts_with(last.text)) {  // (depth is -1 until one is kept)
       out = written(last.text);
       p_ += last.text.size();
       return true;

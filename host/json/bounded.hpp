@@ -60,14 +60,16 @@ struct ScannedObject {
 std::optional<ScannedObject> scan_object(std::string_view text, ParseFailure* why = nullptr, int max_depth = kMaxDepth);
 
 // The members of a text scan_object() called verbatim, found again without checking it
-// again (a written() value's text): the same ScannedObject, verbatim.
+// again (a written() value's text): the same ScannedObject, verbatim. The members of the
+// _meta parse_request kept last on this thread are known, and handed back at once.
 ScannedObject members_of(std::string_view verbatim_text);
 
 // A client's JSON-RPC message, as parse() reads it but for one member: params._meta, when it
 // is an object whose text can stand as written (ScannedObject::verbatim), is kept as that
 // text (written()), not built. A 2026-07-28 request carries three long keys there, which
 // cost more to build than the rest of an echo call's message; protocol::MetaView reads it
-// either way.
+// either way. A client sends the same _meta with every request: the last one kept on a
+// thread is remembered, and the same bytes again are taken without checking them again.
 std::optional<json> parse_request(std::string_view text, ParseFailure* why = nullptr);
 
 // A value kept as the JSON text it was written as (a verbatim ScannedObject's text): dump()
