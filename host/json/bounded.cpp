@@ -213,16 +213,14 @@ struct KeptMeta {
   void remember(std::string_view from, const ScannedObject& found, int at_depth) {
     if (from.size() > kMaxKept) return;
     text.assign(from);
-    members = found;
-    for (size_t i = 0; i < members.size; ++i) {
-      auto& m = members.members[i];
-      m = {rebased(m.key, from), rebased(m.value, from)};
-    }
+    members = moved(found, from, text);
     depth = at_depth;
   }
-  // `part` of `from`, at the same place in `text` (which holds the same bytes).
-  std::string_view rebased(std::string_view part, std::string_view from) const {
-    return {text.data() + (part.data() - from.data()), part.size()};
+  // `members`, views into `from`, moved to the same places in `onto` (the same bytes).
+  static ScannedObject moved(ScannedObject members, std::string_view from, std::string_view onto) {
+    auto at = [&](std::string_view part) { return std::string_view(onto.data() + (part.data() - from.data()), part.size()); };
+    for (size_t i = 0; i < members.size; ++i) members.members[i] = {at(members.members[i].key), at(members.members[i].value)};
+    return members;
   }
 };
 
@@ -671,15 +669,7 @@ const std::string_view* ScannedObject::find(std::string_view key) const {
 ScannedObject members_of(std::string_view text) {
   // The _meta this thread's parse_request kept last (a 2026-07-28 client's, every request):
   // its members are known.
-  if (const KeptMeta& last = kept_meta(); text == last.text) {
-    ScannedObject out = last.members;
-    for (size_t i = 0; i < out.size; ++i) {
-      auto& m = out.members[i];
-      m = {text.substr(static_cast<size_t>(m.key.data() - last.text.data()), m.key.size()),
-           text.substr(static_cast<size_t>(m.value.data() - last.text.data()), m.value.size())};
-    }
-    return out;
-  }
+  if (const KeptMeta& last = kept_meta(); text == last.text) return KeptMeta::moved(last.members, last.text, text);
   ScannedObject out;
   out.verbatim = true;
   const char* p = text.data() + 1;  // past '{'
