@@ -613,7 +613,13 @@ bool Engine::start(const std::shared_ptr<Flight>& f, const Scheduler::Entry& ent
   p.input_value = nullptr;
   p.call->call.input_value = nullptr;
   started_.fetch_add(1);
-  auto done = [this, f, entry] {
+  // `done` lets go of the call (and with it the catalog it pins) before it counts the call
+  // as over: the thread that ran it (an isolated instance's reader) may keep the closure a
+  // while, and ~Engine returning must mean that nothing of the call is left. At shutdown the
+  // host then drops the registry, which ends the instances; ending one flushes the answers
+  // its reader holds. (A closure that kept the catalog kept the registry alive past that:
+  // the host could exit with an answer unwritten.)
+  auto done = [this, f = f, entry = entry]() mutable {  // (copies it may reset)
     Prepared& p = *f->p;
     Session& session = *f->session;
     bool settled = true;
@@ -633,6 +639,8 @@ bool Engine::start(const std::shared_ptr<Flight>& f, const Scheduler::Entry& ent
       };
       if (!scheduler_.submit(p.instance, p.call->call.deadline, std::move(rounds), [this, f] { expire(*f); })) busy(*f);
     }
+    entry.reset();  // (its job holds closures that hold the call)
+    f.reset();
     started_.fetch_sub(1);
   };
   if (p.instance->start(p.what, p.handler, p.input, p.call->call, std::move(done))) return true;

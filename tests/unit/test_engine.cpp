@@ -497,5 +497,76 @@ TEST(CallStateTest, UnsetCapabilitiesAndInputReadAsEmpty) {
   EXPECT_TRUE(call.input_requests.empty());
 }
 
+
+// An instance in another process, as the engine sees one: start() returns at once and
+// `done` runs later on a thread of the instance's own (an isolated instance's reader),
+// which may keep the closure a while after it ran.
+class StartedElsewhere final : public plugins::Instance {
+ public:
+  StartedElsewhere() {
+    host_.name = "far";
+    plugins::Tool later;
+    later.name = "later";
+    later.input_schema = json{{"type", "object"}};
+    host_.tools.push_back(std::move(later));
+  }
+  void run(const std::string&, plugins::HandlerRef, const std::string&, mcph_call& call) const override {
+    call.has_outcome = true;
+    call.result = plugins::error_result("ran here");
+  }
+  bool start(const std::string&, plugins::HandlerRef, const std::string&, mcph_call& call,
+             std::function<void()> done) const override {
+    std::lock_guard lock(mutex_);
+    call_ = &call;
+    done_ = std::move(done);
+    started_.notify_all();
+    return true;
+  }
+  int in_flight() const override { return call_ != nullptr ? 1 : 0; }
+  bool in_process() const override { return false; }
+  // Waits for the started call; gives it an outcome and hands over its closure.
+  std::function<void()> answer(const std::string& text) const {
+    std::unique_lock lock(mutex_);
+    started_.wait_for(lock, std::chrono::seconds(10), [&] { return call_ != nullptr; });
+    if (call_ == nullptr) return nullptr;
+    call_->has_outcome = true;
+    call_->result = json{{"content", json::array({{{"type", "text"}, {"text", text}}})}};
+    return std::exchange(done_, nullptr);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::condition_variable started_;
+  mutable mcph_call* call_ = nullptr;
+  mutable std::function<void()> done_;
+};
+
+TEST(StartedCallTest, OnceTheEngineIsGoneNoStartedCallHoldsItsRegistry) {
+  // At shutdown the host waits for the engine, then drops the registry: that ends the
+  // instances, and ending one flushes what its reader thread holds (the last answers). Were
+  // the reader's closure still holding the call's catalog, the registry would outlive the
+  // host's hold on it and the process could exit with an answer unwritten.
+  auto far = std::make_shared<StartedElsewhere>();
+  auto built = plugins::Registry::build({far});
+  ASSERT_TRUE(built) << built.error();
+  std::shared_ptr<const plugins::Registry> registry = std::move(*built);
+  auto engine = std::make_unique<Engine>(registry, EngineOptions{});
+  auto session = std::make_shared<Session>();
+  auto channel = std::make_shared<RecordingChannel>();
+  engine->handle(json{{"jsonrpc", "2.0"}, {"id", 0}, {"method", "initialize"},
+                      {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                  {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                 *session, channel);
+  engine->submit(json{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "later"}, {"arguments", json::object()}}}},
+                 session, channel);
+  std::function<void()> done = far->answer("from afar");
+  ASSERT_TRUE(done);
+  done();  // the reader thread finishes the call; it still holds the closure
+  const json r = channel->wait_for([](const json& m) { return m.value("id", json()) == 1; });
+  EXPECT_EQ(r["result"]["content"][0]["text"], "from afar") << r;
+  engine.reset();  // as the host's close(): returns once started calls are over
+  EXPECT_EQ(registry.use_count(), 1) << "a started call's closure still holds the registry after its engine is gone";
+}
+
 }  // namespace
 }  // namespace mcph::protocol
