@@ -43,6 +43,9 @@ constexpr auto kExitGrace = std::chrono::milliseconds(2000);
 constexpr int kMaxHttpRequests = 256;
 // How soon the reader thread takes up reading again after the last call stopped waiting.
 constexpr auto kReaderLinger = std::chrono::milliseconds(5);
+// How long after a transport's reader last lent the reading (lend_reader) the reader thread
+// keeps off it: the lender comes back for it after each batch of input it handles.
+constexpr auto kLendFresh = std::chrono::milliseconds(2);
 // How often a waiting call looks at its cancellation, deadline and CPU.
 constexpr auto kWatchEvery = std::chrono::milliseconds(20);
 
@@ -306,6 +309,7 @@ struct Incarnation {
   bool reading = false;
   bool reader_reads = false;  // the reader thread holds it
   bool ended = false;         // a read failed: the channel is over; the reader thread reports it
+  Clock::time_point lent_at;  // when a transport's reader last asked for it (lend_reader)
   int waiting = 0;            // calls waiting for an answer
   int started = 0;            // calls started without a waiting thread (the reader thread watches them)
   std::vector<Pending*> idle; // of them, those waiting without the token
@@ -416,6 +420,43 @@ struct ProcessInstance::Impl {
   void fail(mcph_call& call, mcph_status status, const std::string& text) const;
   void supervise();
   std::string health_text() const;
+  struct Lent;
+};
+
+// The read token, lent to a transport's reader while it waits for its input. What it reads
+// is served as the reader thread would serve it; the token goes back when it is destroyed
+// (a failed read or a broken frame then ends the channel, as for a waiting call).
+struct ProcessInstance::Impl::Lent final : plugins::Instance::LentReader {
+  Lent(Impl& i, std::shared_ptr<Incarnation> c) : impl(i), inc(std::move(c)) {}
+  ~Lent() override {
+    {
+      std::lock_guard lock(inc->mutex);
+      if (failed) inc->ended = true;  // the reader thread reads it again and reports the death
+      inc->release_token();
+    }
+    if (!broken.empty()) inc->kill("broke the protocol (" + broken + ")");
+  }
+  int fd() const override { return inc->ch->fd(); }
+  void serve() override {
+    plugins::DoneBatch batch;  // the answers of what came go out together
+    Frame f;
+    do {
+      bool got = false;
+      auto st = inc->read_frame(f, got, 0, false);
+      if (!st) {
+        failed = true;
+        return;
+      }
+      if (!got) return;
+      broken = impl.dispatch(inc, f);
+      failed = !broken.empty();
+    } while (!failed && inc->ch->buffered());
+  }
+
+  Impl& impl;
+  std::shared_ptr<Incarnation> inc;
+  bool failed = false;
+  std::string broken;
 };
 
 Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
@@ -484,7 +525,10 @@ void ProcessInstance::Impl::read_loop(const std::shared_ptr<Incarnation>& inc) {
     bool lead = false, started = false;
     {
       std::unique_lock lock(inc->mutex);
-      auto free = [&] { return !inc->reading && (inc->waiting == 0 || inc->ended); };
+      // (Not while a transport's reader lends it: see lend_reader.)
+      auto free = [&] {
+        return !inc->reading && (inc->ended || (inc->waiting == 0 && Clock::now() - inc->lent_at >= kLendFresh));
+      };
       if (batch && !free()) {  // it never sleeps holding answers
         lock.unlock();
         batch.reset();
@@ -1177,6 +1221,24 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
   inc->calls.erase(id);
   lock.unlock();
   impl.conclude(*p, what, call);
+}
+
+std::unique_ptr<plugins::Instance::LentReader> ProcessInstance::lend_reader() const {
+  std::shared_ptr<Incarnation> inc;
+  {
+    std::lock_guard lock(impl_->mutex);
+    inc = impl_->current;
+  }
+  if (!inc) return nullptr;
+  {
+    std::lock_guard lock(inc->mutex);
+    // Nothing to read for; a call that waits reads its own answer; or the channel is over.
+    if (inc->started == 0 || inc->waiting > 0 || inc->ended) return nullptr;
+    inc->lent_at = Clock::now();  // the reader thread keeps off (and lets go after its next frame)
+    if (inc->reading) return nullptr;
+    inc->reading = true;
+  }
+  return std::make_unique<Impl::Lent>(*impl_, std::move(inc));
 }
 
 bool ProcessInstance::start(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call,

@@ -35,6 +35,10 @@ class ProcessInstance final : public plugins::Instance {
   // (its answer, or the process's death) and runs `done`.
   bool start(const std::string& what, plugins::HandlerRef handler, const std::string& input, mcph_call& call,
              std::function<void()> done) const override;
+  // While calls started here are in flight and none waits, their answers may be read by
+  // the lender (the incarnation's reader thread stays off while lenders come back within
+  // kLendFresh), so a transport's reader finishes them itself.
+  std::unique_ptr<LentReader> lend_reader() const override;
   void begin_shutdown() override;
   int in_flight() const override;
   plugins::InstanceHealth health() const override;

@@ -356,6 +356,17 @@ class Instance {
                      std::function<void()> /*done*/) const {
     return false;
   }
+  // A transport's reader about to wait for input may read this instance's answers
+  // meanwhile, instead of a thread of the instance's own: one hand-off less per call
+  // started (an isolated instance's answers then wake no thread of the host but the one
+  // that waits anyway). Null when there is nothing to read for, or another thread reads.
+  class LentReader {
+   public:
+    virtual ~LentReader() = default;  // gives the reading back
+    virtual int fd() const = 0;       // to poll beside the input
+    virtual void serve() = 0;         // poll found fd() readable: reads what came, finishes its calls
+  };
+  virtual std::unique_ptr<LentReader> lend_reader() const { return nullptr; }
   // Runs the plugin's credential check (see register_credential_check) for `call.caller`.
   void check_credentials(mcph_call& call) const {
     run("credential check", {HandlerRef::Kind::kCredentialCheck, 0}, "{}", call);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -18,6 +19,7 @@
 
 #include "json/bounded.hpp"
 #include "plugins/instance.hpp"
+#include "plugins/registry.hpp"
 #include "transport/quick_calls.hpp"
 
 namespace mcph::transport {
@@ -40,6 +42,9 @@ constexpr size_t kMaxReaders = 64;
 // read of several it sleeps at once: their client has more in flight, and a look that
 // misses takes a CPU others need. (The isolation child does the same: isolation/wire.hpp.)
 constexpr auto kSpin = std::chrono::microseconds(60);
+// Isolated instances whose answers one wait of the reader reads at most (the rest are read
+// by their own threads).
+constexpr size_t kMaxLent = 16;
 
 // Writes whole lines to stdout from any thread. The reader's own lines wait in a batch
 // until it has handled what it read (one write for the answers to a whole read); any
@@ -270,17 +275,35 @@ struct StdioTransport::Impl {
     reading = true;
     const bool lone = std::exchange(lines_read, 0) == 1;
     lock.unlock();
-    out->flush();  // the answers to what was read so far
     char chunk[65536];
     ssize_t n = 0;
     bool stopped = false;
     const auto spin_until = lone ? Clock::now() + kSpin : Clock::time_point();
     for (;;) {
-      pollfd fds[2] = {{in_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
-      const int ready = ::poll(fds, 2, Clock::now() < spin_until ? 0 : -1);
-      if (ready == 0) continue;  // looking, not sleeping
+      out->flush();  // the answers to what was read so far (and to what the lent readers read)
+      // While it waits, this thread reads the answers of the calls it started on isolated
+      // instances (Instance::lend_reader): they then wake no other thread of the host.
+      const auto catalog = engine.catalog();
+      std::vector<std::unique_ptr<plugins::Instance::LentReader>> lent;
+      std::array<pollfd, 2 + kMaxLent> fds;
+      fds[0] = {in_fd, POLLIN, 0};
+      fds[1] = {wake[0], POLLIN, 0};
+      for (const auto& inst : catalog->registry->instances()) {
+        if (lent.size() == kMaxLent) break;
+        if (auto r = inst->lend_reader()) {
+          fds[2 + lent.size()] = {r->fd(), POLLIN, 0};
+          lent.push_back(std::move(r));
+        }
+      }
+      int ready;
+      do {
+        ready = ::poll(fds.data(), 2 + lent.size(), Clock::now() < spin_until ? 0 : -1);  // 0: looking, not sleeping
+      } while (ready == 0 || (ready < 0 && errno == EINTR));
+      for (size_t i = 0; ready > 0 && i < lent.size(); ++i) {
+        if (fds[2 + i].revents != 0) lent[i]->serve();
+      }
+      lent.clear();  // the reading goes back
       if (ready < 0) {
-        if (errno == EINTR) continue;
         spdlog::error("stdio: poll failed: {}", std::strerror(errno));
         stopped = true;
         break;
@@ -289,6 +312,7 @@ struct StdioTransport::Impl {
         stopped = true;
         break;
       }
+      if (fds[0].revents == 0) continue;  // only answers came: out they go, and it waits again
       n = ::read(in_fd, chunk, sizeof chunk);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       break;  // data, or EOF (a read error ends input just the same)

@@ -4,12 +4,14 @@
 // it keeps crashing), and every other instance answers throughout. Against the real binary.
 #include <signal.h>
 #include <spawn.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include "http_host.hpp"
 #include "isolation/process_instance.hpp"
 #include "isolation/wire.hpp"
+#include "json/bounded.hpp"
 #include "rpc.hpp"
 #include "stdio_host.hpp"
 
@@ -173,6 +176,41 @@ TEST(Isolation, CallsInFlightTogetherHoldNoThreadOfTheHostEach) {
   for (const auto& [id, r] : answers) EXPECT_EQ(text_of(r), "done") << id << r;
   EXPECT_GT(idle, 0);
   EXPECT_LE(busy - idle, 6) << idle << " threads idle, " << busy << " with 40 calls in flight";
+}
+
+// A transport's reader that waits for its input may read an isolated instance's answers
+// meanwhile (Instance::lend_reader): the calls it started then finish on its own thread,
+// and the instance's reader thread, which would otherwise wake for each batch, keeps off.
+TEST(Isolation, AReaderThatWaitsForInputFinishesTheCallsItStartedItself) {
+  HostFixture host;
+  ASSERT_EQ(host.load("  - name: bad\n    library: test-hostile\n    isolation: process\n"), "");
+  const plugins::Instance& bad = *host.registry->instances().front();
+  EXPECT_EQ(bad.lend_reader(), nullptr) << "no call started: nothing to read for";
+  uint32_t slow = 0;
+  while (slow < bad.tools().size() && bad.tools()[slow].name != "slow") ++slow;
+  ASSERT_LT(slow, bad.tools().size());
+  mcph_call call;
+  call.deadline = Clock::now() + 10s;
+  std::promise<std::thread::id> finished;
+  ASSERT_TRUE(bad.start("tool 'slow'", {plugins::HandlerRef::Kind::kTool, slow}, R"({"ms":300})", call,
+                        [&] { finished.set_value(std::this_thread::get_id()); }));
+  // The reader thread holds the reading until its next look (every 20 ms while calls are
+  // started); asked for it, it lets go then, and keeps off while it is asked again within
+  // 2 ms (a transport's reader asks at every wait).
+  std::unique_ptr<plugins::Instance::LentReader> lent;
+  for (const auto until = Clock::now() + 2s; !(lent = bad.lend_reader()) && Clock::now() < until;) std::this_thread::sleep_for(1ms);
+  ASSERT_NE(lent, nullptr);
+  EXPECT_EQ(bad.lend_reader(), nullptr) << "lent to one reader at a time";
+  pollfd answer{lent->fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&answer, 1, 5000), 1);
+  lent->serve();
+  auto on = finished.get_future();
+  ASSERT_EQ(on.wait_for(0s), std::future_status::ready) << "the answer was read, but the call is not finished";
+  EXPECT_EQ(on.get(), std::this_thread::get_id());
+  ASSERT_TRUE(call.has_outcome);
+  EXPECT_EQ(text_of(json{{"result", json_text::built(std::move(call.result))}}), "done");
+  lent.reset();  // the reading goes back: the instance serves on as before
+  EXPECT_EQ(bad.lend_reader(), nullptr) << "no call started any more";
 }
 
 // A child that crashes with many calls in flight ends each of them with the clear error.
