@@ -282,17 +282,21 @@ struct StdioTransport::Impl {
     for (;;) {
       out->flush();  // the answers to what was read so far (and to what the lent readers read)
       // While it waits, this thread reads the answers of the calls it started on isolated
-      // instances (Instance::lend_reader): they then wake no other thread of the host.
-      const auto catalog = engine.catalog();
+      // instances (Instance::lend_reader): they then wake no other thread of the host. (A
+      // lent reading keeps its process's channel, not the catalog: a reload's retired
+      // instances end meanwhile, and the death of one's process ends its lending.)
       std::vector<std::unique_ptr<plugins::Instance::LentReader>> lent;
       std::array<pollfd, 2 + kMaxLent> fds;
       fds[0] = {in_fd, POLLIN, 0};
       fds[1] = {wake[0], POLLIN, 0};
-      for (const auto& inst : catalog->registry->instances()) {
-        if (lent.size() == kMaxLent) break;
-        if (auto r = inst->lend_reader()) {
-          fds[2 + lent.size()] = {r->fd(), POLLIN, 0};
-          lent.push_back(std::move(r));
+      {
+        const auto catalog = engine.catalog();  // held while it lends, not while it waits
+        for (const auto& inst : catalog->registry->instances()) {
+          if (lent.size() == kMaxLent) break;
+          if (auto r = inst->lend_reader()) {
+            fds[2 + lent.size()] = {r->fd(), POLLIN, 0};
+            lent.push_back(std::move(r));
+          }
         }
       }
       int ready;
