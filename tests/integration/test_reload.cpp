@@ -104,6 +104,22 @@ TEST_F(ReloadTest, StdioLegacyRemovedInstanceFinishesItsCallAndTheClientIsTold) 
   EXPECT_EQ(p->wait(15s), 0) << p->stderr_text();
 }
 
+// The stdio reader waits for input with nothing of a reload's old configuration in hand: a
+// removed instance ends while its client says nothing.
+TEST_F(ReloadTest, ARemovedInstanceEndsWhileTheStdioClientIsQuiet) {
+  write(kEcho + kFixtures);
+  auto p = serve({"--log-level", "info"});
+  p->send(req(0, "initialize", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()}, {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  ASSERT_TRUE(p->read_response(0).contains("result")) << p->stderr_text();
+  write(kEcho);
+  auto [code, out] = reload();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(eventually([&] { return contains(p->stderr_text(), "instance 'fix' (removed or replaced) drained; ending it"); }, 5s))
+      << p->stderr_text();
+  p->close_stdin();
+  EXPECT_EQ(p->wait(15s), 0) << p->stderr_text();
+}
+
 // A reload still running when the host stops (SIGHUP, then end of input at once) is done
 // before the host drains: it swaps its registry into an engine that is still there. (Under
 // ASan the engine's use after its end failed this test before the fix.)
