@@ -146,6 +146,58 @@ TEST(Isolation, TheHealthyInstanceAnswersThroughoutACrash) {
   EXPECT_NE(text_of(boom).find(kSegvEnds), std::string::npos) << boom;
 }
 
+// The same over HTTP (2026-07-28, one POST per call): a client calling the healthy instance
+// in a loop is answered throughout, the crashing call gets the clear error within a second,
+// and the crashed instance answers again from its new process.
+TEST(Isolation, OverHttpTheHealthyInstanceAnswersThroughoutACrash) {
+  HttpHost host(isolated());
+  // One keep-alive connection per client thread, as an MCP client holds one.
+  auto post = [](httplib::Client& c, const std::string& tool, const json& args) {
+    json body{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+              {"params", {{"name", tool}, {"arguments", args},
+                          {"_meta", {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+                                     {"io.modelcontextprotocol/clientCapabilities", json::object()}}}}}};
+    httplib::Headers headers{{"MCP-Protocol-Version", "2026-07-28"}, {"Mcp-Method", "tools/call"}, {"Mcp-Name", tool}};
+    return body_json(c.Post("/mcp", headers, body.dump(), "application/json"));
+  };
+  auto client = host.client();
+  client->set_keep_alive(true);
+  ASSERT_TRUE(post(*client, "pid", json::object()).contains("result")) << host.process().stderr_text();
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, wrong{0};
+  std::thread echo_loop([&] {
+    auto c = host.client();
+    c->set_keep_alive(true);
+    for (int i = 0; !stop; ++i) {
+      const std::string text = "hi " + std::to_string(i);
+      const json r = post(*c, "echo", {{"text", text}});
+      if (r.is_object() && r.contains("result") && text_of(r) == text) {
+        ++answered;
+      } else if (wrong++ == 0) {
+        ADD_FAILURE() << r;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  const int before = answered.load();
+  const auto t0 = Clock::now();
+  json boom = post(*client, "crash", {{"how", "segv"}});
+  EXPECT_LT(seconds_since(t0), 1.0);
+  std::this_thread::sleep_for(200ms);
+  stop = true;
+  echo_loop.join();
+  EXPECT_GT(answered.load(), before) << "the healthy instance stopped answering during the crash";
+  EXPECT_EQ(wrong.load(), 0);
+  ASSERT_TRUE(boom.contains("result")) << boom;
+  EXPECT_TRUE(boom["result"]["isError"].get<bool>()) << boom;
+  EXPECT_EQ(text_of(boom), std::string("plugin 'bad' ") + kSegvEnds + " during tool 'crash'; restarting") << boom;
+  EXPECT_TRUE(eventually([&] {
+    json r = post(*client, "pid", json::object());
+    return r.contains("result") && !r["result"].value("isError", false);
+  }, 5s)) << host.process().stderr_text();
+}
+
 int threads_of(int pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {
@@ -162,8 +214,9 @@ void send_together(Process& p, const std::string& prefix, int n, const std::stri
 }
 
 // Calls in flight together on an isolated instance are started and answered without a
-// thread of the host waiting for each (stdio's reader sends them; the instance's reader
-// thread finishes them): forty half-second calls add only a few threads to the host.
+// thread of the host waiting for each (stdio's reader sends them, and finishes them as their
+// answers come while it waits for input): forty half-second calls add only a few threads to
+// the host.
 TEST(Isolation, CallsInFlightTogetherHoldNoThreadOfTheHostEach) {
   StdioHost host(isolated());
   host.child_pid();
