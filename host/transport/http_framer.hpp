@@ -8,11 +8,18 @@
 // where it stopped.
 #pragma once
 
+#include <strings.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace mcph::transport {
+
+// Whether two HTTP tokens (header names, "chunked") are equal, ASCII case folded.
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
 
 class RequestFramer {
  public:
