@@ -561,12 +561,9 @@ void Child::run_call(const std::shared_ptr<Call>& c) {
 
 void Child::send_result(const Call& c) {
   const mcph_call& o = c.call;
-  // Only what is set (the host reads what is missing as unset); for a plain result, nothing.
+  // Only what is set (the host reads what is missing as unset); for a plain result (an
+  // outcome and nothing else), nothing.
   json head;
-  if (!o.has_outcome || o.is_error || o.error_status != MCPH_OK || !o.error_text.empty() || !o.input_requests.empty() ||
-      !o.missing_capability.empty() || o.next_state || !o.task_handle.empty()) {
-    head["has_outcome"] = o.has_outcome;
-  }
   if (o.is_error) head["is_error"] = true;
   if (o.error_status != MCPH_OK) head["error_status"] = o.error_status;
   if (!o.error_text.empty()) head["error_text"] = o.error_text;
@@ -574,6 +571,7 @@ void Child::send_result(const Call& c) {
   if (!o.missing_capability.empty()) head["missing_capability"] = o.missing_capability;
   if (o.next_state) head["next_state"] = *o.next_state;
   if (!o.task_handle.empty()) head["task_handle"] = o.task_handle;
+  if (!o.has_outcome || !head.is_null()) head["has_outcome"] = o.has_outcome;
   // (A result still as its plugin wrote it, json_text::written, goes as that text.)
   const std::string body = o.is_error || !o.has_outcome ? std::string() : json_text::dump(o.result);
   // The leader, with the next frame already read, holds the result in the channel: the
@@ -584,7 +582,6 @@ void Child::send_result(const Call& c) {
   if (!hold) lock.unlock();  // (one to hold goes in before the reading can be handed on and flushed)
   ch_.send(Msg::kResult, c.id, head, body, hold);
 }
-
 
 // Cancels a call whose handler thread used more CPU than `limit_s`, and tells the host,
 // which ends the process if the handler goes on anyway.
