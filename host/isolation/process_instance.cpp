@@ -362,6 +362,19 @@ struct Incarnation {
     }
   }
 
+  // A thread other than the reader thread (a waiting call, a lender) lets go of the token
+  // after its read, with the lock held: a failed read (`failed`) or a frame that broke the
+  // protocol (`broken`) ends the channel, which the reader thread reads again and reports
+  // as the death; a broken frame's process is ended.
+  void hand_back(std::unique_lock<std::mutex>& lock, bool failed, const std::string& broken) {
+    if (failed || !broken.empty()) ended = true;
+    release_token();
+    if (broken.empty()) return;
+    lock.unlock();  // (kill takes it)
+    kill("broke the protocol (" + broken + ")");
+    lock.lock();
+  }
+
   // Waits up to `timeout` for a frame (with the token held, without the lock), after
   // looking for it for `spin` without sleeping. Ok with `got` false when none came.
   Status read_frame(Frame& f, bool& got, int timeout_ms, bool watch_kick, Clock::duration spin = {}) {
@@ -424,17 +437,13 @@ struct ProcessInstance::Impl {
 };
 
 // The read token, lent to a transport's reader while it waits for its input. What it reads
-// is served as the reader thread would serve it; the token goes back when it is destroyed
-// (a failed read or a broken frame then ends the channel, as for a waiting call).
+// is served as the reader thread would serve it; the token goes back when it is destroyed,
+// as a waiting call's does (Incarnation::hand_back).
 struct ProcessInstance::Impl::Lent final : plugins::Instance::LentReader {
   Lent(Impl& i, std::shared_ptr<Incarnation> c) : impl(i), inc(std::move(c)) {}
   ~Lent() override {
-    {
-      std::lock_guard lock(inc->mutex);
-      if (failed) inc->ended = true;  // the reader thread reads it again and reports the death
-      inc->release_token();
-    }
-    if (!broken.empty()) inc->kill("broke the protocol (" + broken + ")");
+    std::unique_lock lock(inc->mutex);
+    inc->hand_back(lock, failed, broken);
   }
   int fd() const override { return inc->ch->fd(); }
   void serve() override {
@@ -449,14 +458,13 @@ struct ProcessInstance::Impl::Lent final : plugins::Instance::LentReader {
       }
       if (!got) return;
       broken = impl.dispatch(inc, f);
-      failed = !broken.empty();
-    } while (!failed && inc->ch->buffered());
+    } while (broken.empty() && inc->ch->buffered());
   }
 
   Impl& impl;
   std::shared_ptr<Incarnation> inc;
-  bool failed = false;
-  std::string broken;
+  bool failed = false;  // a read failed
+  std::string broken;   // what a frame broke
 };
 
 Result<std::shared_ptr<Incarnation>> ProcessInstance::Impl::start() {
@@ -1208,13 +1216,7 @@ void ProcessInstance::run(const std::string& what, plugins::HandlerRef handler, 
     auto st = inc->read_frame(f, got, std::max(timeout_ms, 0), false, spin ? kSpin : Clock::duration::zero());
     std::string broken = st && got ? impl.dispatch(inc, f) : std::string();
     lock.lock();
-    if (!st || !broken.empty()) inc->ended = true;  // the reader thread reads it again and reports the death
-    inc->release_token();
-    if (!broken.empty()) {
-      lock.unlock();
-      inc->kill("broke the protocol (" + broken + ")");
-      lock.lock();
-    }
+    inc->hand_back(lock, !st, broken);
   }
   // The reader thread reads for the started calls once no call waits.
   if (--inc->waiting == 0 && inc->started > 0) inc->reader_cv.notify_one();
