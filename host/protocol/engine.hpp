@@ -344,6 +344,8 @@ class Engine final : public plugins::ResourceListener {
   // Everything a client sees of one list (all pages), to tell whether a reload changed it.
   json whole_list(const std::shared_ptr<const Catalog>& catalog, const std::string& method) const;
 
+  // What params._meta says (the era, with its checks, and the progress token), into `req`.
+  std::optional<RpcError> read_meta(Request& req, const json& meta, Session& session) const;
   std::optional<RpcError> select_era(Request& req, const MetaView& meta, Session& session) const;
   json dispatch(Request& req, Session& session);
   json initialize(Request& req, Session& session);
