@@ -749,20 +749,20 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
     p.response = make_error(nullptr, {code::kInvalidRequest, "Invalid Request: expected a JSON-RPC object", nullptr});
     return p;
   }
-  auto id_it = m.find("id");
-  const bool has_id = id_it != m.end();
+  const json* id_it = member(m, "id");
+  const bool has_id = id_it != nullptr;
   const json id = has_id && valid_id(*id_it) ? *id_it : json();
   if (has_id && id.is_null()) {
     p.response = make_error(nullptr, {code::kInvalidRequest, "Invalid Request: id must be a string or an integer", nullptr});
     return p;
   }
-  auto version_it = m.find("jsonrpc");
-  if (version_it == m.end() || !is_text(*version_it, "2.0")) {
+  const json* version_it = member(m, "jsonrpc");
+  if (version_it == nullptr || !is_text(*version_it, "2.0")) {
     p.response = make_error(id, {code::kInvalidRequest, "Invalid Request: jsonrpc must be \"2.0\"", nullptr});
     return p;
   }
-  auto method_it = m.find("method");
-  if (method_it == m.end()) {
+  const json* method_it = member(m, "method");
+  if (method_it == nullptr) {
     if (has_id && (m.contains("result") || m.contains("error"))) {  // an answer to one of our requests
       std::lock_guard lock(session.mutex_);
       auto it = session.asked_.find(json_text::dump(id));
@@ -792,7 +792,7 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
   req.channel = channel;
   req.catalog = catalog();
   const plugins::Registry& registry = *req.catalog->registry;
-  if (auto params = m.find("params"); params != m.end() && !params->is_null()) {
+  if (json* params = member(m, "params"); params != nullptr && !params->is_null()) {
     if (!params->is_object()) {
       p.response = make_error(id, invalid_params("params must be an object"));
       return p;
@@ -802,7 +802,7 @@ Engine::Prepared Engine::prepare(json& m, Session& session, const std::shared_pt
     req.params = json::object();
   }
   json meta;  // params._meta: an object, or as json_text::parse_request kept it (written)
-  if (auto it = req.params.find("_meta"); it != req.params.end() && (it->is_object() || json_text::written_text(*it))) {
+  if (auto it = req.params.find(std::string_view("_meta")); it != req.params.end() && (it->is_object() || json_text::written_text(*it))) {
     meta = std::move(*it);
     req.params.erase(it);
   }
@@ -1164,12 +1164,12 @@ std::optional<RpcError> Engine::list(const Request& req, json& result) const {
 
 std::optional<RpcError> Engine::prepare_tool(Request& req, Prepared& p) {
   const plugins::Registry& registry = *req.catalog->registry;
-  auto name = req.params.find("name");
-  if (name == req.params.end() || !name->is_string()) return invalid_params("tools/call: params.name (a string) is required");
+  const json* name = member(req.params, "name");
+  if (name == nullptr || !name->is_string()) return invalid_params("tools/call: params.name (a string) is required");
   const auto* entry = registry.find(name->get_ref<const std::string&>());
   if (entry == nullptr) return invalid_params("Unknown tool: " + name->get<std::string>());
-  auto a = req.params.find("arguments");
-  json args = a != req.params.end() && !a->is_null() ? std::move(*a) : json::object();
+  json* a = member(req.params, "arguments");
+  json args = a != nullptr && !a->is_null() ? std::move(*a) : json::object();
   if (!args.is_object()) return invalid_params("tools/call: params.arguments must be an object");
 
   // A bad argument is a tool error the model can read and correct (mcp-spec §2.4).
@@ -1276,14 +1276,14 @@ std::optional<RpcError> Engine::prepare_complete(Request& req, Prepared& p) {
 // inputResponses and requestState.
 std::optional<RpcError> Engine::begin(Request& req, Session& session, Prepared& p) {
   if (req.modern) {
-    if (auto r = req.params.find(std::string_view("inputResponses")); r != req.params.end()) {
+    if (const json* r = member(req.params, "inputResponses")) {
       if (!r->is_object()) return invalid_params("inputResponses must be an object (key -> the input request's result)");
       for (const auto& [k, v] : r->items()) {
         if (!v.is_object()) return invalid_params("inputResponses." + k + " must be an object (the result of that input request)");
       }
       p.input_responses = *r;
     }
-    if (auto t = req.params.find(std::string_view("requestState")); t != req.params.end() && !t->is_null()) {
+    if (const json* t = member(req.params, "requestState"); t != nullptr && !t->is_null()) {
       if (!t->is_string()) return invalid_params("requestState must be a string");
       auto state = sealer_.open(t->get_ref<const std::string&>(), binding(p));
       if (!state) return invalid_params(state.error());

@@ -27,10 +27,9 @@ json make_error(const json& id, const RpcError& error) {
 
 json make_notification(const char* method, json params) { return envelope("method", method, "params", std::move(params)); }
 
-std::string string_member(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+std::string string_member(const json& obj, std::string_view key) {
+  const json* value = member(obj, key);
+  return value != nullptr && value->is_string() ? value->get_ref<const std::string&>() : std::string();
 }
 
 bool valid_id(const json& id) { return id.is_string() || id.is_number_integer(); }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -37,9 +38,19 @@ json make_result(const json& id, json result);
 json make_error(const json& id, const RpcError& error);
 json make_notification(const char* method, json params);
 
+// obj's member `key`, or null when obj is not an object or has none. (json::find walks
+// json's own iterators: on a request's path, ~3x the instructions of the map's find.)
+inline const json* member(const json& obj, std::string_view key) {
+  const auto* members = obj.get_ptr<const json::object_t*>();
+  if (members == nullptr) return nullptr;
+  auto it = members->find(key);
+  return it != members->end() ? &it->second : nullptr;
+}
+inline json* member(json& obj, std::string_view key) { return const_cast<json*>(member(std::as_const(obj), key)); }
+
 // obj[key] when obj is an object holding a string there, else "". Never throws: for
 // reading members of a message that may be malformed in any way.
-std::string string_member(const json& obj, const char* key);
+std::string string_member(const json& obj, std::string_view key);
 
 // A request id must be a string or an integer (MCP: never null, never fractional).
 bool valid_id(const json& id);

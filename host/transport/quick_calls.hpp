@@ -17,9 +17,10 @@ namespace mcph::transport {
 
 // The tool a tools/call message names, else "".
 inline std::string tool_of(const nlohmann::json& m) {
-  if (protocol::string_member(m, "method") != "tools/call") return "";
-  auto params = m.find("params");
-  return params == m.end() ? "" : protocol::string_member(*params, "name");
+  const nlohmann::json* method = protocol::member(m, "method");
+  if (method == nullptr || !protocol::is_text(*method, "tools/call")) return "";
+  const nlohmann::json* params = protocol::member(m, "params");
+  return params != nullptr ? protocol::string_member(*params, "name") : "";
 }
 
 // How long each tool's calls took lately (an exponential moving average). A tool counts as
