@@ -510,6 +510,10 @@ class Listener::ConnStream final : public httplib::Stream {
     return n != 0;  // 0: the client closed its side
   }
   ssize_t read(char* ptr, size_t size) override {
+    if (size == 1 && pos_ < length_) {  // cpp-httplib reads the head a byte at a time
+      *ptr = conn_.buf[pos_++];
+      return 1;
+    }
     const size_t n = std::min(size, length_ - pos_);
     std::memcpy(ptr, conn_.buf.data() + pos_, n);
     pos_ += n;
