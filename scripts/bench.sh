@@ -3,10 +3,10 @@
 #  - stdio: cold start (spawn -> initialize response, median of 20) and the host's idle RSS after it; tools/call echo
 #    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
 #    JSON-RPC echo on the host's JSON reader and writer (the ceiling; tests/bench/bare_stdio.cpp),
-#    and the two eras at 64 in flight in three alternating rounds (their medians' ratio);
+#    and the two eras at 64 in flight in five alternating rounds (their medians' ratio);
 #  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections
 #    (wrk), both eras, next to a bare cpp-httplib server with a fixed body (the library's
-#    ceiling here), each as a share of it; and the p99 at 32 connections in three
+#    ceiling here), each as a share of it; and the p99 at 32 connections in five
 #    alternating rounds (their medians);
 #  - engine: the in-process plugin round trip (tests/bench/dispatch_bench.cpp);
 #  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
@@ -33,6 +33,8 @@ port_of() {
   for _ in $(seq 100); do grep -q 'http://' "$1" && break; sleep 0.05; done
   grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1 | cut -d: -f3
 }
+# median: of numbers separated by spaces or lines.
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # wrk_echo CONNECTIONS URL [wrk args...]: tools/call of echo for $duration s; prints "N req/s, <latency percentiles>".
 wrk_echo() {
   local c=$1 url=$2; shift 2
@@ -57,15 +59,14 @@ done
 # The two eras at 64 in flight, alternating: this VM drifts within minutes, so one run of
 # each can differ by more than the eras do.
 declare -A era_rounds=([legacy]="" [2026]="")
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
   for era in legacy 2026; do
     era_rounds[$era]+=" $("$build/tests/mcph-bench-stdio" echo 200000 64 $era | cut -d' ' -f1)"
   done
 done
-median3() { tr ' ' '\n' | grep . | sort -n | sed -n 2p; }
-m_legacy=$(median3 <<< "${era_rounds[legacy]}")
-m_2026=$(median3 <<< "${era_rounds[2026]}")
-echo "64 in flight, 3 alternating rounds: legacy${era_rounds[legacy]}, 2026-07-28${era_rounds[2026]} calls/s;" \
+m_legacy=$(median <<< "${era_rounds[legacy]}")
+m_2026=$(median <<< "${era_rounds[2026]}")
+echo "64 in flight, 5 alternating rounds: legacy${era_rounds[legacy]}, 2026-07-28${era_rounds[2026]} calls/s;" \
   "2026-07-28 at $(awk -v a="$m_2026" -v b="$m_legacy" 'BEGIN {printf "%.0f %%", 100 * a / b}') of legacy (medians)"
 
 echo "== HTTP (wrk, ${duration}s each)"
@@ -106,18 +107,19 @@ for c in 1 8 32; do
   done
   printf 'bare-httplib    %2d conn: %s\n' "$c" "$bare"
 done
-# p99 at 32 connections, three alternating rounds: one run's p99 is often a single stall of
-# this VM (a bare run's p99 has read 128 ms), so the aim is read off the medians.
+# p99 at 32 connections, five alternating rounds: one run's p99 is often a stall of this VM
+# (a bare run's p99 has read 128 and 308 ms, and two rounds of three have stalled in one
+# run), so the aim is read off the medians.
 declare -A p99_rounds=([bare]="" [legacy]="" [2026]="")
 p99_of() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p'; }
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
   p99_rounds[bare]+=" $(wrk_echo 32 "http://127.0.0.1:$bare_port/mcp" | p99_of)"
   for era in legacy 2026; do
     p99_rounds[$era]+=" $(host_echo $era 32 | p99_of)"
   done
 done
-echo "p99 at 32 conn, 3 alternating rounds (ms): bare${p99_rounds[bare]}, legacy${p99_rounds[legacy]}, 2026-07-28${p99_rounds[2026]};" \
-  "medians: bare $(median3 <<< "${p99_rounds[bare]}"), legacy $(median3 <<< "${p99_rounds[legacy]}"), 2026-07-28 $(median3 <<< "${p99_rounds[2026]}")"
+echo "p99 at 32 conn, 5 alternating rounds (ms): bare${p99_rounds[bare]}, legacy${p99_rounds[legacy]}, 2026-07-28${p99_rounds[2026]};" \
+  "medians: bare $(median <<< "${p99_rounds[bare]}"), legacy $(median <<< "${p99_rounds[legacy]}"), 2026-07-28 $(median <<< "${p99_rounds[2026]}")"
 
 echo "== the official TypeScript SDK's server (tests/bench/ts_sdk_echo.mjs: the same echo tool, the same calls; legacy era only)"
 # Installed from npm once, as the SDK client tests do; without npm the section says so.
@@ -185,7 +187,6 @@ iso_rounds() {  # INFLIGHT CALLS ROUNDS FIELD: per round "in-process isolated", 
     echo
   done
 }
-median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 w1=$(iso_rounds 1 20000 5 6)
 echo "stdio W=1, p50 us in-process / isolated, 5 alternating rounds:" $(awk '{printf " %s/%s", $1, $2}' <<< "$w1") \
   "; added by isolation, median: $(awk '{print $2 - $1}' <<< "$w1" | median) us"
