@@ -885,15 +885,26 @@ struct HttpTransport::Impl {
     server = std::make_unique<Listener>(std::move(o));
     server->set_pre_routing_handler([this](const auto& req, auto& res) { return pre_route(req, res); });
     server->set_logger([this](const auto& req, const auto& res) { access_log(req, res); });
-    server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;
+    // An error status without a body gets a JSON-RPC error as its body.
+    auto explain = [](httplib::Response& res) {
+      if (!res.body.empty() || res.status < 400) return;
       const std::string what = res.status == 413 ? "Payload Too Large (server.http.max_body_bytes)"
                                : res.status == 404 ? "Not Found"
                                                    : "HTTP error " + std::to_string(res.status);
       reply_error(res, res.status, nullptr, -32000, what);
-    });
+    };
+    server->set_error_handler([explain](const httplib::Request&, httplib::Response& res) { explain(res); });
     const std::string& path = config.path;
     server->Post(path, [this](const auto& req, auto& res) { post(req, res); });
+    // The MCP calls themselves, past cpp-httplib's parser (Listener::route_directly): the
+    // pre-routing guard, the handler, the error body and the access log, as the routes have.
+    server->route_directly(
+        path,
+        [this, explain](const httplib::Request& req, httplib::Response& res) {
+          if (pre_route(req, res) == httplib::Server::HandlerResponse::Unhandled) post(req, res);
+          explain(res);
+        },
+        [this](const auto& req, const auto& res) { access_log(req, res); });
     server->Get(path, [this](const auto& req, auto& res) { get(req, res); });
     server->Delete(path, [this](const auto& req, auto& res) { del(req, res); });
     auto not_allowed = [](const httplib::Request&, httplib::Response& res) {

@@ -1,6 +1,7 @@
 #include "transport/http_framer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace mcph::transport {
@@ -15,12 +16,74 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool is_token_char(char c) {
-  // RFC 9110 tchar
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+// RFC 9110 tchar, as a table: every byte of every header name is looked up, twice.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_token_char(char c) { return kTokenChars[static_cast<unsigned char>(c)]; }
+
+// A header value's characters: visible ones, obs-text, space and tab (RFC 9110 §5.5).
+bool is_value_char(char c) { return static_cast<unsigned char>(c) >= 0x20 ? c != 0x7f : c == '\t'; }
 
 }  // namespace
+
+std::optional<PlainRequest> parse_plain_request(std::string_view request) {
+  const size_t head_end = request.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return std::nullopt;
+  std::string_view head = request.substr(0, head_end + 2);  // its lines, each with its CRLF
+  auto next_line = [&]() -> std::optional<std::string_view> {
+    const size_t end = head.find("\r\n");
+    if (end == std::string_view::npos) return std::nullopt;
+    const std::string_view line = head.substr(0, end);
+    head.remove_prefix(end + 2);
+    return line;
+  };
+  PlainRequest r;
+  const auto request_line = next_line();
+  if (!request_line) return std::nullopt;
+  const size_t sp1 = request_line->find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : request_line->find(' ', sp1 + 1);
+  if (sp1 == 0 || sp2 == std::string_view::npos || request_line->substr(sp2 + 1) != "HTTP/1.1") return std::nullopt;
+  r.method = request_line->substr(0, sp1);
+  r.target = request_line->substr(sp1 + 1, sp2 - sp1 - 1);
+  if (!std::all_of(r.method.begin(), r.method.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return std::nullopt;
+  if (!r.target.starts_with('/') || !std::all_of(r.target.begin(), r.target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+    return std::nullopt;
+  }
+  std::optional<size_t> length;
+  r.headers.reserve(16);
+  while (auto line = next_line()) {
+    const size_t colon = line->find(':');
+    if (colon == 0 || colon == std::string_view::npos) return std::nullopt;
+    const std::string_view name = line->substr(0, colon);
+    const std::string_view value = trim(line->substr(colon + 1));
+    if (!std::all_of(name.begin(), name.end(), is_token_char) || !std::all_of(value.begin(), value.end(), is_value_char)) {
+      return std::nullopt;
+    }
+    if (iequals(name, "Transfer-Encoding")) return std::nullopt;
+    if (iequals(name, "Content-Length")) {
+      size_t n = 0;
+      if (length || value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+      }
+      for (char c : value) n = n * 10 + static_cast<size_t>(c - '0');
+      length = n;
+    }
+    if (iequals(name, "Connection")) {
+      if (value.find(',') != std::string_view::npos) return std::nullopt;
+      r.close = iequals(value, "close");
+    }
+    r.headers.emplace_back(name, value);
+  }
+  r.body = request.substr(head_end + 4);
+  if (r.body.size() != length.value_or(0)) return std::nullopt;
+  return r;
+}
 
 RequestFramer::Outcome RequestFramer::fail(int status, std::string message) {
   Outcome o;

@@ -11,8 +11,11 @@
 #include <strings.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace mcph::transport {
 
@@ -20,6 +23,22 @@ namespace mcph::transport {
 inline bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
+
+// A whole request (as RequestFramer framed it) in the plainest form HTTP/1.1 has, which the
+// listener serves without cpp-httplib's parser (Listener::route_directly): the request
+// line "METHOD /target HTTP/1.1", lines ending in CRLF, header lines "Name: value" with a
+// token name and a value of visible characters, spaces and tabs, at most one
+// Content-Length, which counts the bytes after the head exactly, and no Transfer-Encoding.
+// Views into the request's bytes.
+struct PlainRequest {
+  std::string_view method, target;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;  // values trimmed
+  std::string_view body;
+  bool close = false;  // "Connection: close"
+};
+// nullopt for any other request: cpp-httplib parses it, as it parses every request it is
+// not asked to leave (the framer has enforced the limits either way).
+std::optional<PlainRequest> parse_plain_request(std::string_view request);
 
 class RequestFramer {
  public:

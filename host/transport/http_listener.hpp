@@ -8,7 +8,10 @@
 //    closes idle keep-alive connections, and refuses connections beyond max_connections.
 //  - A whole request goes to one of `workers` threads, which runs cpp-httplib's own request
 //    processing on it (routing, handlers, responses, SSE streams). When every worker is
-//    busy the loop answers 503 at once, without reading anything more.
+//    busy the loop answers 503 at once, without reading anything more. A POST to a path
+//    given to route_directly() in the plainest HTTP/1.1 form (parse_plain_request) skips
+//    cpp-httplib's parser, router and response writer, which were half of an MCP call's
+//    CPU (below).
 //  - After answering, a worker waits a moment (kLinger) for the client's next request on
 //    the same connection, so a busy client keeps its worker as before; then the connection
 //    goes back to the loop, and an idle keep-alive connection holds no thread.
@@ -47,6 +50,12 @@ class Listener final : public httplib::Server {
   bool is_valid() const override;
   // Binds host:port (0: any free port); the port, or an error.
   Result<int> bind(const std::string& host, int port);
+  // POSTs to `path` in plain form go to `handler` as they are, without cpp-httplib's
+  // pre-routing handler or error handler (it does their work itself); anything else to
+  // `path` goes through the routes as ever. Its answer is written here: the status,
+  // res.headers, and the body with its Content-Length, or a chunked content provider's
+  // chunks; then `logged` hears of it, as a logger would. Call before serve().
+  void route_directly(const std::string& path, Handler handler, httplib::Logger logged);
   // Serves until shutdown(); requests in progress finish first.
   void serve();
   // Thread-safe.
@@ -57,6 +66,8 @@ class Listener final : public httplib::Server {
   struct Conn;
   class ConnStream;
   bool process(Conn& conn, size_t length);
+  struct Direct;
+  bool process_plain(ConnStream& stream, Conn& conn, const PlainRequest& plain, const Direct& route, bool last);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,7 +1,7 @@
 // libFuzzer: the HTTP request path before any handler: framing of the head and body
-// (Content-Length, chunked, pipelined requests, limits) and the Host/Origin guard. The
-// first byte picks where the bytes are split into two reads: framing must not depend on
-// how the bytes arrive.
+// (Content-Length, chunked, pipelined requests, limits), the plain requests the listener
+// reads itself (parse_plain_request), and the Host/Origin guard. The first byte picks where
+// the bytes are split into two reads: framing must not depend on how the bytes arrive.
 #include <string_view>
 
 #include "transport/http_framer.hpp"
@@ -16,6 +16,22 @@ RequestFramer::Outcome frame_in_two(std::string_view bytes, size_t split) {
   auto o = f.feed(bytes.substr(0, split));
   if (o.state != RequestFramer::State::kNeedMore) return o;
   return f.feed(bytes);
+}
+
+// A request the listener would serve without cpp-httplib: every part it hands on lies within
+// the request, the body ends it, and nothing it hands on holds a line end.
+void check_plain(std::string_view request) {
+  const auto plain = mcph::transport::parse_plain_request(request);
+  if (!plain) return;
+  auto inside = [&](std::string_view part) {
+    return part.empty() || (part.data() >= request.data() && part.data() + part.size() <= request.data() + request.size());
+  };
+  auto one_line = [](std::string_view part) { return part.find_first_of("\r\n") == std::string_view::npos; };
+  if (plain->method.empty() || !plain->target.starts_with('/') || !inside(plain->method) || !inside(plain->target)) __builtin_trap();
+  if (!request.ends_with(plain->body) || !inside(plain->body)) __builtin_trap();
+  for (const auto& [name, value] : plain->headers) {
+    if (name.empty() || !inside(name) || !inside(value) || !one_line(name) || !one_line(value)) __builtin_trap();
+  }
 }
 
 void check_guard(std::string_view bytes) {
@@ -52,6 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RequestFramer next({4096, 32, 65536});
     (void)next.feed(bytes.substr(a.length));
   }
+  if (a.state == RequestFramer::State::kComplete) check_plain(bytes.substr(0, a.length));
+  check_plain(bytes);
   check_guard(bytes);
   return 0;
 }

@@ -245,6 +245,47 @@ TEST(Hardening, ChunkedBodiesAndHeadersAreBoundedWhileRead) {
   EXPECT_EQ(ok->status, 200);
 }
 
+// A POST to the MCP endpoint in plain HTTP/1.1 is served without cpp-httplib's parser
+// (Listener::route_directly); any other form of the same request goes through cpp-httplib.
+// Every form gets the same answer, pipelined requests each get theirs, and "Connection:
+// close" closes. (Bare LF line ends pass the framer and get cpp-httplib's 400, as before.)
+TEST(Hardening, EveryFormOfAnMcpPostGetsTheSameAnswer) {
+  HttpHost host(kTwoInstances);
+  const std::string head = "POST /mcp HTTP/1.1\r\nHost: localhost\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\n"
+                           "Mcp-Name: echo\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
+  const std::string length = "Content-Length: " + std::to_string(kPing.size()) + "\r\n";
+  char chunk_size[16];
+  std::snprintf(chunk_size, sizeof chunk_size, "%zx", kPing.size());
+  const std::vector<std::pair<std::string, std::string>> forms = {
+      {"plain", head + length + "\r\n" + kPing},
+      {"lower-case names", "POST /mcp HTTP/1.1\r\nhost: localhost\r\nmcp-protocol-version: 2026-07-28\r\nmcp-method: tools/call\r\n"
+                           "mcp-name: echo\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n"
+                           "content-length: " + std::to_string(kPing.size()) + "\r\n\r\n" + kPing},
+      {"chunked", head + "Transfer-Encoding: chunked\r\n\r\n" + chunk_size + "\r\n" + kPing + "\r\n0\r\n\r\n"},
+      {"Expect: 100-continue", head + length + "Expect: 100-continue\r\n\r\n" + kPing},
+  };
+  // The text of the one answer a response carries.
+  auto text_of = [](std::string_view response) {
+    const size_t body = response.find("\r\n\r\n");
+    if (!response.starts_with("HTTP/1.1 200 ") || body == std::string_view::npos) return std::string("not a 200: ") + std::string(response);
+    const json answer = json::parse(response.substr(body + 4), nullptr, false);
+    return answer.is_object() ? answer["result"]["content"][0].value("text", "") : "not JSON";
+  };
+  for (const auto& [what, request] : forms) {
+    Raw r(host.port());
+    ASSERT_TRUE(r.send(request + head + length + "Connection: close\r\n\r\n" + kPing)) << what;  // and a second, pipelined
+    const auto t0 = Clock::now();
+    std::string out = r.read_all(5s);
+    EXPECT_LT(seconds_since(t0), 4.0) << what << ": the connection stayed open after Connection: close";
+    if (out.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) out.erase(0, std::strlen("HTTP/1.1 100 Continue\r\n\r\n"));
+    const size_t second = out.find("HTTP/1.1 ", 1);
+    ASSERT_NE(second, std::string::npos) << what << ":\n" << out;
+    EXPECT_EQ(text_of(std::string_view(out).substr(0, second)), "hi") << what << ":\n" << out;
+    EXPECT_EQ(text_of(std::string_view(out).substr(second)), "hi") << what << ":\n" << out;
+    EXPECT_NE(out.find("Connection: close", second), std::string::npos) << what;
+  }
+}
+
 TEST(Hardening, OverflowIsAnsweredWithoutReadingTheRequest) {
   HttpHost host(kTwoInstances, "    worker_threads: 2\n", "  max_concurrent_calls: 8\n");
   // Both workers busy with slow calls...
