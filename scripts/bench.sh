@@ -3,11 +3,11 @@
 #  - stdio: cold start (spawn -> initialize response, median of 20) and the host's idle RSS after it; tools/call echo
 #    throughput and round trip with 1 and 64 requests in flight, both eras, next to a bare
 #    JSON-RPC echo on the host's JSON reader and writer (the ceiling; tests/bench/bare_stdio.cpp),
-#    and the two eras at 64 in flight in five alternating rounds (their medians' ratio);
+#    and the two eras at 64 in flight in seven alternating rounds (the median of their ratios);
 #  - HTTP: tools/call echo requests/s and latency at 1, 8 and 32 keep-alive connections
 #    (wrk), both eras, next to a bare cpp-httplib server with a fixed body (the library's
-#    ceiling here), each as a share of it; and the p99 at 32 connections in five
-#    alternating rounds (their medians);
+#    ceiling here), each as a share of it (three alternating rounds: medians); and the p99
+#    at 32 connections in five alternating rounds (their medians);
 #  - engine: the in-process plugin round trip (tests/bench/dispatch_bench.cpp);
 #  - HTTP auth: the same call at 8 connections with a static bearer token and with an OAuth
 #    access token, so the token check stays off the hot path;
@@ -57,17 +57,16 @@ for inflight in 1 64; do
   done
 done
 # The two eras at 64 in flight, alternating: this VM drifts within minutes, so one run of
-# each can differ by more than the eras do.
-declare -A era_rounds=([legacy]="" [2026]="")
-for _ in 1 2 3 4 5; do
-  for era in legacy 2026; do
-    era_rounds[$era]+=" $("$build/tests/mcph-bench-stdio" echo 200000 64 $era | cut -d' ' -f1)"
-  done
+# each can differ by more than the eras do. The share is the median of the rounds' own
+# shares (each round's two runs are seconds apart), as in the isolation section.
+era_rounds=""
+for _ in 1 2 3 4 5 6 7; do
+  l=$("$build/tests/mcph-bench-stdio" echo 200000 64 legacy | cut -d' ' -f1)
+  m=$("$build/tests/mcph-bench-stdio" echo 200000 64 2026 | cut -d' ' -f1)
+  era_rounds+="$l $m"$'\n'
 done
-m_legacy=$(median <<< "${era_rounds[legacy]}")
-m_2026=$(median <<< "${era_rounds[2026]}")
-echo "64 in flight, 5 alternating rounds: legacy${era_rounds[legacy]}, 2026-07-28${era_rounds[2026]} calls/s;" \
-  "2026-07-28 at $(awk -v a="$m_2026" -v b="$m_legacy" 'BEGIN {printf "%.0f %%", 100 * a / b}') of legacy (medians)"
+echo "64 in flight, 7 alternating rounds, legacy/2026-07-28 calls/s:" $(awk 'NF {printf " %s/%s", $1, $2}' <<< "$era_rounds") \
+  "; 2026-07-28's share of legacy, median: $(awk 'NF {printf "%.1f\n", 100 * $2 / $1}' <<< "$era_rounds" | median) %"
 
 echo "== HTTP (wrk, ${duration}s each)"
 work=$(mktemp -d)
@@ -97,15 +96,27 @@ session=$(mcp_post -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"
 mcp_post -H "Mcp-Session-Id: $session" -H 'MCP-Protocol-Version: 2025-11-25' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' >/dev/null
 # host_echo ERA CONNECTIONS: wrk_echo against the host, in the legacy era's session or in 2026-07-28.
 host_echo() { MCP_SESSION=$([ "$1" = legacy ] && echo "$session") wrk_echo "$2" "http://127.0.0.1:$host_port/mcp"; }
+# Three alternating rounds at each load (this VM drifts within minutes: the bare server at 8
+# connections has read 67,786 and 107,020 req/s in two runs an hour apart). Each line is the
+# round with the median req/s; each share is the median of the rounds' own shares.
+median_line() { grep . | sort -n | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}'; }
 for c in 1 8 32; do
-  bare=$(wrk_echo "$c" "http://127.0.0.1:$bare_port/mcp")
-  for era in legacy 2026; do
-    line=$(host_echo $era "$c")
-    [ $era = legacy ] && legacy_host[http-$c]=${line%% *}
-    ratio=$(awk -v h="${line%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.0f %%", 100 * h / b}')
-    printf 'mcp-host %-6s %2d conn: %s  (%s of bare)\n' "$era" "$c" "$line" "$ratio"
+  declare -A rounds=([bare]="" [legacy]="" [2026]="") shares=([legacy]="" [2026]="")
+  for _ in 1 2 3; do
+    bare=$(wrk_echo "$c" "http://127.0.0.1:$bare_port/mcp")
+    rounds[bare]+="$bare"$'\n'
+    for era in legacy 2026; do
+      line=$(host_echo $era "$c")
+      rounds[$era]+="$line"$'\n'
+      shares[$era]+=" $(awk -v h="${line%% *}" -v b="${bare%% *}" 'BEGIN {printf "%.1f", 100 * h / b}')"
+    done
   done
-  printf 'bare-httplib    %2d conn: %s\n' "$c" "$bare"
+  for era in legacy 2026; do
+    line=$(median_line <<< "${rounds[$era]}")
+    [ $era = legacy ] && legacy_host[http-$c]=${line%% *}
+    printf 'mcp-host %-6s %2d conn: %s  (%s %% of bare; rounds:%s)\n' "$era" "$c" "$line" "$(median <<< "${shares[$era]}")" "${shares[$era]}"
+  done
+  printf 'bare-httplib    %2d conn: %s\n' "$c" "$(median_line <<< "${rounds[bare]}")"
 done
 # p99 at 32 connections, five alternating rounds: one run's p99 is often a stall of this VM
 # (a bare run's p99 has read 128 and 308 ms, and two rounds of three have stalled in one
