@@ -76,7 +76,7 @@ std::optional<PlainRequest> parse_plain_request(std::string_view request) {
     }
     if (iequals(name, "Connection")) {
       if (value.find(',') != std::string_view::npos) return std::nullopt;
-      r.close = iequals(value, "close");
+      r.close = r.close || iequals(value, "close");
     }
     r.headers.emplace_back(name, value);
   }

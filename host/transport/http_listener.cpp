@@ -587,9 +587,10 @@ bool Listener::process(Conn& conn, size_t length) {
   bool connection_closed = false;
   const bool last = impl_->stopping.load() || conn.served + 1 >= impl_->options.keep_alive_max;
   if (!impl_->direct.empty()) {
-    auto plain = parse_plain_request(std::string_view(conn.buf).substr(0, length));
-    for (const Direct& route : impl_->direct) {
-      if (plain && plain->method == "POST" && plain->target == route.path) return process_plain(stream, conn, *plain, route, last);
+    if (auto plain = parse_plain_request(std::string_view(conn.buf).substr(0, length)); plain && plain->method == "POST") {
+      for (const Direct& route : impl_->direct) {
+        if (plain->target == route.path) return process_plain(stream, conn, *plain, route, last);
+      }
     }
   }
   const bool ok = process_request(stream, last, connection_closed, nullptr);
@@ -621,6 +622,7 @@ bool Listener::process_plain(ConnStream& stream, Conn& conn, const PlainRequest&
   const bool chunked = res.is_chunked_content_provider_;
   if (res.content_provider_ && !chunked) {  // (set_content_provider with a length: no direct handler uses it)
     spdlog::error("http: a direct route answered with a sized content provider; 500");
+    if (res.content_provider_resource_releaser_) res.content_provider_resource_releaser_(false);
     res = httplib::Response();
     res.status = 500;
   }

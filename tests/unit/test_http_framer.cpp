@@ -41,6 +41,10 @@ TEST(PlainRequest, ReadsTheRequestLineHeadersAndBody) {
   auto closing = parse_plain_request(close_text);
   ASSERT_TRUE(closing);
   EXPECT_TRUE(closing->close);
+  const std::string twice = post("Connection: close\r\nConnection: keep-alive\r\n");  // a later one does not reopen it
+  auto still_closing = parse_plain_request(twice);
+  ASSERT_TRUE(still_closing);
+  EXPECT_TRUE(still_closing->close);
   EXPECT_TRUE(parse_plain_request(post("content-length: 3\r\n", "")) == std::nullopt);  // (two lengths)
 }
 
