@@ -30,6 +30,16 @@ bool is_token_char(char c) { return kTokenChars[static_cast<unsigned char>(c)]; 
 // A header value's characters: visible ones, obs-text, space and tab (RFC 9110 §5.5).
 bool is_value_char(char c) { return static_cast<unsigned char>(c) >= 0x20 ? c != 0x7f : c == '\t'; }
 
+// A Content-Length value: 1 to 18 digits (nothing else, not even a sign), else nullopt.
+std::optional<size_t> content_length(std::string_view value) {
+  if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  size_t n = 0;
+  for (char c : value) n = n * 10 + static_cast<size_t>(c - '0');
+  return n;
+}
+
 }  // namespace
 
 std::optional<PlainRequest> parse_plain_request(std::string_view request) {
@@ -67,12 +77,9 @@ std::optional<PlainRequest> parse_plain_request(std::string_view request) {
     }
     if (iequals(name, "Transfer-Encoding")) return std::nullopt;
     if (iequals(name, "Content-Length")) {
-      size_t n = 0;
-      if (length || value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return std::nullopt;
-      }
-      for (char c : value) n = n * 10 + static_cast<size_t>(c - '0');
-      length = n;
+      if (length) return std::nullopt;
+      length = content_length(value);
+      if (!length) return std::nullopt;
     }
     if (iequals(name, "Connection")) {
       if (value.find(',') != std::string_view::npos) return std::nullopt;
@@ -122,14 +129,11 @@ RequestFramer::Outcome RequestFramer::head_line(std::string_view line, size_t li
   if (!std::all_of(name.begin(), name.end(), is_token_char)) return fail(400, "Bad Request: malformed header name");
   const std::string_view value = trim(line.substr(colon + 1));
   if (iequals(name, "Content-Length")) {
-    if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return fail(400, "Bad Request: malformed Content-Length");
-    }
-    size_t n = 0;
-    for (char c : value) n = n * 10 + static_cast<size_t>(c - '0');
-    if (has_length_ && n != content_length_) return fail(400, "Bad Request: conflicting Content-Length headers");
+    const auto n = content_length(value);
+    if (!n) return fail(400, "Bad Request: malformed Content-Length");
+    if (has_length_ && *n != content_length_) return fail(400, "Bad Request: conflicting Content-Length headers");
     has_length_ = true;
-    content_length_ = n;
+    content_length_ = *n;
   } else if (iequals(name, "Transfer-Encoding")) {
     // Only "chunked", once: any other coding (or a list) would be framed differently by the
     // HTTP library than here, which is how requests get smuggled.
